@@ -1,0 +1,152 @@
+"""A pool of compile worker processes shared by the build's threads.
+
+Each worker keeps the compiler library loaded, so a module pays only its real
+pipeline work. A worker that dies (the compiler can SIGSEGV or abort on a bad
+target option) fails only the module it was compiling and is replaced on the
+next request. Threads waiting on a worker's pipe release the GIL, so SCons' -j
+threads drive several workers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import remove_stale_temps, temp_path_for
+from .compile_request import CompileRequest
+from .diagnostics import clean_diagnostics
+
+
+@dataclass
+class CompileOutcome:
+    ok: bool
+    diagnostics: str  # the compiler's own messages, cleaned of noise
+    crash: str | None = None  # e.g. "SIGSEGV" when the worker died
+    message: str = ""  # a failure the library raised rather than diagnosed
+
+
+class _Worker:
+    def __init__(self, env: dict[str, str] | None) -> None:
+        env = dict(os.environ if env is None else env)
+        # The worker imports this package: make it findable even when the rules
+        # were loaded from a source checkout rather than an installed copy.
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "iree_build.compile_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+            close_fds=True,
+        )
+
+    def ask(self, wire: dict) -> dict | None:
+        """Send one request; None means the worker died before answering."""
+        try:
+            assert self.proc.stdin and self.proc.stdout
+            self.proc.stdin.write(json.dumps(wire) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            return None
+        return json.loads(line) if line else None
+
+    def death(self) -> str:
+        code = self.proc.wait()
+        if code < 0:
+            try:
+                return signal.Signals(-code).name
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit code {code}"
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+class CompilePool:
+    """At most ``size`` workers, started on demand, reused across requests."""
+
+    def __init__(self, size: int = 1, env: dict[str, str] | None = None) -> None:
+        self.size = max(1, size)
+        self._env = env
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._diag_dir = Path(tempfile.mkdtemp(prefix="iree_build_diag_"))
+
+    def _acquire(self) -> _Worker:
+        with self._cond:
+            while not self._idle and self._count >= self.size:
+                self._cond.wait()
+            if self._closed:
+                raise RuntimeError("compile pool is closed")
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            return _Worker(self._env)
+        except OSError:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def _release(self, worker: _Worker, alive: bool) -> None:
+        with self._cond:
+            if alive and not self._closed:
+                self._idle.append(worker)
+            else:
+                self._count -= 1
+            self._cond.notify()
+        if not alive or self._closed:
+            worker.close(timeout=1.0)
+
+    def compile(self, request: CompileRequest) -> CompileOutcome:
+        Path(request.output).parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(request.output)
+        temp = temp_path_for(request.output)
+        diag = self._diag_dir / f"{threading.get_ident()}.log"
+        worker = self._acquire()
+        reply = worker.ask(request.to_wire(str(temp), str(diag)))
+        crash = None if reply is not None else worker.death()
+        self._release(worker, alive=reply is not None)
+        try:
+            text = diag.read_text(errors="replace")
+            diag.unlink()
+        except OSError:
+            text = ""
+        if crash:
+            temp.unlink(missing_ok=True)
+            return CompileOutcome(False, clean_diagnostics(text), crash=crash)
+        return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for worker in idle:
+            worker.close()
+        try:
+            for f in self._diag_dir.iterdir():
+                f.unlink()
+            self._diag_dir.rmdir()
+        except OSError:
+            pass

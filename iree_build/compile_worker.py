@@ -1,0 +1,85 @@
+"""A long-lived compile worker: loads the IREE compiler library once, compiles many.
+
+Protocol: one JSON request per line on stdin, one JSON reply per line on the
+original stdout. The compiler's diagnostics go to the file the request names
+(fd 2 is pointed at it for the compile), so the parent can show them even when
+this process dies mid-compile. Run as ``python -m iree_build.compile_worker``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM us when the build process goes away: no orphan workers."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _compile(api, req: dict) -> dict:
+    temp_output = req["temp_output"]
+    saved_stderr = os.dup(2)
+    diag_fd = os.open(req["diagnostics"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(diag_fd, 2)
+    os.close(diag_fd)
+    ok = False
+    message = ""
+    try:
+        with api.Session() as session:
+            try:
+                session.set_flags(*req["flags"])
+            except ValueError as e:
+                return {"ok": False, "message": f"bad compiler flag: {e}"}
+            with api.Invocation(session) as inv, api.Source.open_file(
+                session, req["source"]
+            ) as source, api.Output.open_file(temp_output) as output:
+                inv.enable_console_diagnostics()
+                if inv.parse_source(source) and inv.execute():
+                    inv.output_vm_bytecode(output)
+                    output.keep()
+                    ok = True
+        if ok:
+            os.replace(temp_output, req["output"])
+    except Exception as e:  # the library reports I/O problems as exceptions
+        message = f"{type(e).__name__}: {e}"
+        ok = False
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        if not ok:
+            try:
+                os.unlink(temp_output)
+            except OSError:
+                pass
+    return {"ok": ok, "message": message}
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
+    _die_with_parent()
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything the library prints must not corrupt the protocol
+    from iree.compiler import api
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        reply = _compile(api, json.loads(line))
+        replies.write(json.dumps(reply) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

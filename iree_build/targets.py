@@ -1,0 +1,123 @@
+"""Target backends, HAL devices, and which backend's code runs on which device.
+
+The table is the seed's deployment-configuration table: it is what lets a
+declaration be checked while the SConscript is read (a test on ``cuda`` of a
+module built only for ``llvm-cpu`` is an error, not a runtime surprise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .errors import IreeBuildError
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A compiler target backend and the runtime side that can execute its code."""
+
+    name: str
+    target_device: str  # value of --iree-hal-target-device
+    runs_on: tuple[str, ...]  # HAL devices that run this backend's executables
+
+    @property
+    def is_local(self) -> bool:
+        return self.target_device == "local"
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend("llvm-cpu", "local", ("local-sync", "local-task")),
+        Backend("vmvx", "local", ("local-sync", "local-task")),
+        Backend("vulkan-spirv", "vulkan", ("vulkan",)),
+        Backend("cuda", "cuda", ("cuda",)),
+        Backend("rocm", "hip", ("hip", "rocm")),
+        Backend("webgpu-wgsl", "webgpu", ("webgpu",)),
+        Backend("metal-spirv", "metal", ("metal",)),
+    )
+}
+
+HAL_DEVICES: tuple[str, ...] = (
+    "local-sync", "local-task", "vulkan", "cuda", "hip", "rocm", "webgpu", "metal",
+)
+
+
+def check_backends(backends: Sequence[str], registered: Iterable[str]) -> list[str]:
+    """Validate a declaration's backends against the seed table and the compiler.
+
+    Returns them de-duplicated in the given order, so the signature is stable.
+    """
+    if isinstance(backends, str):
+        backends = [backends]
+    if not backends:
+        raise IreeBuildError("target_backends is empty: name at least one, e.g. ['llvm-cpu']")
+    registered = sorted(set(registered))
+    result: list[str] = []
+    for name in backends:
+        if name not in BACKENDS:
+            raise IreeBuildError(
+                f"unknown target backend '{name}'; known backends: {', '.join(BACKENDS)}"
+            )
+        if name not in registered:
+            raise IreeBuildError(
+                f"target backend '{name}' is not registered in this compiler; "
+                f"registered: {', '.join(registered)}"
+            )
+        if name not in result:
+            result.append(name)
+    return result
+
+
+def devices_for(backends: Iterable[str]) -> list[str]:
+    """HAL devices on which a module with these backends' executables can run."""
+    out: list[str] = []
+    for name in backends:
+        for dev in BACKENDS[name].runs_on:
+            if dev not in out:
+                out.append(dev)
+    return out
+
+
+def check_device(device: str, backends: Sequence[str]) -> None:
+    """Reject a run or test on a device none of the module's backends can serve."""
+    if device not in HAL_DEVICES:
+        raise IreeBuildError(
+            f"unknown HAL device '{device}'; known devices: {', '.join(HAL_DEVICES)}"
+        )
+    usable = devices_for(backends)
+    if device not in usable:
+        raise IreeBuildError(
+            f"device '{device}' cannot run a module built for {', '.join(backends)}; "
+            f"its code runs on: {', '.join(usable)} (add a backend for '{device}' to the module)"
+        )
+
+
+def device_flags(backends: Sequence[str]) -> list[str]:
+    """Spell the target devices as the 3.x compiler wants them.
+
+    One ``--iree-hal-target-device`` per device (the comma form is rejected);
+    CPU-side backends share the one ``local`` device, each named by its own
+    ``--iree-hal-local-target-device-backends`` flag.
+    """
+    flags: list[str] = []
+    local_done = False
+    for name in backends:
+        backend = BACKENDS[name]
+        if backend.is_local:
+            if not local_done:
+                flags.append("--iree-hal-target-device=local")
+                local_done = True
+                flags.extend(
+                    f"--iree-hal-local-target-device-backends={b}"
+                    for b in backends
+                    if BACKENDS[b].is_local
+                )
+        else:
+            flags.append(f"--iree-hal-target-device={backend.target_device}")
+    return flags
+
+
+def uses_llvm_cpu(backends: Iterable[str]) -> bool:
+    return "llvm-cpu" in backends

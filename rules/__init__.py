@@ -1,0 +1,66 @@
+"""IREE rules for SCons.
+
+One line in an SConstruct loads them::
+
+    from iree_rules import *
+
+after which ``iree_module`` (and ``env.IreeModule`` on any environment that has
+the ``iree`` tool) are at hand in the SConstruct and in every SConscript it
+reads, also under ``VariantDir``/``variant_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .iree import exists, generate
+from .module_rule import iree_module
+
+TOOLPATH = os.path.dirname(os.path.abspath(__file__))
+
+__all__ = ["iree_module", "IreeEnvironment"]
+
+_default_env = None
+_lock = threading.Lock()
+
+
+def default_environment():
+    """The environment the free functions use: SCons' default one with the tool loaded."""
+    global _default_env
+    with _lock:
+        if _default_env is None:
+            from SCons.Script import DefaultEnvironment
+
+            _default_env = DefaultEnvironment()
+            generate(_default_env)
+        return _default_env
+
+
+def IreeEnvironment(**kw):
+    """An ``Environment`` with SCons' default tools and the ``iree`` tool."""
+    from SCons.Script import Environment
+
+    tools = kw.pop("tools", ["default"])
+    return Environment(tools=[*tools, generate], **kw)
+
+
+def _publish_to_sconscripts() -> None:
+    """Make the rule functions globals of every SConscript read from now on.
+
+    SCons seeds each SConscript's globals from one dict (built from
+    ``SCons.Script``); adding our names there is what makes them "at hand".
+    """
+    import sys
+
+    import SCons.Script
+
+    sconscript = sys.modules["SCons.Script.SConscript"]  # the module, not the function
+    names = {name: globals()[name] for name in __all__}
+    for name, value in names.items():
+        setattr(SCons.Script, name, value)
+    if sconscript.GlobalDict is not None:
+        sconscript.GlobalDict.update(names)
+
+
+_publish_to_sconscripts()

@@ -1,0 +1,93 @@
+"""The SCons action that compiles one module through the shared worker pool.
+
+Its signature is the compile request's text (compiler identity and the expanded
+flag list), not Python bytecode: a Python upgrade must not rebuild every module,
+and ``--debug=explain`` shows the old and new text so a person can see which
+flag, CPU or compiler changed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+from pathlib import Path
+
+import SCons.Action
+from SCons.Script import GetOption
+
+from iree_build.compile_pool import CompilePool
+from iree_build.compile_request import CompileRequest
+from iree_build.compiler_info import compiler_info
+from iree_build.diagnostics import first_error
+from iree_build.host_cpu import resolve
+from iree_build.targets import device_flags, uses_llvm_cpu
+
+_pool: CompilePool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> CompilePool:
+    """The build's compile workers, as many as ``-j`` allows, started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = CompilePool(size=int(GetOption("num_jobs") or 1))
+            atexit.register(_pool.close)
+        return _pool
+
+
+def request_for(target, source, env) -> CompileRequest:
+    """Expand a module's declaration (in its override environment) into a request."""
+    backends = list(env["IREE_TARGET_BACKENDS"])
+    flags = device_flags(backends)
+    if uses_llvm_cpu(backends):
+        flags += resolve(env.get("IREE_CPU"), env.get("IREE_CPU_FEATURES"), env.get("IREE_TRIPLE")).flags()
+    flags += [str(f) for f in env.Flatten(env.get("IREE_COMPILEFLAGS", []))]
+    return CompileRequest(
+        source=str(source[0].rfile()),
+        output=str(target[0]),
+        flags=tuple(flags),
+        compiler=compiler_info().identity,
+    )
+
+
+def _run(target, source, env):
+    request = request_for(target, source, env)
+    outcome = pool().compile(request)
+    if outcome.ok:
+        return 0
+    Path(request.output).unlink(missing_ok=True)  # never leave a stale module beside a bad source
+    if outcome.diagnostics:
+        sys.stderr.write(outcome.diagnostics + "\n")
+        sys.stderr.flush()
+    if outcome.crash:
+        return (
+            f"the IREE compiler crashed ({outcome.crash}) compiling {request.source}; "
+            "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
+            f"or run `{request.command_line()}` to reproduce"
+        )
+    return "IREE compile failed: " + (first_error(outcome.diagnostics) or outcome.message or "no diagnostics")
+
+
+def _full_command(target, source, env) -> str:
+    return request_for(target, source, env).command_line()
+
+
+_run.strfunction = _full_command  # shown when $IREE_COMPILECOMSTR is empty (verbose)
+
+
+class CompileAction(SCons.Action.FunctionAction):
+    """A function action whose signature is the request text, given explicitly."""
+
+    def __init__(self) -> None:
+        super().__init__(_run, {"cmdstr": "$IREE_COMPILECOMSTR"})
+
+    def get_presig(self, target, source, env, executor=None) -> bytes:
+        return request_for(target, source, env).signature_text().encode()
+
+    def genstring(self, target, source, env, executor=None) -> str:
+        return request_for(target, source, env).explain_text()
+
+
+COMPILE_ACTION = CompileAction()

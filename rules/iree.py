@@ -1,0 +1,44 @@
+"""SCons tool ``iree``: builders and variables for IREE modules and tests.
+
+Entry point: ``generate(env)``. Load it with ``from iree_rules import *`` (which
+also makes ``iree_module`` & co. free functions in every SConscript) or with
+``Environment(tools=["default", "iree"], toolpath=[iree_rules.TOOLPATH])``.
+User-set variables are never overwritten (``SetDefault``).
+"""
+
+from __future__ import annotations
+
+from SCons.Script import Help
+
+from . import module_rule, options
+
+_help_added = False
+
+
+def generate(env) -> None:
+    global _help_added
+    options.register()
+    env.SetDefault(
+        IREE_TARGET_BACKENDS=["llvm-cpu"],
+        IREE_CPU="generic",
+        IREE_CPU_FEATURES="",
+        IREE_TRIPLE="",
+        IREE_COMPILEFLAGS=[],
+        IREE_COMPILECOMSTR="IREE compile ${SOURCE.srcpath} -> $TARGET [$_IREE_TARGET_SUMMARY]",
+    )
+    if options.option("iree-verbose"):
+        env["IREE_COMPILECOMSTR"] = ""
+    env.AddMethod(module_rule.IreeModule, "IreeModule")
+    env.AddMethod(lambda e, name, src, **kw: module_rule.iree_module(name, src, env=e, **kw),
+                  "iree_module")
+    if not _help_added:
+        _help_added = True
+        Help(options.help_text(), append=True)
+
+
+def exists(env) -> bool:
+    try:
+        import iree.compiler  # noqa: F401  (the worker needs it; loading is cheap to check)
+    except ImportError:
+        return False
+    return True

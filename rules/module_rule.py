@@ -1,0 +1,105 @@
+"""``iree_module``: compile an MLIR source into a ``.vmfb``.
+
+The declaration is checked while the SConscript is read (backends registered,
+CPU known, output not claimed twice); what the compile needs is passed to the
+builder as override variables, so ``env.Clone()`` and per-call overrides work
+the SCons way.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import SCons.Builder
+
+from iree_build.compiler_info import compiler_info
+from iree_build.errors import IreeBuildError
+from iree_build.host_cpu import resolve
+from iree_build.targets import check_backends, uses_llvm_cpu
+
+from .compile_action import COMPILE_ACTION
+from .where import declared_at, fail
+
+# output path -> (where declared, what it targets): two declarations must never
+# write one file, whatever their targets.
+_declared_outputs: dict[str, tuple[str, str]] = {}
+
+builder = SCons.Builder.Builder(
+    action=COMPILE_ACTION,
+    suffix=".vmfb",
+    src_suffix=".mlir",
+    single_source=True,
+)
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _source_node(node):
+    """The file in the source tree, not its variant-dir twin, unless it is built.
+
+    The compiler reads the source where it lies (no copy), the path embedded in
+    the module is the checkout's, and SCons' explain names the real file.
+    """
+    if node.has_builder() or node.is_derived():
+        return node
+    return node.srcnode()
+
+
+def IreeModule(env, target, source, target_backends: Sequence[str] | None = None,
+               cpu: str | None = None, cpu_features: str | None = None,
+               triple: str | None = None, flags: Sequence[str] | None = None, **kw):
+    """Pseudo-builder: validate the declaration, then call the real builder."""
+    where = declared_at()
+    try:
+        backends = check_backends(
+            _as_list(target_backends) or _as_list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])),
+            compiler_info().targets,
+        )
+        cpu = cpu or env.get("IREE_CPU")
+        cpu_features = cpu_features or env.get("IREE_CPU_FEATURES")
+        triple = triple or env.get("IREE_TRIPLE")
+        summary = ", ".join(backends)
+        if uses_llvm_cpu(backends):
+            summary += ", " + resolve(cpu, cpu_features, triple).summary()
+        extra = _as_list(flags)
+        for flag in extra:
+            if not flag.startswith("-"):
+                raise IreeBuildError(f"compiler flag {flag!r} does not start with '-'")
+    except IreeBuildError as e:
+        fail(e.message, where)
+    nodes = builder(
+        env, target, [_source_node(n) for n in env.arg2nodes(source, env.File)],
+        IREE_TARGET_BACKENDS=backends,
+        IREE_CPU=cpu, IREE_CPU_FEATURES=cpu_features, IREE_TRIPLE=triple,
+        IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), extra]),
+        _IREE_TARGET_SUMMARY=summary,
+        **kw,
+    )
+    for node in nodes:
+        key = node.get_abspath()
+        previous = _declared_outputs.get(key)
+        if previous and previous[0] != where:
+            fail(f"{node} is already declared at {previous[0]} [{previous[1]}]; "
+                 "give this module another name", where)
+        _declared_outputs[key] = (where, summary)
+    return nodes
+
+
+def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,
+                cpu: str | None = None, cpu_features: str | None = None,
+                triple: str | None = None, flags: Sequence[str] | None = None,
+                env=None, **kw):
+    """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir)."""
+    from . import default_environment
+
+    env = env or default_environment()
+    if not name or "/" in name:
+        fail(f"module name {name!r} must be a plain name like 'mlp'")
+    return IreeModule(env, name, src, target_backends=target_backends, cpu=cpu,
+                      cpu_features=cpu_features, triple=triple, flags=flags, **kw)

@@ -1,0 +1,48 @@
+"""Command-line options of the IREE rules, in SCons' AddOption style.
+
+SCons allows each option to be added once per process, and a project may load
+the tool into several environments, so registration is guarded.
+"""
+
+from __future__ import annotations
+
+from SCons.Script import AddOption, GetOption
+
+_registered = False
+
+OPTIONS: list[tuple[str, dict]] = [
+    ("--iree-devices", dict(metavar="LIST", default="",
+                            help="run tests only on these HAL devices, e.g. cuda,local-task")),
+    ("--iree-test-filter", dict(metavar="GLOB", default="",
+                                help="run only tests whose name matches GLOB, e.g. 'mm_*'")),
+    ("--iree-require-devices", dict(action="store_true", default=False,
+                                    help="a test whose device is absent fails instead of being skipped")),
+    ("--iree-retest", dict(action="store_true", default=False,
+                           help="rerun tests even when their recorded result is up to date")),
+    ("--iree-toolchain", dict(metavar="NAME", default="",
+                              help="target preset for every module that names none")),
+    ("--iree-verbose", dict(action="store_true", default=False,
+                            help="print the full compiler flag list of every compile")),
+]
+
+
+def register() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    for flag, kw in OPTIONS:
+        AddOption(flag, dest=flag[2:].replace("-", "_"), **kw)
+
+
+def option(name: str):
+    """The value of one of our options (``name`` as in the flag, without dashes)."""
+    return GetOption(name.replace("-", "_"))
+
+
+def help_text() -> str:
+    lines = ["", "IREE options:"]
+    for flag, kw in OPTIONS:
+        metavar = f"={kw['metavar']}" if "metavar" in kw else ""
+        lines.append(f"  {flag + metavar:<28} {kw['help']}")
+    return "\n".join(lines) + "\n"
