@@ -8,15 +8,10 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from SCons.Script import Help
-
 from . import module_rule, options
-
-_help_added = False
 
 
 def generate(env) -> None:
-    global _help_added
     options.register()
     env.SetDefault(
         IREE_TARGET_BACKENDS=["llvm-cpu"],
@@ -31,9 +26,6 @@ def generate(env) -> None:
     env.AddMethod(module_rule.IreeModule, "IreeModule")
     env.AddMethod(lambda e, name, src, **kw: module_rule.iree_module(name, src, env=e, **kw),
                   "iree_module")
-    if not _help_added:
-        _help_added = True
-        Help(options.help_text(), append=True)
 
 
 def exists(env) -> bool:

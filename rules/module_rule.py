@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import SCons.Builder
+import SCons.Util
 
 from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 from iree_build.host_cpu import resolve
 from iree_build.targets import check_backends, uses_llvm_cpu
 
+from . import options
 from .compile_action import COMPILE_ACTION
 from .where import declared_at, fail
 
@@ -73,22 +75,25 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
                 raise IreeBuildError(f"compiler flag {flag!r} does not start with '-'")
     except IreeBuildError as e:
         fail(e.message, where)
-    nodes = builder(
-        env, target, [_source_node(n) for n in env.arg2nodes(source, env.File)],
+    targets = [
+        t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", ".vmfb"))
+        for t in env.Flatten([target])
+    ]
+    for node in targets:
+        previous = _declared_outputs.get(node.get_abspath())
+        if previous and previous[0] != where:
+            fail(f"{node} is already declared at {previous[0]} [{previous[1]}]; "
+                 "give this module another name", where)
+        _declared_outputs[node.get_abspath()] = (where, summary)
+        options.add_help("IREE modules (scons TARGET builds one)", f"{node.get_internal_path()}  [{summary}]")
+    return builder(
+        env, targets, [_source_node(n) for n in env.arg2nodes(source, env.File)],
         IREE_TARGET_BACKENDS=backends,
         IREE_CPU=cpu, IREE_CPU_FEATURES=cpu_features, IREE_TRIPLE=triple,
         IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), extra]),
         _IREE_TARGET_SUMMARY=summary,
         **kw,
     )
-    for node in nodes:
-        key = node.get_abspath()
-        previous = _declared_outputs.get(key)
-        if previous and previous[0] != where:
-            fail(f"{node} is already declared at {previous[0]} [{previous[1]}]; "
-                 "give this module another name", where)
-        _declared_outputs[key] = (where, summary)
-    return nodes
 
 
 def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,

@@ -40,9 +40,14 @@ def option(name: str):
     return GetOption(name.replace("-", "_"))
 
 
-def help_text() -> str:
-    lines = ["", "IREE options:"]
-    for flag, kw in OPTIONS:
-        metavar = f"={kw['metavar']}" if "metavar" in kw else ""
-        lines.append(f"  {flag + metavar:<28} {kw['help']}")
-    return "\n".join(lines) + "\n"
+def add_help(section: str, line: str) -> None:
+    """List a declared target under ``scons -h`` (the options are listed by SCons itself)."""
+    from SCons.Script import Help
+
+    if section not in _help_sections:
+        _help_sections.add(section)
+        Help(f"\n{section}:\n", append=True)
+    Help(f"  {line}\n", append=True)
+
+
+_help_sections: set[str] = set()

@@ -15,6 +15,16 @@ _OWN = (str(Path(__file__).resolve().parent), str(Path(__file__).resolve().paren
 _SCONS = f"{os.sep}SCons{os.sep}"
 
 
+def _top() -> str:
+    """The SConstruct folder: SCons changes the working folder while reading SConscripts."""
+    try:
+        import SCons.Node.FS
+
+        return SCons.Node.FS.get_default_fs().Top.get_abspath()
+    except Exception:  # outside a SCons run
+        return os.getcwd()
+
+
 def declared_at() -> str:
     """``file:line`` of the innermost user frame (SConstruct/SConscript) calling us."""
     for frame in reversed(traceback.extract_stack()):
@@ -22,7 +32,7 @@ def declared_at() -> str:
         if _SCONS in name or any(name.startswith(p) for p in _OWN):
             continue
         try:
-            name = os.path.relpath(name)
+            name = os.path.relpath(name, _top())
         except ValueError:
             pass
         return f"{name}:{frame.lineno}"

@@ -1,0 +1,112 @@
+"""Fixtures: real SCons processes building real IREE modules in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ADD_MLIR = """\
+func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.addf %a, %b : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+"""
+
+MUL_MLIR = """\
+func.func @mul(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %a, %b : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+"""
+
+MATMUL_MLIR = """\
+func.func @mm(%a: tensor<8x16xf32>, %b: tensor<16x4xf32>) -> tensor<8x4xf32> {
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<8x4xf32>
+  %z = linalg.fill ins(%cst : f32) outs(%e : tensor<8x4xf32>) -> tensor<8x4xf32>
+  %0 = linalg.matmul ins(%a, %b : tensor<8x16xf32>, tensor<16x4xf32>) outs(%z : tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %0 : tensor<8x4xf32>
+}
+"""
+
+BAD_MLIR = """\
+func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.addf %a, %b : tensor<5xf32>
+  return %0 : tensor<4xf32>
+}
+"""
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def compiled(self) -> list[str]:
+        """Targets of the ``IREE compile ... -> TARGET [...]`` progress lines."""
+        out = []
+        for line in self.stdout.splitlines():
+            if line.startswith("IREE compile "):
+                out.append(line.split(" -> ", 1)[1].split(" [", 1)[0])
+        return sorted(out)
+
+
+class Project:
+    """A temporary SCons project; ``scons()`` runs a real SCons process in it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def scons(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "SCons", "-Q", "-C", str(self.root), *args],
+            capture_output=True, text=True, env=full_env, timeout=timeout,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def worker_pids(root: Path) -> list[int]:
+    """PIDs of live compile workers started for the project at ``root``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"iree_build.compile_worker" not in cmd:
+            continue
+        try:
+            if Path(os.readlink(entry / "cwd")) == root.resolve():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids

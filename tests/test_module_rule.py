@@ -1,0 +1,259 @@
+"""iree_module end to end: real SCons processes, the real compiler, real files."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, MUL_MLIR, Project, worker_pids
+
+THREE = """\
+from iree_rules import *
+SConscript("src/SConscript", variant_dir="build", duplicate=False)
+"""
+
+THREE_SCONSCRIPT = """\
+iree_module(name="add", src="add.mlir")
+iree_module(name="mul", src="mul.mlir", cpu="host")
+iree_module(name="mm", src="mm.mlir", target_backends=["llvm-cpu", "vmvx"])
+"""
+
+
+def three_modules(project: Project) -> None:
+    project.write("SConstruct", THREE)
+    project.write("src/SConscript", THREE_SCONSCRIPT)
+    project.write("src/add.mlir", ADD_MLIR)
+    project.write("src/mul.mlir", MUL_MLIR)
+    project.write("src/mm.mlir", MATMUL_MLIR)
+
+
+def run_module(vmfb: Path, function: str, *args):
+    import iree.runtime as rt
+
+    config = rt.Config("local-task")
+    ctx = rt.SystemContext(config=config)
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb.read_bytes()))
+    return getattr(ctx.modules.module, function)(*args)
+
+
+def test_first_build_noop_and_clean(project: Project) -> None:
+    import numpy as np
+
+    three_modules(project)
+    first = project.scons()
+    assert first.returncode == 0, first.output
+    assert first.compiled() == ["build/add.vmfb", "build/mm.vmfb", "build/mul.vmfb"]
+    assert "IREE compile src/mm.mlir -> build/mm.vmfb [llvm-cpu, vmvx, cpu=generic]" in first.stdout
+    a = np.arange(4, dtype=np.float32)
+    np.testing.assert_allclose(run_module(project.path("build/add.vmfb"), "add", a, a).to_host(), a + a)
+
+    again = project.scons("-q")  # -q: exit 0 only when everything is up to date
+    assert again.returncode == 0, again.output
+    noop = project.scons()
+    assert noop.compiled() == []
+
+    clean = project.scons("-c")
+    assert clean.returncode == 0
+    assert not list(project.path("build").glob("*.vmfb"))
+
+
+def test_source_edit_flag_edit_and_touch(project: Project) -> None:
+    three_modules(project)
+    assert project.scons().returncode == 0
+
+    project.write("src/mul.mlir", MUL_MLIR + "// an edit\n")
+    edit = project.scons("--debug=explain")
+    assert edit.compiled() == ["build/mul.vmfb"]
+    assert "`src/mul.mlir' changed" in edit.stdout
+
+    project.write("src/SConscript", THREE_SCONSCRIPT.replace(
+        'src="add.mlir")', 'src="add.mlir", flags=["--iree-opt-level=O1"])'))
+    flag = project.scons("--debug=explain")
+    assert flag.compiled() == ["build/add.vmfb"]
+    assert "the build action changed" in flag.stdout
+    assert "flag: --iree-opt-level=O1" in flag.stdout
+
+    os.utime(project.path("src/mm.mlir"))
+    time.sleep(0.01)
+    project.path("src/mm.mlir").touch()
+    touched = project.scons()
+    assert touched.returncode == 0
+    assert touched.compiled() == []
+
+
+def test_compiler_identity_is_in_the_signature(project: Project, tmp_path_factory) -> None:
+    cache = tmp_path_factory.mktemp("cache")
+    env = {"IREE_BUILD_CACHE_DIR": str(cache)}
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+    project.write("add.mlir", ADD_MLIR)
+    assert project.scons(env=env).returncode == 0
+    (info,) = cache.glob("compiler-*.json")
+    info.write_text(info.read_text().replace('"version": "', '"version": "9.9.9-other-'))
+    rebuilt = project.scons("--debug=explain", env=env)
+    assert rebuilt.compiled() == ["add.vmfb"]
+    assert "compiler: iree-base-compiler 9.9.9-other-" in rebuilt.stdout
+
+
+def test_host_cpu_is_resolved_into_the_flags(project: Project) -> None:
+    import llvmlite.binding as llvm
+
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir", cpu="host")\n')
+    project.write("add.mlir", ADD_MLIR)
+    run = project.scons("--iree-verbose")
+    assert run.returncode == 0, run.output
+    host = llvm.get_host_cpu_name()
+    assert f"--iree-llvmcpu-target-cpu={host} " in run.stdout
+    assert "--iree-llvmcpu-target-cpu=host" not in run.stdout
+    assert "--iree-llvmcpu-target-cpu-features=" in run.stdout
+    assert f"[llvm-cpu, cpu={host}]" not in run.stdout  # verbose mode shows the command instead
+
+
+def test_bad_mlir_shows_diagnostics_and_leaves_no_output(project: Project) -> None:
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+    project.write("add.mlir", ADD_MLIR)
+    assert project.scons().returncode == 0
+    assert project.path("add.vmfb").exists()
+    project.write("add.mlir", BAD_MLIR)
+    bad = project.scons()
+    assert bad.returncode != 0
+    assert "add.mlir:2:19: error: use of value '%a' expects different type" in bad.stderr
+    assert "scons: *** [add.vmfb] IREE compile failed: add.mlir:2:19: error:" in bad.stderr
+    assert "Traceback" not in bad.output
+    assert not project.path("add.vmfb").exists()  # the stale module is gone too
+    assert [p.name for p in project.root.iterdir() if p.name.startswith(".add.vmfb")] == []
+
+
+def test_compiler_crash_fails_only_that_target_with_k(project: Project) -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_module(name="crash", src="add.mlir", target_backends=["vulkan-spirv"],
+                    flags=["--iree-vulkan-target=sm_90"])
+        iree_module(name="add", src="add.mlir")
+        iree_module(name="mul", src="mul.mlir")
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    project.write("mul.mlir", MUL_MLIR)
+    run = project.scons("-k", "-j1")
+    assert run.returncode != 0
+    assert re.search(r"\[crash\.vmfb\] the IREE compiler crashed \(SIG(SEGV|ABRT)\)", run.stderr), run.stderr
+    assert "Unknown Vulkan target 'sm_90'" in run.stderr
+    assert project.path("add.vmfb").exists() and project.path("mul.vmfb").exists()
+    assert not project.path("crash.vmfb").exists()
+    assert worker_pids(project.root) == []
+
+
+def test_build_killed_mid_compile_leaves_no_partial_output(project: Project) -> None:
+    # Big enough that the compile is surely running when the build is killed.
+    n = 512
+    big = MATMUL_MLIR.replace("8x16", f"{n}x{n}").replace("16x4", f"{n}x{n}").replace("8x4", f"{n}x{n}")
+    project.write("SConstruct", 'from iree_rules import *\n'
+                  + "".join(f'iree_module(name="m{i}", src="m{i}.mlir")\n' for i in range(4)))
+    for i in range(4):
+        project.write(f"m{i}.mlir", big.replace("@mm", f"@mm{i}"))
+    proc = subprocess.Popen([sys.executable, "-m", "SCons", "-Q", "-C", str(project.root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    while line and not line.startswith("IREE compile"):
+        line = proc.stdout.readline()
+    assert line.startswith("IREE compile"), line
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while worker_pids(project.root) and time.time() < deadline:
+        time.sleep(0.1)
+    assert worker_pids(project.root) == []
+    leftovers = [p.name for p in project.root.iterdir() if ".vmfb" in p.name]
+    complete = [name for name in leftovers if name.endswith(".vmfb") and not name.startswith(".")]
+    assert all(not name.startswith(".") for name in leftovers), leftovers  # no temp files
+    assert len(complete) < 4
+    for name in complete:  # whatever exists is whole: it loads
+        import iree.runtime as rt
+        rt.VmModule.copy_buffer(rt.VmInstance(), project.path(name).read_bytes())
+    rerun = project.scons()
+    assert rerun.returncode == 0, rerun.output
+    assert sorted(p.name for p in project.root.glob("*.vmfb")) == [f"m{i}.vmfb" for i in range(4)]
+
+
+def test_declaration_errors_name_the_sconscript_line(project: Project) -> None:
+    project.write("SConstruct", THREE)
+    project.write("src/add.mlir", ADD_MLIR)
+    cases = {
+        'iree_module(name="add", src="add.mlir", target_backends=["llvm-gpu"])':
+            "unknown target backend 'llvm-gpu'; known backends: llvm-cpu, vmvx",
+        'iree_module(name="add", src="add.mlir", target_backends=["webgpu-wgsl"])':
+            "target backend 'webgpu-wgsl' is not registered in this compiler; registered: cuda, llvm-cpu",
+        'iree_module(name="add", src="add.mlir", cpu="pentium9")':
+            "unknown CPU 'pentium9' for x86_64; use 'host', 'generic' or one of:",
+        'iree_module(name="add", src="add.mlir", flags=["O3"])':
+            "compiler flag 'O3' does not start with '-'",
+    }
+    for line, message in cases.items():
+        project.write("src/SConscript", "# a comment\n" + line + "\n")
+        run = project.scons()
+        assert run.returncode == 2, run.output
+        assert f"scons: *** src/SConscript:2: {message}" in run.stderr, run.stderr
+        assert "Traceback" not in run.output
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_same_output_declared_twice_is_an_error(project: Project) -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_module(name="add", src="add.mlir", target_backends=["llvm-cpu"])
+        iree_module(name="add", src="add.mlir", target_backends=["vmvx"])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    run = project.scons()
+    assert run.returncode == 2
+    assert "SConstruct:3: add.vmfb is already declared at SConstruct:2 [llvm-cpu, cpu=generic]" in run.stderr
+
+
+def test_builder_with_clone_and_overrides(project: Project) -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        env = IreeEnvironment(IREE_TARGET_BACKENDS=["vmvx"])
+        fast = env.Clone(IREE_COMPILEFLAGS=["--iree-opt-level=O2"])
+        env.IreeModule("plain", "add.mlir")
+        fast.IreeModule("fast", "add.mlir")
+        fast.iree_module(name="cpu", src="add.mlir", target_backends=["llvm-cpu"])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    run = project.scons("--iree-verbose")
+    assert run.returncode == 0, run.output
+    lines = {l.rsplit(" -o ", 1)[1]: l for l in run.stdout.splitlines() if l.startswith("iree-compile")}
+    assert "--iree-hal-local-target-device-backends=vmvx" in lines["plain.vmfb"]
+    assert "--iree-opt-level" not in lines["plain.vmfb"]
+    assert "--iree-opt-level=O2" in lines["fast.vmfb"]
+    assert "--iree-hal-local-target-device-backends=llvm-cpu" in lines["cpu.vmfb"]
+    assert "--iree-opt-level=O2" in lines["cpu.vmfb"]
+
+
+def test_signature_does_not_hang_on_python_bytecode(project: Project, tmp_path_factory) -> None:
+    """Changing the rules' Python code (as a Python upgrade changes bytecode) rebuilds nothing."""
+    import iree_build
+    import iree_rules
+
+    copy = tmp_path_factory.mktemp("rules_copy")
+    shutil.copytree(Path(iree_rules.__file__).parent, copy / "iree_rules")
+    shutil.copytree(Path(iree_build.__file__).parent, copy / "iree_build")
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+    project.write("add.mlir", ADD_MLIR)
+    env = {"PYTHONPATH": str(copy)}
+    assert project.scons(env=env).compiled() == ["add.vmfb"]
+    action = copy / "iree_rules" / "compile_action.py"
+    text = action.read_text()
+    text = text.replace("    request = request_for(target, source, env)\n",
+                        "    request = request_for(target, source, env)\n    unused = [1, 2, 3]\n", 1)
+    assert "unused = [1, 2, 3]" in text
+    action.write_text(text)
+    assert project.scons(env=env).compiled() == []
