@@ -16,10 +16,11 @@ import threading
 
 from .iree import exists, generate
 from .module_rule import iree_module
+from .test_rule import iree_test
 
 TOOLPATH = os.path.dirname(os.path.abspath(__file__))
 
-__all__ = ["iree_module", "IreeEnvironment"]
+__all__ = ["iree_module", "iree_test", "IreeEnvironment"]
 
 _default_env = None
 _lock = threading.Lock()

@@ -13,7 +13,6 @@ import sys
 import threading
 from pathlib import Path
 
-import SCons.Action
 from SCons.Script import GetOption
 
 from iree_build.compile_pool import CompilePool
@@ -22,6 +21,8 @@ from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 from iree_build.host_cpu import resolve
 from iree_build.targets import device_flags, uses_llvm_cpu
+
+from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
 _pool_lock = threading.Lock()
@@ -77,17 +78,9 @@ def _full_command(target, source, env) -> str:
 _run.strfunction = _full_command  # shown when $IREE_COMPILECOMSTR is empty (verbose)
 
 
-class CompileAction(SCons.Action.FunctionAction):
-    """A function action whose signature is the request text, given explicitly."""
-
-    def __init__(self) -> None:
-        super().__init__(_run, {"cmdstr": "$IREE_COMPILECOMSTR"})
-
-    def get_presig(self, target, source, env, executor=None) -> bytes:
-        return request_for(target, source, env).signature_text().encode()
-
-    def genstring(self, target, source, env, executor=None) -> str:
-        return request_for(target, source, env).explain_text()
-
-
-COMPILE_ACTION = CompileAction()
+COMPILE_ACTION = ExplicitAction(
+    _run,
+    signature=lambda target, source, env: request_for(target, source, env).signature_text(),
+    explain=lambda target, source, env: request_for(target, source, env).explain_text(),
+    cmdstr="$IREE_COMPILECOMSTR",
+)

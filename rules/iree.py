@@ -8,7 +8,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import module_rule, options
+from . import module_rule, options, test_rule
 
 
 def generate(env) -> None:
@@ -20,12 +20,17 @@ def generate(env) -> None:
         IREE_TRIPLE="",
         IREE_COMPILEFLAGS=[],
         IREE_COMPILECOMSTR="IREE compile ${SOURCE.srcpath} -> $TARGET [$_IREE_TARGET_SUMMARY]",
+        IREE_TEST_DEVICES=["local-task"],
+        IREE_TESTCOMSTR="",
+        IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT",
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
     env.AddMethod(module_rule.IreeModule, "IreeModule")
     env.AddMethod(lambda e, name, src, **kw: module_rule.iree_module(name, src, env=e, **kw),
                   "iree_module")
+    env.AddMethod(test_rule.IreeTest, "IreeTest")
+    env.AddMethod(lambda e, name, *a, **kw: test_rule.IreeTest(e, name, *a, **kw), "iree_test")
 
 
 def exists(env) -> bool:

@@ -25,6 +25,8 @@ from .where import declared_at, fail
 # output path -> (where declared, what it targets): two declarations must never
 # write one file, whatever their targets.
 _declared_outputs: dict[str, tuple[str, str]] = {}
+# module path -> its backends, for checking the devices of runs and tests.
+declared_backends: dict[str, list[str]] = {}
 
 builder = SCons.Builder.Builder(
     action=COMPILE_ACTION,
@@ -85,6 +87,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
             fail(f"{node} is already declared at {previous[0]} [{previous[1]}]; "
                  "give this module another name", where)
         _declared_outputs[node.get_abspath()] = (where, summary)
+        declared_backends[node.get_abspath()] = backends
         options.add_help("IREE modules (scons TARGET builds one)", f"{node.get_internal_path()}  [{summary}]")
     return builder(
         env, targets, [_source_node(n) for n in env.arg2nodes(source, env.File)],
@@ -108,3 +111,20 @@ def iree_module(name: str, src: str, target_backends: Sequence[str] | None = Non
         fail(f"module name {name!r} must be a plain name like 'mlp'")
     return IreeModule(env, name, src, target_backends=target_backends, cpu=cpu,
                       cpu_features=cpu_features, triple=triple, flags=flags, **kw)
+
+
+def find_module(env, module) -> tuple[object, list[str]]:
+    """The ``.vmfb`` node a run or test names (a name, a path, or iree_module's result)."""
+    if isinstance(module, (list, tuple)) and len(module) == 1:
+        module = module[0]
+    if isinstance(module, str):
+        node = env.File(module if module.endswith(".vmfb") else module + ".vmfb")
+    else:
+        node = module
+    backends = declared_backends.get(node.get_abspath())
+    if backends is None:
+        raise IreeBuildError(
+            f"module '{module}' is not declared here; declare it with "
+            f"iree_module(name='{getattr(module, 'name', module)}', ...) before its runs and tests"
+        )
+    return node, backends

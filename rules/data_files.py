@@ -1,0 +1,96 @@
+"""Test data in the build tree: literals written as ``.npy``, source files copied.
+
+Everything a test reads ends up beside its module in the build folder, so the
+built tree plus its manifest is all another machine needs to run the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from iree_build.atomic import atomic_write_bytes
+from iree_build.errors import IreeBuildError
+from iree_build.test_values import describe, npy_bytes, to_array
+
+from .explicit_action import ExplicitAction
+
+# target path -> the array to write there; filled while SConscripts are read.
+_literals: dict[str, np.ndarray] = {}
+# copy target path -> the source file it copies.
+_copies: dict[str, str] = {}
+
+
+def _write_literal(target, source, env):
+    atomic_write_bytes(str(target[0]), npy_bytes(_literals[target[0].get_abspath()]))
+    return 0
+
+
+def _copy(target, source, env):
+    atomic_write_bytes(str(target[0]), Path(str(source[0])).read_bytes())
+    return 0
+
+
+_write_literal.strfunction = None
+_copy.strfunction = None
+
+LITERAL_ACTION = ExplicitAction(
+    _write_literal,
+    signature=lambda t, s, env: "literal " + describe(_literals[t[0].get_abspath()]),
+    cmdstr="",
+)
+COPY_ACTION = ExplicitAction(_copy, signature=lambda t, s, env: "copy", cmdstr="")
+
+
+def is_file_reference(value: Any) -> bool:
+    return isinstance(value, (str, Path)) or hasattr(value, "get_abspath") or (
+        isinstance(value, list) and len(value) == 1 and hasattr(value[0], "get_abspath")
+    )
+
+
+def materialize(env, value: Any, target_name: str):
+    """A node for ``value`` inside the build tree, named ``target_name`` if written.
+
+    ``value`` is a path to a ``.npy`` file (or a node another rule builds), or a
+    literal (number, nested list, numpy array).
+    """
+    if is_file_reference(value):
+        node = value[0] if isinstance(value, list) else value
+        if isinstance(node, (str, Path)):
+            text = str(node)
+            if not text.endswith(".npy"):
+                raise IreeBuildError(f"data file {text!r} is not a .npy file")
+            node = env.File(text)
+        if node.has_builder() or node.is_derived():
+            return node
+        src = node.srcnode()
+        if not src.exists():
+            raise IreeBuildError(f"data file {src} not found")
+        if src is node:
+            return node  # no variant dir: the file already lies in the build tree
+        target = env.File(target_name)
+        _copies[target.get_abspath()] = src.get_abspath()
+        env.Command(target, src, COPY_ACTION)
+        return target
+    array = to_array(value)
+    target = env.File(target_name)
+    _literals[target.get_abspath()] = array
+    env.Command(target, [], LITERAL_ACTION)
+    return target
+
+
+def load_now(node) -> np.ndarray:
+    """Read an existing source ``.npy`` while the SConscript is read (reference functions)."""
+    path = node.get_abspath()
+    if path in _literals:
+        return _literals[path]
+    if path in _copies:
+        return np.load(_copies[path], allow_pickle=False)
+    if node.has_builder() or node.is_derived():
+        raise IreeBuildError(
+            f"{node} is built by another rule; a reference function needs inputs that "
+            "exist when the SConscript is read (give expected outputs as files instead)"
+        )
+    return np.load(node.srcnode().get_abspath(), allow_pickle=False)
