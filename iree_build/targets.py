@@ -97,25 +97,22 @@ def check_device(device: str, backends: Sequence[str]) -> None:
 def device_flags(backends: Sequence[str]) -> list[str]:
     """Spell the target devices as the 3.x compiler wants them.
 
-    One ``--iree-hal-target-device`` per device (the comma form is rejected);
-    CPU-side backends share the one ``local`` device, each named by its own
+    One ``--iree-hal-target-device=a,b`` flag whose comma-separated list is a
+    *device select*: the module gets one device with an executable variant per
+    target and runs on whichever is present (repeating the flag would instead
+    declare several devices that must all exist at run time). CPU-side backends
+    share the ``local`` device, each named by its own
     ``--iree-hal-local-target-device-backends`` flag.
     """
-    flags: list[str] = []
-    local_done = False
+    devices: list[str] = []
     for name in backends:
-        backend = BACKENDS[name]
-        if backend.is_local:
-            if not local_done:
-                flags.append("--iree-hal-target-device=local")
-                local_done = True
-                flags.extend(
-                    f"--iree-hal-local-target-device-backends={b}"
-                    for b in backends
-                    if BACKENDS[b].is_local
-                )
-        else:
-            flags.append(f"--iree-hal-target-device={backend.target_device}")
+        device = BACKENDS[name].target_device
+        if device not in devices:
+            devices.append(device)
+    flags = [f"--iree-hal-target-device={','.join(devices)}"]
+    flags += [
+        f"--iree-hal-local-target-device-backends={b}" for b in backends if BACKENDS[b].is_local
+    ]
     return flags
 
 

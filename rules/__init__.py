@@ -16,11 +16,12 @@ import threading
 
 from .iree import exists, generate
 from .module_rule import iree_module
+from .run_rule import iree_run
 from .test_rule import iree_test
 
 TOOLPATH = os.path.dirname(os.path.abspath(__file__))
 
-__all__ = ["iree_module", "iree_test", "IreeEnvironment"]
+__all__ = ["iree_module", "iree_run", "iree_test", "IreeEnvironment"]
 
 _default_env = None
 _lock = threading.Lock()

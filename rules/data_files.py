@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import SCons.Util
 
 from iree_build.atomic import atomic_write_bytes
 from iree_build.errors import IreeBuildError
@@ -44,10 +45,17 @@ LITERAL_ACTION = ExplicitAction(
 COPY_ACTION = ExplicitAction(_copy, signature=lambda t, s, env: "copy", cmdstr="")
 
 
+def _single_node(value: Any):
+    """The node in what a builder returned (a one-element NodeList), else None."""
+    if hasattr(value, "get_abspath"):
+        return value
+    if SCons.Util.is_List(value) and len(value) == 1 and hasattr(value[0], "get_abspath"):
+        return value[0]
+    return None
+
+
 def is_file_reference(value: Any) -> bool:
-    return isinstance(value, (str, Path)) or hasattr(value, "get_abspath") or (
-        isinstance(value, list) and len(value) == 1 and hasattr(value[0], "get_abspath")
-    )
+    return isinstance(value, (str, Path)) or _single_node(value) is not None
 
 
 def materialize(env, value: Any, target_name: str):
@@ -57,7 +65,7 @@ def materialize(env, value: Any, target_name: str):
     literal (number, nested list, numpy array).
     """
     if is_file_reference(value):
-        node = value[0] if isinstance(value, list) else value
+        node = _single_node(value) or value
         if isinstance(node, (str, Path)):
             text = str(node)
             if not text.endswith(".npy"):
@@ -67,7 +75,7 @@ def materialize(env, value: Any, target_name: str):
             return node
         src = node.srcnode()
         if not src.exists():
-            raise IreeBuildError(f"data file {src} not found")
+            raise IreeBuildError(f"data file {src.get_internal_path()} not found")
         if src is node:
             return node  # no variant dir: the file already lies in the build tree
         target = env.File(target_name)

@@ -8,7 +8,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import module_rule, options, test_rule
+from . import module_rule, options, run_rule, test_rule
 
 
 def generate(env) -> None:
@@ -22,7 +22,7 @@ def generate(env) -> None:
         IREE_COMPILECOMSTR="IREE compile ${SOURCE.srcpath} -> $TARGET [$_IREE_TARGET_SUMMARY]",
         IREE_TEST_DEVICES=["local-task"],
         IREE_TESTCOMSTR="",
-        IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT",
+        IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
@@ -30,6 +30,8 @@ def generate(env) -> None:
     env.AddMethod(lambda e, name, src, **kw: module_rule.iree_module(name, src, env=e, **kw),
                   "iree_module")
     env.AddMethod(test_rule.IreeTest, "IreeTest")
+    env.AddMethod(run_rule.IreeRun, "IreeRun")
+    env.AddMethod(lambda e, name, *a, **kw: run_rule.IreeRun(e, name, *a, **kw), "iree_run")
     env.AddMethod(lambda e, name, *a, **kw: test_rule.IreeTest(e, name, *a, **kw), "iree_test")
 
 

@@ -293,7 +293,7 @@ def _summary() -> None:
         write_junit(results, report)
     except OSError as e:
         _say(f"could not write the JUnit report {report}: {e}")
-    ran = len(results) - cached
+    ran = sum(1 for r in results if r.name in _ran and _ran[r.name].status != "skipped")
     _say(f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
          f"{os.path.relpath(report)}")
     _say(summary_line(results))

@@ -1,0 +1,102 @@
+"""``iree_run``: call a module's function on a device and keep its outputs as ``.npy``.
+
+The outputs are ordinary build targets: other rules (a test's expectations, a
+later model stage) can use them, and they are rebuilt only when the module, an
+input, the function or the device changes.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+from iree_build.atomic import atomic_write_bytes
+from iree_build.errors import IreeBuildError
+from iree_build.targets import check_device
+from iree_build.test_values import npy_bytes
+
+from . import data_files
+from .explicit_action import ExplicitAction
+from .module_rule import find_module
+from .where import declared_at, fail
+
+# first output path -> (device, function, declared at, output count)
+_runs: dict[str, tuple[str, str, str, int]] = {}
+
+
+def _key(target) -> tuple[str, str, str, int]:
+    return _runs[target[0].get_abspath()]
+
+
+def _signature(target, source, env) -> str:
+    device, function, _, count = _key(target)
+    try:
+        runtime = metadata.version("iree-base-runtime")
+    except metadata.PackageNotFoundError:
+        runtime = "unknown"
+    return f"run: {function}\ndevice: {device}\noutputs: {count}\nruntime: iree-base-runtime {runtime}"
+
+
+def _run(target, source, env):
+    from iree_build.testing.devices import default_pool
+    from iree_build.testing.execute import TestError, invoke, load_array
+    from iree_build.testing.manifest import TestSpec
+
+    device, function, where, count = _key(target)
+    module, inputs = source[0], source[1:]
+    spec = TestSpec(name=str(target[0]), base=str(target[0]), device=device, module=str(module),
+                    function=function, inputs=(), expected=(), rtol=0.0, atol=0.0,
+                    declared_at=where, result="")
+    pool = default_pool()
+    status = pool.status(device)
+    if not status.present:
+        return f"cannot run {function} on {device}: {status.reason}"
+    try:
+        arrays = [load_array(Path(str(n)), f"input {i}") for i, n in enumerate(inputs)]
+        with pool.exclusive(device):
+            outputs, _ = invoke(pool, spec, Path(str(module)), arrays)
+    except TestError as e:
+        return f"{function} on {device}: {e}"
+    if len(outputs) != count:
+        return (f"{function} returned {len(outputs)} output(s) but {count} were declared at {where}; "
+                f"pass outputs={len(outputs)} (or a list of {len(outputs)} file names)")
+    for node, array in zip(target, outputs):
+        atomic_write_bytes(str(node), npy_bytes(array))
+    return 0
+
+
+RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR")
+
+
+def IreeRun(env, name: str, module, function: str, inputs: Sequence = (),
+            device: str = "local-task", outputs: int | Sequence[str] = 1) -> list:
+    """Declare the outputs of one call; returns their nodes (``NAME.npy`` for one)."""
+    where = declared_at()
+    try:
+        module_node, backends = find_module(env, module)
+        check_device(device, backends)
+        if isinstance(outputs, int):
+            if outputs < 1:
+                raise IreeBuildError("outputs must be at least 1")
+            names = [f"{name}.npy"] if outputs == 1 else [f"{name}.output{i}.npy" for i in range(outputs)]
+        else:
+            names = [str(o) for o in outputs]
+            if not names or not all(n.endswith(".npy") for n in names):
+                raise IreeBuildError("outputs must be a count or a list of .npy file names")
+        input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
+    except IreeBuildError as e:
+        fail(e.message, where)
+    targets = [env.File(n) for n in names]
+    _runs[targets[0].get_abspath()] = (device, function, where, len(targets))
+    return env.Command(targets, [module_node, *input_nodes], RUN_ACTION,
+                       _IREE_RUN_WHAT=f"{function} on {device}")
+
+
+def iree_run(name: str, module, function: str, inputs: Sequence = (), device: str = "local-task",
+             outputs: int | Sequence[str] = 1, env=None) -> list:
+    """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""
+    from . import default_environment
+
+    return IreeRun(env or default_environment(), name, module, function, inputs=inputs,
+                   device=device, outputs=outputs)
