@@ -220,8 +220,10 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
         _tests.append(test)
         _by_result[result.get_abspath()] = test
         env.Command(result, [module_node, *input_nodes, *expected_nodes], TEST_ACTION)
-        if device not in ("local-sync", "local-task"):
-            env.SideEffect(env.File(f"#.iree_device_{device}.lock"), result)  # one GPU test at a time
+        if device not in ("local-sync", "local-task"):  # one test at a time on a GPU
+            lock = env.File(f"#.iree_device_{device}.lock")
+            env.SideEffect(lock, result)
+            env.Ignore(env.Dir("#"), lock)  # else a plain `scons` would build it, and so run the test
         d = result.dir
         while d is not None:  # keep tests out of a plain `scons` (directories build their contents)
             env.Ignore(d, result)
