@@ -1,0 +1,317 @@
+"""Run one test: load the module on its device, call the function, compare.
+
+Uses the low-level runtime API (VmContext.invoke with buffer views) rather than
+``FunctionInvoker``/``DeviceArray``: in iree-base-runtime 3.13 ``DeviceArray``
+reads results back through host-pointer import, which fails on Vulkan drivers
+that require page-aligned imports (lavapipe), and it warns under numpy 2. Each
+test gets a fresh VmContext (module globals never leak between tests; creation
+costs ~0.1 ms on CPU, ~7 ms on Vulkan) on the pool's shared device.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import iree.runtime as ireert
+import numpy as np
+
+from iree_build.testing.compare import compare_outputs
+from iree_build.testing.devices import (
+    DevicePool,
+    DeviceUnavailable,
+    default_pool,
+    runtime_error_text,
+)
+from iree_build.testing.manifest import TestSpec, resolve
+from iree_build.testing.results import TestResult
+
+_ET = ireert.HalElementType
+_ELEMENT_TYPES: dict[np.dtype, ireert.HalElementType] = {
+    np.dtype(np.float16): _ET.FLOAT_16,
+    np.dtype(np.float32): _ET.FLOAT_32,
+    np.dtype(np.float64): _ET.FLOAT_64,
+    np.dtype(np.int8): _ET.SINT_8,
+    np.dtype(np.uint8): _ET.UINT_8,
+    np.dtype(np.int16): _ET.SINT_16,
+    np.dtype(np.uint16): _ET.UINT_16,
+    np.dtype(np.int32): _ET.SINT_32,
+    np.dtype(np.uint32): _ET.UINT_32,
+    np.dtype(np.int64): _ET.SINT_64,
+    np.dtype(np.uint64): _ET.UINT_64,
+    np.dtype(np.bool_): _ET.BOOL_8,
+    np.dtype(np.complex64): _ET.COMPLEX_64,
+    np.dtype(np.complex128): _ET.COMPLEX_128,
+}
+# VM calling-convention codes for scalar arguments/results.
+_SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
+
+
+class TestError(Exception):
+    """A problem that makes the test an ``error`` (not a mismatch)."""
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass(frozen=True)
+class CallingConvention:
+    """Argument and result codes of a VM function, e.g. ``0rr_r`` -> ("rr", "r")."""
+
+    args: str
+    results: str
+
+    @property
+    def is_exact(self) -> bool:
+        """False when variadic spans make the counts unknowable from the codes."""
+        return not any(c in "CD" for c in self.args + self.results)
+
+
+def calling_convention(function: ireert.VmFunction) -> CallingConvention | None:
+    """Parse the cconv from the function's repr (the binding exposes it nowhere else)."""
+    match = re.match(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)", repr(function))
+    if not match:
+        return None
+    args, results = match.group(2), match.group(3)
+    return CallingConvention(
+        args="" if args == "v" else args, results="" if results == "v" else results
+    )
+
+
+def load_array(path: Path, what: str) -> np.ndarray:
+    """Load a ``.npy`` without pickle, in native byte order."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise TestError(f"{what} {path.name!r} not found (build it first)") from None
+    except (OSError, ValueError) as exc:
+        raise TestError(f"cannot read {what} {path.name!r}: {exc}") from None
+    if not isinstance(arr, np.ndarray):
+        if hasattr(arr, "close"):
+            arr.close()
+        raise TestError(f"{what} {path.name!r} is not a single .npy array")
+    if arr.dtype.byteorder not in ("=", "|"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def _push_argument(
+    args: ireert.VmVariantList, device: ireert.HalDevice, index: int, code: str, arr: np.ndarray
+) -> None:
+    if code in _SCALAR_DTYPES:
+        if arr.size != 1:
+            raise TestError(f"input {index} must be a scalar, got shape {arr.shape}")
+        value = arr.reshape(()).item()
+        if code in "iI":
+            if arr.dtype.kind not in "biu":
+                raise TestError(f"input {index} must be an integer, got {arr.dtype}")
+            args.push_int(int(value))
+        else:
+            if arr.dtype.kind not in "fiu":
+                raise TestError(f"input {index} must be a float, got {arr.dtype}")
+            args.push_float(float(value))
+        return
+    element_type = _ELEMENT_TYPES.get(arr.dtype)
+    if element_type is None:
+        raise TestError(f"input {index} has dtype {arr.dtype}, which the runtime cannot take")
+    view = device.allocator.allocate_buffer_copy(
+        memory_type=ireert.MemoryType.DEVICE_LOCAL,
+        allowed_usage=ireert.BufferUsage.DEFAULT,
+        device=device,
+        buffer=np.ascontiguousarray(arr),
+        element_type=element_type,
+    )
+    args.push_ref(view)
+
+
+def _to_host(device: ireert.HalDevice, view: ireert.HalBufferView) -> np.ndarray:
+    """Copy a result buffer view into a numpy array (map if possible, else stage)."""
+    dtype = ireert.HalElementType.map_to_dtype(view.element_type)
+    shape = list(view.shape)
+    buffer = view.get_buffer()
+    visible = int(ireert.MemoryType.HOST_VISIBLE)
+    scoped = int(ireert.BufferUsage.MAPPING_SCOPED)
+    if (
+        int(buffer.memory_type()) & visible == visible
+        and int(buffer.allowed_usage()) & scoped == scoped
+    ):
+        return np.array(view.map().asarray(shape, dtype), copy=True)
+    staging = device.allocator.allocate_buffer(
+        memory_type=int(ireert.MemoryType.HOST_LOCAL | ireert.MemoryType.DEVICE_VISIBLE),
+        allowed_usage=int(ireert.BufferUsage.TRANSFER_TARGET | ireert.BufferUsage.MAPPING_SCOPED),
+        allocation_size=buffer.byte_length(),
+    )
+    semaphore = device.create_semaphore(0)
+    device.queue_copy(
+        buffer,
+        staging,
+        wait_semaphores=ireert.HalFence.create_at(semaphore, 0),
+        signal_semaphores=ireert.HalFence.create_at(semaphore, 1),
+    )
+    ireert.HalFence.create_at(semaphore, 1).wait()
+    return np.array(staging.map().asarray(shape, dtype), copy=True)
+
+
+def _read_results(
+    device: ireert.HalDevice, rets: ireert.VmVariantList, codes: str | None
+) -> list[np.ndarray]:
+    outputs: list[np.ndarray] = []
+    for i in range(len(rets)):
+        code = codes[i] if codes is not None and i < len(codes) else "?"
+        if code in _SCALAR_DTYPES:
+            outputs.append(np.asarray(rets.get_variant(i), dtype=_SCALAR_DTYPES[code]))
+            continue
+        try:
+            ref = rets.get_as_ref(i) if code in "r?" else None
+        except Exception:  # a value, not a ref (only when the cconv is unknown)
+            ref = None
+        if ref is not None and ref.isinstance(ireert.HalBufferView):
+            outputs.append(_to_host(device, ref.deref(ireert.HalBufferView)))
+        elif code == "?" and ref is None:
+            outputs.append(np.asarray(rets.get_variant(i)))
+        else:
+            raise TestError(f"output {i} is not a tensor or scalar; it cannot be compared")
+    return outputs
+
+
+def _context_error(exc: BaseException, spec: TestSpec) -> str:
+    text = runtime_error_text(exc)
+    targets = re.findall(r'#hal\.device\.target<"([^"]+)"', str(exc))
+    if "INCOMPATIBLE" in text and targets:
+        wanted = ", ".join(dict.fromkeys(targets))
+        return f"module {spec.module!r} was compiled for {wanted}, cannot run on {spec.device}"
+    return f"cannot initialize module {spec.module!r} on {spec.device}: {text}"
+
+
+def invoke(
+    pool: DevicePool,
+    spec: TestSpec,
+    module_path: Path,
+    inputs: list[np.ndarray],
+    read_outputs: bool = True,
+) -> tuple[list[np.ndarray], float]:
+    """Call ``spec.function`` on ``spec.device``; returns (outputs, call time in ms).
+
+    Must run inside ``pool.run_on(spec.device, ...)`` (GPU thread affinity).
+
+    Everything that holds device memory stays local to this function and is
+    dropped before it returns (the device must outlive its buffers).
+    """
+    try:
+        device = pool.device(spec.device)
+    except DeviceUnavailable as exc:
+        raise TestError(str(exc)) from None
+    instance = pool.instance
+    try:
+        module = ireert.VmModule.mmap(instance, str(module_path))
+    except FileNotFoundError:
+        raise TestError(f"module {spec.module!r} not found (build it first)") from None
+    except Exception as exc:
+        raise TestError(
+            f"cannot load module {spec.module!r}: {runtime_error_text(exc)}"
+        ) from None
+    function = module.lookup_function(spec.function)
+    if function is None:
+        exports = [n for n in module.function_names if not n.startswith("__")]
+        raise TestError(
+            f"function {spec.function!r} not found in {spec.module!r} "
+            f"(exports: {', '.join(exports) or 'none'}; declared at {spec.declared_at})"
+        )
+    declaration = function.reflection.get("iree.abi.declaration", "")
+    if declaration.startswith("async"):
+        raise TestError(
+            f"function {spec.function!r} uses the async (fences) ABI; only sync "
+            "functions can be tested"
+        )
+    cconv = calling_convention(function)
+    codes = cconv.args if cconv is not None and cconv.is_exact else None
+    if codes is not None and len(codes) != len(inputs):
+        raise TestError(
+            f"function {spec.function!r} takes {len(codes)} input(s), the test "
+            f"gives {len(inputs)} (declared at {spec.declared_at})"
+        )
+    args = rets = hal = context = None
+    try:
+        args = ireert.VmVariantList(len(inputs))
+        for i, arr in enumerate(inputs):
+            _push_argument(args, device, i, codes[i] if codes is not None else "r", arr)
+        hal = ireert.create_hal_module(instance, device)
+        try:
+            context = ireert.VmContext(instance, [hal, module])
+        except Exception as exc:
+            raise TestError(_context_error(exc, spec)) from None
+        n_results = len(cconv.results) if cconv is not None and cconv.is_exact else 8
+        rets = ireert.VmVariantList(n_results)
+        start = time.perf_counter()
+        try:
+            context.invoke(function, args, rets)
+        except Exception as exc:
+            raise TestError(
+                f"calling {spec.function!r} failed: {runtime_error_text(exc)}"
+            ) from None
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        result_codes = cconv.results if cconv is not None and cconv.is_exact else None
+        outputs = _read_results(device, rets, result_codes) if read_outputs else []
+        return outputs, elapsed_ms
+    finally:
+        del rets, args, context, hal  # buffers go before anything else
+
+
+def run_test(
+    spec: TestSpec,
+    base_dir: str | os.PathLike[str],
+    pool: DevicePool | None = None,
+    signature: str = "",
+) -> TestResult:
+    """Run one test and return its result; never raises for test problems.
+
+    ``skipped`` if the device is absent (message = reason), ``failed`` on a
+    mismatch, ``error`` if the module/function/inputs are unusable.
+    """
+    pool = pool if pool is not None else default_pool()
+
+    def result(status: str, message: str = "", time_ms: float = 0.0) -> TestResult:
+        return TestResult(
+            name=spec.name,
+            status=status,
+            message=message,
+            time_ms=time_ms,
+            device=spec.device,
+            signature=signature,
+            base=spec.base,
+        )
+
+    status = pool.status(spec.device)
+    if not status.present:
+        return result("skipped", status.reason)
+    try:
+        inputs = [
+            load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)
+        ]
+        expected = [
+            load_array(resolve(base_dir, p), f"expected output {i}")
+            for i, p in enumerate(spec.expected)
+        ]
+        outputs, time_ms = pool.run_on(
+            spec.device,
+            invoke,
+            pool,
+            spec,
+            resolve(base_dir, spec.module),
+            inputs,
+            bool(spec.expected),
+        )
+        mismatch = (
+            compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol)
+            if spec.expected
+            else None
+        )
+    except TestError as exc:
+        return result("error", f"{spec.name}: {exc}")
+    except Exception as exc:  # a bug or an odd runtime failure: still one line
+        return result("error", f"{spec.name}: {type(exc).__name__}: {runtime_error_text(exc)}")
+    if mismatch is not None:
+        return result("failed", mismatch, time_ms)
+    return result("passed", time_ms=time_ms)

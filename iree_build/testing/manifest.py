@@ -1,0 +1,251 @@
+"""The test manifest: what the build declared, for the runner to execute.
+
+The builder writes ``iree_tests.json`` next to the built modules; the runner may
+run on another machine that has only ``iree.runtime`` and numpy, so this module
+is standard library only. Every path in the manifest is relative to the
+manifest's directory and must stay inside it: a data file never makes the
+runner read or write outside the build folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iree_build.errors import IreeBuildError
+
+FORMAT = "iree_build.tests/1"
+MANIFEST_NAME = "iree_tests.json"
+
+_KEYS = (
+    "name",
+    "base",
+    "device",
+    "module",
+    "function",
+    "inputs",
+    "expected",
+    "rtol",
+    "atol",
+    "declared_at",
+    "result",
+)
+_PATH_KEYS = ("module", "result")
+_PATH_LIST_KEYS = ("inputs", "expected")
+
+
+class ManifestError(IreeBuildError):
+    """The manifest is unreadable or malformed; names the manifest file."""
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One declared test on one device; paths relative to the manifest dir."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    base: str
+    device: str
+    module: str
+    function: str
+    inputs: tuple[str, ...]
+    expected: tuple[str, ...]
+    rtol: float
+    atol: float
+    declared_at: str
+    result: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry, keys in the documented order."""
+        return {
+            "name": self.name,
+            "base": self.base,
+            "device": self.device,
+            "module": self.module,
+            "function": self.function,
+            "inputs": list(self.inputs),
+            "expected": list(self.expected),
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "declared_at": self.declared_at,
+            "result": self.result,
+        }
+
+
+@dataclass
+class Manifest:
+    """A loaded manifest: its file, the folder its paths are relative to, its tests."""
+
+    path: Path
+    tests: list[TestSpec] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def check_relative_path(value: Any) -> str:
+    """Return ``value`` normalized, or raise ValueError if it could leave the dir.
+
+    Lexical check only: absolute paths, drive letters, backslashes and any
+    ``..`` that survives normalization are refused.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    if "\\" in value:
+        raise ValueError("uses '\\'; manifest paths use '/' separators")
+    if value.startswith("/") or (len(value) > 1 and value[1] == ":"):
+        raise ValueError("is absolute; manifest paths are relative to the manifest")
+    norm = posixpath.normpath(value)
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError("escapes the manifest directory")
+    if norm == ".":
+        raise ValueError("names the manifest directory itself, not a file")
+    return norm
+
+
+def resolve(base_dir: str | os.PathLike[str], rel: str) -> Path:
+    """Absolute path of a manifest-relative path, re-checked so callers can't slip."""
+    return Path(base_dir) / check_relative_path(rel)
+
+
+def _fail(path: Path, message: str) -> ManifestError:
+    return ManifestError(message, where=str(path))
+
+
+def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
+    if not isinstance(raw, dict):
+        raise _fail(path, f"tests[{index}] is not an object")
+    label = raw.get("name") if isinstance(raw.get("name"), str) else f"tests[{index}]"
+    missing = [k for k in _KEYS if k not in raw]
+    if missing:
+        raise _fail(path, f"test {label!r} is missing key(s): {', '.join(missing)}")
+    for key in ("name", "base", "device", "function", "declared_at"):
+        if not isinstance(raw[key], str) or (key != "declared_at" and not raw[key]):
+            raise _fail(path, f"test {label!r}: {key!r} must be a non-empty string")
+    paths: dict[str, Any] = {}
+    try:
+        for key in _PATH_KEYS:
+            paths[key] = _checked(key, raw[key])
+        for key in _PATH_LIST_KEYS:
+            if not isinstance(raw[key], list):
+                raise ValueError(f"{key!r} must be a list of paths")
+            paths[key] = tuple(
+                _checked(f"{key}[{i}]", item) for i, item in enumerate(raw[key])
+            )
+    except ValueError as exc:
+        raise _fail(path, f"test {label!r}: {exc}") from None
+    tol: dict[str, float] = {}
+    for key in ("rtol", "atol"):
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(path, f"test {label!r}: {key!r} must be a number")
+        if not math.isfinite(value) or value < 0:
+            raise _fail(path, f"test {label!r}: {key!r} must be finite and >= 0")
+        tol[key] = float(value)
+    return TestSpec(
+        name=raw["name"],
+        base=raw["base"],
+        device=raw["device"],
+        module=paths["module"],
+        function=raw["function"],
+        inputs=paths["inputs"],
+        expected=paths["expected"],
+        rtol=tol["rtol"],
+        atol=tol["atol"],
+        declared_at=raw["declared_at"],
+        result=paths["result"],
+    )
+
+
+def _checked(key: str, value: Any) -> str:
+    try:
+        return check_relative_path(value)
+    except ValueError as exc:
+        raise ValueError(f"path {key}={value!r} {exc}") from None
+
+
+def parse_manifest(path: Path, data: Any) -> Manifest:
+    """Validate decoded JSON ``data`` read from ``path``."""
+    if not isinstance(data, dict):
+        raise _fail(path, "not a test manifest (top level is not an object)")
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        raise _fail(path, f"unknown manifest format {fmt!r} (expected {FORMAT!r})")
+    if not isinstance(data.get("tests"), list):
+        raise _fail(path, "missing key 'tests' (a list)")
+    tests = [_parse_test(path, i, raw) for i, raw in enumerate(data["tests"])]
+    seen_names: set[str] = set()
+    seen_results: dict[str, str] = {}
+    for spec in tests:
+        if spec.name in seen_names:
+            raise _fail(path, f"duplicate test name {spec.name!r}")
+        seen_names.add(spec.name)
+        other = seen_results.setdefault(spec.result, spec.name)
+        if other != spec.name:
+            raise _fail(
+                path, f"tests {other!r} and {spec.name!r} share result file {spec.result!r}"
+            )
+    return Manifest(path=path, tests=tests)
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a manifest file; every problem is one ManifestError line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(p, "no test manifest here (build the tests first)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(p, f"cannot read test manifest: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(p, f"not valid JSON: {exc}") from None
+    return parse_manifest(p, data)
+
+
+def manifest_json(tests: list[TestSpec]) -> str:
+    """The manifest text for ``tests`` (stable formatting, so rewrites are no-ops)."""
+    doc = {"format": FORMAT, "tests": [t.to_json() for t in tests]}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def save_manifest(path: str | os.PathLike[str], tests: list[TestSpec]) -> None:
+    """Write the manifest atomically (readers never see half a file)."""
+    write_text_atomic(path, manifest_json(tests))
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temp file in the same dir, then ``os.replace`` it in.
+
+    Used for every file the engine writes (manifest, results, JUnit) so that a
+    crash or a concurrent reader never sees a truncated file.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / (
+        f".{target.name}.{os.getpid()}.{threading.get_ident()}."
+        f"{secrets.token_hex(4)}.tmp"
+    )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

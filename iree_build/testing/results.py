@@ -1,0 +1,172 @@
+"""Test results: the record of one run, its JSON file, JUnit XML, the summary.
+
+A result file is also the cache entry: the runner skips a test whose stored
+result passed with the same input signature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from iree_build.testing.manifest import write_text_atomic
+
+RESULT_FORMAT = "iree_build.result/1"
+STATUSES = ("passed", "failed", "skipped", "error")
+
+
+@dataclass
+class TestResult:
+    """What happened to one test. ``message`` is one line (reason or mismatch)."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    status: str
+    message: str = ""
+    time_ms: float = 0.0
+    device: str = ""
+    signature: str = ""
+    base: str = ""
+    cached: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown test status {self.status!r}")
+        if not self.base:
+            self.base = self.name.split("[", 1)[0]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": RESULT_FORMAT,
+            "name": self.name,
+            "base": self.base,
+            "status": self.status,
+            "message": self.message,
+            "time_ms": self.time_ms,
+            "device": self.device,
+            "signature": self.signature,
+        }
+
+
+def result_json(result: TestResult) -> str:
+    """The text of a result file."""
+    return json.dumps(result.to_json(), indent=2) + "\n"
+
+
+def write_result(result: TestResult, path: str | os.PathLike[str]) -> None:
+    """Write the result file atomically (it is read back as a cache entry)."""
+    write_text_atomic(path, result_json(result))
+
+
+def read_result(path: str | os.PathLike[str]) -> TestResult | None:
+    """The stored result, or None if missing or unreadable (then: run again)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
+            return None
+        return TestResult(
+            name=str(data["name"]),
+            status=str(data["status"]),
+            message=str(data.get("message", "")),
+            time_ms=float(data.get("time_ms", 0.0)),
+            device=str(data.get("device", "")),
+            signature=str(data.get("signature", "")),
+            base=str(data.get("base", "")),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def counts(results: Iterable[TestResult]) -> tuple[int, int, int]:
+    """(passed, failed, skipped); errors count as failed."""
+    passed = failed = skipped = 0
+    for r in results:
+        if r.status == "passed":
+            passed += 1
+        elif r.status == "skipped":
+            skipped += 1
+        else:
+            failed += 1
+    return passed, failed, skipped
+
+
+def summary_line(results: Iterable[TestResult]) -> str:
+    """``"N passed, N failed, N skipped"`` (errors count as failed)."""
+    passed, failed, skipped = counts(results)
+    return f"{passed} passed, {failed} failed, {skipped} skipped"
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms:.2f} ms" if ms < 0.1 else f"{ms:.1f} ms"
+
+
+def result_line(result: TestResult) -> str:
+    """The one line printed per test: ``PASS name (0.4 ms)``, ``FAIL name (why)``."""
+    if result.status == "passed":
+        detail = "cached" if result.cached else _fmt_ms(result.time_ms)
+        return f"PASS {result.name} ({detail})"
+    word = "SKIP" if result.status == "skipped" else "FAIL"
+    message = result.message
+    if message.startswith(result.name + ": "):  # the name is already on the line
+        message = message[len(result.name) + 2 :]
+    return f"{word} {result.name} ({message})"
+
+
+_XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry (runtime messages may hold any)."""
+    return _XML_BAD.sub("?", text)
+
+
+def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
+    """JUnit XML text: one ``<testsuite>``, one ``<testcase>`` per result."""
+    _, _, skipped = counts(results)
+    failures = sum(1 for r in results if r.status == "failed")
+    errors = sum(1 for r in results if r.status == "error")
+    total_s = sum(r.time_ms for r in results) / 1000.0
+    attrs = {
+        "name": suite,
+        "tests": str(len(results)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(skipped),
+        "time": f"{total_s:.3f}",
+    }
+    root = ET.Element("testsuites", attrs)
+    suite_el = ET.SubElement(root, "testsuite", attrs)
+    for r in results:
+        case = ET.SubElement(
+            suite_el,
+            "testcase",
+            {"classname": r.base, "name": r.name, "time": f"{r.time_ms / 1000.0:.6f}"},
+        )
+        message = _xml_safe(r.message)
+        if r.status in ("failed", "error"):
+            tag = "failure" if r.status == "failed" else "error"
+            ET.SubElement(case, tag, {"message": message}).text = message
+        elif r.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": message})
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(
+        root, encoding="unicode"
+    ) + "\n"
+
+
+def write_junit(
+    results: Sequence[TestResult], path: str | os.PathLike[str], suite: str = "iree_build"
+) -> None:
+    """Write the JUnit XML report atomically."""
+    write_text_atomic(path, junit_xml(results, suite))

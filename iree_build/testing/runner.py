@@ -1,0 +1,291 @@
+"""The standalone test runner behind ``python -m iree_build test BUILD_DIR``.
+
+Runs a built tree's tests with ``iree.runtime`` alone (no SCons, no compiler):
+selects tests, skips those whose stored result still holds (same signature,
+passed), runs the rest (CPU tests in parallel, each GPU one test at a time),
+writes result files and a JUnit report, and prints one line per test plus a
+closing summary.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from iree_build.errors import IreeBuildError
+from iree_build.testing.devices import (
+    KNOWN_DEVICES,
+    DevicePool,
+    canonical_device,
+    default_pool,
+    driver_name,
+    is_cpu_device,
+    runtime_version,
+)
+from iree_build.testing.execute import run_test
+from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
+from iree_build.testing.results import (
+    TestResult,
+    read_result,
+    result_line,
+    summary_line,
+    write_junit,
+    write_result,
+)
+
+JUNIT_NAME = "iree_test_results.xml"
+SIGNATURE_VERSION = "iree_build.signature/1"
+
+
+class UsageError(IreeBuildError):
+    """A bad command-line choice (exit code 2)."""
+
+
+@dataclass
+class _Digest:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    value: str | None = None
+
+
+class FileHasher:
+    """sha256 of file contents, each distinct file hashed once (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._digests: dict[str, _Digest] = {}
+
+    def digest(self, path: str | os.PathLike[str]) -> str:
+        """Hex digest of the file's bytes; raises OSError if unreadable."""
+        key = os.path.abspath(path)
+        with self._lock:
+            entry = self._digests.setdefault(key, _Digest())
+        with entry.lock:
+            if entry.value is None:
+                with open(key, "rb") as fh:
+                    entry.value = hashlib.file_digest(fh, "sha256").hexdigest()
+            return entry.value
+
+
+def test_signature(
+    spec: TestSpec, base_dir: str | os.PathLike[str], hasher: FileHasher | None = None
+) -> str | None:
+    """What the test's outcome depends on, hashed; None if a file is missing.
+
+    Covers the module, input and expected file bytes, function, device, rtol,
+    atol, and the runtime version (a runtime upgrade reruns everything).
+    """
+    hasher = hasher if hasher is not None else FileHasher()
+    try:
+        doc = {
+            "v": SIGNATURE_VERSION,
+            "runtime": runtime_version(),
+            "module": hasher.digest(resolve(base_dir, spec.module)),
+            "inputs": [hasher.digest(resolve(base_dir, p)) for p in spec.inputs],
+            "expected": [hasher.digest(resolve(base_dir, p)) for p in spec.expected],
+            "function": spec.function,
+            "device": spec.device,
+            "rtol": spec.rtol,
+            "atol": spec.atol,
+        }
+    except OSError:
+        return None
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+test_signature.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def up_to_date_result(
+    spec: TestSpec, base_dir: str | os.PathLike[str], signature: str | None
+) -> TestResult | None:
+    """The stored result if it passed with this exact signature, else None."""
+    if not signature:
+        return None
+    stored = read_result(resolve(base_dir, spec.result))
+    if stored is None or stored.status != "passed" or stored.signature != signature:
+        return None
+    stored.cached = True
+    return stored
+
+
+def run_one(
+    spec: TestSpec,
+    base_dir: str | os.PathLike[str],
+    pool: DevicePool | None = None,
+    hasher: FileHasher | None = None,
+    retest: bool = False,
+) -> TestResult:
+    """Run one test unless its stored result is up to date; record the result."""
+    signature = test_signature(spec, base_dir, hasher)
+    if not retest:
+        cached = up_to_date_result(spec, base_dir, signature)
+        if cached is not None:
+            return cached
+    result = run_test(spec, base_dir, pool, signature or "")
+    write_result(result, resolve(base_dir, spec.result))
+    return result
+
+
+def find_manifest(path: str | os.PathLike[str]) -> Path:
+    """BUILD_DIR/iree_tests.json, or the manifest file itself if given."""
+    p = Path(path)
+    if p.is_dir():
+        return p / MANIFEST_NAME
+    if p.exists() or p.suffix == ".json":
+        return p
+    raise UsageError(f"no such build directory or manifest: {str(p)!r}")
+
+
+def check_devices(devices: Sequence[str], manifest: Manifest) -> None:
+    """Refuse typos in ``--devices`` (a misspelled name would silently select nothing)."""
+    known = {driver_name(d) for d in KNOWN_DEVICES}
+    known |= {driver_name(t.device) for t in manifest.tests}
+    for name in devices:
+        if driver_name(name) not in known:
+            raise UsageError(
+                f"unknown device {name!r} in --devices (known: {', '.join(KNOWN_DEVICES)})"
+            )
+
+
+def select_tests(
+    tests: Sequence[TestSpec], devices: Sequence[str] | None, pattern: str | None
+) -> list[TestSpec]:
+    """Tests on one of ``devices`` (aliases resolved) whose name matches ``pattern``."""
+    wanted = {canonical_device(d) for d in devices} if devices else None
+    chosen = []
+    for spec in tests:
+        if wanted is not None and canonical_device(spec.device) not in wanted:
+            continue
+        if pattern and not fnmatch.fnmatchcase(spec.name, pattern):
+            continue
+        chosen.append(spec)
+    return chosen
+
+
+@dataclass
+class RunOptions:
+    """Choices of one runner invocation (mirrors the command-line flags)."""
+
+    devices: Sequence[str] | None = None
+    pattern: str | None = None
+    require_devices: bool = False
+    retest: bool = False
+    jobs: int | None = None
+    junit: str | os.PathLike[str] | None = None
+
+
+@dataclass
+class RunReport:
+    """Outcome of a runner invocation."""
+
+    results: list[TestResult]
+    ran: int
+    cached: int
+    exit_code: int
+
+
+def _require(result: TestResult) -> TestResult:
+    """Under --require-devices an absent device is a failure, not a skip."""
+    if result.status != "skipped":
+        return result
+    return TestResult(
+        name=result.name,
+        status="failed",
+        message=f"device required: {result.message}",
+        time_ms=result.time_ms,
+        device=result.device,
+        signature=result.signature,
+        base=result.base,
+    )
+
+
+def _lanes(tests: Sequence[TestSpec]) -> list[list[TestSpec]]:
+    """Work units: each CPU test alone; all tests of one GPU device in one lane."""
+    lanes: list[list[TestSpec]] = []
+    gpu: dict[str, list[TestSpec]] = {}
+    for spec in tests:
+        if is_cpu_device(spec.device):
+            lanes.append([spec])
+        else:
+            lane = gpu.get(canonical_device(spec.device))
+            if lane is None:
+                lane = gpu[canonical_device(spec.device)] = []
+                lanes.append(lane)
+            lane.append(spec)
+    return lanes
+
+
+def run_manifest(
+    manifest_path: str | os.PathLike[str],
+    options: RunOptions | None = None,
+    out: TextIO | None = None,
+    pool: DevicePool | None = None,
+) -> RunReport:
+    """Run the selected tests of a manifest, print lines, write results + JUnit."""
+    options = options or RunOptions()
+    out = out if out is not None else sys.stdout
+    pool = pool if pool is not None else default_pool()
+    manifest = load_manifest(manifest_path)
+    if options.devices:
+        check_devices(options.devices, manifest)
+    jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise UsageError(f"-j must be at least 1, got {jobs}")
+    tests = select_tests(manifest.tests, options.devices, options.pattern)
+    if manifest.tests and not tests:
+        print(
+            f"note: no tests selected from {manifest.path} "
+            f"(devices {','.join(options.devices or []) or 'any'}, "
+            f"filter {options.pattern or 'none'})",
+            file=sys.stderr,
+        )
+    hasher = FileHasher()
+    print_lock = threading.Lock()
+    by_name: dict[str, TestResult] = {}
+
+    def emit(result: TestResult) -> None:
+        if options.require_devices:
+            result = _require(result)
+        with print_lock:
+            by_name[result.name] = result
+            print(result_line(result), file=out, flush=True)
+
+    def run_lane(lane: list[TestSpec]) -> None:
+        for spec in lane:
+            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest))
+
+    _run_all(_lanes(tests), run_lane, jobs)
+    results = [by_name[t.name] for t in tests]
+    cached = sum(1 for r in results if r.cached)
+    junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
+    write_junit(results, junit)
+    print(f"{len(results) - cached} tests run, {cached} up to date", file=out)
+    print(summary_line(results), file=out, flush=True)
+    failed = any(r.status in ("failed", "error") for r in results)
+    return RunReport(results, len(results) - cached, cached, 1 if failed else 0)
+
+
+def _run_all(
+    lanes: list[list[TestSpec]], run_lane: Callable[[list[TestSpec]], None], jobs: int
+) -> None:
+    if jobs == 1 or len(lanes) <= 1:
+        for lane in lanes:
+            run_lane(lane)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="iree-test") as ex:
+        futures = [ex.submit(run_lane, lane) for lane in lanes]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
