@@ -20,6 +20,7 @@ from iree_build.compile_request import CompileRequest
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 from iree_build.host_cpu import resolve
+from iree_build.scan import read_flag_file
 from iree_build.targets import device_flags, uses_llvm_cpu
 
 from .explicit_action import ExplicitAction
@@ -44,7 +45,8 @@ def request_for(target, source, env) -> CompileRequest:
     flags = device_flags(backends)
     if uses_llvm_cpu(backends):
         flags += resolve(env.get("IREE_CPU"), env.get("IREE_CPU_FEATURES"), env.get("IREE_TRIPLE")).flags()
-    flags += [str(f) for f in env.Flatten(env.get("IREE_COMPILEFLAGS", []))]
+    for flag in (str(f) for f in env.Flatten(env.get("IREE_COMPILEFLAGS", []))):
+        flags += read_flag_file(flag[1:]) if flag.startswith("@") else [flag]
     return CompileRequest(
         source=str(source[0].rfile()),
         output=str(target[0]),

@@ -16,10 +16,12 @@ import SCons.Util
 from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 from iree_build.host_cpu import resolve
+from iree_build.scan import rewrite_flag_paths
 from iree_build.targets import check_backends, uses_llvm_cpu
 
 from . import options
 from .compile_action import COMPILE_ACTION
+from .mlir_scanner import MLIR_SCANNER
 from .where import declared_at, fail
 
 # output path -> (where declared, what it targets): two declarations must never
@@ -28,12 +30,30 @@ _declared_outputs: dict[str, tuple[str, str]] = {}
 # module path -> its backends, for checking the devices of runs and tests.
 declared_backends: dict[str, list[str]] = {}
 
+
 builder = SCons.Builder.Builder(
     action=COMPILE_ACTION,
     suffix=".vmfb",
     src_suffix=".mlir",
     single_source=True,
+    source_scanner=MLIR_SCANNER,
 )
+
+
+def _flag_path_resolver(env, where_files: list):
+    """Map a path in a flag (relative to the SConscript) to the compiler's view."""
+
+    def resolve(path: str) -> str:
+        node = env.Entry(path)
+        if not (node.has_builder() or node.is_derived()):
+            node = node.srcnode()
+            if not node.exists():
+                raise IreeBuildError(f"a compiler flag names '{path}', which does not exist "
+                                     f"({node.get_internal_path()})")
+        where_files.append(node)
+        return node.get_internal_path()
+
+    return resolve
 
 
 def _as_list(value) -> list[str]:
@@ -73,8 +93,10 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
             summary += ", " + resolve(cpu, cpu_features, triple).summary()
         extra = _as_list(flags)
         for flag in extra:
-            if not flag.startswith("-"):
-                raise IreeBuildError(f"compiler flag {flag!r} does not start with '-'")
+            if not flag.startswith(("-", "@")):
+                raise IreeBuildError(f"compiler flag {flag!r} does not start with '-' (or '@' for a flag file)")
+        flag_nodes: list = []
+        rewritten = rewrite_flag_paths(extra, _flag_path_resolver(env, flag_nodes))
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [
@@ -89,14 +111,18 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         _declared_outputs[node.get_abspath()] = (where, summary)
         declared_backends[node.get_abspath()] = backends
         options.add_help("IREE modules (scons TARGET builds one)", f"{node.get_internal_path()}  [{summary}]")
-    return builder(
+    nodes = builder(
         env, targets, [_source_node(n) for n in env.arg2nodes(source, env.File)],
         IREE_TARGET_BACKENDS=backends,
         IREE_CPU=cpu, IREE_CPU_FEATURES=cpu_features, IREE_TRIPLE=triple,
-        IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), extra]),
+        IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), rewritten.flags]),
         _IREE_TARGET_SUMMARY=summary,
         **kw,
     )
+    dir_files = [f for d in rewritten.dirs for f in env.Glob(f"#{d}/*")]
+    if flag_nodes or dir_files:
+        env.Depends(nodes, flag_nodes + dir_files)  # spec libraries, substitutions, search folders
+    return nodes
 
 
 def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,

@@ -195,7 +195,7 @@ def test_declaration_errors_name_the_sconscript_line(project: Project) -> None:
         'iree_module(name="add", src="add.mlir", cpu="pentium9")':
             "unknown CPU 'pentium9' for x86_64; use 'host', 'generic' or one of:",
         'iree_module(name="add", src="add.mlir", flags=["O3"])':
-            "compiler flag 'O3' does not start with '-'",
+            "compiler flag 'O3' does not start with '-' (or '@' for a flag file)",
     }
     for line, message in cases.items():
         project.write("src/SConscript", "# a comment\n" + line + "\n")

@@ -1,0 +1,42 @@
+"""Implicit dependencies of MLIR sources: the executable objects they link in.
+
+Like SWIG's scanner for ``%include``: read the source, name the files it refers
+to, and let SCons track them (edit one, the module rebuilds; delete one, SCons
+says which file is missing and which target needed it).
+"""
+
+from __future__ import annotations
+
+import SCons.Scanner
+
+from iree_build.scan import object_paths, resolve_object
+
+
+def objects_in(node) -> list[str]:
+    """Executable object paths named in an MLIR source (read once per build)."""
+    memo = getattr(node.attributes, "iree_objects", None)
+    if memo is None:
+        text = node.rfile().get_text_contents() if node.rexists() else ""
+        memo = object_paths(text) if "#hal.executable.object" in text else []
+        node.attributes.iree_objects = memo
+    return memo
+
+
+def _scan_mlir(node, env, path):
+    """Implicit dependencies of an MLIR source: the executable objects it links."""
+    paths = objects_in(node)
+    if not paths:
+        return []
+    # The compiler runs in the top folder and resolves relative paths there;
+    # the source's own folder is searched too, so a misplaced object is still tracked.
+    top = env.Dir("#").get_abspath()
+    search = [top, node.rfile().dir.get_abspath()]
+    found = []
+    for p in paths:
+        resolved = resolve_object(p, search)
+        # A missing object becomes a dependency SCons reports as "not found".
+        found.append(env.File(resolved) if resolved else node.rfile().dir.File(p))
+    return found
+
+
+MLIR_SCANNER = SCons.Scanner.Scanner(function=_scan_mlir, name="IreeMLIR", skeys=[".mlir"])
