@@ -6,13 +6,14 @@ built tree plus its manifest is all another machine needs to run the tests.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SCons.Util
 
-from iree_build.atomic import atomic_write_bytes
+from iree_build.atomic import atomic_write_bytes, temp_path_for
 from iree_build.errors import IreeBuildError
 from iree_build.test_values import describe, npy_bytes, to_array
 
@@ -30,7 +31,15 @@ def _write_literal(target, source, env):
 
 
 def _copy(target, source, env):
-    atomic_write_bytes(str(target[0]), Path(str(source[0])).read_bytes())
+    """Hard-link when possible (parameter archives can be gigabytes), else copy."""
+    dest, src = Path(str(target[0])), Path(str(source[0]))
+    tmp = temp_path_for(dest)
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dest)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write_bytes(dest, src.read_bytes())
     return 0
 
 
@@ -58,7 +67,7 @@ def is_file_reference(value: Any) -> bool:
     return isinstance(value, (str, Path)) or _single_node(value) is not None
 
 
-def materialize(env, value: Any, target_name: str):
+def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (".npy",)):
     """A node for ``value`` inside the build tree, named ``target_name`` if written.
 
     ``value`` is a path to a ``.npy`` file (or a node another rule builds), or a
@@ -68,8 +77,8 @@ def materialize(env, value: Any, target_name: str):
         node = _single_node(value) or value
         if isinstance(node, (str, Path)):
             text = str(node)
-            if not text.endswith(".npy"):
-                raise IreeBuildError(f"data file {text!r} is not a .npy file")
+            if not text.endswith(suffixes):
+                raise IreeBuildError(f"data file {text!r} is not one of: {', '.join(suffixes)}")
             node = env.File(text)
         if node.has_builder() or node.is_derived():
             return node
@@ -102,3 +111,18 @@ def load_now(node) -> np.ndarray:
             "exist when the SConscript is read (give expected outputs as files instead)"
         )
     return np.load(node.srcnode().get_abspath(), allow_pickle=False)
+
+
+PARAMETER_SUFFIXES = (".irpa", ".safetensors", ".gguf")
+
+
+def parameter_nodes(env, files, prefix: str) -> list:
+    """Parameter archives a run or test loads, placed in the build tree."""
+    files = [files] if isinstance(files, (str, Path)) else list(files or [])
+    nodes = []
+    for i, f in enumerate(files):
+        if not is_file_reference(f):
+            raise IreeBuildError(f"parameters must be file paths, not {f!r:.60}")
+        name = Path(str(f)).name if isinstance(f, (str, Path)) else f"params{i}"
+        nodes.append(materialize(env, f, f"{prefix}.{name}", PARAMETER_SUFFIXES))
+    return nodes

@@ -7,6 +7,7 @@ input, the function or the device changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
@@ -21,21 +22,32 @@ from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .where import declared_at, fail
 
-# first output path -> (device, function, declared at, output count)
-_runs: dict[str, tuple[str, str, str, int]] = {}
+@dataclass(frozen=True)
+class DeclaredRun:
+    device: str
+    function: str
+    where: str
+    count: int
+    n_inputs: int
+    parameter_scope: str
 
 
-def _key(target) -> tuple[str, str, str, int]:
+# first output path -> its declaration
+_runs: dict[str, DeclaredRun] = {}
+
+
+def _key(target) -> DeclaredRun:
     return _runs[target[0].get_abspath()]
 
 
 def _signature(target, source, env) -> str:
-    device, function, _, count = _key(target)
+    run = _key(target)
     try:
         runtime = metadata.version("iree-base-runtime")
     except metadata.PackageNotFoundError:
         runtime = "unknown"
-    return f"run: {function}\ndevice: {device}\noutputs: {count}\nruntime: iree-base-runtime {runtime}"
+    return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
+            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime}")
 
 
 def _run(target, source, env):
@@ -43,19 +55,23 @@ def _run(target, source, env):
     from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import TestSpec
 
-    device, function, where, count = _key(target)
-    module, inputs = source[0], source[1:]
+    run = _key(target)
+    device, function, where, count = run.device, run.function, run.where, run.count
+    module = source[0]
+    inputs = source[1:1 + run.n_inputs]
+    params = source[1 + run.n_inputs:]
     spec = TestSpec(name=str(target[0]), base=str(target[0]), device=device, module=str(module),
                     function=function, inputs=(), expected=(), rtol=0.0, atol=0.0,
-                    declared_at=where, result="")
+                    declared_at=where, result=str(target[0]),
+                    parameters=tuple(str(p) for p in params), parameter_scope=run.parameter_scope)
     pool = default_pool()
     status = pool.status(device)
     if not status.present:
         return f"cannot run {function} on {device}: {status.reason}"
     try:
         arrays = [load_array(Path(str(n)), f"input {i}") for i, n in enumerate(inputs)]
-        with pool.exclusive(device):
-            outputs, _ = invoke(pool, spec, Path(str(module)), arrays)
+        outputs, _ = pool.run_on(device, invoke, pool, spec, Path(str(module)), arrays, True,
+                                 Path(env.Dir("#").get_abspath()))
     except TestError as e:
         return f"{function} on {device}: {e}"
     if len(outputs) != count:
@@ -70,7 +86,8 @@ RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR"
 
 
 def IreeRun(env, name: str, module, function: str, inputs: Sequence = (),
-            device: str = "local-task", outputs: int | Sequence[str] = 1) -> list:
+            device: str = "local-task", outputs: int | Sequence[str] = 1,
+            parameters: Sequence = (), parameter_scope: str = "model") -> list:
     """Declare the outputs of one call; returns their nodes (``NAME.npy`` for one)."""
     where = declared_at()
     try:
@@ -85,18 +102,22 @@ def IreeRun(env, name: str, module, function: str, inputs: Sequence = (),
             if not names or not all(n.endswith(".npy") for n in names):
                 raise IreeBuildError("outputs must be a count or a list of .npy file names")
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
+        param_nodes = data_files.parameter_nodes(env, parameters, name)
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [env.File(n) for n in names]
-    _runs[targets[0].get_abspath()] = (device, function, where, len(targets))
-    return env.Command(targets, [module_node, *input_nodes], RUN_ACTION,
+    _runs[targets[0].get_abspath()] = DeclaredRun(device, function, where, len(targets),
+                                                  len(input_nodes), parameter_scope)
+    return env.Command(targets, [module_node, *input_nodes, *param_nodes], RUN_ACTION,
                        _IREE_RUN_WHAT=f"{function} on {device}")
 
 
 def iree_run(name: str, module, function: str, inputs: Sequence = (), device: str = "local-task",
-             outputs: int | Sequence[str] = 1, env=None) -> list:
+             outputs: int | Sequence[str] = 1, parameters: Sequence = (),
+             parameter_scope: str = "model", env=None) -> list:
     """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""
     from . import default_environment
 
     return IreeRun(env or default_environment(), name, module, function, inputs=inputs,
-                   device=device, outputs=outputs)
+                   device=device, outputs=outputs, parameters=parameters,
+                   parameter_scope=parameter_scope)

@@ -50,6 +50,8 @@ class DeclaredTest:
     declared_at: str
     result: Any  # node
     selected: bool
+    parameters: list  # nodes
+    parameter_scope: str
 
 
 _tests: list[DeclaredTest] = []
@@ -95,6 +97,7 @@ def spec_of(test: DeclaredTest):
         function=test.function, inputs=tuple(_rel(n) for n in test.inputs),
         expected=tuple(_rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
         declared_at=test.declared_at, result=_rel(test.result),
+        parameters=tuple(_rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
     )
 
 
@@ -102,7 +105,8 @@ def _signature(target, source, env) -> str:
     t = _by_result[target[0].get_abspath()]
     return "\n".join([
         f"test: {t.name}", f"function: {t.function}", f"device: {t.device}",
-        f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"runtime: iree-base-runtime {_runtime_version()}",
+        f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
+        f"runtime: iree-base-runtime {_runtime_version()}",
     ])
 
 
@@ -179,7 +183,8 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
 
 def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
-             rtol: float = 1e-5, atol: float = 1e-6) -> list:
+             rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
+             parameter_scope: str = "model") -> list:
     """Declare one test per device; returns the result nodes."""
     global _summary_registered
     where = declared_at()
@@ -197,10 +202,11 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
         expected_nodes = _expected_nodes(env, name, expected if expected is not None else [],
                                          inputs, input_nodes, where)
+        param_nodes = data_files.parameter_nodes(env, parameters, name)
         if float(rtol) < 0 or float(atol) < 0:
             raise IreeBuildError("rtol and atol must not be negative")
         bdir = build_dir(env, module_node)
-        for node in [module_node, *input_nodes, *expected_nodes]:
+        for node in [module_node, *input_nodes, *expected_nodes, *param_nodes]:
             if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
                 raise IreeBuildError(
                     f"{node} lies outside the test folder {bdir.get_internal_path()}; "
@@ -216,10 +222,11 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
             fail(f"test {full} is already declared", where)
         result = env.File(f"{name}.{device}.result.json")
         test = DeclaredTest(full, name, device, module_node, function, input_nodes, expected_nodes,
-                            float(rtol), float(atol), where, result, _selected(full, device))
+                            float(rtol), float(atol), where, result, _selected(full, device),
+                            param_nodes, parameter_scope)
         _tests.append(test)
         _by_result[result.get_abspath()] = test
-        env.Command(result, [module_node, *input_nodes, *expected_nodes], TEST_ACTION)
+        env.Command(result, [module_node, *input_nodes, *expected_nodes, *param_nodes], TEST_ACTION)
         if device not in ("local-sync", "local-task"):  # one test at a time on a GPU
             lock = env.File(f"#.iree_device_{device}.lock")
             env.SideEffect(lock, result)
@@ -249,12 +256,14 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
 
 def iree_test(name: str, module, function: str, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
-              rtol: float = 1e-5, atol: float = 1e-6, env=None) -> list:
+              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
+              parameter_scope: str = "model", env=None) -> list:
     """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
     from . import default_environment
 
     return IreeTest(env or default_environment(), name, module, function, inputs=inputs,
-                    expected=expected, devices=devices, rtol=rtol, atol=atol)
+                    expected=expected, devices=devices, rtol=rtol, atol=atol,
+                    parameters=parameters, parameter_scope=parameter_scope)
 
 
 def _summary() -> None:

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 _OWN = (str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "iree_build"))
 _SCONS = f"{os.sep}SCons{os.sep}"
@@ -39,7 +40,7 @@ def declared_at() -> str:
     return "SConstruct"
 
 
-def fail(message: str, where: str | None = None) -> "NoReturn":  # type: ignore[name-defined]
+def fail(message: str, where: str | None = None) -> NoReturn:
     """Print ``scons: *** FILE:LINE: message`` and stop reading SConscripts (exit 2)."""
     sys.stderr.write(f"scons: *** {where or declared_at()}: {message}\n")
     sys.stderr.flush()

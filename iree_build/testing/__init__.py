@@ -32,6 +32,8 @@ _EXPORTS = {
     "device_status": "devices",
     "run_test": "execute",
     "run_one": "runner",
+    "run_check_file": "check_runner",
+    "check_functions": "check_runner",
     "test_signature": "runner",
     "run_manifest": "runner",
     "RunOptions": "runner",

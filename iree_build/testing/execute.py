@@ -185,12 +185,28 @@ def _context_error(exc: BaseException, spec: TestSpec) -> str:
     return f"cannot initialize module {spec.module!r} on {spec.device}: {text}"
 
 
+def load_parameters(base_dir: Path, spec: TestSpec) -> ireert.ParameterIndex:
+    """The parameter archives a module reads at run time, in one index.
+
+    The format follows the file name (``.irpa``, ``.safetensors``, ``.gguf``).
+    """
+    index = ireert.ParameterIndex()
+    for rel in spec.parameters:
+        path = resolve(base_dir, rel)
+        try:
+            index.load(str(path))
+        except Exception as exc:
+            raise TestError(f"cannot load parameters {rel!r}: {runtime_error_text(exc)}") from None
+    return index
+
+
 def invoke(
     pool: DevicePool,
     spec: TestSpec,
     module_path: Path,
     inputs: list[np.ndarray],
     read_outputs: bool = True,
+    params_dir: Path | None = None,
 ) -> tuple[list[np.ndarray], float]:
     """Call ``spec.function`` on ``spec.device``; returns (outputs, call time in ms).
 
@@ -232,14 +248,19 @@ def invoke(
             f"function {spec.function!r} takes {len(codes)} input(s), the test "
             f"gives {len(inputs)} (declared at {spec.declared_at})"
         )
-    args = rets = hal = context = None
+    args = rets = hal = context = modules = index = None
     try:
         args = ireert.VmVariantList(len(inputs))
         for i, arr in enumerate(inputs):
             _push_argument(args, device, i, codes[i] if codes is not None else "r", arr)
         hal = ireert.create_hal_module(instance, device)
+        modules = [hal]
+        if params_dir is not None and spec.parameters:
+            index = load_parameters(params_dir, spec)
+            modules.append(ireert.create_io_parameters_module(
+                instance, index.create_provider(scope=spec.parameter_scope)))
         try:
-            context = ireert.VmContext(instance, [hal, module])
+            context = ireert.VmContext(instance, [*modules, module])
         except Exception as exc:
             raise TestError(_context_error(exc, spec)) from None
         n_results = len(cconv.results) if cconv is not None and cconv.is_exact else 8
@@ -256,7 +277,7 @@ def invoke(
         outputs = _read_results(device, rets, result_codes) if read_outputs else []
         return outputs, elapsed_ms
     finally:
-        del rets, args, context, hal  # buffers go before anything else
+        del rets, args, context, hal, modules, index  # buffers go before anything else
 
 
 def run_test(
@@ -302,6 +323,7 @@ def run_test(
             resolve(base_dir, spec.module),
             inputs,
             bool(spec.expected),
+            Path(base_dir),
         )
         mismatch = (
             compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol)

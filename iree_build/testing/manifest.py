@@ -13,12 +13,11 @@ import json
 import math
 import os
 import posixpath
-import secrets
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
 
 FORMAT = "iree_build.tests/1"
@@ -62,6 +61,8 @@ class TestSpec:
     atol: float
     declared_at: str
     result: str
+    parameters: tuple[str, ...] = ()  # parameter archives (.irpa, .safetensors, .gguf)
+    parameter_scope: str = "model"
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in the documented order."""
@@ -77,6 +78,8 @@ class TestSpec:
             "atol": self.atol,
             "declared_at": self.declared_at,
             "result": self.result,
+            "parameters": list(self.parameters),
+            "parameter_scope": self.parameter_scope,
         }
 
 
@@ -143,6 +146,12 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
             paths[key] = tuple(
                 _checked(f"{key}[{i}]", item) for i, item in enumerate(raw[key])
             )
+        params = raw.get("parameters", [])
+        if not isinstance(params, list):
+            raise ValueError("'parameters' must be a list of paths")
+        paths["parameters"] = tuple(
+            _checked(f"parameters[{i}]", item) for i, item in enumerate(params)
+        )
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
     tol: dict[str, float] = {}
@@ -165,6 +174,8 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         atol=tol["atol"],
         declared_at=raw["declared_at"],
         result=paths["result"],
+        parameters=paths["parameters"],
+        parameter_scope=str(raw.get("parameter_scope", "model")),
     )
 
 
@@ -227,25 +238,5 @@ def save_manifest(path: str | os.PathLike[str], tests: list[TestSpec]) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temp file in the same dir, then ``os.replace`` it in.
-
-    Used for every file the engine writes (manifest, results, JUnit) so that a
-    crash or a concurrent reader never sees a truncated file.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / (
-        f".{target.name}.{os.getpid()}.{threading.get_ident()}."
-        f"{secrets.token_hex(4)}.tmp"
-    )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``text`` whole or not at all (see :mod:`iree_build.atomic`)."""
+    atomic_write_text(path, text)

@@ -91,6 +91,8 @@ def test_signature(
             "module": hasher.digest(resolve(base_dir, spec.module)),
             "inputs": [hasher.digest(resolve(base_dir, p)) for p in spec.inputs],
             "expected": [hasher.digest(resolve(base_dir, p)) for p in spec.expected],
+            "parameters": [hasher.digest(resolve(base_dir, p)) for p in spec.parameters],
+            "parameter_scope": spec.parameter_scope,
             "function": spec.function,
             "device": spec.device,
             "rtol": spec.rtol,
