@@ -23,6 +23,7 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
         with open(tmp, "wb") as f:
