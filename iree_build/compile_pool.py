@@ -133,7 +133,8 @@ class CompilePool:
         except OSError:
             text = ""
         if crash:
-            temp.unlink(missing_ok=True)
+            for path in (temp, *map(Path, request.side_outputs)):
+                path.unlink(missing_ok=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
 

@@ -19,11 +19,13 @@ class CompileRequest:
     flags: tuple[str, ...]  # complete flag list after toolchain and CPU expansion
     compiler: str  # compiler identity, e.g. "iree-base-compiler 3.13.0 (89ece87b8985)"
     summary: str = ""  # short "[llvm-cpu, cpu=znver3]" for progress lines
-    side_outputs: tuple[str, ...] = field(default=())
+    side_outputs: tuple[str, ...] = field(default=())  # written by the compiler itself (.o/.h)
+    cli: bool = False  # only the iree-compile tool can do it (vm-c output, tool-only flags)
 
     def signature_text(self) -> str:
         """Everything but the input files that the output depends on, one item a line."""
-        return "\n".join([f"compiler: {self.compiler}", *(f"flag: {f}" for f in self.flags)])
+        tool = ["compiled with: iree-compile tool"] if self.cli else []
+        return "\n".join([f"compiler: {self.compiler}", *tool, *(f"flag: {f}" for f in self.flags)])
 
     def explain_text(self) -> str:
         """The signature text with very long flags (host CPU feature lists) abridged.
@@ -50,4 +52,6 @@ class CompileRequest:
             "temp_output": temp_output,
             "flags": list(self.flags),
             "diagnostics": diagnostics,
+            "side_outputs": list(self.side_outputs),
+            "cli": self.cli,
         }

@@ -35,7 +35,15 @@ def _compile(api, req: dict) -> dict:
     os.close(diag_fd)
     ok = False
     message = ""
+    for side in req.get("side_outputs", []):  # never keep a previous build's .o beside a new module
+        try:
+            os.unlink(side)
+        except OSError:
+            pass
     try:
+        if req.get("cli"):
+            ok = _compile_with_tool(req, temp_output)
+            raise _Done
         with api.Session() as session:
             try:
                 session.set_flags(*req["flags"])
@@ -51,6 +59,9 @@ def _compile(api, req: dict) -> dict:
                     ok = True
         if ok:
             os.replace(temp_output, req["output"])
+    except _Done:
+        if ok:
+            os.replace(temp_output, req["output"])
     except Exception as e:  # the library reports I/O problems as exceptions
         message = f"{type(e).__name__}: {e}"
         ok = False
@@ -59,11 +70,29 @@ def _compile(api, req: dict) -> dict:
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
         if not ok:
-            try:
-                os.unlink(temp_output)
-            except OSError:
-                pass
+            for path in [temp_output, *req.get("side_outputs", [])]:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
     return {"ok": ok, "message": message}
+
+
+class _Done(Exception):
+    """The tool path finished; skip the library path."""
+
+
+def _compile_with_tool(req: dict, temp_output: str) -> bool:
+    """Run the native ``iree-compile`` for what the library API cannot do (vm-c output,
+    tool-only flags). Its diagnostics go to our fd 2, i.e. the request's file."""
+    import subprocess
+
+    from iree.compiler.tools.binaries import find_tool
+
+    tool = find_tool("iree-compile")
+    proc = subprocess.run([tool, *req["flags"], req["source"], "-o", temp_output],
+                          stdout=subprocess.DEVNULL, stderr=2, check=False)
+    return proc.returncode == 0
 
 
 def main() -> int:

@@ -80,13 +80,17 @@ def devices_for(backends: Iterable[str]) -> list[str]:
     return out
 
 
-def check_device(device: str, backends: Sequence[str]) -> None:
-    """Reject a run or test on a device none of the module's backends can serve."""
+def check_device(device: str, backends: Sequence[str], devices: Sequence[str] | None = None) -> None:
+    """Reject a run or test on a device none of the module's backends can serve.
+
+    ``devices`` narrows the table's answer when a toolchain knows better (a
+    bare-metal module runs on ``local-sync`` only).
+    """
     if device not in HAL_DEVICES:
         raise IreeBuildError(
             f"unknown HAL device '{device}'; known devices: {', '.join(HAL_DEVICES)}"
         )
-    usable = devices_for(backends)
+    usable = list(devices) if devices else devices_for(backends)
     if device not in usable:
         raise IreeBuildError(
             f"device '{device}' cannot run a module built for {', '.join(backends)}; "

@@ -45,7 +45,8 @@ KEYS = ("description", "extends", "target_backends", "options", "flags", "device
 def shipped_dirs() -> list[Path]:
     """Where the presets that come with iree_build lie (those that exist)."""
     package = Path(__file__).resolve().parent
-    candidates = [package / "toolchains", package.parent / "toolchains"]
+    # An installed copy has them as the package data iree_build/presets; a checkout at the root.
+    candidates = [package / "presets", package.parent / "toolchains"]
     return [d for d in candidates if d.is_dir()]
 
 

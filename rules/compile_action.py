@@ -19,9 +19,7 @@ from iree_build.compile_pool import CompilePool
 from iree_build.compile_request import CompileRequest
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
-from iree_build.host_cpu import resolve
 from iree_build.scan import read_flag_file
-from iree_build.targets import device_flags, uses_llvm_cpu
 
 from .explicit_action import ExplicitAction
 
@@ -41,10 +39,7 @@ def pool() -> CompilePool:
 
 def request_for(target, source, env) -> CompileRequest:
     """Expand a module's declaration (in its override environment) into a request."""
-    backends = list(env["IREE_TARGET_BACKENDS"])
-    flags = device_flags(backends)
-    if uses_llvm_cpu(backends):
-        flags += resolve(env.get("IREE_CPU"), env.get("IREE_CPU_FEATURES"), env.get("IREE_TRIPLE")).flags()
+    flags = [str(f) for f in env["_IREE_TARGET_FLAGS"]]
     for flag in (str(f) for f in env.Flatten(env.get("IREE_COMPILEFLAGS", []))):
         flags += read_flag_file(flag[1:]) if flag.startswith("@") else [flag]
     return CompileRequest(
@@ -52,6 +47,8 @@ def request_for(target, source, env) -> CompileRequest:
         output=str(target[0]),
         flags=tuple(flags),
         compiler=compiler_info().identity,
+        side_outputs=tuple(str(t) for t in target[1:]),
+        cli=bool(env.get("_IREE_NEEDS_CLI")),
     )
 
 
@@ -60,7 +57,8 @@ def _run(target, source, env):
     outcome = pool().compile(request)
     if outcome.ok:
         return 0
-    Path(request.output).unlink(missing_ok=True)  # never leave a stale module beside a bad source
+    for path in (request.output, *request.side_outputs):  # no stale module beside a bad source
+        Path(path).unlink(missing_ok=True)
     if outcome.diagnostics:
         sys.stderr.write(outcome.diagnostics + "\n")
         sys.stderr.flush()

@@ -21,6 +21,8 @@ def generate(env) -> None:
         IREE_COMPILEFLAGS=[],
         IREE_COMPILECOMSTR="IREE compile ${SOURCE.srcpath} -> $TARGET [$_IREE_TARGET_SUMMARY]",
         IREE_TEST_DEVICES=["local-task"],
+        IREE_TOOLCHAIN="",
+        IREE_TOOLCHAIN_DIRS=["#toolchains"],
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
     )

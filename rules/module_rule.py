@@ -8,6 +8,8 @@ the SCons way.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Sequence
 
 import SCons.Builder
@@ -17,7 +19,8 @@ from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 from iree_build.host_cpu import resolve
 from iree_build.scan import rewrite_flag_paths
-from iree_build.targets import check_backends, uses_llvm_cpu
+from iree_build.targets import check_backends, device_flags, devices_for, uses_llvm_cpu
+from iree_build.toolchains import find_toolchain
 
 from . import options
 from .compile_action import COMPILE_ACTION
@@ -27,8 +30,19 @@ from .where import declared_at, fail
 # output path -> (where declared, what it targets): two declarations must never
 # write one file, whatever their targets.
 _declared_outputs: dict[str, tuple[str, str]] = {}
-# module path -> its backends, for checking the devices of runs and tests.
-declared_backends: dict[str, list[str]] = {}
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What runs and tests need to know of a declared module."""
+
+    backends: list[str]
+    devices: list[str]  # HAL devices that can run it
+    cpu_arch: str | None  # architecture its CPU code needs, when it has no portable variant
+
+
+# module path -> its declaration, for checking the devices of runs and tests.
+declared_modules: dict[str, ModuleInfo] = {}
 
 
 builder = SCons.Builder.Builder(
@@ -75,46 +89,87 @@ def _source_node(node):
     return node.srcnode()
 
 
+def _toolchain_dirs(env) -> list[str]:
+    """Project preset folders: ``$IREE_TOOLCHAIN_DIRS`` (default ``#toolchains``)."""
+    dirs = [env.Dir(d).get_abspath() for d in env.Flatten([env.get("IREE_TOOLCHAIN_DIRS", [])])]
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def _target(env, name_hint: str, toolchain, target_backends, cpu, cpu_features, triple):
+    """(backends, devices, target flags for an output path, side outputs, suffix, cli, summary)."""
+    if toolchain is None and target_backends is None:
+        toolchain = options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None
+    if toolchain is not None:
+        if target_backends is not None or cpu or cpu_features or triple:
+            raise IreeBuildError(
+                f"toolchain='{toolchain}' already says the targets; drop target_backends/cpu/"
+                "cpu_features/triple, or write a preset that extends it")
+        tc = find_toolchain(str(toolchain), extra_dirs=_toolchain_dirs(env))
+        tc.check_registered()
+        return (list(tc.target_backends), list(tc.devices), tc.flags, tc.side_outputs,
+                tc.output_suffix, tc.needs_cli, tc.summary())
+    backends = check_backends(
+        _as_list(target_backends) or _as_list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])),
+        compiler_info().targets,
+    )
+    flags = device_flags(backends)
+    summary = ", ".join(backends)
+    if uses_llvm_cpu(backends):
+        cpu_target = resolve(cpu or env.get("IREE_CPU"), cpu_features or env.get("IREE_CPU_FEATURES"),
+                             triple or env.get("IREE_TRIPLE"))
+        flags += cpu_target.flags()
+        summary += ", " + cpu_target.summary()
+    return (backends, devices_for(backends), lambda out: list(flags), lambda out: [],
+            ".vmfb", False, summary)
+
+
+def _cpu_arch(backends: list[str], flags: list[str]) -> str | None:
+    """The CPU architecture a module's local code needs (None: any; vmvx runs everywhere)."""
+    if "llvm-cpu" not in backends or "vmvx" in backends:
+        return None
+    for flag in flags:
+        if flag.startswith("--iree-llvmcpu-target-triple="):
+            return flag.split("=", 1)[1].split("-", 1)[0]
+    return None
+
+
 def IreeModule(env, target, source, target_backends: Sequence[str] | None = None,
                cpu: str | None = None, cpu_features: str | None = None,
-               triple: str | None = None, flags: Sequence[str] | None = None, **kw):
+               triple: str | None = None, flags: Sequence[str] | None = None,
+               toolchain: str | None = None, **kw):
     """Pseudo-builder: validate the declaration, then call the real builder."""
     where = declared_at()
     try:
-        backends = check_backends(
-            _as_list(target_backends) or _as_list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])),
-            compiler_info().targets,
-        )
-        cpu = cpu or env.get("IREE_CPU")
-        cpu_features = cpu_features or env.get("IREE_CPU_FEATURES")
-        triple = triple or env.get("IREE_TRIPLE")
-        summary = ", ".join(backends)
-        if uses_llvm_cpu(backends):
-            summary += ", " + resolve(cpu, cpu_features, triple).summary()
+        backends, devices, target_flags, side_outputs, suffix, cli, summary = _target(
+            env, str(target), toolchain, target_backends, cpu, cpu_features, triple)
         extra = _as_list(flags)
         for flag in extra:
             if not flag.startswith(("-", "@")):
                 raise IreeBuildError(f"compiler flag {flag!r} does not start with '-' (or '@' for a flag file)")
         flag_nodes: list = []
         rewritten = rewrite_flag_paths(extra, _flag_path_resolver(env, flag_nodes))
+        outputs = [
+            t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", suffix))
+            for t in env.Flatten([target])
+        ]
+        if len(outputs) != 1:
+            raise IreeBuildError("a module has exactly one output; declare one module per call")
+        out = outputs[0]
+        flags_for_out = target_flags(out.get_internal_path())
+        side = [env.File("#" + p) for p in side_outputs(out.get_internal_path())]
     except IreeBuildError as e:
-        fail(e.message, where)
-    targets = [
-        t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", ".vmfb"))
-        for t in env.Flatten([target])
-    ]
-    for node in targets:
-        previous = _declared_outputs.get(node.get_abspath())
-        if previous and previous[0] != where:
-            fail(f"{node} is already declared at {previous[0]} [{previous[1]}]; "
-                 "give this module another name", where)
-        _declared_outputs[node.get_abspath()] = (where, summary)
-        declared_backends[node.get_abspath()] = backends
-        options.add_help("IREE modules (scons TARGET builds one)", f"{node.get_internal_path()}  [{summary}]")
+        fail(str(e) if e.where else e.message, where)
+    previous = _declared_outputs.get(out.get_abspath())
+    if previous and previous[0] != where:
+        fail(f"{out} is already declared at {previous[0]} [{previous[1]}]; "
+             "give this module another name", where)
+    _declared_outputs[out.get_abspath()] = (where, summary)
+    declared_modules[out.get_abspath()] = ModuleInfo(backends, devices, _cpu_arch(backends, flags_for_out))
+    options.add_help("IREE modules (scons TARGET builds one)", f"{out.get_internal_path()}  [{summary}]")
     nodes = builder(
-        env, targets, [_source_node(n) for n in env.arg2nodes(source, env.File)],
-        IREE_TARGET_BACKENDS=backends,
-        IREE_CPU=cpu, IREE_CPU_FEATURES=cpu_features, IREE_TRIPLE=triple,
+        env, [out, *side], [_source_node(n) for n in env.arg2nodes(source, env.File)],
+        _IREE_TARGET_FLAGS=flags_for_out,
+        _IREE_NEEDS_CLI=cli,
         IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), rewritten.flags]),
         _IREE_TARGET_SUMMARY=summary,
         **kw,
@@ -128,7 +183,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
 def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,
                 cpu: str | None = None, cpu_features: str | None = None,
                 triple: str | None = None, flags: Sequence[str] | None = None,
-                env=None, **kw):
+                toolchain: str | None = None, env=None, **kw):
     """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir)."""
     from . import default_environment
 
@@ -136,10 +191,11 @@ def iree_module(name: str, src: str, target_backends: Sequence[str] | None = Non
     if not name or "/" in name:
         fail(f"module name {name!r} must be a plain name like 'mlp'")
     return IreeModule(env, name, src, target_backends=target_backends, cpu=cpu,
-                      cpu_features=cpu_features, triple=triple, flags=flags, **kw)
+                      cpu_features=cpu_features, triple=triple, flags=flags,
+                      toolchain=toolchain, **kw)
 
 
-def find_module(env, module) -> tuple[object, list[str]]:
+def find_module(env, module) -> tuple[object, ModuleInfo]:
     """The ``.vmfb`` node a run or test names (a name, a path, or iree_module's result)."""
     if isinstance(module, (list, tuple)) and len(module) == 1:
         module = module[0]
@@ -147,10 +203,10 @@ def find_module(env, module) -> tuple[object, list[str]]:
         node = env.File(module if module.endswith(".vmfb") else module + ".vmfb")
     else:
         node = module
-    backends = declared_backends.get(node.get_abspath())
-    if backends is None:
+    info = declared_modules.get(node.get_abspath())
+    if info is None:
         raise IreeBuildError(
             f"module '{module}' is not declared here; declare it with "
             f"iree_module(name='{getattr(module, 'name', module)}', ...) before its runs and tests"
         )
-    return node, backends
+    return node, info

@@ -91,8 +91,8 @@ def IreeRun(env, name: str, module, function: str, inputs: Sequence = (),
     """Declare the outputs of one call; returns their nodes (``NAME.npy`` for one)."""
     where = declared_at()
     try:
-        module_node, backends = find_module(env, module)
-        check_device(device, backends)
+        module_node, info = find_module(env, module)
+        check_device(device, info.backends, info.devices)
         if isinstance(outputs, int):
             if outputs < 1:
                 raise IreeBuildError("outputs must be at least 1")

@@ -52,6 +52,7 @@ class DeclaredTest:
     selected: bool
     parameters: list  # nodes
     parameter_scope: str
+    arch: str  # CPU architecture the module's code needs on a local device ("" = any)
 
 
 _tests: list[DeclaredTest] = []
@@ -98,6 +99,7 @@ def spec_of(test: DeclaredTest):
         expected=tuple(_rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
         declared_at=test.declared_at, result=_rel(test.result),
         parameters=tuple(_rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
+        arch=test.arch,
     )
 
 
@@ -191,12 +193,12 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
     try:
         if not name or "/" in name or "[" in name:
             raise IreeBuildError(f"test name {name!r} must be a plain name like 'mlp_test'")
-        module_node, backends = find_module(env, module)
+        module_node, info = find_module(env, module)
         devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
         if not devices:
             raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
         for device in devices:
-            check_device(device, backends)
+            check_device(device, info.backends, info.devices)
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
             raise IreeBuildError("inputs must be a list (of .npy paths or values)")
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
@@ -223,7 +225,8 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
         result = env.File(f"{name}.{device}.result.json")
         test = DeclaredTest(full, name, device, module_node, function, input_nodes, expected_nodes,
                             float(rtol), float(atol), where, result, _selected(full, device),
-                            param_nodes, parameter_scope)
+                            param_nodes, parameter_scope,
+                            info.cpu_arch or "" if device in ("local-sync", "local-task") else "")
         _tests.append(test)
         _by_result[result.get_abspath()] = test
         env.Command(result, [module_node, *input_nodes, *expected_nodes, *param_nodes], TEST_ACTION)

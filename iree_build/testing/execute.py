@@ -11,6 +11,7 @@ costs ~0.1 ms on CPU, ~7 ms on Vulkan) on the pool's shared device.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import time
 from dataclasses import dataclass
@@ -185,6 +186,12 @@ def _context_error(exc: BaseException, spec: TestSpec) -> str:
     return f"cannot initialize module {spec.module!r} on {spec.device}: {text}"
 
 
+def host_arch() -> str:
+    """This machine's CPU architecture, spelled as in LLVM triples."""
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
 def load_parameters(base_dir: Path, spec: TestSpec) -> ireert.ParameterIndex:
     """The parameter archives a module reads at run time, in one index.
 
@@ -307,6 +314,9 @@ def run_test(
     status = pool.status(spec.device)
     if not status.present:
         return result("skipped", status.reason)
+    if spec.arch and spec.arch != host_arch():
+        return result("skipped", f"{spec.module} holds {spec.arch} code only; this machine is "
+                                 f"{host_arch()} (no {spec.arch} device here)")
     try:
         inputs = [
             load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)

@@ -63,6 +63,7 @@ class TestSpec:
     result: str
     parameters: tuple[str, ...] = ()  # parameter archives (.irpa, .safetensors, .gguf)
     parameter_scope: str = "model"
+    arch: str = ""  # CPU architecture the module's code needs ("" = any, e.g. vmvx or a GPU)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in the documented order."""
@@ -80,6 +81,7 @@ class TestSpec:
             "result": self.result,
             "parameters": list(self.parameters),
             "parameter_scope": self.parameter_scope,
+            "arch": self.arch,
         }
 
 
@@ -176,6 +178,7 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         result=paths["result"],
         parameters=paths["parameters"],
         parameter_scope=str(raw.get("parameter_scope", "model")),
+        arch=str(raw.get("arch", "")),
     )
 
 

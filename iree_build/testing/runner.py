@@ -93,6 +93,7 @@ def test_signature(
             "expected": [hasher.digest(resolve(base_dir, p)) for p in spec.expected],
             "parameters": [hasher.digest(resolve(base_dir, p)) for p in spec.parameters],
             "parameter_scope": spec.parameter_scope,
+            "arch": spec.arch,
             "function": spec.function,
             "device": spec.device,
             "rtol": spec.rtol,
