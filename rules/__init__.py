@@ -15,13 +15,14 @@ import os
 import threading
 
 from .iree import exists, generate
+from .check_rule import iree_check_test_suite
 from .module_rule import iree_module
 from .run_rule import iree_run
 from .test_rule import iree_test
 
 TOOLPATH = os.path.dirname(os.path.abspath(__file__))
 
-__all__ = ["iree_module", "iree_run", "iree_test", "IreeEnvironment"]
+__all__ = ["iree_module", "iree_run", "iree_test", "iree_check_test_suite", "IreeEnvironment"]
 
 _default_env = None
 _lock = threading.Lock()

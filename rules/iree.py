@@ -8,7 +8,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import module_rule, options, run_rule, test_rule
+from . import check_rule, module_rule, options, run_rule, test_rule
 
 
 def generate(env) -> None:
@@ -33,6 +33,9 @@ def generate(env) -> None:
                   "iree_module")
     env.AddMethod(test_rule.IreeTest, "IreeTest")
     env.AddMethod(run_rule.IreeRun, "IreeRun")
+    env.AddMethod(check_rule.IreeCheckTestSuite, "IreeCheckTestSuite")
+    env.AddMethod(lambda e, name, *a, **kw: check_rule.IreeCheckTestSuite(e, name, *a, **kw),
+                  "iree_check_test_suite")
     env.AddMethod(lambda e, name, *a, **kw: run_rule.IreeRun(e, name, *a, **kw), "iree_run")
     env.AddMethod(lambda e, name, *a, **kw: test_rule.IreeTest(e, name, *a, **kw), "iree_test")
 

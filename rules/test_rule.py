@@ -53,6 +53,9 @@ class DeclaredTest:
     parameters: list  # nodes
     parameter_scope: str
     arch: str  # CPU architecture the module's code needs on a local device ("" = any)
+    kind: str = "call"  # or "check": every case of a check file
+    xfail: str = ""
+    skip: str = ""
 
 
 _tests: list[DeclaredTest] = []
@@ -99,7 +102,7 @@ def spec_of(test: DeclaredTest):
         expected=tuple(_rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
         declared_at=test.declared_at, result=_rel(test.result),
         parameters=tuple(_rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
-        arch=test.arch,
+        arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip,
     )
 
 
@@ -108,6 +111,7 @@ def _signature(target, source, env) -> str:
     return "\n".join([
         f"test: {t.name}", f"function: {t.function}", f"device: {t.device}",
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
+        f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
         f"runtime: iree-base-runtime {_runtime_version()}",
     ])
 
@@ -188,7 +192,6 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
              parameter_scope: str = "model") -> list:
     """Declare one test per device; returns the result nodes."""
-    global _summary_registered
     where = declared_at()
     try:
         if not name or "/" in name or "[" in name:
@@ -220,30 +223,37 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
     nodes = []
     for device in devices:
         full = f"{name}[{device}]"
-        if any(t.name == full and t.result.dir is env.Dir(".") for t in _tests):
-            fail(f"test {full} is already declared", where)
-        result = env.File(f"{name}.{device}.result.json")
         test = DeclaredTest(full, name, device, module_node, function, input_nodes, expected_nodes,
-                            float(rtol), float(atol), where, result, _selected(full, device),
-                            param_nodes, parameter_scope,
+                            float(rtol), float(atol), where, env.File(f"{name}.{device}.result.json"),
+                            _selected(full, device), param_nodes, parameter_scope,
                             info.cpu_arch or "" if device in ("local-sync", "local-task") else "")
-        _tests.append(test)
-        _by_result[result.get_abspath()] = test
-        env.Command(result, [module_node, *input_nodes, *expected_nodes, *param_nodes], TEST_ACTION)
-        if device not in ("local-sync", "local-task"):  # one test at a time on a GPU
-            lock = env.File(f"#.iree_device_{device}.lock")
-            env.SideEffect(lock, result)
-            env.Ignore(env.Dir("#"), lock)  # else a plain `scons` would build it, and so run the test
-        d = result.dir
-        while d is not None:  # keep tests out of a plain `scons` (directories build their contents)
-            env.Ignore(d, result)
-            d = None if d is env.Dir("#") else d.up()
-        if options.option("iree-retest"):
-            env.AlwaysBuild(result)
-        if test.selected:
-            env.Alias("test", result)
-        options.add_help("IREE tests (scons test runs them)", f"{full}  [{where}]")
-        nodes.append(result)
+        nodes.append(register(env, test, [module_node, *input_nodes, *expected_nodes, *param_nodes]))
+    return nodes
+
+
+def register(env, test: DeclaredTest, sources: list):
+    """Make one declared test a build target, in the manifest and under ``scons test``."""
+    global _summary_registered
+    if any(t.name == test.name and t.result.dir is test.result.dir for t in _tests):
+        fail(f"test {test.name} is already declared", test.declared_at)
+    build_dir(env, test.module)
+    result = test.result
+    _tests.append(test)
+    _by_result[result.get_abspath()] = test
+    env.Command(result, sources, TEST_ACTION)
+    if test.device not in ("local-sync", "local-task"):  # one test at a time on a GPU
+        lock = env.File(f"#.iree_device_{test.device}.lock")
+        env.SideEffect(lock, result)
+        env.Ignore(env.Dir("#"), lock)  # else a plain `scons` would build it, and so run the test
+    d = result.dir
+    while d is not None:  # keep tests out of a plain `scons` (directories build their contents)
+        env.Ignore(d, result)
+        d = None if d is env.Dir("#") else d.up()
+    if options.option("iree-retest"):
+        env.AlwaysBuild(result)
+    if test.selected:
+        env.Alias("test", result)
+    options.add_help("IREE tests (scons test runs them)", f"{test.name}  [{test.declared_at}]")
 
     manifest = env.File(_build_dir.File(MANIFEST_NAME))
     if not getattr(manifest.attributes, "iree_declared", False):
@@ -254,7 +264,7 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
     if not _summary_registered and "test" in SCons.Script.COMMAND_LINE_TARGETS:
         _summary_registered = True
         atexit.register(_summary)
-    return nodes
+    return result
 
 
 def iree_test(name: str, module, function: str, inputs: Sequence = (),
@@ -271,7 +281,8 @@ def iree_test(name: str, module, function: str, inputs: Sequence = (),
 
 def _summary() -> None:
     """After the build: every selected test's outcome, one closing line, the JUnit file."""
-    from iree_build.testing.results import TestResult, summary_line, write_junit
+    from iree_build.testing.results import (TestResult, flatten, read_result, summary_line,
+                                            write_junit)
 
     if SCons.Script.GetOption("clean") or SCons.Script.GetOption("no_exec"):
         return
@@ -285,9 +296,11 @@ def _summary() -> None:
                 ran = TestResult(ran.name, "failed", ran.message, ran.time_ms, ran.device, ran.signature, ran.base)
             results.append(ran)
         elif state == SCons.Node.up_to_date:
-            cached += 1
-            results.append(TestResult(test.name, "passed", "up to date", device=test.device,
-                                      base=test.base, cached=True))
+            stored = read_result(test.result.get_abspath()) or TestResult(
+                test.name, "passed", "up to date", device=test.device, base=test.base)
+            stored.cached = True
+            cached += len(flatten([stored]))
+            results.append(stored)
         elif state == SCons.Node.failed:
             results.append(TestResult(test.name, "failed", "its module or data failed to build",
                                       device=test.device, base=test.base))
@@ -307,7 +320,7 @@ def _summary() -> None:
         write_junit(results, report)
     except OSError as e:
         _say(f"could not write the JUnit report {report}: {e}")
-    ran = sum(1 for r in results if r.name in _ran and _ran[r.name].status != "skipped")
+    ran = sum(1 for r in flatten(list(_ran.values())) if r.status != "skipped")
     _say(f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
          f"{os.path.relpath(report)}")
     _say(summary_line(results))

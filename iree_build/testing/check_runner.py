@@ -28,6 +28,7 @@ from iree_build.testing.devices import (
     vm_instance,
 )
 from iree_build.testing.execute import TestError, calling_convention
+from iree_build.testing.manifest import TestSpec, resolve
 from iree_build.testing.results import TestResult
 
 
@@ -197,3 +198,46 @@ def run_check_file(
                 )
         results.append(result(name, outcome))
     return results
+
+
+def judge_check_file(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool,
+                     signature: str = "") -> TestResult:
+    """One manifest entry of kind "check": every case of the file, with the strict xfail rule.
+
+    The returned result's ``cases`` are what gets printed and counted; its own
+    status is failed when any case failed unexpectedly, or when a file declared
+    as an expected failure passed (IREE's suites keep such lists honest).
+    """
+    label = spec.name[spec.name.index("[") + 1 : -1] if spec.name.endswith("]") else spec.device
+    cases = run_check_file(resolve(base_dir, spec.module), spec.device, pool,
+                           name_prefix=spec.base, signature=signature)
+    for case in cases:
+        old, case.name = case.name, f"{case.name.rsplit('[', 1)[0]}[{label}]"
+        if case.message.startswith(old + ": "):
+            case.message = f"{case.name}: {case.message[len(old) + 2:]}"
+        case.base = spec.base
+    failed = [c for c in cases if c.status in ("failed", "error")]
+    if spec.xfail:
+        if failed:
+            for case in failed:
+                case.status, case.expected_failure = "passed", True
+                case.message = f"expected failure ({spec.xfail}): {case.message}"
+            failed = []
+        elif any(c.status == "passed" for c in cases):
+            cases.append(TestResult(
+                name=spec.name, status="failed", device=spec.device, signature=signature,
+                base=spec.base,
+                message=f"{spec.name}: passed, but is declared as an expected failure "
+                        f"({spec.xfail}); remove it from the xfail list"))
+            failed = cases[-1:]
+    if failed:
+        status = "failed"
+    elif cases and all(c.status == "skipped" for c in cases):
+        status = "skipped"
+    else:
+        status = "passed"
+    return TestResult(
+        name=spec.name, status=status, message=failed[0].message if failed else "",
+        time_ms=sum(c.time_ms for c in cases), device=spec.device, signature=signature,
+        base=spec.base, cases=cases,
+    )

@@ -311,9 +311,15 @@ def run_test(
             base=spec.base,
         )
 
+    if spec.skip:
+        return result("skipped", spec.skip)
     status = pool.status(spec.device)
     if not status.present:
         return result("skipped", status.reason)
+    if spec.kind == "check":
+        from iree_build.testing.check_runner import judge_check_file
+
+        return judge_check_file(spec, base_dir, pool, signature)
     if spec.arch and spec.arch != host_arch():
         return result("skipped", f"{spec.module} holds {spec.arch} code only; this machine is "
                                  f"{host_arch()} (no {spec.arch} device here)")

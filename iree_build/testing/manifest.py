@@ -64,6 +64,9 @@ class TestSpec:
     parameters: tuple[str, ...] = ()  # parameter archives (.irpa, .safetensors, .gguf)
     parameter_scope: str = "model"
     arch: str = ""  # CPU architecture the module's code needs ("" = any, e.g. vmvx or a GPU)
+    kind: str = "call"  # "call": call `function`; "check": run every case of a check file
+    xfail: str = ""  # why this (file, backend, device) is expected to fail (strict)
+    skip: str = ""  # why it is not run at all
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in the documented order."""
@@ -82,6 +85,9 @@ class TestSpec:
             "parameters": list(self.parameters),
             "parameter_scope": self.parameter_scope,
             "arch": self.arch,
+            "kind": self.kind,
+            "xfail": self.xfail,
+            "skip": self.skip,
         }
 
 
@@ -179,7 +185,16 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         parameters=paths["parameters"],
         parameter_scope=str(raw.get("parameter_scope", "model")),
         arch=str(raw.get("arch", "")),
+        kind=_kind(path, label, raw.get("kind", "call")),
+        xfail=str(raw.get("xfail", "")),
+        skip=str(raw.get("skip", "")),
     )
+
+
+def _kind(path: Path, label: str, kind: Any) -> str:
+    if kind not in ("call", "check"):
+        raise _fail(path, f"test {label!r}: 'kind' must be 'call' or 'check', not {kind!r}")
+    return kind
 
 
 def _checked(key: str, value: Any) -> str:

@@ -11,7 +11,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from iree_build.testing.manifest import write_text_atomic
@@ -34,6 +34,10 @@ class TestResult:
     signature: str = ""
     base: str = ""
     cached: bool = False
+    # A check file's test holds one result per exported function; they are what
+    # is printed, counted and reported (the file's own status sums them up).
+    cases: list["TestResult"] = field(default_factory=list)
+    expected_failure: bool = False  # failed as declared (strict xfail): counts as passed
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -55,6 +59,8 @@ class TestResult:
             "time_ms": self.time_ms,
             "device": self.device,
             "signature": self.signature,
+            "expected_failure": self.expected_failure,
+            "cases": [c.to_json() for c in self.cases],
         }
 
 
@@ -75,23 +81,44 @@ def read_result(path: str | os.PathLike[str]) -> TestResult | None:
             data = json.load(fh)
         if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
             return None
-        return TestResult(
-            name=str(data["name"]),
-            status=str(data["status"]),
-            message=str(data.get("message", "")),
-            time_ms=float(data.get("time_ms", 0.0)),
-            device=str(data.get("device", "")),
-            signature=str(data.get("signature", "")),
-            base=str(data.get("base", "")),
-        )
+        return _from_json(data)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _from_json(data: dict[str, Any]) -> TestResult:
+    return TestResult(
+        name=str(data["name"]),
+        status=str(data["status"]),
+        message=str(data.get("message", "")),
+        time_ms=float(data.get("time_ms", 0.0)),
+        device=str(data.get("device", "")),
+        signature=str(data.get("signature", "")),
+        base=str(data.get("base", "")),
+        expected_failure=bool(data.get("expected_failure", False)),
+        cases=[_from_json(c) for c in data.get("cases", [])],
+    )
+
+
+def flatten(results: Iterable[TestResult]) -> list[TestResult]:
+    """What a person counts: the cases of check files, the other tests themselves."""
+    out: list[TestResult] = []
+    for r in results:
+        if r.cases:
+            out.extend(
+                TestResult(c.name, c.status, c.message, c.time_ms, c.device, c.signature,
+                           c.base, cached=r.cached, expected_failure=c.expected_failure)
+                for c in r.cases
+            )
+        else:
+            out.append(r)
+    return out
 
 
 def counts(results: Iterable[TestResult]) -> tuple[int, int, int]:
     """(passed, failed, skipped); errors count as failed."""
     passed = failed = skipped = 0
-    for r in results:
+    for r in flatten(results):
         if r.status == "passed":
             passed += 1
         elif r.status == "skipped":
@@ -112,7 +139,12 @@ def _fmt_ms(ms: float) -> str:
 
 
 def result_line(result: TestResult) -> str:
-    """The one line printed per test: ``PASS name (0.4 ms)``, ``FAIL name (why)``."""
+    """The line printed per test (one per case for a check file):
+    ``PASS name (0.4 ms)``, ``FAIL name (why)``, ``XFAIL name (why)``."""
+    if result.cases:
+        return "\n".join(result_line(c) for c in flatten([result]))
+    if result.status == "passed" and result.expected_failure:
+        return f"XFAIL {result.name} ({'cached' if result.cached else result.message})"
     if result.status == "passed":
         detail = "cached" if result.cached else _fmt_ms(result.time_ms)
         return f"PASS {result.name} ({detail})"
@@ -132,7 +164,8 @@ def _xml_safe(text: str) -> str:
 
 
 def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
-    """JUnit XML text: one ``<testsuite>``, one ``<testcase>`` per result."""
+    """JUnit XML text: one ``<testsuite>``, one ``<testcase>`` per result (or case)."""
+    results = flatten(results)
     _, _, skipped = counts(results)
     failures = sum(1 for r in results if r.status == "failed")
     errors = sum(1 for r in results if r.status == "error")

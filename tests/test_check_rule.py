@@ -1,0 +1,115 @@
+"""iree_check_test_suite through real SCons runs: cases, failures, strict xfail, skips."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from conftest import Project
+
+ADD = """\
+func.func @test_add_f32() {
+  %a = util.unfoldable_constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %b = util.unfoldable_constant dense<[5.0, 6.0, 7.0, 8.0]> : tensor<4xf32>
+  %c = arith.addf %a, %b : tensor<4xf32>
+  check.expect_almost_eq_const(%c, dense<[6.0, 8.0, 10.0, 12.0]> : tensor<4xf32>) : tensor<4xf32>
+  return
+}
+func.func @test_add_i32() {
+  %a = util.unfoldable_constant dense<[1, 2, 3, 4]> : tensor<4xi32>
+  %c = arith.addi %a, %a : tensor<4xi32>
+  check.expect_eq_const(%c, dense<[2, 4, 6, 8]> : tensor<4xi32>) : tensor<4xi32>
+  return
+}
+"""
+
+WRONG = """\
+func.func @test_wrong_sum() {
+  %a = util.unfoldable_constant dense<[1.0, 2.0, 3.0]> : tensor<3xf32>
+  %c = arith.addf %a, %a : tensor<3xf32>
+  check.expect_almost_eq_const(%c, dense<[2.0, 4.0, 6.5]> : tensor<3xf32>) : tensor<3xf32>
+  return
+}
+func.func @test_right() {
+  %t = util.unfoldable_constant 1 : i32
+  check.expect_true(%t) : i32
+  return
+}
+"""
+
+
+def suite(project: Project, extra: str = "") -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        SConscript("checks/SConscript", variant_dir="build", duplicate=False)
+        """)
+    project.write("checks/SConscript", f"""\
+        iree_check_test_suite(name="checks", srcs=Glob("*.mlir"), target_backends=["llvm-cpu", "vmvx"],
+                              devices=["local-task"]{extra})
+        """)
+    project.write("checks/add.mlir", ADD)
+    project.write("checks/wrong.mlir", WRONG)
+
+
+def lines(run, word: str) -> list[str]:
+    return sorted(l for l in run.stdout.splitlines() if l.startswith(word + " "))
+
+
+def test_cases_pass_and_a_wrong_check_fails_with_its_values(project: Project) -> None:
+    suite(project)
+    run = project.scons("test", "-k", "-j2")
+    assert run.returncode == 2, run.output
+    passed = [l.split(" (")[0] for l in lines(run, "PASS")]
+    assert "PASS add.mlir::test_add_f32[llvm-cpu:local-task]" in passed
+    assert "PASS add.mlir::test_add_i32[vmvx:local-task]" in passed
+    assert "PASS wrong.mlir::test_right[vmvx:local-task]" in passed
+    fails = lines(run, "FAIL")
+    assert len(fails) == 2
+    assert fails[0].startswith("FAIL wrong.mlir::test_wrong_sum[llvm-cpu:local-task] (test_wrong_sum: 1 of 1 checks "
+                               "failed: expect_almost_eq: 1 of 3 elements not within atol=0.0001")
+    assert "max error 0.5" in fails[0]
+    assert run.stdout.splitlines()[-1] == "6 passed, 2 failed, 0 skipped"
+    report = ET.parse(project.path("build/iree_test_results.xml")).getroot().find("testsuite")
+    assert report.get("tests") == "8" and report.get("failures") == "2"
+
+    cached = project.scons("test", "-k")
+    assert not [l for l in lines(cached, "PASS") if "add.mlir" in l]  # passing files are not rerun
+    assert len(lines(cached, "FAIL")) == 2  # failing files are, as a whole
+    assert cached.stdout.splitlines()[-1] == "6 passed, 2 failed, 0 skipped"
+
+
+def test_strict_xfail_and_declared_skips(project: Project) -> None:
+    suite(project, extra=""",
+                              xfail=[("wrong.mlir", "*", "local-task", "sum is known wrong"),
+                                     ("add.mlir", "vmvx", "*")],
+                              skip=[("wrong.mlir", "vmvx", "*", "too slow on vmvx")]""")
+    run = project.scons("test", "-k")
+    assert run.returncode == 2, run.output  # add.mlir on vmvx passes although declared to fail
+    assert lines(run, "XFAIL")[0].startswith(
+        "XFAIL wrong.mlir::test_wrong_sum[llvm-cpu:local-task] (expected failure (sum is known wrong):")
+    assert "SKIP wrong.mlir[vmvx:local-task] (too slow on vmvx)" in run.stdout
+    (xpass,) = lines(run, "FAIL")
+    assert xpass.startswith("FAIL add.mlir[vmvx:local-task] (passed, but is declared as an expected failure")
+    assert run.stdout.splitlines()[-1] == "6 passed, 1 failed, 1 skipped"  # an XFAIL counts as passed, as in CTest
+
+
+def test_check_suite_on_vulkan_and_through_the_standalone_runner(project: Project) -> None:
+    from iree_build.testing.devices import device_status
+
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_check_test_suite(name="gpu", srcs=["add.mlir"], target_backends=["vulkan-spirv", "llvm-cpu"],
+                              devices=["vulkan", "local-sync"])
+        """)
+    project.write("add.mlir", ADD)
+    assert project.scons().returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root)],
+                          capture_output=True, text=True)
+    out = proc.stdout.splitlines()
+    if device_status("vulkan")[0]:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "PASS add.mlir::test_add_f32[vulkan]" in "\n".join(out)
+        assert out[-1] == "4 passed, 0 failed, 0 skipped"
+    else:
+        assert out[-1] == "2 passed, 0 failed, 2 skipped"
