@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .atomic import remove_stale_temps, temp_path_for
 from .compile_request import CompileRequest
+from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
 
 
@@ -118,7 +119,8 @@ class CompilePool:
         if not alive or self._closed:
             worker.close(timeout=1.0)
 
-    def compile(self, request: CompileRequest) -> CompileOutcome:
+    def compile(self, request: CompileRequest | ImportRequest) -> CompileOutcome:
+        """Run one compile (or ONNX import) on a worker; never raises for its failures."""
         Path(request.output).parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(request.output)
         temp = temp_path_for(request.output)
@@ -133,7 +135,7 @@ class CompilePool:
         except OSError:
             text = ""
         if crash:
-            for path in (temp, *map(Path, request.side_outputs)):
+            for path in (temp, Path(f"{temp}.params.irpa"), *map(Path, request.side_outputs)):
                 path.unlink(missing_ok=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))

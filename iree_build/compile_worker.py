@@ -95,6 +95,43 @@ def _compile_with_tool(req: dict, temp_output: str) -> bool:
     return proc.returncode == 0
 
 
+def _import_onnx(req: dict) -> dict:
+    """Run the compiler package's ONNX importer in this process; outputs appear whole."""
+    saved_stderr = os.dup(2)
+    diag_fd = os.open(req["diagnostics"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(diag_fd, 2)
+    os.close(diag_fd)
+    ok, message = False, ""
+    try:
+        try:
+            from iree.compiler.tools.import_onnx import __main__ as importer
+        except ImportError as e:
+            return {"ok": False, "message": f"the ONNX importer needs the onnx package ({e}); "
+                                            "pip install 'iree-build-scons[onnx]'"}
+        importer.main(importer.parse_arguments(req["argv"]))
+        if req.get("temp_params"):
+            os.replace(req["temp_params"], req["params"])
+        os.replace(req["temp_output"], req["output"])
+        ok = True
+    except SystemExit as e:
+        message = f"the ONNX importer stopped (exit {e.code})"
+    except Exception as e:  # the importer reports model problems as exceptions
+        text = str(e).strip().splitlines()
+        message = f"{type(e).__name__}: {text[-1] if text else ''}"[:500]
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        if not ok:
+            for path in (req["temp_output"], req.get("temp_params")):
+                if path:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+    return {"ok": ok, "message": message}
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
     _die_with_parent()
@@ -105,7 +142,8 @@ def main() -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
-        reply = _compile(api, json.loads(line))
+        req = json.loads(line)
+        reply = _import_onnx(req) if req.get("kind") == "import_onnx" else _compile(api, req)
         replies.write(json.dumps(reply) + "\n")
     return 0
 

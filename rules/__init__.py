@@ -17,12 +17,14 @@ import threading
 from .iree import exists, generate
 from .check_rule import iree_check_test_suite
 from .module_rule import iree_module
+from .onnx_rule import iree_import_onnx
 from .run_rule import iree_run
 from .test_rule import iree_test
 
 TOOLPATH = os.path.dirname(os.path.abspath(__file__))
 
-__all__ = ["iree_module", "iree_run", "iree_test", "iree_check_test_suite", "IreeEnvironment"]
+__all__ = ["iree_module", "iree_import_onnx", "iree_run", "iree_test", "iree_check_test_suite",
+           "IreeEnvironment"]
 
 _default_env = None
 _lock = threading.Lock()

@@ -52,8 +52,8 @@ def request_for(target, source, env) -> CompileRequest:
     )
 
 
-def _run(target, source, env):
-    request = request_for(target, source, env)
+def run_request(request) -> int | str:
+    """Run a compile or import on the pool; on failure show the diagnostics, keep no output."""
     outcome = pool().compile(request)
     if outcome.ok:
         return 0
@@ -62,13 +62,19 @@ def _run(target, source, env):
     if outcome.diagnostics:
         sys.stderr.write(outcome.diagnostics + "\n")
         sys.stderr.flush()
+    what = "importing" if request.output.endswith(".mlir") else "compiling"
     if outcome.crash:
         return (
-            f"the IREE compiler crashed ({outcome.crash}) compiling {request.source}; "
+            f"the IREE compiler crashed ({outcome.crash}) {what} {request.source}; "
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
-    return "IREE compile failed: " + (first_error(outcome.diagnostics) or outcome.message or "no diagnostics")
+    verb = "IREE import" if what == "importing" else "IREE compile"
+    return f"{verb} failed: " + (first_error(outcome.diagnostics) or outcome.message or "no diagnostics")
+
+
+def _run(target, source, env):
+    return run_request(request_for(target, source, env))
 
 
 def _full_command(target, source, env) -> str:

@@ -43,8 +43,29 @@ def _copy(target, source, env):
     return 0
 
 
+def tensor_proto_array(path: str) -> np.ndarray:
+    """An ONNX ``TensorProto`` file (``input_0.pb``, as shipped beside ONNX models)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise IreeBuildError(f"reading {path} needs the onnx package: pip install onnx") from None
+    tensor = onnx.TensorProto()
+    with open(path, "rb") as f:
+        tensor.ParseFromString(f.read())
+    return np.ascontiguousarray(numpy_helper.to_array(tensor))
+
+
+def _from_tensor_proto(target, source, env):
+    atomic_write_bytes(str(target[0]), npy_bytes(tensor_proto_array(str(source[0]))))
+    return 0
+
+
 _write_literal.strfunction = None
 _copy.strfunction = None
+_from_tensor_proto.strfunction = None
+TENSOR_PROTO_ACTION = ExplicitAction(_from_tensor_proto, signature=lambda t, s, env: "TensorProto to npy",
+                                     cmdstr="")
 
 LITERAL_ACTION = ExplicitAction(
     _write_literal,
@@ -67,7 +88,7 @@ def is_file_reference(value: Any) -> bool:
     return isinstance(value, (str, Path)) or _single_node(value) is not None
 
 
-def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (".npy",)):
+def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (".npy", ".pb")):
     """A node for ``value`` inside the build tree, named ``target_name`` if written.
 
     ``value`` is a path to a ``.npy`` file (or a node another rule builds), or a
@@ -80,11 +101,16 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
             if not text.endswith(suffixes):
                 raise IreeBuildError(f"data file {text!r} is not one of: {', '.join(suffixes)}")
             node = env.File(text)
-        if node.has_builder() or node.is_derived():
-            return node
-        src = node.srcnode()
-        if not src.exists():
+        built = node.has_builder() or node.is_derived()
+        src = node if built else node.srcnode()
+        if not built and not src.exists():
             raise IreeBuildError(f"data file {src.get_internal_path()} not found")
+        if str(node).endswith(".pb"):  # converted once, at build time, into the build tree
+            target = env.File(target_name)
+            env.Command(target, src, TENSOR_PROTO_ACTION)
+            return target
+        if built:
+            return node
         if src is node:
             return node  # no variant dir: the file already lies in the build tree
         target = env.File(target_name)
@@ -105,6 +131,8 @@ def load_now(node) -> np.ndarray:
         return _literals[path]
     if path in _copies:
         return np.load(_copies[path], allow_pickle=False)
+    if str(node).endswith(".pb") and not node.has_builder():
+        return tensor_proto_array(node.srcnode().get_abspath())
     if node.has_builder() or node.is_derived():
         raise IreeBuildError(
             f"{node} is built by another rule; a reference function needs inputs that "

@@ -8,7 +8,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import check_rule, module_rule, options, run_rule, test_rule
+from . import check_rule, module_rule, onnx_rule, options, run_rule, test_rule
 
 
 def generate(env) -> None:
@@ -25,14 +25,19 @@ def generate(env) -> None:
         IREE_TOOLCHAIN_DIRS=["#toolchains"],
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
+        IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS",
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
+        env["IREE_IMPORTCOMSTR"] = ""
     env.AddMethod(module_rule.IreeModule, "IreeModule")
     env.AddMethod(lambda e, name, src, **kw: module_rule.iree_module(name, src, env=e, **kw),
                   "iree_module")
     env.AddMethod(test_rule.IreeTest, "IreeTest")
     env.AddMethod(run_rule.IreeRun, "IreeRun")
+    env.AddMethod(onnx_rule.IreeImportOnnx, "IreeImportOnnx")
+    env.AddMethod(lambda e, name, *a, **kw: onnx_rule.IreeImportOnnx(e, name, *a, **kw),
+                  "iree_import_onnx")
     env.AddMethod(check_rule.IreeCheckTestSuite, "IreeCheckTestSuite")
     env.AddMethod(lambda e, name, *a, **kw: check_rule.IreeCheckTestSuite(e, name, *a, **kw),
                   "iree_check_test_suite")

@@ -39,6 +39,8 @@ class ModuleInfo:
     backends: list[str]
     devices: list[str]  # HAL devices that can run it
     cpu_arch: str | None  # architecture its CPU code needs, when it has no portable variant
+    parameters: tuple = ()  # archives it reads at run time (externalized ONNX weights)
+    parameter_scope: str = "model"
 
 
 # module path -> its declaration, for checking the devices of runs and tests.
@@ -136,9 +138,22 @@ def _cpu_arch(backends: list[str], flags: list[str]) -> str | None:
 def IreeModule(env, target, source, target_backends: Sequence[str] | None = None,
                cpu: str | None = None, cpu_features: str | None = None,
                triple: str | None = None, flags: Sequence[str] | None = None,
-               toolchain: str | None = None, **kw):
-    """Pseudo-builder: validate the declaration, then call the real builder."""
+               toolchain: str | None = None, onnx_opset: int | None = None,
+               externalize_params: bool = False, params_scope: str = "model", **kw):
+    """Pseudo-builder: validate the declaration, then call the real builder.
+
+    An ``.onnx`` source is imported first (``iree_import_onnx``), as its own step.
+    """
     where = declared_at()
+    params: tuple = ()
+    if str(env.Flatten([source])[0]).endswith(".onnx"):
+        from .onnx_rule import IreeImportOnnx
+
+        stem = SCons.Util.splitext(str(env.Flatten([target])[0]))[0]
+        imported = IreeImportOnnx(env, stem, source, opset=onnx_opset,
+                                  externalize_params=externalize_params,
+                                  params_scope=params_scope, output=f"{stem}.imported.mlir")
+        source, params = imported[0], tuple(imported[1:])
     try:
         backends, devices, target_flags, side_outputs, suffix, cli, summary = _target(
             env, str(target), toolchain, target_backends, cpu, cpu_features, triple)
@@ -164,7 +179,8 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         fail(f"{out} is already declared at {previous[0]} [{previous[1]}]; "
              "give this module another name", where)
     _declared_outputs[out.get_abspath()] = (where, summary)
-    declared_modules[out.get_abspath()] = ModuleInfo(backends, devices, _cpu_arch(backends, flags_for_out))
+    declared_modules[out.get_abspath()] = ModuleInfo(backends, devices, _cpu_arch(backends, flags_for_out),
+                                                     params, params_scope)
     options.add_help("IREE modules (scons TARGET builds one)", f"{out.get_internal_path()}  [{summary}]")
     nodes = builder(
         env, [out, *side], [_source_node(n) for n in env.arg2nodes(source, env.File)],
@@ -183,7 +199,8 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
 def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,
                 cpu: str | None = None, cpu_features: str | None = None,
                 triple: str | None = None, flags: Sequence[str] | None = None,
-                toolchain: str | None = None, env=None, **kw):
+                toolchain: str | None = None, onnx_opset: int | None = None,
+                externalize_params: bool = False, params_scope: str = "model", env=None, **kw):
     """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir)."""
     from . import default_environment
 
@@ -192,7 +209,8 @@ def iree_module(name: str, src: str, target_backends: Sequence[str] | None = Non
         fail(f"module name {name!r} must be a plain name like 'mlp'")
     return IreeModule(env, name, src, target_backends=target_backends, cpu=cpu,
                       cpu_features=cpu_features, triple=triple, flags=flags,
-                      toolchain=toolchain, **kw)
+                      toolchain=toolchain, onnx_opset=onnx_opset,
+                      externalize_params=externalize_params, params_scope=params_scope, **kw)
 
 
 def find_module(env, module) -> tuple[object, ModuleInfo]:

@@ -85,7 +85,7 @@ def _run(target, source, env):
 RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR")
 
 
-def IreeRun(env, name: str, module, function: str, inputs: Sequence = (),
+def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequence = (),
             device: str = "local-task", outputs: int | Sequence[str] = 1,
             parameters: Sequence = (), parameter_scope: str = "model") -> list:
     """Declare the outputs of one call; returns their nodes (``NAME.npy`` for one)."""
@@ -102,17 +102,19 @@ def IreeRun(env, name: str, module, function: str, inputs: Sequence = (),
             if not names or not all(n.endswith(".npy") for n in names):
                 raise IreeBuildError("outputs must be a count or a list of .npy file names")
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
-        param_nodes = data_files.parameter_nodes(env, parameters, name)
+        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
+        if info.parameters and parameter_scope == "model":
+            parameter_scope = info.parameter_scope
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [env.File(n) for n in names]
-    _runs[targets[0].get_abspath()] = DeclaredRun(device, function, where, len(targets),
+    _runs[targets[0].get_abspath()] = DeclaredRun(device, function or "", where, len(targets),
                                                   len(input_nodes), parameter_scope)
     return env.Command(targets, [module_node, *input_nodes, *param_nodes], RUN_ACTION,
-                       _IREE_RUN_WHAT=f"{function} on {device}")
+                       _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
 
 
-def iree_run(name: str, module, function: str, inputs: Sequence = (), device: str = "local-task",
+def iree_run(name: str, module, function: str | None = None, inputs: Sequence = (), device: str = "local-task",
              outputs: int | Sequence[str] = 1, parameters: Sequence = (),
              parameter_scope: str = "model", env=None) -> list:
     """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""

@@ -187,7 +187,7 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
     return [data_files.materialize(env, v, f"{name}.expected{i}.npy") for i, v in enumerate(expected)]
 
 
-def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
+def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
              parameter_scope: str = "model") -> list:
@@ -207,7 +207,9 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
         expected_nodes = _expected_nodes(env, name, expected if expected is not None else [],
                                          inputs, input_nodes, where)
-        param_nodes = data_files.parameter_nodes(env, parameters, name)
+        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
+        if info.parameters and parameter_scope == "model":
+            parameter_scope = info.parameter_scope
         if float(rtol) < 0 or float(atol) < 0:
             raise IreeBuildError("rtol and atol must not be negative")
         bdir = build_dir(env, module_node)
@@ -223,7 +225,7 @@ def IreeTest(env, name: str, module, function: str, inputs: Sequence = (),
     nodes = []
     for device in devices:
         full = f"{name}[{device}]"
-        test = DeclaredTest(full, name, device, module_node, function, input_nodes, expected_nodes,
+        test = DeclaredTest(full, name, device, module_node, function or "", input_nodes, expected_nodes,
                             float(rtol), float(atol), where, env.File(f"{name}.{device}.result.json"),
                             _selected(full, device), param_nodes, parameter_scope,
                             info.cpu_arch or "" if device in ("local-sync", "local-task") else "")
@@ -267,7 +269,7 @@ def register(env, test: DeclaredTest, sources: list):
     return result
 
 
-def iree_test(name: str, module, function: str, inputs: Sequence = (),
+def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
               rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
               parameter_scope: str = "model", env=None) -> list:

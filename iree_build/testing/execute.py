@@ -186,6 +186,19 @@ def _context_error(exc: BaseException, spec: TestSpec) -> str:
     return f"cannot initialize module {spec.module!r} on {spec.device}: {text}"
 
 
+def _sole_export(exports: list[str], spec: TestSpec) -> str:
+    """The function a test that names none calls: the module's only sync export.
+
+    ONNX models export their graph under the graph's name (``torch-jit-export``,
+    ``main_graph``), which a generated declaration does not know.
+    """
+    sync = [n for n in exports if not n.endswith("$async")]
+    if len(sync) != 1:
+        raise TestError(f"{spec.module!r} exports {', '.join(sync) or 'nothing'}; name the function "
+                        f"to call (declared at {spec.declared_at})")
+    return sync[0]
+
+
 def host_arch() -> str:
     """This machine's CPU architecture, spelled as in LLVM triples."""
     machine = platform.machine().lower()
@@ -235,9 +248,10 @@ def invoke(
         raise TestError(
             f"cannot load module {spec.module!r}: {runtime_error_text(exc)}"
         ) from None
-    function = module.lookup_function(spec.function)
+    exports = [n for n in module.function_names if not n.startswith("__")]
+    name = spec.function or _sole_export(exports, spec)
+    function = module.lookup_function(name)
     if function is None:
-        exports = [n for n in module.function_names if not n.startswith("__")]
         raise TestError(
             f"function {spec.function!r} not found in {spec.module!r} "
             f"(exports: {', '.join(exports) or 'none'}; declared at {spec.declared_at})"

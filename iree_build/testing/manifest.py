@@ -142,7 +142,7 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
     if missing:
         raise _fail(path, f"test {label!r} is missing key(s): {', '.join(missing)}")
     for key in ("name", "base", "device", "function", "declared_at"):
-        if not isinstance(raw[key], str) or (key != "declared_at" and not raw[key]):
+        if not isinstance(raw[key], str) or (key not in ("declared_at", "function") and not raw[key]):
             raise _fail(path, f"test {label!r}: {key!r} must be a non-empty string")
     paths: dict[str, Any] = {}
     try:

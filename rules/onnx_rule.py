@@ -1,0 +1,115 @@
+"""``iree_import_onnx``: an ONNX model as MLIR (and optionally a parameter archive).
+
+The import is a build step of its own, cached like a compile: it reruns only
+when the model, one of its external data files, the importer options or the
+compiler change. ``iree_module(src="model.onnx")`` uses it implicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import SCons.Scanner
+
+from iree_build.compiler_info import compiler_info
+from iree_build.errors import IreeBuildError
+from iree_build.onnx_import import ImportRequest, check_opset
+
+from .compile_action import run_request
+from .explicit_action import ExplicitAction
+from .where import declared_at, fail
+
+
+def request_for(target, source, env) -> ImportRequest:
+    params = str(target[1]) if env.get("_IREE_ONNX_EXTERNALIZE") else None
+    return ImportRequest(
+        source=str(source[0].rfile()),
+        output=str(target[0]),
+        compiler=compiler_info().identity,
+        opset=env.get("_IREE_ONNX_OPSET"),
+        params=params,
+        params_scope=env.get("_IREE_ONNX_SCOPE", "model"),
+        data_dir=source[0].rfile().dir.get_internal_path(),
+    )
+
+
+def _run(target, source, env):
+    return run_request(request_for(target, source, env))
+
+
+_run.strfunction = lambda target, source, env: request_for(target, source, env).command_line()
+
+IMPORT_ACTION = ExplicitAction(
+    _run,
+    signature=lambda t, s, env: request_for(t, s, env).signature_text(),
+    cmdstr="$IREE_IMPORTCOMSTR",
+)
+
+
+def external_data_files(path: str) -> list[str]:
+    """Files an ONNX model keeps its large tensors in (``external_data`` locations)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    locations: list[str] = []
+
+    def visit(graph) -> None:
+        for tensor in graph.initializer:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                for entry in tensor.external_data:
+                    if entry.key == "location" and entry.value not in locations:
+                        locations.append(entry.value)
+        for node in graph.node:
+            for attr in node.attribute:
+                if attr.g is not None and attr.HasField("g"):
+                    visit(attr.g)
+
+    visit(model.graph)
+    return locations
+
+
+def _scan_onnx(node, env, path):
+    src = node.rfile()
+    if not src.exists():
+        return []
+    try:
+        names = external_data_files(src.get_abspath())
+    except Exception:  # not readable as ONNX: the import step reports it properly
+        return []
+    return [src.dir.File(name) for name in names]
+
+
+ONNX_SCANNER = SCons.Scanner.Scanner(function=_scan_onnx, name="IreeONNX", skeys=[".onnx"])
+
+
+def IreeImportOnnx(env, name: str, src, opset: int | None = None,
+                   externalize_params: bool = False, params_scope: str = "model",
+                   output: str | None = None) -> list:
+    """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights)."""
+    where = declared_at()
+    try:
+        opset = check_opset(opset)
+        source = env.File(src) if isinstance(src, str) else env.Flatten([src])[0]
+        if not str(source).endswith(".onnx"):
+            raise IreeBuildError(f"iree_import_onnx needs an .onnx model, not {source}")
+        if not (source.has_builder() or source.srcnode().exists()):
+            raise IreeBuildError(f"ONNX model {source.srcnode().get_internal_path()} not found")
+    except IreeBuildError as e:
+        fail(e.message, where)
+    if not (source.has_builder() or source.is_derived()):
+        source = source.srcnode()
+    targets = [env.File(output or f"{name}.mlir")]
+    if externalize_params:
+        targets.append(env.File(f"{name}.irpa"))
+    return env.Command(targets, source, IMPORT_ACTION, source_scanner=ONNX_SCANNER,
+                       _IREE_ONNX_OPSET=opset, _IREE_ONNX_EXTERNALIZE=bool(externalize_params),
+                       _IREE_ONNX_SCOPE=params_scope)
+
+
+def iree_import_onnx(name: str, src, opset: int | None = None, externalize_params: bool = False,
+                     params_scope: str = "model", env=None) -> list:
+    """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""
+    from . import default_environment
+
+    return IreeImportOnnx(env or default_environment(), name, src, opset=opset,
+                          externalize_params=externalize_params, params_scope=params_scope)
