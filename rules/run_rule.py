@@ -8,7 +8,6 @@ input, the function or the device changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +19,7 @@ from iree_build.test_values import npy_bytes
 from . import data_files
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
+from .test_rule import runtime_version
 from .where import declared_at, fail
 
 @dataclass(frozen=True)
@@ -42,12 +42,8 @@ def _key(target) -> DeclaredRun:
 
 def _signature(target, source, env) -> str:
     run = _key(target)
-    try:
-        runtime = metadata.version("iree-base-runtime")
-    except metadata.PackageNotFoundError:
-        runtime = "unknown"
     return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
-            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime}")
+            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}")
 
 
 def _run(target, source, env):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
+import functools
 import os
 import sys
 import threading
@@ -67,11 +68,25 @@ _build_dir: Any = None  # Dir node: where the manifest and report go
 _summary_registered = False
 
 
-def _runtime_version() -> str:
+@functools.lru_cache(maxsize=1)
+def runtime_version() -> str:
+    """Part of every run's and test's signature: a runtime upgrade reruns them."""
     try:
         return metadata.version("iree-base-runtime")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+_hasher = None  # one per build: each file is hashed once, after it was built
+
+
+def _file_hasher():
+    global _hasher
+    if _hasher is None:
+        from iree_build.testing.runner import FileHasher
+
+        _hasher = FileHasher()
+    return _hasher
 
 
 def build_dir(env, first_module) -> Any:
@@ -112,7 +127,7 @@ def _signature(target, source, env) -> str:
         f"test: {t.name}", f"function: {t.function}", f"device: {t.device}",
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
         f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
-        f"runtime: iree-base-runtime {_runtime_version()}",
+        f"runtime: iree-base-runtime {runtime_version()}",
     ])
 
 
@@ -131,7 +146,7 @@ def _run(target, source, env):
     test = _by_result[target[0].get_abspath()]
     spec = spec_of(test)
     base = _build_dir.get_abspath()
-    result = run_test(spec, base, default_pool(), test_signature(spec, base) or "")
+    result = run_test(spec, base, default_pool(), test_signature(spec, base, _file_hasher()) or "")
     with _ran_lock:
         _ran[test.name] = result
     _say(result_line(result))

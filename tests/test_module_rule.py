@@ -252,8 +252,8 @@ def test_signature_does_not_hang_on_python_bytecode(project: Project, tmp_path_f
     assert project.scons(env=env).compiled() == ["add.vmfb"]
     action = copy / "iree_rules" / "compile_action.py"
     text = action.read_text()
-    text = text.replace("    request = request_for(target, source, env)\n",
-                        "    request = request_for(target, source, env)\n    unused = [1, 2, 3]\n", 1)
+    text = text.replace("    outcome = pool().compile(request)\n",
+                        "    outcome = pool().compile(request)\n    unused = [1, 2, 3]\n", 1)
     assert "unused = [1, 2, 3]" in text
     action.write_text(text)
     assert project.scons(env=env).compiled() == []
