@@ -141,12 +141,14 @@ def _run(target, source, env):
     from iree_build.testing.devices import default_pool
     from iree_build.testing.execute import run_test
     from iree_build.testing.results import result_line, write_result
-    from iree_build.testing.runner import test_signature
+    from iree_build.testing.runner import device_identity, test_signature
 
     test = _by_result[target[0].get_abspath()]
     spec = spec_of(test)
     base = _build_dir.get_abspath()
-    result = run_test(spec, base, default_pool(), test_signature(spec, base, _file_hasher()) or "")
+    pool = default_pool()
+    signature = test_signature(spec, base, _file_hasher(), device_identity(spec, pool))
+    result = run_test(spec, base, pool, signature or "")
     with _ran_lock:
         _ran[test.name] = result
     _say(result_line(result))

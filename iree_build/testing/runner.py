@@ -13,6 +13,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import platform
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from iree_build.testing.execute import run_test
 from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
 from iree_build.testing.results import (
     TestResult,
+    flatten,
     read_result,
     result_line,
     summary_line,
@@ -75,8 +77,17 @@ class FileHasher:
             return entry.value
 
 
+def device_identity(spec: TestSpec, pool: DevicePool | None = None) -> str:
+    """Which hardware a result was obtained on: a result from a software Vulkan
+    driver on one machine says nothing about an NVIDIA GPU on another."""
+    pool = pool if pool is not None else default_pool()
+    status = pool.status(spec.device)
+    return f"{platform.machine()} {status.reason if status.present else 'absent'}"
+
+
 def test_signature(
-    spec: TestSpec, base_dir: str | os.PathLike[str], hasher: FileHasher | None = None
+    spec: TestSpec, base_dir: str | os.PathLike[str], hasher: FileHasher | None = None,
+    device: str = "",
 ) -> str | None:
     """What the test's outcome depends on, hashed; None if a file is missing.
 
@@ -94,6 +105,10 @@ def test_signature(
             "parameters": [hasher.digest(resolve(base_dir, p)) for p in spec.parameters],
             "parameter_scope": spec.parameter_scope,
             "arch": spec.arch,
+            "kind": spec.kind,
+            "xfail": spec.xfail,
+            "skip": spec.skip,
+            "hardware": device,
             "function": spec.function,
             "device": spec.device,
             "rtol": spec.rtol,
@@ -128,7 +143,7 @@ def run_one(
     retest: bool = False,
 ) -> TestResult:
     """Run one test unless its stored result is up to date; record the result."""
-    signature = test_signature(spec, base_dir, hasher)
+    signature = test_signature(spec, base_dir, hasher, device_identity(spec, pool))
     if not retest:
         cached = up_to_date_result(spec, base_dir, signature)
         if cached is not None:
@@ -268,13 +283,14 @@ def run_manifest(
 
     _run_all(_lanes(tests), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
-    cached = sum(1 for r in results if r.cached)
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)
-    print(f"{len(results) - cached} tests run, {cached} up to date", file=out)
+    cases = flatten(results)
+    cached = sum(1 for r in cases if r.cached)
+    print(f"{len(cases) - cached} tests run, {cached} up to date", file=out)
     print(summary_line(results), file=out, flush=True)
     failed = any(r.status in ("failed", "error") for r in results)
-    return RunReport(results, len(results) - cached, cached, 1 if failed else 0)
+    return RunReport(results, len(cases) - cached, cached, 1 if failed else 0)
 
 
 def _run_all(
