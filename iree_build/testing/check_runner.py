@@ -27,7 +27,7 @@ from iree_build.testing.devices import (
     runtime_error_text,
     vm_instance,
 )
-from iree_build.testing.execute import TestError, calling_convention
+from iree_build.testing.execute import TestError, calling_convention, context_error
 from iree_build.testing.manifest import TestSpec, resolve
 from iree_build.testing.results import TestResult
 
@@ -82,15 +82,6 @@ class CaseOutcome:
     time_ms: float = 0.0
 
 
-def _context_error(exc: BaseException, module_name: str, device: str) -> str:
-    text = runtime_error_text(exc)
-    targets = re.findall(r'#hal\.device\.target<"([^"]+)"', str(exc))
-    if "INCOMPATIBLE" in text and targets:
-        wanted = ", ".join(dict.fromkeys(targets))
-        return f"module {module_name!r} was compiled for {wanted}, cannot run on {device}"
-    return f"cannot initialize module {module_name!r} on {device}: {text}"
-
-
 def run_case(
     pool: DevicePool, device: str, module: ireert.VmModule, module_name: str, function: str
 ) -> CaseOutcome:
@@ -118,7 +109,7 @@ def run_case(
         try:
             context = ireert.VmContext(instance, [hal, check, module])
         except Exception as exc:
-            return CaseOutcome("error", f"{function}: {_context_error(exc, module_name, device)}")
+            return CaseOutcome("error", f"{function}: {context_error(exc, module_name, device)}")
         start = time.perf_counter()
         try:
             context.invoke(vm_function, ireert.VmVariantList(0), ireert.VmVariantList(0))

@@ -177,13 +177,14 @@ def _read_results(
     return outputs
 
 
-def _context_error(exc: BaseException, spec: TestSpec) -> str:
+def context_error(exc: BaseException, module_name: str, device: str) -> str:
+    """Why a module cannot start on a device, in words (wrong target, or the runtime's)."""
     text = runtime_error_text(exc)
     targets = re.findall(r'#hal\.device\.target<"([^"]+)"', str(exc))
     if "INCOMPATIBLE" in text and targets:
         wanted = ", ".join(dict.fromkeys(targets))
-        return f"module {spec.module!r} was compiled for {wanted}, cannot run on {spec.device}"
-    return f"cannot initialize module {spec.module!r} on {spec.device}: {text}"
+        return f"module {module_name!r} was compiled for {wanted}, cannot run on {device}"
+    return f"cannot initialize module {module_name!r} on {device}: {text}"
 
 
 def _sole_export(exports: list[str], spec: TestSpec) -> str:
@@ -283,7 +284,7 @@ def invoke(
         try:
             context = ireert.VmContext(instance, [*modules, module])
         except Exception as exc:
-            raise TestError(_context_error(exc, spec)) from None
+            raise TestError(context_error(exc, spec.module, spec.device)) from None
         n_results = len(cconv.results) if cconv is not None and cconv.is_exact else 8
         rets = ireert.VmVariantList(n_results)
         start = time.perf_counter()
