@@ -181,7 +181,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     _declared_outputs[out.get_abspath()] = (where, summary)
     declared_modules[out.get_abspath()] = ModuleInfo(backends, devices, _cpu_arch(backends, flags_for_out),
                                                      params, params_scope)
-    options.add_help("IREE modules (scons TARGET builds one)", f"{out.get_internal_path()}  [{summary}]")
+    options.add_help("module", f"{out.get_internal_path()}  [{summary}]")
     nodes = builder(
         env, [out, *side], [_source_node(n) for n in env.arg2nodes(source, env.File)],
         _IREE_TARGET_FLAGS=flags_for_out,

@@ -40,14 +40,19 @@ def option(name: str):
     return GetOption(name.replace("-", "_"))
 
 
-def add_help(section: str, line: str) -> None:
-    """List a declared target under ``scons -h`` (the options are listed by SCons itself)."""
+def add_help(kind: str, line: str) -> None:
+    """List a declared module or test under ``scons -h`` (SCons lists the options itself).
+
+    One section, each line saying what it is, so that declarations made in any
+    order (a loop of modules and tests) read correctly.
+    """
     from SCons.Script import Help
 
-    if section not in _help_sections:
-        _help_sections.add(section)
-        Help(f"\n{section}:\n", append=True)
-    Help(f"  {line}\n", append=True)
+    global _help_started
+    if not _help_started:
+        _help_started = True
+        Help("\nIREE targets (scons TARGET builds a module; scons test runs the tests):\n", append=True)
+    Help(f"  {kind:<7}{line}\n", append=True)
 
 
-_help_sections: set[str] = set()
+_help_started = False

@@ -272,7 +272,7 @@ def register(env, test: DeclaredTest, sources: list):
         env.AlwaysBuild(result)
     if test.selected:
         env.Alias("test", result)
-    options.add_help("IREE tests (scons test runs them)", f"{test.name}  [{test.declared_at}]")
+    options.add_help("test", f"{test.name}  [{test.declared_at}]")
 
     manifest = env.File(_build_dir.File(MANIFEST_NAME))
     if not getattr(manifest.attributes, "iree_declared", False):

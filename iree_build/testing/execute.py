@@ -254,20 +254,20 @@ def invoke(
     function = module.lookup_function(name)
     if function is None:
         raise TestError(
-            f"function {spec.function!r} not found in {spec.module!r} "
+            f"function {name!r} not found in {spec.module!r} "
             f"(exports: {', '.join(exports) or 'none'}; declared at {spec.declared_at})"
         )
     declaration = function.reflection.get("iree.abi.declaration", "")
     if declaration.startswith("async"):
         raise TestError(
-            f"function {spec.function!r} uses the async (fences) ABI; only sync "
+            f"function {name!r} uses the async (fences) ABI; only sync "
             "functions can be tested"
         )
     cconv = calling_convention(function)
     codes = cconv.args if cconv is not None and cconv.is_exact else None
     if codes is not None and len(codes) != len(inputs):
         raise TestError(
-            f"function {spec.function!r} takes {len(codes)} input(s), the test "
+            f"function {name!r} takes {len(codes)} input(s), the test "
             f"gives {len(inputs)} (declared at {spec.declared_at})"
         )
     args = rets = hal = context = modules = index = None
@@ -292,7 +292,7 @@ def invoke(
             context.invoke(function, args, rets)
         except Exception as exc:
             raise TestError(
-                f"calling {spec.function!r} failed: {runtime_error_text(exc)}"
+                f"calling {name!r} failed: {runtime_error_text(exc)}"
             ) from None
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         result_codes = cconv.results if cconv is not None and cconv.is_exact else None
