@@ -93,3 +93,29 @@ def test_toolchain_errors_name_the_file_and_key(project: Project) -> None:
         assert message in run.stderr, (args, run.stderr)
         assert run.stderr.startswith("scons: *** SConstruct:2: "), run.stderr
         assert "Traceback" not in run.output
+
+
+def test_vulkan_preset_runs_on_the_vulkan_device_and_bare_metal_outputs_are_declared(project: Project) -> None:
+    from iree_build.testing.devices import device_status
+
+    project.write("SConstruct", f"""\
+        from iree_rules import *
+        iree_module(name="vk", src="add.mlir", toolchain="vulkan-spirv")
+        iree_module(name="bm", src="add.mlir", toolchain="bare-metal")
+        iree_test(name="t_vk", module="vk", function="add", {ADD_TEST}, devices=["vulkan"])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    run = project.scons(".", "test")
+    assert run.returncode == 0, run.output
+    assert "IREE compile add.mlir -> bm.h [llvm-cpu, cpu=generic, x86_64, static-library, vm-c]" in run.stdout
+    for name in ("bm.h", "bm_dispatch.o", "bm_dispatch.h"):
+        assert project.path(name).exists(), name
+    assert "module_create" in project.path("bm.h").read_text()
+    if device_status("vulkan")[0]:
+        assert run.stdout.splitlines()[-1] == "1 passed, 0 failed, 0 skipped"
+    else:
+        assert run.stdout.splitlines()[-1] == "0 passed, 0 failed, 1 skipped"
+    if os.environ.get("CI") == "true":  # CI installs lavapipe: the preset must really run there
+        assert device_status("vulkan")[0]
+    assert project.scons("-c").returncode == 0
+    assert not any(project.path(n).exists() for n in ("bm.h", "bm_dispatch.o", "bm_dispatch.h", "vk.vmfb"))
