@@ -1,8 +1,9 @@
 """SCons tool ``iree``: builders and variables for IREE modules and tests.
 
 Entry point: ``generate(env)``. Load it with ``from iree_rules import *`` (which
-also makes ``iree_module`` & co. free functions in every SConscript) or with
-``Environment(tools=["default", "iree"], toolpath=[iree_rules.TOOLPATH])``.
+also makes ``iree_module`` & co. free functions in every SConscript), with
+``Environment(tools=["default", iree_rules.generate])``, or with
+``Environment(tools=["default", "iree_tool"], toolpath=[iree_rules.TOOLPATH])``.
 User-set variables are never overwritten (``SetDefault``).
 """
 
@@ -30,24 +31,27 @@ def generate(env) -> None:
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
         env["IREE_IMPORTCOMSTR"] = ""
-    env.AddMethod(module_rule.IreeModule, "IreeModule")
-    env.AddMethod(lambda e, name, src, **kw: module_rule.iree_module(name, src, env=e, **kw),
-                  "iree_module")
-    env.AddMethod(test_rule.IreeTest, "IreeTest")
-    env.AddMethod(run_rule.IreeRun, "IreeRun")
-    env.AddMethod(onnx_rule.IreeImportOnnx, "IreeImportOnnx")
-    env.AddMethod(lambda e, name, *a, **kw: onnx_rule.IreeImportOnnx(e, name, *a, **kw),
-                  "iree_import_onnx")
-    env.AddMethod(check_rule.IreeCheckTestSuite, "IreeCheckTestSuite")
-    env.AddMethod(lambda e, name, *a, **kw: check_rule.IreeCheckTestSuite(e, name, *a, **kw),
-                  "iree_check_test_suite")
-    env.AddMethod(lambda e, name, *a, **kw: run_rule.IreeRun(e, name, *a, **kw), "iree_run")
-    env.AddMethod(lambda e, name, *a, **kw: test_rule.IreeTest(e, name, *a, **kw), "iree_test")
+    for name, method in _METHODS.items():
+        env.AddMethod(method, name)
+
+
+def _iree_module(env, name, src, **kw):
+    return module_rule.iree_module(name, src, env=env, **kw)
+
+
+# Builder-style names and the rule names, as methods of an environment.
+_METHODS = {
+    "IreeModule": module_rule.IreeModule, "iree_module": _iree_module,
+    "IreeImportOnnx": onnx_rule.IreeImportOnnx, "iree_import_onnx": onnx_rule.IreeImportOnnx,
+    "IreeRun": run_rule.IreeRun, "iree_run": run_rule.IreeRun,
+    "IreeTest": test_rule.IreeTest, "iree_test": test_rule.IreeTest,
+    "IreeCheckTestSuite": check_rule.IreeCheckTestSuite,
+    "iree_check_test_suite": check_rule.IreeCheckTestSuite,
+}
 
 
 def exists(env) -> bool:
-    try:
-        import iree.compiler  # noqa: F401  (the worker needs it; loading is cheap to check)
-    except ImportError:
-        return False
-    return True
+    """The compiler package is installed (found, not loaded: the workers load it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("iree.compiler") is not None

@@ -257,3 +257,19 @@ def test_signature_does_not_hang_on_python_bytecode(project: Project, tmp_path_f
     assert "unused = [1, 2, 3]" in text
     action.write_text(text)
     assert project.scons(env=env).compiled() == []
+
+
+def test_tool_loads_by_name_and_by_function(project: Project) -> None:
+    project.write("SConstruct", """\
+        import iree_rules
+        env = Environment(tools=["default", "iree_tool"], toolpath=[iree_rules.TOOLPATH],
+                          IREE_TARGET_BACKENDS=["vmvx"])
+        env.iree_module(name="a", src="add.mlir")
+        Environment(tools=["default", iree_rules.generate]).IreeModule("b", "add.mlir")
+        import iree.runtime  # the tool must not shadow the IREE packages
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    run = project.scons()
+    assert run.returncode == 0, run.output
+    assert run.compiled() == ["a.vmfb", "b.vmfb"]
+    assert "[vmvx]" in run.stdout
