@@ -116,3 +116,17 @@ def test_check_suite_on_vulkan_and_through_the_standalone_runner(project: Projec
         assert out[-1] == "2 passed, 0 failed, 2 skipped"
     if os.environ.get("CI") == "true":  # CI installs lavapipe: the check suite must run on vulkan there
         assert device_status("vulkan")[0]
+
+
+def test_a_plain_test_of_a_check_function_is_judged_too(project: Project) -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_module(name="w", src="wrong.mlir")
+        iree_test(name="plain", module="w", function="test_wrong_sum")
+        iree_test(name="fine", module="w", function="test_right")
+        """)
+    project.write("wrong.mlir", WRONG)
+    run = project.scons("test", "-k")
+    assert run.returncode == 2, run.output
+    assert "FAIL plain[local-task] (test_wrong_sum: 1 of 1 checks failed: expect_almost_eq:" in run.stdout
+    assert "PASS fine[local-task]" in run.stdout

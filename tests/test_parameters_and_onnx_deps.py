@@ -89,18 +89,25 @@ def test_onnx_external_data_is_a_dependency(project: Project) -> None:
         iree_module(name="mm", src="mm.onnx")
         iree_test(name="mm_test", module="mm", inputs=[x],
                   expected=lambda x: x @ np.arange(256, dtype=np.float32).reshape(16, 16))
+        iree_module(name="ext", src="mm.onnx", externalize_params=True)  # weights in ext.irpa
+        iree_test(name="ext_test", module="ext", inputs=[x],
+                  expected=lambda x: x @ np.arange(256, dtype=np.float32).reshape(16, 16))
         """)
     first = project.scons("test")
     assert first.returncode == 0, first.output
     assert "IREE import mm.onnx -> mm.imported.mlir" in first.stdout
-    assert first.stdout.splitlines()[-1] == "1 passed, 0 failed, 0 skipped"
+    assert "IREE import mm.onnx -> ext.imported.mlir ext.irpa" in first.stdout
+    assert first.stdout.splitlines()[-1] == "2 passed, 0 failed, 0 skipped"
+    assert project.path("ext.irpa").stat().st_size >= 1024  # the 16x16 weights left the module
+    assert "parameter.named<\"model\"::\"W\">" in project.path("ext.imported.mlir").read_text()
 
     data = bytearray(project.path("mm.weights").read_bytes())
     data[:4] = np.float32(100.0).tobytes()  # W[0, 0] changes: the test now fails
     project.path("mm.weights").write_bytes(bytes(data))
-    second = project.scons("test", "--debug=explain")
+    second = project.scons("test", "-k", "--debug=explain")
     assert "rebuilding `mm.imported.mlir' because `mm.weights' changed" in second.stdout
     assert "FAIL mm_test[local-task] (output 0 mismatch" in second.stdout
+    assert "FAIL ext_test[local-task] (output 0 mismatch" in second.stdout  # the archive changed too
 
     project.path("mm.weights").unlink()
     gone = project.scons("test")

@@ -33,7 +33,7 @@ import iree.runtime as ireert
 import numpy as np
 
 from iree_build.testing.devices import runtime_error_text
-from iree_build.testing.execute import _to_host
+from iree_build.testing.host_arrays import to_host
 
 CHECK_IMPORTS: dict[str, str] = {
     "expect_true": "0i_v",
@@ -256,7 +256,7 @@ def _read(device: ireert.HalDevice, ref: ireert.VmRef) -> np.ndarray:
     """A buffer-view operand as a host numpy array (staged through the device if needed)."""
     view = ref.deref(ireert.HalBufferView)
     try:
-        return _to_host(device, view)
+        return to_host(device, view)
     except RuntimeError as exc:  # no numpy dtype (i4, opaque): cannot be judged
         raise CheckError(
             f"cannot read operand of element type {int(view.element_type):#x}: "

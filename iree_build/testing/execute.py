@@ -20,7 +20,9 @@ from pathlib import Path
 import iree.runtime as ireert
 import numpy as np
 
+from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.compare import compare_outputs
+from iree_build.testing.host_arrays import to_host
 from iree_build.testing.devices import (
     DevicePool,
     DeviceUnavailable,
@@ -127,34 +129,6 @@ def _push_argument(
     args.push_ref(view)
 
 
-def _to_host(device: ireert.HalDevice, view: ireert.HalBufferView) -> np.ndarray:
-    """Copy a result buffer view into a numpy array (map if possible, else stage)."""
-    dtype = ireert.HalElementType.map_to_dtype(view.element_type)
-    shape = list(view.shape)
-    buffer = view.get_buffer()
-    visible = int(ireert.MemoryType.HOST_VISIBLE)
-    scoped = int(ireert.BufferUsage.MAPPING_SCOPED)
-    if (
-        int(buffer.memory_type()) & visible == visible
-        and int(buffer.allowed_usage()) & scoped == scoped
-    ):
-        return np.array(view.map().asarray(shape, dtype), copy=True)
-    staging = device.allocator.allocate_buffer(
-        memory_type=int(ireert.MemoryType.HOST_LOCAL | ireert.MemoryType.DEVICE_VISIBLE),
-        allowed_usage=int(ireert.BufferUsage.TRANSFER_TARGET | ireert.BufferUsage.MAPPING_SCOPED),
-        allocation_size=buffer.byte_length(),
-    )
-    semaphore = device.create_semaphore(0)
-    device.queue_copy(
-        buffer,
-        staging,
-        wait_semaphores=ireert.HalFence.create_at(semaphore, 0),
-        signal_semaphores=ireert.HalFence.create_at(semaphore, 1),
-    )
-    ireert.HalFence.create_at(semaphore, 1).wait()
-    return np.array(staging.map().asarray(shape, dtype), copy=True)
-
-
 def _read_results(
     device: ireert.HalDevice, rets: ireert.VmVariantList, codes: str | None
 ) -> list[np.ndarray]:
@@ -169,7 +143,7 @@ def _read_results(
         except Exception:  # a value, not a ref (only when the cconv is unknown)
             ref = None
         if ref is not None and ref.isinstance(ireert.HalBufferView):
-            outputs.append(_to_host(device, ref.deref(ireert.HalBufferView)))
+            outputs.append(to_host(device, ref.deref(ireert.HalBufferView)))
         elif code == "?" and ref is None:
             outputs.append(np.asarray(rets.get_variant(i)))
         else:
@@ -270,13 +244,16 @@ def invoke(
             f"function {name!r} takes {len(codes)} input(s), the test "
             f"gives {len(inputs)} (declared at {spec.declared_at})"
         )
-    args = rets = hal = context = modules = index = None
+    args = rets = hal = context = modules = index = log = None
     try:
         args = ireert.VmVariantList(len(inputs))
         for i, arr in enumerate(inputs):
             _push_argument(args, device, i, codes[i] if codes is not None else "r", arr)
         hal = ireert.create_hal_module(instance, device)
-        modules = [hal]
+        # A module that imports `check` is never run without it: the runtime would
+        # treat the imports as optional and a failing check would pass silently.
+        log = CheckLog(name)
+        modules = [hal, create_check_module(device, log)]
         if params_dir is not None and spec.parameters:
             index = load_parameters(params_dir, spec)
             modules.append(ireert.create_io_parameters_module(
@@ -295,11 +272,13 @@ def invoke(
                 f"calling {name!r} failed: {runtime_error_text(exc)}"
             ) from None
         elapsed_ms = (time.perf_counter() - start) * 1000.0
+        if not log.ok:
+            raise TestError(log.summary() if log.failures else f"{name}: {log.error}")
         result_codes = cconv.results if cconv is not None and cconv.is_exact else None
         outputs = _read_results(device, rets, result_codes) if read_outputs else []
         return outputs, elapsed_ms
     finally:
-        del rets, args, context, hal, modules, index  # buffers go before anything else
+        del rets, args, context, hal, modules, index, log  # buffers go before anything else
 
 
 def run_test(
