@@ -37,7 +37,18 @@ to the in-process floor (at most 1.15) and scale with ``-j`` (``-j2`` at least
 
 The variants alternate in rounds (``--rounds``, default 3) so that drift in the
 machine's load hits them all alike; the median of each is reported. Every run
-must leave exactly 20 non-empty ``.vmfb`` files, or the benchmark fails.
+must leave exactly 20 non-empty ``.vmfb`` files, or the benchmark fails. "Clean
+state" means no outputs and no ``.sconsign.dblite``; the rules' small cache of
+compiler facts (``~/.cache/iree_build``) stays warm, as it is for any user after
+their first build. Before the rounds, every module is compiled once with the
+CLI (a module that does not compile fails the benchmark; this also warms the
+page cache for the 300 MB compiler library).
+
+On a shared machine, wall times are only as good as the machine is quiet: the
+load average is checked and a warning printed when other work competed. Beside
+the medians, the table gives each variant's CPU time (user + sys of its
+processes) and the ratios by minimum wall time and by CPU time, which other
+work disturbs less.
 
 Output: a small table (seconds per variant and per module) and then one line
 per figure::
@@ -566,6 +577,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k:<10} {med[k]:9.3f} {med[k] / N_MODULES:13.3f} {min(v):7.3f} {max(v):7.3f}"
                   f" {statistics.median(cpu[k]):7.3f}")
         print("(wall times; 'cpu s' is the median user+sys CPU of the variant's processes)")
+        mins = {k: min(v) for k, v in results.items()}
+        cpus = {k: statistics.median(v) for k, v in cpu.items()}
+        for label, d in (("min wall", mins), ("cpu", cpus)):
+            print(f"by {label}: rules/cli {d['rules -j1'] / d['cli loop']:.3f}, "
+                  f"rules/floor {d['rules -j1'] / d['floor']:.3f}"
+                  + (f", j2 speedup {d['rules -j1'] / d['rules -j2']:.3f}" if label != "cpu" else ""))
         load = max(load_before, os.getloadavg()[0])
         cores = os.cpu_count() or 1
         if load > 0.5 * cores:
