@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported when data is written, not for every build
+    import numpy as np
+
 import SCons.Util
 
 from iree_build.atomic import atomic_write_bytes, temp_path_for
 from iree_build.errors import IreeBuildError
-from iree_build.test_values import describe, npy_bytes, to_array
 
 from .explicit_action import ExplicitAction
 
@@ -26,6 +27,8 @@ _copies: dict[str, str] = {}
 
 
 def _write_literal(target, source, env):
+    from iree_build.test_values import npy_bytes
+
     atomic_write_bytes(str(target[0]), npy_bytes(_literals[target[0].get_abspath()]))
     return 0
 
@@ -45,6 +48,8 @@ def _copy(target, source, env):
 
 def tensor_proto_array(path: str) -> np.ndarray:
     """An ONNX ``TensorProto`` file (``input_0.pb``, as shipped beside ONNX models)."""
+    import numpy as np
+
     try:
         import onnx
         from onnx import numpy_helper
@@ -57,6 +62,8 @@ def tensor_proto_array(path: str) -> np.ndarray:
 
 
 def _from_tensor_proto(target, source, env):
+    from iree_build.test_values import npy_bytes
+
     atomic_write_bytes(str(target[0]), npy_bytes(tensor_proto_array(str(source[0]))))
     return 0
 
@@ -67,9 +74,15 @@ _from_tensor_proto.strfunction = None
 TENSOR_PROTO_ACTION = ExplicitAction(_from_tensor_proto, signature=lambda t, s, env: "TensorProto to npy",
                                      cmdstr="")
 
+def _describe(array) -> str:
+    from iree_build.test_values import describe
+
+    return describe(array)
+
+
 LITERAL_ACTION = ExplicitAction(
     _write_literal,
-    signature=lambda t, s, env: "literal " + describe(_literals[t[0].get_abspath()]),
+    signature=lambda t, s, env: "literal " + _describe(_literals[t[0].get_abspath()]),
     cmdstr="",
 )
 COPY_ACTION = ExplicitAction(_copy, signature=lambda t, s, env: "copy", cmdstr="")
@@ -117,6 +130,8 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
         _copies[target.get_abspath()] = src.get_abspath()
         env.Command(target, src, COPY_ACTION)
         return target
+    from iree_build.test_values import to_array
+
     array = to_array(value)
     target = env.File(target_name)
     _literals[target.get_abspath()] = array
@@ -126,6 +141,8 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
 
 def load_now(node) -> np.ndarray:
     """Read an existing source ``.npy`` while the SConscript is read (reference functions)."""
+    import numpy as np
+
     path = node.get_abspath()
     if path in _literals:
         return _literals[path]

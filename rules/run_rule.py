@@ -14,7 +14,6 @@ from typing import Sequence
 from iree_build.atomic import atomic_write_bytes
 from iree_build.errors import IreeBuildError
 from iree_build.targets import check_device
-from iree_build.test_values import npy_bytes
 
 from . import data_files
 from .explicit_action import ExplicitAction
@@ -50,6 +49,7 @@ def _run(target, source, env):
     from iree_build.testing.devices import default_pool
     from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import TestSpec
+    from iree_build.test_values import npy_bytes
 
     run = _key(target)
     device, function, where, count = run.device, run.function, run.where, run.count
