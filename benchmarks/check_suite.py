@@ -52,21 +52,23 @@ for these files it dominates. Measured on the two-core machine this was written
 on (12 of the files, medians of 3): in-process compiles ~0.59 s/file
 including the one-time library import, ``iree-compile`` ~0.75 s/file (of it
 ~0.17 s process start-up and library load), ``iree-run-module`` ~0.044 s per
-function (~0.11 s/file). So even a rules build with zero overhead of its own
-is at most about (0.75 + 0.11) / 0.59 ~ 1.5 times faster than the loop; the
-target of 2 would need the CLI's per-process costs to be a larger share, i.e.
-far cheaper files to compile than these.
+function (~0.11 s/file). So against the same loop spread over both cores, even
+a rules build with zero overhead of its own is at most about (0.75 + 0.11) /
+0.59 ~ 1.5 times faster: compiling dominates.
+
+The headline figure is the issue's comparison as written: ``scons test -j2``
+against what a user without the rules runs, a loop of one process per file
+and per function (``cli x1``). The same loop spread over both cores (``cli
+x2``, a thread pool of two) is printed beside it and timed in the first round
+only (``--parallel-rounds N``), since it is not the headline.
 
 Output: a small table, then::
 
-    BENCH check_suite_speedup X   cli x2 / rules -j2   (target >= 2)
-    BENCH check_suite_cases N     cases run (and passed) by the rules
+    BENCH check_suite_speedup X            cli x1 / rules -j2   (target >= 2)
+    BENCH check_suite_parallel_speedup X   cli x2 / rules -j2
+    BENCH check_suite_cases N              cases run (and passed) by the rules
 
-``cli x1`` is the slowest variant, so by default it is timed in the first
-round only (``--sequential-rounds N`` times it in the first N rounds); the
-default run then stays within about four minutes on two idle cores.
-
-Run: ``python benchmarks/check_suite.py [--rounds N] [--sequential-rounds N]
+Run: ``python benchmarks/check_suite.py [--rounds N] [--parallel-rounds N]
 [--diagnose] [--keep]``. ``--diagnose`` adds probes of where the time goes:
 process start-ups, one ``iree-run-module`` process, the fixed cost of an
 up-to-date ``scons test``, and the compiler work itself (one process compiling
@@ -549,8 +551,8 @@ def diagnose(bench: Bench, med: dict[str, float]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the variants (default 3)")
-    ap.add_argument("--sequential-rounds", type=int, default=1,
-                    help="rounds that also time 'cli x1' (default 1: the first; it is the slowest)")
+    ap.add_argument("--parallel-rounds", type=int, default=1,
+                    help="rounds that also time 'cli x2' (default 1: the first)")
     ap.add_argument("--diagnose", action="store_true", help="also probe where the time goes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print it")
     args = ap.parse_args(argv)
@@ -573,16 +575,16 @@ def main(argv: list[str] | None = None) -> int:
             "cli x2": lambda: bench.cli(JOBS),
             "cli x1": lambda: bench.cli(1),
         }
-        seq = max(0, min(args.sequential_rounds, args.rounds))
-        if seq == 0:
-            del variants["cli x1"]
+        par = max(0, min(args.parallel_rounds, args.rounds))
+        if par == 0:
+            del variants["cli x2"]
         results: dict[str, list[float]] = {k: [] for k in variants}
         cpu: dict[str, list[float]] = {k: [] for k in variants}
         load_before = os.getloadavg()[0]
         for r in range(args.rounds):
             done: list[str] = []
             for name, fn in variants.items():
-                if name == "cli x1" and r >= seq:
+                if name == "cli x2" and r >= par:
                     continue
                 c = _children_cpu()
                 results[name].append(fn())
@@ -611,13 +613,12 @@ def main(argv: list[str] | None = None) -> int:
         if load > 0.5 * cores:
             print(f"warning: load average was {load:.1f} on {cores} cores during the run: other "
                   "work competes for the CPU", file=sys.stderr)
-        speedup = med["cli x2"] / med["rules -j2"]
-        cpu_ratio = statistics.median(cpu["cli x2"]) / statistics.median(cpu["rules -j2"])
-        print(f"cpu: cli x2 / rules -j2 = {cpu_ratio:.3f} (CPU seconds: less sensitive to other "
-              "load on the machine than the wall times)")
-        if "cli x1" in med:
-            print(f"sequential: cli x1 / rules -j2 = {med['cli x1'] / med['rules -j2']:.3f}; "
-                  f"cli x1 / cli x2 = {med['cli x1'] / med['cli x2']:.3f}")
+        speedup = med["cli x1"] / med["rules -j2"]
+        par_speedup = med["cli x2"] / med["rules -j2"] if "cli x2" in med else float("nan")
+        if "cli x2" in cpu:
+            cpu_ratio = statistics.median(cpu["cli x2"]) / statistics.median(cpu["rules -j2"])
+            print(f"cpu: cli x2 / rules -j2 = {cpu_ratio:.3f} (CPU seconds: less sensitive to other "
+                  "load on the machine than the wall times)")
         if speedup < SPEEDUP_TARGET:
             print(f"warning: speedup {speedup:.3f} is below the target {SPEEDUP_TARGET}"
                   + ("" if args.diagnose else "; --diagnose shows where the time goes"),
@@ -626,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             diagnose(bench, med)
         print()
         print(f"BENCH check_suite_speedup {speedup:.3f}")
+        print(f"BENCH check_suite_parallel_speedup {par_speedup:.3f}")
         print(f"BENCH check_suite_cases {bench.cases}")
     finally:
         if args.keep:
