@@ -81,7 +81,6 @@ import argparse
 import os
 import random
 import re
-import resource
 import shutil
 import statistics
 import subprocess
@@ -92,6 +91,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from _common import children_cpu
 
 import numpy as np
 
@@ -444,10 +445,6 @@ def probe_cli_judges(bench: Bench, tmp: Path) -> int:
     return proc.returncode
 
 
-def _children_cpu() -> float:
-    """CPU seconds (user + sys) of all waited-for descendants so far."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
 
 
 
@@ -586,9 +583,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in variants.items():
                 if name == "cli x2" and r >= par:
                     continue
-                c = _children_cpu()
+                c = children_cpu()
                 results[name].append(fn())
-                cpu[name].append(_children_cpu() - c)
+                cpu[name].append(children_cpu() - c)
                 done.append(f"{name} {results[name][-1]:.2f} s")
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(done), flush=True)
 

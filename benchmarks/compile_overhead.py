@@ -67,7 +67,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -78,6 +77,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from _common import children_cpu, user_tool, wall
 
 N_MODULES = 20
 
@@ -314,12 +315,7 @@ def check_rules_flags(flags: list[str]) -> None:
 
 
 def find_iree_compile() -> str:
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
-    exe = shutil.which("iree-compile", path=path)
-    if not exe:
-        sys.exit("error: no iree-compile on PATH (pip install iree-base-compiler)")
-    return exe
+    return user_tool("iree-compile")
 
 
 SCONSTRUCT = """\
@@ -482,18 +478,6 @@ def check_modules(bench: Bench) -> None:
 # --------------------------------------------------------------------------
 
 
-def _children_cpu() -> float:
-    """CPU seconds (user + sys) of all waited-for descendants so far."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _wall(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 def diagnose(bench: Bench) -> None:
     """Where the rules' time goes beyond the floor's, in a few probes."""
     env = bench.env
@@ -501,7 +485,7 @@ def diagnose(bench: Bench) -> None:
     print("\ndiagnostics (median of 3 each):")
 
     def med(fn: Callable[[], object]) -> float:
-        return statistics.median(_wall(fn) for _ in range(3))
+        return statistics.median(wall(fn) for _ in range(3))
 
     bare_py = med(lambda: subprocess.run([py, "-c", "pass"], env=env, check=True))
     print(f"  python start-up                            {bare_py:7.3f} s")
@@ -520,7 +504,7 @@ def diagnose(bench: Bench) -> None:
     one = []
     for _ in range(3):
         (bench.root / f"{bench.names[1]}.vmfb").unlink()
-        one.append(_wall(lambda: bench._scons(1)))
+        one.append(wall(lambda: bench._scons(1)))
     print(f"  scons -Q -j1 rebuilding one module         {statistics.median(one):7.3f} s")
     if bench.floor_detail:
         d = bench.floor_detail[-1]
@@ -563,9 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         for r in range(args.rounds):
             for name, fn in variants.items():
-                c = _children_cpu()
+                c = children_cpu()
                 results[name].append(fn())
-                cpu[name].append(_children_cpu() - c)
+                cpu[name].append(children_cpu() - c)
             print(f"round {r + 1}/{args.rounds}: "
                   + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in results.items()), flush=True)
 

@@ -95,6 +95,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from _common import user_tool, wall
+
 import numpy as np
 
 N_TESTS = 100
@@ -318,11 +320,7 @@ def cli_argv(run_module: str, module: Path, function: str, inputs: list[Path],
 
 
 def find_run_module() -> str:
-    venv_bin = str(Path(sys.executable).parent)
-    exe = shutil.which("iree-run-module", path=os.pathsep.join([venv_bin, os.environ.get("PATH", "")]))
-    if not exe:
-        sys.exit("error: no iree-run-module on PATH (pip install iree-base-runtime)")
-    return exe
+    return user_tool("iree-run-module")
 
 
 def find_native_run_module(exe: str) -> str | None:
@@ -528,19 +526,13 @@ def run_phases(bench: Bench, jobs: int, cache_version: bool) -> tuple[dict[str, 
     return phases, calls, wall
 
 
-def _wall(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 def diagnose(bench: Bench) -> None:
     """Where the time of ``scons test`` goes, in a few probes (medians of 3)."""
     env, py = bench.env, sys.executable
     print("\ndiagnostics (medians of 3):")
 
     def med(fn: Callable[[], object]) -> float:
-        return statistics.median(_wall(fn) for _ in range(3))
+        return statistics.median(wall(fn) for _ in range(3))
 
     bare = med(lambda: subprocess.run([py, "-c", "pass"], env=env, check=True))
     print(f"  python start-up                                  {bare:7.3f} s")
