@@ -27,11 +27,6 @@ from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
 from .where import declared_at, fail
 
-# output path -> (where declared, what it targets): two declarations must never
-# write one file, whatever their targets.
-_declared_outputs: dict[str, tuple[str, str]] = {}
-
-
 @dataclass(frozen=True)
 class ModuleInfo:
     """What runs and tests need to know of a declared module."""
@@ -41,9 +36,12 @@ class ModuleInfo:
     cpu_arch: str | None  # architecture its CPU code needs, when it has no portable variant
     parameters: tuple = ()  # archives it reads at run time (externalized ONNX weights)
     parameter_scope: str = "model"
+    where: str = ""  # SConscript:line that declared it
+    summary: str = ""  # its targets in words, "llvm-cpu, cpu=znver3"
 
 
-# module path -> its declaration, for checking the devices of runs and tests.
+# module path -> its declaration: checks runs' and tests' devices, and that two
+# declarations never write one file, whatever their targets.
 declared_modules: dict[str, ModuleInfo] = {}
 
 
@@ -97,7 +95,7 @@ def _toolchain_dirs(env) -> list[str]:
     return [d for d in dirs if os.path.isdir(d)]
 
 
-def _target(env, name_hint: str, toolchain, target_backends, cpu, cpu_features, triple):
+def _target(env, toolchain, target_backends, cpu, cpu_features, triple):
     """(backends, devices, target flags for an output path, side outputs, suffix, cli, summary)."""
     if toolchain is None and target_backends is None:
         toolchain = options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None
@@ -156,7 +154,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         source, params = imported[0], tuple(imported[1:])
     try:
         backends, devices, target_flags, side_outputs, suffix, cli, summary = _target(
-            env, str(target), toolchain, target_backends, cpu, cpu_features, triple)
+            env, toolchain, target_backends, cpu, cpu_features, triple)
         extra = _as_list(flags)
         for flag in extra:
             if not flag.startswith(("-", "@")):
@@ -174,13 +172,12 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         side = [env.File("#" + p) for p in side_outputs(out.get_internal_path())]
     except IreeBuildError as e:
         fail(str(e) if e.where else e.message, where)
-    previous = _declared_outputs.get(out.get_abspath())
-    if previous and previous[0] != where:
-        fail(f"{out} is already declared at {previous[0]} [{previous[1]}]; "
+    previous = declared_modules.get(out.get_abspath())
+    if previous and previous.where != where:
+        fail(f"{out} is already declared at {previous.where} [{previous.summary}]; "
              "give this module another name", where)
-    _declared_outputs[out.get_abspath()] = (where, summary)
-    declared_modules[out.get_abspath()] = ModuleInfo(backends, devices, _cpu_arch(backends, flags_for_out),
-                                                     params, params_scope)
+    declared_modules[out.get_abspath()] = ModuleInfo(
+        backends, devices, _cpu_arch(backends, flags_for_out), params, params_scope, where, summary)
     options.add_help("module", f"{out.get_internal_path()}  [{summary}]")
     nodes = builder(
         env, [out, *side], [_source_node(n) for n in env.arg2nodes(source, env.File)],
