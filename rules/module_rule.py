@@ -170,6 +170,10 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         out = outputs[0]
         flags_for_out = target_flags(out.get_internal_path())
         side = [env.File("#" + p) for p in side_outputs(out.get_internal_path())]
+        sources = [_source_node(n) for n in env.arg2nodes(source, env.File)]
+        missing = [n for n in sources if not (n.has_builder() or n.is_derived() or n.exists())]
+        if missing:
+            raise IreeBuildError(f"source {missing[0].get_internal_path()} not found")
     except IreeBuildError as e:
         fail(str(e) if e.where else e.message, where)
     previous = declared_modules.get(out.get_abspath())
@@ -180,7 +184,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         backends, devices, _cpu_arch(backends, flags_for_out), params, params_scope, where, summary)
     options.add_help("module", f"{out.get_internal_path()}  [{summary}]")
     nodes = builder(
-        env, [out, *side], [_source_node(n) for n in env.arg2nodes(source, env.File)],
+        env, [out, *side], sources,
         _IREE_TARGET_FLAGS=flags_for_out,
         _IREE_NEEDS_CLI=cli,
         IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), rewritten.flags]),

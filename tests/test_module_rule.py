@@ -194,6 +194,8 @@ def test_declaration_errors_name_the_sconscript_line(project: Project) -> None:
             "target backend 'webgpu-wgsl' is not registered in this compiler; registered: cuda, llvm-cpu",
         'iree_module(name="add", src="add.mlir", cpu="pentium9")':
             "unknown CPU 'pentium9' for x86_64; use 'host', 'generic' or one of:",
+        'iree_module(name="add", src="nope.mlir")':
+            "source src/nope.mlir not found",
         'iree_module(name="add", src="add.mlir", flags=["O3"])':
             "compiler flag 'O3' does not start with '-' (or '@' for a flag file)",
     }
