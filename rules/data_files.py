@@ -22,7 +22,7 @@ from .explicit_action import ExplicitAction
 
 # target path -> the array to write there; filled while SConscripts are read.
 _literals: dict[str, np.ndarray] = {}
-# copy target path -> the source file it copies.
+# build-tree data path -> the source file it is copied or converted from.
 _copies: dict[str, str] = {}
 
 
@@ -120,6 +120,7 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
             raise IreeBuildError(f"data file {src.get_internal_path()} not found")
         if str(node).endswith(".pb"):  # converted once, at build time, into the build tree
             target = env.File(target_name)
+            _copies[target.get_abspath()] = src.get_abspath()  # read from there, if needed now
             env.Command(target, src, TENSOR_PROTO_ACTION)
             return target
         if built:
@@ -141,21 +142,23 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
 
 def load_now(node) -> np.ndarray:
     """Read an existing source ``.npy`` while the SConscript is read (reference functions)."""
-    import numpy as np
-
     path = node.get_abspath()
     if path in _literals:
         return _literals[path]
-    if path in _copies:
-        return np.load(_copies[path], allow_pickle=False)
-    if str(node).endswith(".pb") and not node.has_builder():
-        return tensor_proto_array(node.srcnode().get_abspath())
-    if node.has_builder() or node.is_derived():
+    if node.has_builder() and path not in _copies:
         raise IreeBuildError(
             f"{node} is built by another rule; a reference function needs inputs that "
             "exist when the SConscript is read (give expected outputs as files instead)"
         )
-    return np.load(node.srcnode().get_abspath(), allow_pickle=False)
+    source = node.File(_copies[path]) if path in _copies else node.srcnode()
+    if str(source).endswith(".pb"):
+        return tensor_proto_array(source.get_abspath())
+    import numpy as np
+
+    try:
+        return np.load(source.get_abspath(), allow_pickle=False)
+    except (OSError, ValueError) as e:  # a pickled object array, a truncated file ...
+        raise IreeBuildError(f"cannot read {source.get_internal_path()} as a .npy array: {e}") from None
 
 
 PARAMETER_SUFFIXES = (".irpa", ".safetensors", ".gguf")

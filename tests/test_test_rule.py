@@ -190,3 +190,30 @@ def test_vulkan_module_runs_on_vulkan_or_is_skipped_with_reason(project: Project
         assert run.stdout.splitlines()[-1] == "1 passed, 0 failed, 1 skipped"
     if os.environ.get("CI") == "true":  # CI installs lavapipe: the vulkan path must really run there
         assert _vulkan_present()
+
+
+def test_reference_functions_read_tensor_protos_and_refuse_pickles(project: Project) -> None:
+    from onnx import numpy_helper
+
+    project_with_tests(project, """\
+        iree_module(name="add", src="add.mlir")
+        iree_test(name="pbref", module="add", function="add", inputs=["a.pb", "a.pb"],
+                  expected=lambda a, b: a + b)
+        """)
+    project.path("src/a.pb").write_bytes(
+        numpy_helper.from_array(np.arange(4, dtype=np.float32)).SerializeToString())
+    run = project.scons("test")
+    assert run.returncode == 0, run.output
+    assert run.stdout.splitlines()[-1] == "1 passed, 0 failed, 0 skipped"
+
+    np.save(project.path("src/a.npy"), np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    project.write("src/SConscript", """\
+        iree_module(name="add", src="add.mlir")
+        iree_test(name="bad", module="add", function="add", inputs=["a.npy", "b.npy"],
+                  expected=lambda a, b: a + b)
+        """)
+    bad = project.scons("test")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("scons: *** src/SConscript:2: cannot read src/a.npy as a .npy array: "
+                                 "Object arrays cannot be loaded when allow_pickle=False"), bad.stderr
+    assert "Traceback" not in bad.output
