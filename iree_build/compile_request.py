@@ -22,6 +22,9 @@ class CompileRequest:
     side_outputs: tuple[str, ...] = field(default=())  # written by the compiler itself (.o/.h)
     cli: bool = False  # only the iree-compile tool can do it (vm-c output, tool-only flags)
 
+    verb = "compile"  # for messages: "IREE compile failed: ..."
+    doing = "compiling"
+
     def signature_text(self) -> str:
         """Everything but the input files that the output depends on, one item a line."""
         tool = ["compiled with: iree-compile tool"] if self.cli else []

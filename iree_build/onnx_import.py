@@ -38,6 +38,9 @@ class ImportRequest:
                      "--save-params-to", params or self.params]
         return args
 
+    verb = "import"  # for messages: "IREE import failed: ..."
+    doing = "importing"
+
     def signature_text(self) -> str:
         lines = [f"importer: iree-import-onnx of {self.compiler}",
                  f"opset: {self.opset if self.opset is not None else 'the model’s own'}"]

@@ -62,15 +62,13 @@ def run_request(request) -> int | str:
     if outcome.diagnostics:
         sys.stderr.write(outcome.diagnostics + "\n")
         sys.stderr.flush()
-    what = "importing" if request.output.endswith(".mlir") else "compiling"
     if outcome.crash:
         return (
-            f"the IREE compiler crashed ({outcome.crash}) {what} {request.source}; "
+            f"the IREE compiler crashed ({outcome.crash}) {request.doing} {request.source}; "
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
-    verb = "IREE import" if what == "importing" else "IREE compile"
-    return f"{verb} failed: " + (first_error(outcome.diagnostics) or outcome.message or "no diagnostics")
+    return f"IREE {request.verb} failed: " + (first_error(outcome.diagnostics) or outcome.message or "no diagnostics")
 
 
 def _run(target, source, env):

@@ -16,7 +16,9 @@ def objects_in(node) -> list[str]:
     """Executable object paths named in an MLIR source (read once per build)."""
     memo = getattr(node.attributes, "iree_objects", None)
     if memo is None:
-        text = node.rfile().get_text_contents() if node.rexists() else ""
+        if not node.rexists():  # a source still to be built (an ONNX import): scan it later
+            return []
+        text = node.rfile().get_text_contents()
         memo = object_paths(text) if "#hal.executable.object" in text else []
         node.attributes.iree_objects = memo
     return memo

@@ -7,7 +7,6 @@ compiler change. ``iree_module(src="model.onnx")`` uses it implicitly.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import SCons.Scanner
 

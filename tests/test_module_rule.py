@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, MUL_MLIR, Project, worker_pids
 

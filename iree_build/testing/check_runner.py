@@ -11,7 +11,6 @@ failing checks pass silently (what ``iree-run-module`` does).
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +69,9 @@ class TestSpec:
     skip: str = ""  # why it is not run at all
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest entry, keys in the documented order."""
-        return {
-            "name": self.name,
-            "base": self.base,
-            "device": self.device,
-            "module": self.module,
-            "function": self.function,
-            "inputs": list(self.inputs),
-            "expected": list(self.expected),
-            "rtol": self.rtol,
-            "atol": self.atol,
-            "declared_at": self.declared_at,
-            "result": self.result,
-            "parameters": list(self.parameters),
-            "parameter_scope": self.parameter_scope,
-            "arch": self.arch,
-            "kind": self.kind,
-            "xfail": self.xfail,
-            "skip": self.skip,
-        }
+        """The manifest entry, keys in field order (the documented order)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self)}
 
 
 @dataclass
