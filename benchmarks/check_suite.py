@@ -85,14 +85,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from _common import children_cpu
+from _common import workdir, children_cpu
 
 import numpy as np
 
@@ -556,8 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
 
-    tmp = Path(tempfile.mkdtemp(prefix="iree_check_suite_"))
-    try:
+    with workdir("iree_check_suite_", args.keep) as tmp:
         bench = setup(tmp)
         print(f"{N_FILES} check files, {bench.n_cases} test functions; cores: {os.cpu_count()}")
         print(f"cli flags: {' '.join(bench.flags)}")
@@ -626,11 +624,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"BENCH check_suite_speedup {speedup:.3f}")
         print(f"BENCH check_suite_parallel_speedup {par_speedup:.3f}")
         print(f"BENCH check_suite_cases {bench.cases}")
-    finally:
-        if args.keep:
-            print(f"kept: {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

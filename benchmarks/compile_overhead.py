@@ -71,14 +71,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from _common import children_cpu, user_tool, wall
+from _common import workdir, children_cpu, user_tool, wall
 
 N_MODULES = 20
 
@@ -529,8 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
 
-    tmp = Path(tempfile.mkdtemp(prefix="iree_compile_overhead_"))
-    try:
+    with workdir("iree_compile_overhead_", args.keep) as tmp:
         bench = setup(tmp / "project")
         print(f"{N_MODULES} modules, flags: {' '.join(bench.flags)}")
         print(f"iree-compile: {bench.iree_compile}; cores: {os.cpu_count()}")
@@ -581,11 +579,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"BENCH rules_vs_cli_ratio {med['rules -j1'] / med['cli loop']:.3f}")
         print(f"BENCH rules_vs_floor_ratio {med['rules -j1'] / med['floor']:.3f}")
         print(f"BENCH j2_speedup {med['rules -j1'] / med['rules -j2']:.3f}")
-    finally:
-        if args.keep:
-            print(f"kept: {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -83,11 +83,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +93,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import user_tool, wall
+from _common import workdir, user_tool, wall
 
 import numpy as np
 
@@ -599,8 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
 
-    tmp = Path(tempfile.mkdtemp(prefix="iree_test_runner_"))
-    try:
+    with workdir("iree_test_runner_", args.keep) as tmp:
         bench = setup(tmp)
         print(f"{N_TESTS} tests over {len(MODULES)} modules ({', '.join(MODULES)}) on local-task")
         print(f"iree-run-module: {bench.run_module}; cores: {os.cpu_count()}; "
@@ -662,12 +659,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"BENCH runner_vs_cli_speedup {speedup:.3f}")
         print(f"BENCH runner_vs_cli_parallel_speedup {par_speedup:.3f}")
         print(f"BENCH cached_rerun_tests_run {cached_ran}")
-    finally:
-        sys.stdout.flush()
-        if args.keep:
-            print(f"kept: {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
