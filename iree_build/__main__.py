@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="parallel CPU tests (default: number of CPUs)")
     test.add_argument("--junit", metavar="PATH",
                       help="JUnit XML report (default: BUILD_DIR/iree_test_results.xml)")
+    test.add_argument("--timeout", type=float, metavar="SECONDS",
+                      help="seconds one call (one check case) may take before it is stopped and "
+                           "reported as TIMEOUT, overriding the tests' own (default: theirs, else 300)")
     return parser
 
 
@@ -57,6 +60,8 @@ def _run_tests(args: argparse.Namespace) -> int:
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
     if args.devices is not None and not devices:
         raise _Usage("--devices needs at least one device name")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise _Usage("--timeout must be a positive number of seconds")
     options = RunOptions(
         devices=devices,
         pattern=args.filter,
@@ -64,6 +69,7 @@ def _run_tests(args: argparse.Namespace) -> int:
         retest=args.retest,
         jobs=args.jobs,
         junit=args.junit,
+        timeout=args.timeout,
     )
     return run_manifest(find_manifest(args.build_dir), options).exit_code
 

@@ -10,15 +10,13 @@ threads drive several workers at once.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .child_process import death_reason, worker_env
 from .atomic import remove_stale_temps, temp_path_for
 from .compile_request import CompileRequest
 from .onnx_import import ImportRequest
@@ -35,16 +33,11 @@ class CompileOutcome:
 
 class _Worker:
     def __init__(self, env: dict[str, str] | None) -> None:
-        env = dict(os.environ if env is None else env)
-        # The worker imports this package: make it findable even when the rules
-        # were loaded from a source checkout rather than an installed copy.
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "iree_build.compile_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            env=worker_env(env),
             text=True,
             bufsize=1,
             close_fds=True,
@@ -62,13 +55,7 @@ class _Worker:
         return json.loads(line) if line else None
 
     def death(self) -> str:
-        code = self.proc.wait()
-        if code < 0:
-            try:
-                return signal.Signals(-code).name
-            except ValueError:
-                return f"signal {-code}"
-        return f"exit code {code}"
+        return death_reason(self.proc.wait())
 
     def close(self, timeout: float = 5.0) -> None:
         try:
@@ -90,7 +77,6 @@ class CompilePool:
         self._count = 0
         self._closed = False
         self._cond = threading.Condition()
-        self._diag_dir = Path(tempfile.mkdtemp(prefix="iree_build_diag_"))
 
     def _acquire(self) -> _Worker:
         with self._cond:
@@ -124,7 +110,7 @@ class CompilePool:
         Path(request.output).parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(request.output)
         temp = temp_path_for(request.output)
-        diag = self._diag_dir / f"{threading.get_ident()}.log"
+        diag = temp.with_name(temp.name + ".log")  # in the build tree; a killed build's is swept next time
         worker = self._acquire()
         reply = worker.ask(request.to_wire(str(temp), str(diag)))
         crash = None if reply is not None else worker.death()
@@ -147,9 +133,3 @@ class CompilePool:
             self._cond.notify_all()
         for worker in idle:
             worker.close()
-        try:
-            for f in self._diag_dir.iterdir():
-                f.unlink()
-            self._diag_dir.rmdir()
-        except OSError:
-            pass

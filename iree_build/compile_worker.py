@@ -10,21 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM us when the build process goes away: no orphan workers."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+from iree_build.child_process import worker_setup
 
 
 def _compile(api, req: dict) -> dict:
@@ -133,10 +121,7 @@ def _import_onnx(req: dict) -> dict:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
-    _die_with_parent()
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything the library prints must not corrupt the protocol
+    replies = worker_setup()
     from iree.compiler import api
 
     for line in sys.stdin:

@@ -1,17 +1,23 @@
 """``iree_check_test_suite``: IREE's check-dialect test files, run and judged for real.
 
-Like CMake's ``iree_check_single_backend_test_suite``: every source is compiled
-for every backend, and each (file, backend, device) becomes one test whose cases
-are the file's exported functions. The ``check`` module they import is provided
-from Python (``iree_build.testing.check_module``), so a failing check fails,
-instead of passing silently as it does under ``iree-run-module``.
+Like CMake's ``iree_check_single_backend_test_suite`` (and its
+``TARGET_CPU_FEATURES_VARIANTS``): every source is compiled for every target
+(a backend, a CPU-feature variant of ``llvm-cpu``, or a toolchain preset), and
+each (file, target, device) becomes one test whose cases are the file's
+exported functions, named ``SUITE/file.mlir::fn[device]``: the suite's name
+keeps files of the same name in two suites (or one file in two suites) apart.
+The ``check`` module they import is provided from Python
+(``iree_build.testing.check_module``), so a failing check fails, instead of
+passing silently as it does under ``iree-run-module``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
-from typing import Sequence
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.targets import BACKENDS, check_device
@@ -21,6 +27,15 @@ from .test_rule import DeclaredTest, _selected, register
 from .where import declared_at, fail
 
 Entry = str | tuple
+
+
+@dataclass(frozen=True)
+class SuiteTarget:
+    """One way the suite compiles each file: a backend (maybe a CPU variant) or a preset."""
+
+    key: str  # the label part: "llvm-cpu", "llvm-cpu:avx2_fma", "vulkan-ampere"
+    backend: str  # what xfail/skip entries match as the backend
+    module_kw: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 def _match(entries: Sequence[Entry], file: str, backend: str, device: str, what: str) -> str:
@@ -39,66 +54,141 @@ def _match(entries: Sequence[Entry], file: str, backend: str, device: str, what:
     return ""
 
 
+def _variants(variants: Sequence[str] | None, triple_arch: str) -> list[tuple[str, str]]:
+    """``(name, features)`` per CPU-feature variant, as CMake's TARGET_CPU_FEATURES_VARIANTS
+    spells them: ``"default"`` or ``"ARCH:NAME:+feat,+feat"`` (kept only for that arch)."""
+    if not variants:
+        return [("", "")]
+    out = []
+    for v in variants:
+        if v == "default":
+            out.append(("default", ""))
+            continue
+        parts = v.split(":")
+        if len(parts) != 3 or not all(parts) or not re.fullmatch(r"[\w.-]+", parts[1]):
+            raise IreeBuildError(
+                f"cpu_features_variants entry {v!r} must be 'default' or 'ARCH:NAME:FEATURES', "
+                "e.g. 'x86_64:avx2_fma:+avx,+avx2,+fma'")
+        if parts[0] == triple_arch:
+            out.append((parts[1], parts[2]))
+    return out or [("default", "")]
+
+
+def _targets(env, backends: list[str], toolchain: str | None, cpu, cpu_features, triple,
+             variants, flags, backend_flags: Mapping[str, Sequence[str]]) -> list[SuiteTarget]:
+    if toolchain is not None:
+        if backends or variants:
+            raise IreeBuildError(f"toolchain='{toolchain}' already says the targets; drop "
+                                 "target_backends/cpu_features_variants or write a preset")
+        return [SuiteTarget(str(toolchain), str(toolchain),
+                            dict(toolchain=str(toolchain), flags=list(flags)))]
+    backends = backends or list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"]))
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise IreeBuildError(f"unknown target backend '{unknown[0]}'; known backends: {', '.join(BACKENDS)}")
+    stray = [b for b in backend_flags if b not in backends]
+    if stray:
+        raise IreeBuildError(f"backend_flags names '{stray[0]}', which is not among target_backends "
+                             f"({', '.join(backends)})")
+    arch = (triple or env.get("IREE_TRIPLE") or os.uname().machine).split("-", 1)[0]
+    out = []
+    for backend in backends:
+        cpu_kw = dict(cpu=cpu, triple=triple) if backend == "llvm-cpu" else {}
+        extra = [*flags, *backend_flags.get(backend, [])]
+        for name, features in (_variants(variants, arch) if backend == "llvm-cpu" else [("", "")]):
+            joined = ",".join(f for f in (cpu_features or "", features) if f) or None
+            kw = dict(target_backends=[backend], flags=extra, **cpu_kw)
+            if backend == "llvm-cpu":
+                kw["cpu_features"] = joined
+            out.append(SuiteTarget(f"{backend}:{name}" if name else backend, backend, kw))
+    return out
+
+
 def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | None = None,
                        devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
-                       xfail: Sequence[Entry] = (), skip: Sequence[Entry] = ()) -> list:
+                       xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (),
+                       cpu: str | None = None, cpu_features: str | None = None,
+                       triple: str | None = None, toolchain: str | None = None,
+                       backend_flags: Mapping[str, Sequence[str]] | None = None,
+                       cpu_features_variants: Sequence[str] | None = None,
+                       timeout: float | None = None) -> list:
     """Declare the suite; returns the test result nodes."""
     where = declared_at()
     sources = env.Flatten([srcs])
-    backends = list(target_backends or env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"]))
     devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    flags = [flags] if isinstance(flags, str) else list(flags or [])
     try:
         if not sources:
             raise IreeBuildError(f"check suite '{name}' has no sources (srcs matched no file?)")
-        unknown = [b for b in backends if b not in BACKENDS]
-        if unknown:
-            raise IreeBuildError(f"unknown target backend '{unknown[0]}'; known backends: {', '.join(BACKENDS)}")
-        pairs = []
-        for device in devices:
-            runs = [b for b in backends if device in BACKENDS[b].runs_on]
-            if not runs:
-                check_device(device, backends)  # raises the usual message
-            pairs += [(b, device, len(runs) > 1) for b in runs]
+        targets = _targets(env, list(target_backends or []), toolchain, cpu, cpu_features, triple,
+                           cpu_features_variants, flags, dict(backend_flags or {}))
     except IreeBuildError as e:
         fail(e.message, where)
 
+    here = env.Dir(".").srcnode()
     results = []
     for src in sources:
         node = env.File(src) if isinstance(src, str) else src
-        file = Path(str(node)).name
-        stem = Path(file).stem
+        rel = os.path.relpath(node.srcnode().get_abspath(), here.get_abspath()).replace(os.sep, "/")
+        if rel.startswith("../"):
+            rel = os.path.basename(rel)
+        flat = re.sub(r"[^\w.-]", "_", os.path.splitext(rel)[0])
         modules = {}
-        for backend in backends:
-            mod = module_rule.IreeModule(env, f"{name}_{stem}_{backend}", node,
-                                         target_backends=[backend], flags=flags)
-            modules[backend] = mod[0]
-        for backend, device, shared in pairs:
-            label = f"{backend}:{device}" if shared else device
+        for t in targets:
+            suffix = t.key.replace(":", "_")
+            mod = module_rule.IreeModule(env, f"{name}_{flat}_{suffix}", node, **t.module_kw)
+            modules[t.key] = (mod[0], module_rule.declared_modules[mod[0].get_abspath()])
+        try:
+            pairs = []
+            for device in devices:
+                runs = [t for t in targets if device in modules[t.key][1].devices]
+                if not runs:
+                    info = modules[targets[0].key][1]
+                    check_device(device, info.backends, info.devices)  # raises the usual message
+                pairs += [(t, device, len(runs) > 1) for t in runs]
+        except IreeBuildError as e:
+            fail(e.message, where)
+        base = f"{name}/{rel}"
+        file = os.path.basename(rel)
+        for t, device, shared in pairs:
+            label = f"{t.key}:{device}" if shared else device
             try:
-                reason_skip = _match(skip, file, backend, device, "skip")
-                reason_xfail = _match(xfail, file, backend, device, "xfail")
+                reason_skip = _match(skip, file, t.backend, device, "skip") or \
+                    (_match(skip, rel, t.backend, device, "skip") if rel != file else "")
+                reason_xfail = _match(xfail, file, t.backend, device, "xfail") or \
+                    (_match(xfail, rel, t.backend, device, "xfail") if rel != file else "")
             except IreeBuildError as e:
                 fail(e.message, where)
-            info = module_rule.declared_modules[modules[backend].get_abspath()]
+            module, info = modules[t.key]
+            full = f"{base}[{label}]"
             test = DeclaredTest(
-                name=f"{file}[{label}]", base=file, device=device, module=modules[backend],
+                name=full, base=base, device=device, module=module,
                 function="*", inputs=[], expected=[], rtol=0.0, atol=0.0, declared_at=where,
-                result=env.File(f"{name}_{stem}_{backend}.{device}.result.json"),
-                selected=_selected(f"{file}[{label}]", device), parameters=[],
+                result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{device}.result.json"),
+                selected=_selected(full, device), parameters=[],
                 parameter_scope="model",
                 arch=info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
                 kind="check", xfail=reason_xfail, skip=reason_skip,
+                timeout=float(timeout or 0.0),
             )
-            results.append(register(env, test, [modules[backend]]))
+            results.append(register(env, test, [module]))
     return results
 
 
 def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None = None,
                           devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
-                          xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (), env=None) -> list:
-    """Compile each check file for each backend; one test per (file, device), a case per function."""
+                          xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (),
+                          cpu: str | None = None, cpu_features: str | None = None,
+                          triple: str | None = None, toolchain: str | None = None,
+                          backend_flags: Mapping[str, Sequence[str]] | None = None,
+                          cpu_features_variants: Sequence[str] | None = None,
+                          timeout: float | None = None, env=None) -> list:
+    """Compile each check file for each target; one test per (file, target, device), a case
+    per function."""
     from . import default_environment
 
     return IreeCheckTestSuite(env or default_environment(), name, srcs,
                               target_backends=target_backends, devices=devices, flags=flags,
-                              xfail=xfail, skip=skip)
+                              xfail=xfail, skip=skip, cpu=cpu, cpu_features=cpu_features,
+                              triple=triple, toolchain=toolchain, backend_flags=backend_flags,
+                              cpu_features_variants=cpu_features_variants, timeout=timeout)

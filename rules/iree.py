@@ -9,11 +9,14 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import build_lock, check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from .where import fail
 
 
 def generate(env) -> None:
     options.register()
+    _lock_tree(env)
+    test_rule.declare_test_alias(env)
     env.SetDefault(
         IREE_TARGET_BACKENDS=["llvm-cpu"],
         IREE_CPU="generic",
@@ -33,6 +36,17 @@ def generate(env) -> None:
         env["IREE_IMPORTCOMSTR"] = ""
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
+
+
+def _lock_tree(env) -> None:
+    """Refuse a second build in a tree that is building (dry runs and help touch nothing)."""
+    from SCons.Script import GetOption
+
+    if GetOption("help") or GetOption("no_exec") or GetOption("question"):
+        return
+    why = build_lock.acquire(env.Dir("#").get_abspath())
+    if why:
+        fail(why)
 
 
 def _iree_module(env, name, src, **kw):

@@ -19,6 +19,10 @@ OPTIONS: list[tuple[str, dict]] = [
                                     help="a test whose device is absent fails instead of being skipped")),
     ("--iree-retest", dict(action="store_true", default=False,
                            help="rerun tests even when their recorded result is up to date")),
+    ("--iree-test-timeout", dict(metavar="SECONDS", type="float", default=None,
+                                 help="seconds one test call (one check case) may take before it is "
+                                      "stopped and reported as TIMEOUT (default: the test's timeout=, "
+                                      "else 300)")),
     ("--iree-toolchain", dict(metavar="NAME", default="",
                               help="target preset for every module that names none")),
     ("--iree-verbose", dict(action="store_true", default=False,

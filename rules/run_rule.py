@@ -8,17 +8,16 @@ input, the function or the device changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
-from iree_build.atomic import atomic_write_bytes
 from iree_build.errors import IreeBuildError
 from iree_build.targets import check_device
+
+from iree_build.testing.identity import runtime_version
 
 from . import data_files
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
-from .test_rule import runtime_version
 from .where import declared_at, fail
 
 @dataclass(frozen=True)
@@ -46,10 +45,8 @@ def _signature(target, source, env) -> str:
 
 
 def _run(target, source, env):
-    from iree_build.testing.devices import default_pool
-    from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import TestSpec
-    from iree_build.test_values import npy_bytes
+    from iree_build.testing.run_pool import default_run_pool
 
     run = _key(target)
     device, function, where, count = run.device, run.function, run.where, run.count
@@ -60,22 +57,16 @@ def _run(target, source, env):
                     function=function, inputs=(), expected=(), rtol=0.0, atol=0.0,
                     declared_at=where, result=str(target[0]),
                     parameters=tuple(str(p) for p in params), parameter_scope=run.parameter_scope)
-    pool = default_pool()
-    status = pool.status(device)
-    if not status.present:
-        return f"cannot run {function} on {device}: {status.reason}"
-    try:
-        arrays = [load_array(Path(str(n)), f"input {i}") for i, n in enumerate(inputs)]
-        outputs, _ = pool.run_on(device, invoke, pool, spec, Path(str(module)), arrays, True,
-                                 Path(env.Dir("#").get_abspath()))
-    except TestError as e:
-        return f"{function} on {device}: {e}"
-    if len(outputs) != count:
-        return (f"{function} returned {len(outputs)} output(s) but {count} were declared at {where}; "
-                f"pass outputs={len(outputs)} (or a list of {len(outputs)} file names)")
-    for node, array in zip(target, outputs):
-        atomic_write_bytes(str(node), npy_bytes(array))
-    return 0
+    # In a run worker: a crash in the call fails this target, not the build.
+    reply = default_run_pool().invoke(spec, module.get_abspath(), [n.get_abspath() for n in inputs],
+                                      [t.get_abspath() for t in target], env.Dir("#").get_abspath())
+    if reply["ok"]:
+        return 0
+    if reply.get("message"):
+        return reply["message"]
+    n = reply["count"]
+    return (f"{function} returned {n} output(s) but {count} were declared at {where}; "
+            f"pass outputs={n} (or a list of {n} file names)")
 
 
 RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR")

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
-import functools
 import os
 import sys
 import threading
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,6 +25,8 @@ import SCons.Script
 from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
 from iree_build.targets import check_device
+from iree_build.testing.device_names import is_cpu_device
+from iree_build.testing.identity import machine_fingerprint, runtime_version
 
 from . import data_files, options
 from .explicit_action import ExplicitAction
@@ -57,6 +57,7 @@ class DeclaredTest:
     kind: str = "call"  # or "check": every case of a check file
     xfail: str = ""
     skip: str = ""
+    timeout: float = 0.0  # seconds per call (check case); 0: the runner's default
 
 
 _tests: list[DeclaredTest] = []
@@ -66,15 +67,6 @@ _ran_lock = threading.Lock()
 _print_lock = threading.Lock()
 _build_dir: Any = None  # Dir node: where the manifest and report go
 _summary_registered = False
-
-
-@functools.lru_cache(maxsize=1)
-def runtime_version() -> str:
-    """Part of every run's and test's signature: a runtime upgrade reruns them."""
-    try:
-        return metadata.version("iree-base-runtime")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 _hasher = None  # one per build: each file is hashed once, after it was built
@@ -117,7 +109,7 @@ def spec_of(test: DeclaredTest):
         expected=tuple(_rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
         declared_at=test.declared_at, result=_rel(test.result),
         parameters=tuple(_rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
-        arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip,
+        arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip, timeout=test.timeout,
     )
 
 
@@ -127,7 +119,9 @@ def _signature(target, source, env) -> str:
         f"test: {t.name}", f"function: {t.function}", f"device: {t.device}",
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
         f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
-        f"runtime: iree-base-runtime {runtime_version()}",
+        f"timeout: {t.timeout!r}", f"runtime: iree-base-runtime {runtime_version()}",
+        # A result is a fact about this hardware: a shared CacheDir must not serve it elsewhere.
+        f"hardware: {machine_fingerprint(is_cpu_device(t.device))}",
     ])
 
 
@@ -138,17 +132,16 @@ def _say(line: str) -> None:
 
 
 def _run(target, source, env):
-    from iree_build.testing.devices import default_pool
-    from iree_build.testing.execute import run_test
     from iree_build.testing.results import result_line, write_result
+    from iree_build.testing.run_pool import default_run_pool
     from iree_build.testing.runner import device_identity, test_signature
 
     test = _by_result[target[0].get_abspath()]
     spec = spec_of(test)
     base = _build_dir.get_abspath()
-    pool = default_pool()
+    pool = default_run_pool()
     signature = test_signature(spec, base, _file_hasher(), device_identity(spec, pool))
-    result = run_test(spec, base, pool, signature or "")
+    result = pool.run_test(spec, base, signature or "", _timeout_override())
     with _ran_lock:
         _ran[test.name] = result
     _say(result_line(result))
@@ -161,7 +154,15 @@ def _run(target, source, env):
         if options.option("iree-require-devices"):
             return f"test {test.name} could not run and --iree-require-devices is set: {result.message}"
         return 0
-    return f"test {test.name} failed"
+    return f"test {test.name} {_FAILED_WORDS.get(result.status, 'failed')}"
+
+
+_FAILED_WORDS = {"crashed": "crashed", "timeout": "timed out"}
+
+
+def _timeout_override() -> float | None:
+    value = options.option("iree-test-timeout")
+    return float(value) if value else None
 
 
 _run.strfunction = None  # the PASS/FAIL/SKIP line is the progress line
@@ -207,7 +208,7 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
 def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
-             parameter_scope: str = "model") -> list:
+             parameter_scope: str = "model", timeout: float | None = None) -> list:
     """Declare one test per device; returns the result nodes."""
     where = declared_at()
     try:
@@ -229,6 +230,8 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
             parameter_scope = info.parameter_scope
         if float(rtol) < 0 or float(atol) < 0:
             raise IreeBuildError("rtol and atol must not be negative")
+        if timeout is not None and not 0 < float(timeout) < float("inf"):
+            raise IreeBuildError(f"timeout must be a positive number of seconds, not {timeout!r}")
         bdir = build_dir(env, module_node)
         for node in [module_node, *input_nodes, *expected_nodes, *param_nodes]:
             if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
@@ -245,7 +248,8 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
         test = DeclaredTest(full, name, device, module_node, function or "", input_nodes, expected_nodes,
                             float(rtol), float(atol), where, env.File(f"{name}.{device}.result.json"),
                             _selected(full, device), param_nodes, parameter_scope,
-                            info.cpu_arch or "" if device in ("local-sync", "local-task") else "")
+                            info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
+                            timeout=float(timeout or 0.0))
         nodes.append(register(env, test, [module_node, *input_nodes, *expected_nodes, *param_nodes]))
     return nodes
 
@@ -286,22 +290,49 @@ def register(env, test: DeclaredTest, sources: list):
     return result
 
 
+_alias_declared = False
+
+
+def declare_test_alias(env) -> None:
+    """``scons test`` always names something: with no test declared (or none selected)
+    it says so in one line, instead of SCons' "Do not know how to make File target"."""
+    global _alias_declared
+    if _alias_declared or "test" not in SCons.Script.COMMAND_LINE_TARGETS:
+        return
+    _alias_declared = True
+    alias = env.Alias("test", [], _NOTHING_TO_TEST)
+    env.AlwaysBuild(alias)
+
+
+def _nothing_to_test(target, source, env):
+    if not _tests:
+        _say("scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test")
+    elif not any(t.selected for t in _tests):
+        _say(f"scons: none of the {len(_tests)} declared tests matches --iree-devices/"
+             "--iree-test-filter; nothing to test")
+    return 0
+
+
+_nothing_to_test.strfunction = None
+_NOTHING_TO_TEST = ExplicitAction(_nothing_to_test, signature=lambda t, s, e: "", cmdstr="")
+
+
 def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
               rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
-              parameter_scope: str = "model", env=None) -> list:
+              parameter_scope: str = "model", timeout: float | None = None, env=None) -> list:
     """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
     from . import default_environment
 
     return IreeTest(env or default_environment(), name, module, function, inputs=inputs,
                     expected=expected, devices=devices, rtol=rtol, atol=atol,
-                    parameters=parameters, parameter_scope=parameter_scope)
+                    parameters=parameters, parameter_scope=parameter_scope, timeout=timeout)
 
 
 def _summary() -> None:
     """After the build: every selected test's outcome, one closing line, the JUnit file."""
-    from iree_build.testing.results import (TestResult, flatten, read_result, summary_line,
-                                            write_junit)
+    from iree_build.testing.results import (TestResult, flatten, read_result, result_line,
+                                            summary_line, write_junit)
 
     if SCons.Script.GetOption("clean") or SCons.Script.GetOption("no_exec"):
         return
@@ -314,12 +345,16 @@ def _summary() -> None:
             if ran.status == "skipped" and options.option("iree-require-devices"):
                 ran = TestResult(ran.name, "failed", ran.message, ran.time_ms, ran.device, ran.signature, ran.base)
             results.append(ran)
-        elif state == SCons.Node.up_to_date:
+        elif state in (SCons.Node.up_to_date, SCons.Node.executed):
+            # Up to date, or "executed" without running: retrieved from CacheDir (only
+            # passed results are kept, and their signature names this machine's hardware).
             stored = read_result(test.result.get_abspath()) or TestResult(
                 test.name, "passed", "up to date", device=test.device, base=test.base)
             stored.cached = True
             cached += len(flatten([stored]))
             results.append(stored)
+            if state != SCons.Node.up_to_date:
+                _say(result_line(stored))
         elif state == SCons.Node.failed:
             results.append(TestResult(test.name, "failed", "its module or data failed to build",
                                       device=test.device, base=test.base))

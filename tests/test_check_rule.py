@@ -62,12 +62,12 @@ def test_cases_pass_and_a_wrong_check_fails_with_its_values(project: Project) ->
     run = project.scons("test", "-k", "-j2")
     assert run.returncode == 2, run.output
     passed = [l.split(" (")[0] for l in lines(run, "PASS")]
-    assert "PASS add.mlir::test_add_f32[llvm-cpu:local-task]" in passed
-    assert "PASS add.mlir::test_add_i32[vmvx:local-task]" in passed
-    assert "PASS wrong.mlir::test_right[vmvx:local-task]" in passed
+    assert "PASS checks/add.mlir::test_add_f32[llvm-cpu:local-task]" in passed
+    assert "PASS checks/add.mlir::test_add_i32[vmvx:local-task]" in passed
+    assert "PASS checks/wrong.mlir::test_right[vmvx:local-task]" in passed
     fails = lines(run, "FAIL")
     assert len(fails) == 2
-    assert fails[0].startswith("FAIL wrong.mlir::test_wrong_sum[llvm-cpu:local-task] (test_wrong_sum: 1 of 1 checks "
+    assert fails[0].startswith("FAIL checks/wrong.mlir::test_wrong_sum[llvm-cpu:local-task] (test_wrong_sum: 1 of 1 checks "
                                "failed: expect_almost_eq: 1 of 3 elements not within atol=0.0001")
     assert "max error 0.5" in fails[0]
     assert run.stdout.splitlines()[-1] == "6 passed, 2 failed, 0 skipped"
@@ -88,11 +88,13 @@ def test_strict_xfail_and_declared_skips(project: Project) -> None:
     run = project.scons("test", "-k")
     assert run.returncode == 2, run.output  # add.mlir on vmvx passes although declared to fail
     assert lines(run, "XFAIL")[0].startswith(
-        "XFAIL wrong.mlir::test_wrong_sum[llvm-cpu:local-task] (expected failure (sum is known wrong):")
-    assert "SKIP wrong.mlir[vmvx:local-task] (too slow on vmvx)" in run.stdout
+        "XFAIL checks/wrong.mlir::test_wrong_sum[llvm-cpu:local-task] (expected failure (sum is known wrong):")
+    # A declared skip lists the file's cases, each skipped (counted as CTest counts them).
+    assert "SKIP checks/wrong.mlir::test_wrong_sum[vmvx:local-task] (too slow on vmvx)" in run.stdout
+    assert "SKIP checks/wrong.mlir::test_right[vmvx:local-task] (too slow on vmvx)" in run.stdout
     (xpass,) = lines(run, "FAIL")
-    assert xpass.startswith("FAIL add.mlir[vmvx:local-task] (passed, but is declared as an expected failure")
-    assert run.stdout.splitlines()[-1] == "6 passed, 1 failed, 1 skipped"  # an XFAIL counts as passed, as in CTest
+    assert xpass.startswith("FAIL checks/add.mlir[vmvx:local-task] (passed, but is declared as an expected failure")
+    assert run.stdout.splitlines()[-1] == "6 passed, 1 failed, 2 skipped"  # an XFAIL counts as passed, as in CTest
 
 
 def test_check_suite_on_vulkan_and_through_the_standalone_runner(project: Project) -> None:
@@ -110,12 +112,20 @@ def test_check_suite_on_vulkan_and_through_the_standalone_runner(project: Projec
     out = proc.stdout.splitlines()
     if device_status("vulkan")[0]:
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "PASS add.mlir::test_add_f32[vulkan]" in "\n".join(out)
+        assert "PASS gpu/add.mlir::test_add_f32[vulkan]" in "\n".join(out)
         assert out[-1] == "4 passed, 0 failed, 0 skipped"
     else:
         assert out[-1] == "2 passed, 0 failed, 2 skipped"
     if os.environ.get("CI") == "true":  # CI installs lavapipe: the check suite must run on vulkan there
         assert device_status("vulkan")[0]
+    # The branch of a machine without a Vulkan driver, also where one is installed.
+    hidden = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root), "--retest"],
+                            capture_output=True, text=True,
+                            env={**os.environ, "VK_DRIVER_FILES": "/nonexistent.json",
+                                 "VK_ICD_FILENAMES": "/nonexistent.json"})
+    assert hidden.returncode == 0, hidden.stdout + hidden.stderr
+    assert hidden.stdout.splitlines()[-1] == "2 passed, 0 failed, 2 skipped"
+    assert "SKIP gpu/add.mlir::test_add_f32[vulkan] (vulkan: driver compiled in, no device present" in hidden.stdout
 
 
 def test_a_plain_test_of_a_check_function_is_judged_too(project: Project) -> None:

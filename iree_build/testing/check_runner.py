@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import iree.runtime as ireert
@@ -21,27 +22,16 @@ import iree.runtime as ireert
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.devices import (
     DevicePool,
+    DeviceStatus,
     DeviceUnavailable,
     default_pool,
     runtime_error_text,
     vm_instance,
 )
-from iree_build.testing.execute import TestError, calling_convention, context_error
+from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 from iree_build.testing.manifest import TestSpec, resolve
-from iree_build.testing.results import TestResult
-
-
-def load_module(
-    module_path: str | os.PathLike[str], instance: ireert.VmInstance
-) -> ireert.VmModule:
-    """Map the ``.vmfb``; raises TestError with a one-line reason."""
-    path = Path(module_path)
-    try:
-        return ireert.VmModule.mmap(instance, str(path))
-    except FileNotFoundError:
-        raise TestError(f"module {path.name!r} not found (build it first)") from None
-    except Exception as exc:
-        raise TestError(f"cannot load module {path.name!r}: {runtime_error_text(exc)}") from None
+from iree_build.testing.check_verdict import case_name
+from iree_build.testing.results import FAILING, TestResult
 
 
 def _is_case(module: ireert.VmModule, name: str) -> bool:
@@ -128,11 +118,6 @@ def run_case(
     return CaseOutcome("passed", "", elapsed_ms)
 
 
-def case_name(name_prefix: str, function: str, device: str) -> str:
-    """``add.mlir::test_add_f32[local-task]``."""
-    return f"{name_prefix}::{function}[{device}]"
-
-
 def run_check_file(
     module_path: str | os.PathLike[str],
     device: str,
@@ -140,22 +125,29 @@ def run_check_file(
     name_prefix: str | None = None,
     functions: Sequence[str] | None = None,
     signature: str = "",
+    progress: CaseProgress | None = None,
+    skip: str | None = None,
 ) -> list[TestResult]:
     """Run every case (or ``functions``) of a compiled check file on ``device``.
 
     Never raises for test problems. Device absent: each case ``skipped`` with
     the reason. Module unreadable: one ``error`` result named
     ``name_prefix[device]`` (``skipped`` if the device is absent too).
-    ``name_prefix`` defaults to the module's file name.
+    ``name_prefix`` defaults to the module's file name. ``progress`` hears of
+    each case before and after it runs, so that a process watching this one
+    knows which case was running if it dies. ``skip``: why none may run (each
+    case is then ``skipped`` with it; listing the cases needs no device).
     """
     pool = pool if pool is not None else default_pool()
     path = Path(module_path)
     prefix = name_prefix if name_prefix is not None else path.name
     status = pool.status(device)
+    if skip is not None:
+        status = DeviceStatus(False, skip)
 
     def result(name: str, outcome: CaseOutcome) -> TestResult:
         message = outcome.message
-        if outcome.status in ("failed", "error"):  # as run_test: the name leads
+        if outcome.status in FAILING:  # as run_test: the name leads
             message = f"{name}: {message}"
         return TestResult(
             name=name,
@@ -174,9 +166,13 @@ def run_check_file(
             return [result(whole, CaseOutcome("skipped", status.reason))]
         return [result(whole, CaseOutcome("error", str(exc)))]
     cases = list(functions) if functions is not None else module_check_functions(module)
+    if progress is not None:
+        progress.found(cases)
     results = []
     for function in cases:
         name = case_name(prefix, function, device)
+        if progress is not None:
+            progress.started(function)
         if not status.present:
             outcome = CaseOutcome("skipped", status.reason)
         else:
@@ -187,47 +183,23 @@ def run_check_file(
                     "error", f"{function}: {type(exc).__name__}: {runtime_error_text(exc)}"
                 )
         results.append(result(name, outcome))
+        if progress is not None:
+            progress.finished(results[-1])
     return results
 
 
-def judge_check_file(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool,
-                     signature: str = "") -> TestResult:
-    """One manifest entry of kind "check": every case of the file, with the strict xfail rule.
+class CaseProgress(Protocol):
+    """Who hears of a check file's cases as they run (the run worker's reply channel)."""
 
-    The returned result's ``cases`` are what gets printed and counted; its own
-    status is failed when any case failed unexpectedly, or when a file declared
-    as an expected failure passed (IREE's suites keep such lists honest).
-    """
-    label = spec.name[spec.name.index("[") + 1 : -1] if spec.name.endswith("]") else spec.device
-    cases = run_check_file(resolve(base_dir, spec.module), spec.device, pool,
-                           name_prefix=spec.base, signature=signature)
-    for case in cases:
-        old, case.name = case.name, f"{case.name.rsplit('[', 1)[0]}[{label}]"
-        if case.message.startswith(old + ": "):
-            case.message = f"{case.name}: {case.message[len(old) + 2:]}"
-        case.base = spec.base
-    failed = [c for c in cases if c.status in ("failed", "error")]
-    if spec.xfail:
-        if failed:
-            for case in failed:
-                case.status, case.expected_failure = "passed", True
-                case.message = f"expected failure ({spec.xfail}): {case.message}"
-            failed = []
-        elif any(c.status == "passed" for c in cases):
-            cases.append(TestResult(
-                name=spec.name, status="failed", device=spec.device, signature=signature,
-                base=spec.base,
-                message=f"{spec.name}: passed, but is declared as an expected failure "
-                        f"({spec.xfail}); remove it from the xfail list"))
-            failed = cases[-1:]
-    if failed:
-        status = "failed"
-    elif cases and all(c.status == "skipped" for c in cases):
-        status = "skipped"
-    else:
-        status = "passed"
-    return TestResult(
-        name=spec.name, status=status, message=failed[0].message if failed else "",
-        time_ms=sum(c.time_ms for c in cases), device=spec.device, signature=signature,
-        base=spec.base, cases=cases,
-    )
+    def found(self, functions: list[str]) -> None: ...
+    def started(self, function: str) -> None: ...
+    def finished(self, result: TestResult) -> None: ...
+
+
+def check_cases(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool,
+                signature: str = "", functions: Sequence[str] | None = None,
+                progress: CaseProgress | None = None, skip: str | None = None) -> list[TestResult]:
+    """The cases of one manifest entry of kind "check", named after its suite file."""
+    return run_check_file(resolve(base_dir, spec.module), spec.device, pool,
+                          name_prefix=spec.base, functions=functions, signature=signature,
+                          progress=progress, skip=skip)

@@ -25,42 +25,16 @@ from typing import Any, TypeVar
 
 import iree.runtime as ireert
 
-CPU_DEVICES = frozenset({"local-sync", "local-task"})
-"""Devices that run on host threads; tests on them may run concurrently."""
-
-T = TypeVar("T")
-
-DEVICE_ALIASES = {"rocm": "hip"}
-"""Manifest device name -> runtime driver name."""
-
-KNOWN_DEVICES = (
-    "local-sync",
-    "local-task",
-    "vulkan",
-    "cuda",
-    "hip",
-    "rocm",
-    "webgpu",
-    "metal",
+from iree_build.testing.device_names import (  # noqa: F401  (re-exported)
+    CPU_DEVICES,
+    DEVICE_ALIASES,
+    KNOWN_DEVICES,
+    canonical_device,
+    driver_name,
+    is_cpu_device,
 )
 
-
-def driver_name(device: str) -> str:
-    """The runtime driver for a device name or URI (``rocm`` -> ``hip``)."""
-    scheme = device.split("://", 1)[0]
-    return DEVICE_ALIASES.get(scheme, scheme)
-
-
-def canonical_device(device: str) -> str:
-    """The device name with aliases resolved, for comparing names."""
-    if "://" in device:
-        return driver_name(device) + "://" + device.split("://", 1)[1]
-    return driver_name(device)
-
-
-def is_cpu_device(device: str) -> bool:
-    """True for host-thread devices (safe and useful to run tests in parallel)."""
-    return driver_name(device) in CPU_DEVICES
+T = TypeVar("T")
 
 
 def runtime_version() -> str:

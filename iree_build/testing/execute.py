@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import iree.runtime as ireert
 import numpy as np
 
 from iree_build.testing.check_module import CheckLog, create_check_module
+from iree_build.testing.check_runner import CaseProgress, check_cases
+from iree_build.testing.check_verdict import judge_cases
 from iree_build.testing.compare import compare_outputs
 from iree_build.testing.host_arrays import to_host
 from iree_build.testing.devices import (
@@ -31,6 +32,7 @@ from iree_build.testing.devices import (
 )
 from iree_build.testing.manifest import TestSpec, resolve
 from iree_build.testing.results import TestResult
+from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 
 _ET = ireert.HalElementType
 _ELEMENT_TYPES: dict[np.dtype, ireert.HalElementType] = {
@@ -51,36 +53,6 @@ _ELEMENT_TYPES: dict[np.dtype, ireert.HalElementType] = {
 }
 # VM calling-convention codes for scalar arguments/results.
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
-
-
-class TestError(Exception):
-    """A problem that makes the test an ``error`` (not a mismatch)."""
-
-    __test__ = False  # not a pytest class
-
-
-@dataclass(frozen=True)
-class CallingConvention:
-    """Argument and result codes of a VM function, e.g. ``0rr_r`` -> ("rr", "r")."""
-
-    args: str
-    results: str
-
-    @property
-    def is_exact(self) -> bool:
-        """False when variadic spans make the counts unknowable from the codes."""
-        return not any(c in "CD" for c in self.args + self.results)
-
-
-def calling_convention(function: ireert.VmFunction) -> CallingConvention | None:
-    """Parse the cconv from the function's repr (the binding exposes it nowhere else)."""
-    match = re.match(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)", repr(function))
-    if not match:
-        return None
-    args, results = match.group(2), match.group(3)
-    return CallingConvention(
-        args="" if args == "v" else args, results="" if results == "v" else results
-    )
 
 
 def load_array(path: Path, what: str) -> np.ndarray:
@@ -151,16 +123,6 @@ def _read_results(
     return outputs
 
 
-def context_error(exc: BaseException, module_name: str, device: str) -> str:
-    """Why a module cannot start on a device, in words (wrong target, or the runtime's)."""
-    text = runtime_error_text(exc)
-    targets = re.findall(r'#hal\.device\.target<"([^"]+)"', str(exc))
-    if "INCOMPATIBLE" in text and targets:
-        wanted = ", ".join(dict.fromkeys(targets))
-        return f"module {module_name!r} was compiled for {wanted}, cannot run on {device}"
-    return f"cannot initialize module {module_name!r} on {device}: {text}"
-
-
 def _sole_export(exports: list[str], spec: TestSpec) -> str:
     """The function a test that names none calls: the module's only sync export.
 
@@ -215,14 +177,7 @@ def invoke(
     except DeviceUnavailable as exc:
         raise TestError(str(exc)) from None
     instance = pool.instance
-    try:
-        module = ireert.VmModule.mmap(instance, str(module_path))
-    except FileNotFoundError:
-        raise TestError(f"module {spec.module!r} not found (build it first)") from None
-    except Exception as exc:
-        raise TestError(
-            f"cannot load module {spec.module!r}: {runtime_error_text(exc)}"
-        ) from None
+    module = load_module(module_path, instance, spec.module)
     exports = [n for n in module.function_names if not n.startswith("__")]
     name = spec.function or _sole_export(exports, spec)
     function = module.lookup_function(name)
@@ -281,16 +236,34 @@ def invoke(
         del rets, args, context, hal, modules, index, log  # buffers go before anything else
 
 
+def skip_reason(spec: TestSpec, pool: DevicePool) -> str | None:
+    """Why this test cannot run here (declared skip, absent device, foreign CPU code), or None."""
+    if spec.skip:
+        return spec.skip
+    status = pool.status(spec.device)
+    if not status.present:
+        return status.reason
+    if spec.arch and spec.arch != host_arch():
+        return (f"{spec.module} holds {spec.arch} code only; this machine is "
+                f"{host_arch()} (no {spec.arch} device here)")
+    return None
+
+
 def run_test(
     spec: TestSpec,
     base_dir: str | os.PathLike[str],
     pool: DevicePool | None = None,
     signature: str = "",
+    functions: Sequence[str] | None = None,
+    progress: CaseProgress | None = None,
 ) -> TestResult:
-    """Run one test and return its result; never raises for test problems.
+    """Run one test in this process and return its result; never raises for test problems.
 
     ``skipped`` if the device is absent (message = reason), ``failed`` on a
-    mismatch, ``error`` if the module/function/inputs are unusable.
+    mismatch, ``error`` if the module/function/inputs are unusable. A check
+    file runs ``functions`` (default: all its cases), telling ``progress``.
+    A crash here takes the process with it: the build runs this inside a run
+    worker (:mod:`iree_build.testing.run_pool`).
     """
     pool = pool if pool is not None else default_pool()
 
@@ -305,18 +278,12 @@ def run_test(
             base=spec.base,
         )
 
-    if spec.skip:
-        return result("skipped", spec.skip)
-    status = pool.status(spec.device)
-    if not status.present:
-        return result("skipped", status.reason)
+    reason = skip_reason(spec, pool)
     if spec.kind == "check":
-        from iree_build.testing.check_runner import judge_check_file
-
-        return judge_check_file(spec, base_dir, pool, signature)
-    if spec.arch and spec.arch != host_arch():
-        return result("skipped", f"{spec.module} holds {spec.arch} code only; this machine is "
-                                 f"{host_arch()} (no {spec.arch} device here)")
+        cases = check_cases(spec, base_dir, pool, signature, functions, progress, reason)
+        return judge_cases(spec, cases, signature)
+    if reason is not None:
+        return result("skipped", reason)
     try:
         inputs = [
             load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)

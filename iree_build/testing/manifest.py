@@ -67,6 +67,7 @@ class TestSpec:
     kind: str = "call"  # "call": call `function`; "check": run every case of a check file
     xfail: str = ""  # why this (file, backend, device) is expected to fail (strict)
     skip: str = ""  # why it is not run at all
+    timeout: float = 0.0  # seconds one call (a check case) may take; 0: the runner's default
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in field order (the documented order)."""
@@ -171,7 +172,20 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         kind=_kind(path, label, raw.get("kind", "call")),
         xfail=str(raw.get("xfail", "")),
         skip=str(raw.get("skip", "")),
+        timeout=_timeout(path, label, raw.get("timeout", 0.0)),
     )
+
+
+def _timeout(path: Path, label: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise _fail(path, f"test {label!r}: 'timeout' must be a finite number of seconds >= 0")
+    return float(value)
+
+
+def spec_from_json(raw: Any, where: str = "<request>") -> TestSpec:
+    """One manifest entry, checked as the manifest checks it (run workers receive these)."""
+    return _parse_test(Path(where), 0, raw)
 
 
 def _kind(path: Path, label: str, kind: Any) -> str:

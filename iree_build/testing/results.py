@@ -17,7 +17,10 @@ from typing import Any
 from iree_build.testing.manifest import write_text_atomic
 
 RESULT_FORMAT = "iree_build.result/1"
-STATUSES = ("passed", "failed", "skipped", "error")
+STATUSES = ("passed", "failed", "skipped", "error", "crashed", "timeout")
+FAILING = frozenset({"failed", "error", "crashed", "timeout"})
+"""Statuses that fail a run: a crash or a hang is never a pass nor a skip."""
+_WORDS = {"skipped": "SKIP", "crashed": "CRASH", "timeout": "TIMEOUT"}
 
 
 @dataclass
@@ -38,6 +41,7 @@ class TestResult:
     # is printed, counted and reported (the file's own status sums them up).
     cases: list["TestResult"] = field(default_factory=list)
     expected_failure: bool = False  # failed as declared (strict xfail): counts as passed
+    details: str = ""  # a crashed worker's last output, for the result file and JUnit
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -61,6 +65,7 @@ class TestResult:
             "signature": self.signature,
             "expected_failure": self.expected_failure,
             "cases": [c.to_json() for c in self.cases],
+            **({"details": self.details} if self.details else {}),
         }
 
 
@@ -81,12 +86,13 @@ def read_result(path: str | os.PathLike[str]) -> TestResult | None:
             data = json.load(fh)
         if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
             return None
-        return _from_json(data)
+        return result_from_json(data)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _from_json(data: dict[str, Any]) -> TestResult:
+def result_from_json(data: dict[str, Any]) -> TestResult:
+    """A result from its JSON form (result files, run workers' replies)."""
     return TestResult(
         name=str(data["name"]),
         status=str(data["status"]),
@@ -96,7 +102,8 @@ def _from_json(data: dict[str, Any]) -> TestResult:
         signature=str(data.get("signature", "")),
         base=str(data.get("base", "")),
         expected_failure=bool(data.get("expected_failure", False)),
-        cases=[_from_json(c) for c in data.get("cases", [])],
+        details=str(data.get("details", "")),
+        cases=[result_from_json(c) for c in data.get("cases", [])],
     )
 
 
@@ -107,7 +114,8 @@ def flatten(results: Iterable[TestResult]) -> list[TestResult]:
         if r.cases:
             out.extend(
                 TestResult(c.name, c.status, c.message, c.time_ms, c.device, c.signature,
-                           c.base, cached=r.cached, expected_failure=c.expected_failure)
+                           c.base, cached=r.cached, expected_failure=c.expected_failure,
+                           details=c.details)
                 for c in r.cases
             )
         else:
@@ -116,7 +124,7 @@ def flatten(results: Iterable[TestResult]) -> list[TestResult]:
 
 
 def counts(results: Iterable[TestResult]) -> tuple[int, int, int]:
-    """(passed, failed, skipped); errors count as failed."""
+    """(passed, failed, skipped); errors, crashes and timeouts count as failed."""
     passed = failed = skipped = 0
     for r in flatten(results):
         if r.status == "passed":
@@ -129,7 +137,7 @@ def counts(results: Iterable[TestResult]) -> tuple[int, int, int]:
 
 
 def summary_line(results: Iterable[TestResult]) -> str:
-    """``"N passed, N failed, N skipped"`` (errors count as failed)."""
+    """``"N passed, N failed, N skipped"`` (errors, crashes and timeouts count as failed)."""
     passed, failed, skipped = counts(results)
     return f"{passed} passed, {failed} failed, {skipped} skipped"
 
@@ -139,8 +147,8 @@ def _fmt_ms(ms: float) -> str:
 
 
 def result_line(result: TestResult) -> str:
-    """The line printed per test (one per case for a check file):
-    ``PASS name (0.4 ms)``, ``FAIL name (why)``, ``XFAIL name (why)``."""
+    """The line printed per test (one per case for a check file): ``PASS name (0.4 ms)``,
+    ``FAIL name (why)``, ``XFAIL name (why)``, ``CRASH name (SIGSEGV ...)``, ``TIMEOUT name (...)``."""
     if result.cases:
         return "\n".join(result_line(c) for c in flatten([result]))
     if result.status == "passed" and result.expected_failure:
@@ -148,7 +156,7 @@ def result_line(result: TestResult) -> str:
     if result.status == "passed":
         detail = "cached" if result.cached else _fmt_ms(result.time_ms)
         return f"PASS {result.name} ({detail})"
-    word = "SKIP" if result.status == "skipped" else "FAIL"
+    word = _WORDS.get(result.status, "FAIL")
     message = result.message
     if message.startswith(result.name + ": "):  # the name is already on the line
         message = message[len(result.name) + 2 :]
@@ -168,7 +176,7 @@ def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
     results = flatten(results)
     _, _, skipped = counts(results)
     failures = sum(1 for r in results if r.status == "failed")
-    errors = sum(1 for r in results if r.status == "error")
+    errors = sum(1 for r in results if r.status in FAILING and r.status != "failed")
     total_s = sum(r.time_ms for r in results) / 1000.0
     attrs = {
         "name": suite,
@@ -187,9 +195,11 @@ def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
             {"classname": r.base, "name": r.name, "time": f"{r.time_ms / 1000.0:.6f}"},
         )
         message = _xml_safe(r.message)
-        if r.status in ("failed", "error"):
+        if r.status in FAILING:
             tag = "failure" if r.status == "failed" else "error"
-            ET.SubElement(case, tag, {"message": message}).text = message
+            ET.SubElement(case, tag, {"message": message, "type": r.status}).text = message
+            if r.details:
+                ET.SubElement(case, "system-err").text = _xml_safe(r.details)
         elif r.status == "skipped":
             ET.SubElement(case, "skipped", {"message": message})
     ET.indent(root)

@@ -13,7 +13,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import platform
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -23,18 +22,17 @@ from pathlib import Path
 from typing import TextIO
 
 from iree_build.errors import IreeBuildError
-from iree_build.testing.devices import (
+from iree_build.testing.run_pool import RunPool, default_run_pool
+from iree_build.testing.device_names import (
     KNOWN_DEVICES,
-    DevicePool,
     canonical_device,
-    default_pool,
     driver_name,
     is_cpu_device,
-    runtime_version,
 )
-from iree_build.testing.execute import run_test
+from iree_build.testing.identity import hardware_identity, runtime_version
 from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
 from iree_build.testing.results import (
+    FAILING,
     TestResult,
     flatten,
     read_result,
@@ -77,12 +75,12 @@ class FileHasher:
             return entry.value
 
 
-def device_identity(spec: TestSpec, pool: DevicePool | None = None) -> str:
+def device_identity(spec: TestSpec, pool: RunPool | None = None) -> str:
     """Which hardware a result was obtained on: a result from a software Vulkan
     driver on one machine says nothing about an NVIDIA GPU on another."""
-    pool = pool if pool is not None else default_pool()
+    pool = pool if pool is not None else default_run_pool()
     status = pool.status(spec.device)
-    return f"{platform.machine()} {status.reason if status.present else 'absent'}"
+    return hardware_identity(status.present, status.reason)
 
 
 def test_signature(
@@ -138,17 +136,19 @@ def up_to_date_result(
 def run_one(
     spec: TestSpec,
     base_dir: str | os.PathLike[str],
-    pool: DevicePool | None = None,
+    pool: RunPool | None = None,
     hasher: FileHasher | None = None,
     retest: bool = False,
+    timeout: float | None = None,
 ) -> TestResult:
-    """Run one test unless its stored result is up to date; record the result."""
+    """Run one test (in a run worker) unless its stored result is up to date; record it."""
+    pool = pool if pool is not None else default_run_pool()
     signature = test_signature(spec, base_dir, hasher, device_identity(spec, pool))
     if not retest:
         cached = up_to_date_result(spec, base_dir, signature)
         if cached is not None:
             return cached
-    result = run_test(spec, base_dir, pool, signature or "")
+    result = pool.run_test(spec, base_dir, signature or "", timeout)
     write_result(result, resolve(base_dir, spec.result))
     return result
 
@@ -199,6 +199,7 @@ class RunOptions:
     retest: bool = False
     jobs: int | None = None
     junit: str | os.PathLike[str] | None = None
+    timeout: float | None = None  # seconds per call (check case), overriding the tests' own
 
 
 @dataclass
@@ -246,12 +247,12 @@ def run_manifest(
     manifest_path: str | os.PathLike[str],
     options: RunOptions | None = None,
     out: TextIO | None = None,
-    pool: DevicePool | None = None,
+    pool: RunPool | None = None,
 ) -> RunReport:
     """Run the selected tests of a manifest, print lines, write results + JUnit."""
     options = options or RunOptions()
     out = out if out is not None else sys.stdout
-    pool = pool if pool is not None else default_pool()
+    pool = pool if pool is not None else default_run_pool()
     manifest = load_manifest(manifest_path)
     if options.devices:
         check_devices(options.devices, manifest)
@@ -279,7 +280,7 @@ def run_manifest(
 
     def run_lane(lane: list[TestSpec]) -> None:
         for spec in lane:
-            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest))
+            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest, options.timeout))
 
     _run_all(_lanes(tests), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
@@ -289,7 +290,7 @@ def run_manifest(
     cached = sum(1 for r in cases if r.cached)
     print(f"{len(cases) - cached} tests run, {cached} up to date", file=out)
     print(summary_line(results), file=out, flush=True)
-    failed = any(r.status in ("failed", "error") for r in results)
+    failed = any(r.status in FAILING for r in results)
     return RunReport(results, len(cases) - cached, cached, 1 if failed else 0)
 
 

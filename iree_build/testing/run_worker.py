@@ -1,0 +1,106 @@
+"""A long-lived run worker: holds the runtime and its devices, runs many tests.
+
+Run as ``python -m iree_build.testing.run_worker``. Protocol: one JSON request
+per line on stdin; JSON lines back on the original stdout. A request is
+
+- ``{"op": "status", "device": D}`` -> ``{"present": bool, "reason": str}``
+- ``{"op": "test", "spec": ENTRY, "base_dir": DIR, "signature": S, "functions": [..]|null}``
+  -> for a check file ``{"event": "found", "functions": [..]}``, then per case
+  ``{"event": "started", "function": F}`` and ``{"event": "finished", "result": R}``;
+  always a last ``{"event": "result", "result": R}``.
+- ``{"op": "invoke", "spec": ENTRY, "module": PATH, "inputs": [..], "outputs": [..],
+  "params_dir": DIR}`` -> ``{"ok": bool, "message": str, "count": N}``: a build-time
+  call (``iree_run``) whose outputs are written here, whole or not at all.
+
+Everything that can crash (driver start, module load, the call) happens in this
+process, so a SIGSEGV ends only this worker; its parent reports it and starts
+another. ``faulthandler`` leaves the Python stack on stderr for that report.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from iree_build.child_process import worker_setup
+
+
+class _Progress:
+    """Streams a check file's cases to the parent as they start and finish."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def found(self, functions: list[str]) -> None:
+        _send(self._out, {"event": "found", "functions": functions})
+
+    def started(self, function: str) -> None:
+        _send(self._out, {"event": "started", "function": function})
+
+    def finished(self, result: Any) -> None:
+        _send(self._out, {"event": "finished", "result": result.to_json()})
+
+
+def _send(out: TextIO, message: dict[str, Any]) -> None:
+    out.write(json.dumps(message) + "\n")
+    out.flush()
+
+
+def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
+    from iree_build.atomic import atomic_write_bytes
+    from iree_build.test_values import npy_bytes
+    from iree_build.testing.execute import TestError, invoke, load_array
+    from iree_build.testing.manifest import spec_from_json
+
+    spec = spec_from_json(req["spec"])
+    status = pool.status(spec.device)
+    if not status.present:
+        return {"ok": False, "message": f"cannot run {spec.function or 'it'} on {spec.device}: "
+                                        f"{status.reason}"}
+    try:
+        arrays = [load_array(Path(p), f"input {i}") for i, p in enumerate(req["inputs"])]
+        outputs, _ = pool.run_on(spec.device, invoke, pool, spec, Path(req["module"]), arrays,
+                                 True, Path(req["params_dir"]))
+    except TestError as exc:
+        return {"ok": False, "message": f"{spec.function or 'its function'} on {spec.device}: {exc}"}
+    if len(outputs) != len(req["outputs"]):
+        return {"ok": False, "count": len(outputs), "message": ""}
+    for path, array in zip(req["outputs"], outputs):
+        atomic_write_bytes(path, npy_bytes(array))
+    return {"ok": True, "count": len(outputs), "message": ""}
+
+
+def main() -> int:
+    replies = worker_setup()
+    faulthandler.enable()  # a crash prints the Python stack: the parent's "last output"
+    from iree_build.testing.devices import DevicePool
+    from iree_build.testing.execute import run_test
+    from iree_build.testing.manifest import spec_from_json
+
+    pool = DevicePool()
+    _send(replies, {"event": "ready"})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        op = req.get("op")
+        if op == "status":
+            status = pool.status(req["device"])
+            _send(replies, {"present": status.present, "reason": status.reason})
+        elif op == "test":
+            spec = spec_from_json(req["spec"])
+            result = run_test(spec, req["base_dir"], pool, req.get("signature", ""),
+                              req.get("functions"), _Progress(replies))
+            _send(replies, {"event": "result", "result": result.to_json()})
+        elif op == "invoke":
+            _send(replies, _invoke(pool, req))
+        else:
+            _send(replies, {"error": f"unknown request {op!r}"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Loading modules and reading functions the way IREE's own tools do.
+
+Shared by call tests (:mod:`execute`) and check files (:mod:`check_runner`).
+Modules are read into writable memory (``VmModule.copy_buffer``), as
+``iree-run-module`` reads them: a module may write into its own constant
+storage (a dispatch whose ``outs`` is a ``util.unfoldable_constant``), which
+is a SIGSEGV on the read-only pages of ``VmModule.mmap``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import iree.runtime as ireert
+
+from iree_build.testing.devices import runtime_error_text
+
+
+class TestError(Exception):
+    """A problem that makes the test an ``error`` (not a mismatch)."""
+
+    __test__ = False  # not a pytest class
+
+
+def load_module(
+    module_path: str | os.PathLike[str], instance: ireert.VmInstance, what: str | None = None
+) -> ireert.VmModule:
+    """Read the ``.vmfb`` into writable memory; raises TestError with a one-line reason."""
+    path = Path(module_path)
+    what = what or path.name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TestError(f"module {what!r} not found (build it first)") from None
+    except OSError as exc:
+        raise TestError(f"cannot read module {what!r}: {exc.strerror or exc}") from None
+    try:
+        return ireert.VmModule.copy_buffer(instance, data)
+    except Exception as exc:
+        raise TestError(f"cannot load module {what!r}: {runtime_error_text(exc)}") from None
+
+
+@dataclass(frozen=True)
+class CallingConvention:
+    """Argument and result codes of a VM function, e.g. ``0rr_r`` -> ("rr", "r")."""
+
+    args: str
+    results: str
+
+    @property
+    def is_exact(self) -> bool:
+        """False when variadic spans make the counts unknowable from the codes."""
+        return not any(c in "CD" for c in self.args + self.results)
+
+
+def calling_convention(function: ireert.VmFunction) -> CallingConvention | None:
+    """Parse the cconv from the function's repr (the binding exposes it nowhere else)."""
+    match = re.match(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)", repr(function))
+    if not match:
+        return None
+    args, results = match.group(2), match.group(3)
+    return CallingConvention(
+        args="" if args == "v" else args, results="" if results == "v" else results
+    )
+
+
+def context_error(exc: BaseException, module_name: str, device: str) -> str:
+    """Why a module cannot start on a device, in words (wrong target, or the runtime's)."""
+    text = runtime_error_text(exc)
+    targets = re.findall(r'#hal\.device\.target<"([^"]+)"', str(exc))
+    if "INCOMPATIBLE" in text and targets:
+        wanted = ", ".join(dict.fromkeys(targets))
+        return f"module {module_name!r} was compiled for {wanted}, cannot run on {device}"
+    return f"cannot initialize module {module_name!r} on {device}: {text}"
