@@ -287,6 +287,10 @@ def register(env, test: DeclaredTest, sources: list):
     if not _summary_registered and "test" in SCons.Script.COMMAND_LINE_TARGETS:
         _summary_registered = True
         atexit.register(_summary)
+        if not (SCons.Script.GetOption("no_exec") or SCons.Script.GetOption("clean")):
+            from iree_build.testing.run_pool import default_run_pool
+
+            default_run_pool().prestart(test.device)  # its imports overlap reading the SConscripts
     return result
 
 

@@ -21,11 +21,13 @@ import json
 import os
 import queue
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,24 +67,93 @@ _FAULT_NOISE = re.compile(r"^(Fatal Python error|Current thread|Thread 0x|Extens
                           r"\s*File |\s*$|<no Python frame>)")
 
 
-_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iree-run-spawner")
-"""Every worker is started from this one long-lived thread: Linux ends a worker when the
-*thread* that started it ends (PR_SET_PDEATHSIG), and callers' threads come and go."""
+class _Zygote:
+    """The fork server (:mod:`run_zygote`) of this process: started on first use."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        self._sock = ours
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "iree_build.testing.run_zygote", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], env=worker_env(), stdin=subprocess.DEVNULL)
+        theirs.close()
+        self._lock = threading.Lock()  # one fork request at a time
+        self._forks: queue.SimpleQueue[tuple[dict[str, Any], list[int]] | None] = queue.SimpleQueue()
+        self._exits: dict[int, int] = {}
+        self._exited = threading.Condition()
+        self._gone = False
+        threading.Thread(target=self._read, daemon=True, name="iree-run-zygote").start()
+
+    def _read(self) -> None:
+        pending = b""
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self._sock, 4096, 3)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                break
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                message = json.loads(line)
+                if "pid" in message:
+                    self._forks.put((message, fds))
+                    fds = []
+                elif "exit" in message:
+                    with self._exited:
+                        self._exits[int(message["exit"])] = int(message["code"])
+                        self._exited.notify_all()
+                elif "ready" in message:
+                    pass
+        with self._exited:
+            self._gone = True
+            self._exited.notify_all()
+        self._forks.put(None)
+
+    def fork(self) -> tuple[int, list[int]]:
+        """A new worker's PID and its (requests, replies, stderr) pipe ends."""
+        with self._lock:
+            try:
+                self._sock.sendall(b"fork\n")
+            except OSError:
+                raise _Died from None
+            got = self._forks.get(timeout=_STARTUP_LIMIT_S)
+        if got is None:
+            raise _Died
+        message, fds = got
+        return int(message["pid"]), fds
+
+    def exit_code(self, pid: int, timeout: float) -> int | None:
+        with self._exited:
+            self._exited.wait_for(lambda: pid in self._exits or self._gone, timeout)
+            return self._exits.get(pid)
+
+    def alive(self, pid: int) -> bool:
+        return pid not in self._exits and not self._gone
 
 
-def _start_worker_process() -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "iree_build.testing.run_worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=worker_env(), text=True, bufsize=1, close_fds=True,
-    )
+_ZYGOTE: _Zygote | None = None
+_ZYGOTE_LOCK = threading.Lock()
+
+
+def _zygote() -> _Zygote:
+    global _ZYGOTE
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE is None or _ZYGOTE.proc.poll() is not None:
+            _ZYGOTE = _Zygote()
+        return _ZYGOTE
 
 
 class _Worker:
-    """One ``python -m iree_build.testing.run_worker`` process and its two pipes."""
+    """One run worker (forked by the zygote) and its three pipes."""
 
     def __init__(self) -> None:
-        self.proc = _SPAWNER.submit(_start_worker_process).result()
+        self._zygote = _zygote()
+        self.pid, (req_w, rep_r, err_r) = self._zygote.fork()
+        self._inbox = os.fdopen(req_w, "w", buffering=1)
+        self._outbox = os.fdopen(rep_r, "r")
+        self._errors = os.fdopen(err_r, "r", errors="replace")
         self._replies: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._tail: collections.deque[str] = collections.deque(maxlen=80)
         self._ready = False
@@ -90,8 +161,7 @@ class _Worker:
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_replies(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        for line in self._outbox:
             try:
                 self._replies.put(json.loads(line))
             except ValueError:
@@ -99,13 +169,12 @@ class _Worker:
         self._replies.put(None)
 
     def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        for line in self._errors:
             self._tail.append(line.rstrip())
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self._zygote.alive(self.pid)
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one request once the worker is ready; raises _Died if it is gone.
@@ -123,9 +192,8 @@ class _Worker:
             self._ready = True
         self._tail.clear()  # what it prints from now on belongs to this request
         try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps(message) + "\n")
-            self.proc.stdin.flush()
+            self._inbox.write(json.dumps(message) + "\n")
+            self._inbox.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise _Died from None
 
@@ -141,11 +209,11 @@ class _Worker:
         return reply
 
     def death(self) -> str:
-        try:
-            return death_reason(self.proc.wait(timeout=10))
-        except subprocess.TimeoutExpired:
+        code = self._zygote.exit_code(self.pid, timeout=10)
+        if code is None:
             self.kill()
             return "closed its output and hung"
+        return death_reason(code)
 
     def last_output(self) -> tuple[str, str]:
         """(the last line it printed itself, where its Python code was) after a crash."""
@@ -163,17 +231,24 @@ class _Worker:
 
     def kill(self) -> None:
         try:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self._zygote.exit_code(self.pid, timeout=10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        try:
+            self._inbox.close()
+        except OSError:
             pass
 
     def close(self, timeout: float = 2.0) -> None:
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-            self.proc.wait(timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired):
+        if not self._ready:  # never used: nothing to finish, don't wait for its imports
+            self.kill()
+            return
+        self._close_pipes()  # end of its input: the worker's loop ends and it exits
+        if self._zygote.exit_code(self.pid, timeout) is None:
             self.kill()
 
 
@@ -189,6 +264,10 @@ class RunPool:
         self._status: dict[str, DeviceStatus] = {}
         self._status_lock = threading.Lock()
         self._closed = False
+        self._crashed_at: dict[str, float] = {}  # lane -> when its last worker was lost
+        self.recoveries_ms: list[float] = []
+        """Per lost worker: ms from noticing the loss to the next test's request being in a
+        ready worker (what ``benchmarks/test_runner.py`` reports as crash recovery)."""
 
     # -- workers -------------------------------------------------------------------------
     def _take(self, lane: str) -> _Worker:
@@ -204,6 +283,15 @@ class RunPool:
             worker = self._spare if self._spare is not None and self._spare.alive else None
             self._spare = _Worker() if self._keep_spare else None
         return worker or _Worker()
+
+    def prestart(self, device: str) -> None:
+        """Start a worker for ``device`` now, so its imports overlap the caller's own work
+        (SCons reading SConscripts, the runner hashing files)."""
+        lane = _lane(device)
+        with self._lock:
+            if self._closed or self._idle.get(lane):
+                return
+            self._idle.setdefault(lane, []).append(_Worker())
 
     def _give(self, lane: str, worker: _Worker) -> None:
         with self._lock:
@@ -262,6 +350,15 @@ class RunPool:
             if guard is not None:
                 guard.release()
 
+    def _send(self, lane: str, worker: _Worker, message: dict[str, Any]) -> None:
+        worker.send(message)
+        lost = self._crashed_at.pop(lane, None)
+        if lost is not None:
+            self.recoveries_ms.append((time.perf_counter() - lost) * 1000.0)
+
+    def _lost_worker(self, lane: str) -> None:
+        self._crashed_at[lane] = time.perf_counter()
+
     def _request(self, spec: TestSpec, base_dir: str, signature: str,
                  functions: list[str] | None = None) -> dict[str, Any]:
         return {"op": "test", "spec": spec.to_json(), "base_dir": base_dir,
@@ -271,9 +368,10 @@ class RunPool:
                   lane: str) -> TestResult:
         worker = self._take(lane)
         try:
-            worker.send(self._request(spec, base_dir, signature))
+            self._send(lane, worker, self._request(spec, base_dir, signature))
             reply = worker.receive(limit)
         except (_Died, TimeoutError) as exc:
+            self._lost_worker(lane)
             doing = f"calling {spec.function or 'its function'} on {spec.device}"
             return _lost(worker, exc, spec.name, spec, signature, doing, limit)
         self._give(lane, worker)
@@ -289,7 +387,7 @@ class RunPool:
             worker = self._take(lane)
             current: str | None = None
             try:
-                worker.send(self._request(spec, base_dir, signature, remaining))
+                self._send(lane, worker, self._request(spec, base_dir, signature, remaining))
                 while True:
                     reply = worker.receive(limit)
                     event = reply.get("event")
@@ -309,6 +407,7 @@ class RunPool:
                             return whole
                         return judge_cases(spec, cases, signature)
             except (_Died, TimeoutError) as exc:
+                self._lost_worker(lane)
                 if current is None:  # lost while loading the file or starting the device
                     lost = _lost(worker, exc, spec.name, spec, signature,
                                  f"loading {spec.module} on {spec.device}", limit)

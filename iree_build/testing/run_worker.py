@@ -74,7 +74,13 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    replies = worker_setup()
+    """``python -m iree_build.testing.run_worker``: the same loop on stdin/stdout."""
+    serve_loop(sys.stdin, worker_setup())
+    return 0
+
+
+def serve_loop(inbox: TextIO, replies: TextIO) -> None:
+    """Answer requests until ``inbox`` ends (run_zygote forks workers straight into this)."""
     faulthandler.enable()  # a crash prints the Python stack: the parent's "last output"
     from iree_build.testing.devices import DevicePool
     from iree_build.testing.execute import run_test
@@ -82,7 +88,7 @@ def main() -> int:
 
     pool = DevicePool()
     _send(replies, {"event": "ready"})
-    for line in sys.stdin:
+    for line in inbox:
         if not line.strip():
             continue
         req = json.loads(line)
@@ -99,7 +105,6 @@ def main() -> int:
             _send(replies, _invoke(pool, req))
         else:
             _send(replies, {"error": f"unknown request {op!r}"})
-    return 0
 
 
 if __name__ == "__main__":

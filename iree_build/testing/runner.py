@@ -260,6 +260,8 @@ def run_manifest(
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, got {jobs}")
     tests = select_tests(manifest.tests, options.devices, options.pattern)
+    for device in dict.fromkeys(t.device for t in tests):
+        pool.prestart(device)
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "

@@ -1,0 +1,110 @@
+"""The run workers' fork server: imports the runtime once, forks a worker in milliseconds.
+
+A new Python process with ``iree.runtime`` and numpy takes 0.3 s or more to start,
+longer than a test and too long to replace a worker lost to a crash between two
+cases. This process imports them once (creating no device and no thread, which is
+what makes forking safe) and forks a worker on each request.
+
+Run as ``python -m iree_build.testing.run_zygote FD``: FD is a UNIX socket to the
+run pool. A request is the line ``fork``; the answer is ``{"pid": N}`` with three
+file descriptors attached (the worker's requests, replies and stderr pipes). When
+a worker ends, ``{"exit": N, "code": C}`` (C as ``subprocess`` returncodes: a
+negative signal number) follows. The server ends when the socket closes, that is
+when the build process ends; each worker ends with the server (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+
+def _worker(req_r: int, rep_w: int, err_w: int) -> None:
+    """The child's side of a fork: become a run worker on these pipes, never return."""
+    from iree_build.child_process import die_with_parent
+    from iree_build.testing.run_worker import serve_loop
+
+    os.dup2(err_w, 2)
+    os.dup2(err_w, 1)  # native code printing to stdout must not corrupt the protocol
+    os.close(err_w)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
+    die_with_parent()
+    code = 0
+    try:
+        serve_loop(os.fdopen(req_r, "r"), os.fdopen(rep_w, "w", buffering=1))
+    except BaseException:  # noqa: BLE001 - report, then leave without running parent code
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _fork(sock: socket.socket, keep: list[int]) -> None:
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        for fd in (req_w, rep_r, err_r, *keep):
+            os.close(fd)
+        sock.close()
+        _worker(req_r, rep_w, err_w)
+    for fd in (req_r, rep_w, err_w):
+        os.close(fd)
+    try:
+        socket.send_fds(sock, [json.dumps({"pid": pid}).encode() + b"\n"], [req_w, rep_r, err_r])
+    finally:
+        for fd in (req_w, rep_r, err_r):
+            os.close(fd)
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        sock.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[0]))
+    import iree_build.testing.worker_preload  # noqa: F401  (what every worker shares)
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock.sendall(b'{"ready": true}\n')
+    pending = b""
+    while True:
+        ready, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in ready:
+            os.read(wake_r, 512)
+            _reap(sock)
+        if sock in ready:
+            data = sock.recv(4096)
+            if not data:  # the build process is gone
+                return 0
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if line.strip() == b"fork":
+                    _fork(sock, [wake_r, wake_w])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
