@@ -1,67 +1,19 @@
-"""A module whose custom dispatch links a C kernel that writes through a null pointer.
-
-Shared by the isolation tests and ``benchmarks/test_runner.py``: the crash the run
-workers must survive, made the way real crashes in compiled code happen.
+"""The module of ``examples/faults/src/cpu``: a custom dispatch whose C kernel writes
+through a null pointer, as text for tests and ``benchmarks/test_runner.py`` to rebuild
+with other check functions beside it.
 """
 
 from __future__ import annotations
 
-CRASH_C = """\
-#include <stddef.h>
-void crash_workgroup(float* base, float* aligned, size_t offset, size_t size, size_t stride,
-                     size_t tid) {
-  (void)base; (void)aligned; (void)offset; (void)size; (void)stride; (void)tid;
-  *(volatile int*)0 = 42;
-}
-"""
+from pathlib import Path
 
-CRASH_HEAD = """\
-#x86_64 = #hal.executable.target<"llvm-cpu", "embedded-elf-x86_64", {
-  data_layout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-f80:128-n8:16:32:64-S128",
-  native_vector_size = 32 : index, cpu = "generic",
-  target_triple = "x86_64-unknown-unknown-eabi-elf"
-}>
-#cpu = #hal.device.target<"local", [#x86_64]>
-module @crashy attributes {hal.device.targets = [#cpu]} {
-  stream.executable private @ex attributes {
-    hal.executable.objects = #hal.executable.objects<{
-      #x86_64 = [#hal.executable.object<{path = "kernels/crash_x86_64.o"}>]
-    }>
-  } {
-    stream.executable.export public @crash workgroups(%n: index) -> (index, index, index) {
-      %c1 = arith.constant 1 : index
-      stream.return %c1, %c1, %c1 : index, index, index
-    }
-    builtin.module {
-      func.func private @crash_workgroup(%b: memref<?xf32>, %tid: index) attributes {hal.import.static}
-      func.func @crash(%binding: !stream.binding, %n: index) {
-        %c0 = arith.constant 0 : index
-        %m = stream.binding.subspan %binding[%c0] : !stream.binding -> memref<?xf32>{%n}
-        func.call @crash_workgroup(%m, %c0) : (memref<?xf32>, index) -> ()
-        return
-      }
-    }
-  }
-"""
+_CPU = Path(__file__).resolve().parent.parent / "examples" / "faults" / "src" / "cpu"
 
-CRASH_FUNCTIONS = """\
-  func.func @test_before() {
-    %a = util.unfoldable_constant dense<[1, 2]> : tensor<2xi32>
-    check.expect_eq_const(%a, dense<[1, 2]> : tensor<2xi32>) : tensor<2xi32>
-    return
-  }
-  func.func @test_crash() {
-    %c4 = arith.constant 4 : index
-    %a = util.unfoldable_constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
-    %0 = flow.dispatch @ex::@crash[%c4](%a, %c4) : (tensor<4xf32>, index) -> %a
-    check.expect_almost_eq_const(%0, dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>) : tensor<4xf32>
-    return
-  }
-  func.func @test_after() {
-    %a = util.unfoldable_constant dense<[3, 4]> : tensor<2xi32>
-    check.expect_eq_const(%a, dense<[3, 4]> : tensor<2xi32>) : tensor<2xi32>
-    return
-  }
+CRASH_C = (_CPU / "crash.c").read_text()
+_EXAMPLE = (_CPU / "crash.mlir").read_text().replace('"build/cpu/crash_x86_64.o"',
+                                                        '"kernels/crash_x86_64.o"')
+CRASH_HEAD = _EXAMPLE[:_EXAMPLE.index("  func.func @test_before()")]
+CRASH_FUNCTIONS = _EXAMPLE[len(CRASH_HEAD):_EXAMPLE.rindex("}")] + """\
   func.func @crash_call(%a: tensor<4xf32>) -> tensor<4xf32> {
     %c4 = arith.constant 4 : index
     %0 = flow.dispatch @ex::@crash[%c4](%a, %c4) : (tensor<4xf32>, index) -> %a

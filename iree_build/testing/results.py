@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.manifest import write_text_atomic
 
 RESULT_FORMAT = "iree_build.result/1"
@@ -21,6 +22,11 @@ STATUSES = ("passed", "failed", "skipped", "error", "crashed", "timeout")
 FAILING = frozenset({"failed", "error", "crashed", "timeout"})
 """Statuses that fail a run: a crash or a hang is never a pass nor a skip."""
 _WORDS = {"skipped": "SKIP", "crashed": "CRASH", "timeout": "TIMEOUT"}
+
+# A GPU error after which the device (a CUDA context, a Vulkan device) is unusable in
+# that process: every later call there would fail too, so its run worker is retired.
+_DEVICE_FAULT = re.compile(r"ILLEGAL_ADDRESS|LAUNCH_FAILED|DEVICE_LOST|device lost|"
+                           r"CUDA_ERROR|VK_ERROR|hipError|UNAVAILABLE", re.IGNORECASE)
 
 
 @dataclass
@@ -67,6 +73,12 @@ class TestResult:
             "cases": [c.to_json() for c in self.cases],
             **({"details": self.details} if self.details else {}),
         }
+
+
+def device_faulted(result: TestResult) -> bool:
+    """A GPU test that errored in a way that leaves its device unusable in its process."""
+    return (result.status == "error" and not is_cpu_device(result.device)
+            and bool(_DEVICE_FAULT.search(result.message)))
 
 
 def result_json(result: TestResult) -> str:

@@ -35,7 +35,7 @@ from iree_build.child_process import death_reason, worker_env
 from iree_build.testing.check_verdict import case_name, judge_cases
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.testing.manifest import TestSpec
-from iree_build.testing.results import TestResult, result_from_json
+from iree_build.testing.results import TestResult, device_faulted, result_from_json
 
 DEFAULT_TIMEOUT_S = 300.0
 """How long one call (one check case) may take unless the test or the run says otherwise:
@@ -374,8 +374,12 @@ class RunPool:
             self._lost_worker(lane)
             doing = f"calling {spec.function or 'its function'} on {spec.device}"
             return _lost(worker, exc, spec.name, spec, signature, doing, limit)
-        self._give(lane, worker)
-        return result_from_json(reply["result"])
+        result = result_from_json(reply["result"])
+        if device_faulted(result):  # the worker ends itself; the next test gets a fresh one
+            worker.close()
+        else:
+            self._give(lane, worker)
+        return result
 
     def _run_check(self, spec: TestSpec, base_dir: str, signature: str, limit: float,
                    lane: str) -> TestResult:
@@ -400,6 +404,11 @@ class RunPool:
                         if current in (remaining or []):
                             remaining.remove(current)  # type: ignore[union-attr]
                         current = None
+                    elif event == "retire":  # its device faulted: a fresh worker goes on
+                        worker.close()
+                        if not remaining:
+                            return judge_cases(spec, cases, signature)
+                        break
                     elif event == "result":
                         self._give(lane, worker)
                         whole = result_from_json(reply["result"])

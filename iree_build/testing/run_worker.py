@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from iree_build.child_process import worker_setup
+from iree_build.testing.results import device_faulted
+
+
+class _Retire(Exception):
+    """The device faulted: answer, then end this worker (the pool starts a fresh one)."""
 
 
 class _Progress:
@@ -42,6 +47,8 @@ class _Progress:
 
     def finished(self, result: Any) -> None:
         _send(self._out, {"event": "finished", "result": result.to_json()})
+        if device_faulted(result):
+            raise _Retire(result.message)
 
 
 def _send(out: TextIO, message: dict[str, Any]) -> None:
@@ -98,9 +105,15 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             _send(replies, {"present": status.present, "reason": status.reason})
         elif op == "test":
             spec = spec_from_json(req["spec"])
-            result = run_test(spec, req["base_dir"], pool, req.get("signature", ""),
-                              req.get("functions"), _Progress(replies))
+            try:
+                result = run_test(spec, req["base_dir"], pool, req.get("signature", ""),
+                                  req.get("functions"), _Progress(replies))
+            except _Retire as exc:
+                _send(replies, {"event": "retire", "reason": str(exc)})
+                return
             _send(replies, {"event": "result", "result": result.to_json()})
+            if device_faulted(result):
+                return  # the parent sees the result, then this worker end
         elif op == "invoke":
             _send(replies, _invoke(pool, req))
         else:
