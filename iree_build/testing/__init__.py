@@ -5,9 +5,10 @@ This package must import only the standard library, numpy and ``iree.runtime``
 only the runtime. Re-exports below are lazy: importing the package, or its
 ``manifest``/``results``/``compare`` modules, does not load ``iree.runtime``.
 
-Entry points for the SCons side: :func:`execute.run_test`,
-:func:`devices.default_pool`, :func:`results.write_result`,
-:func:`results.summary_line`, :func:`results.write_junit`.
+Entry points for the SCons side: :func:`run_pool.default_run_pool` (tests and
+build-time calls run in crash-isolated worker processes), :func:`results.write_result`,
+:func:`results.summary_line`, :func:`results.write_junit`. :func:`execute.run_test`
+runs one test in the calling process (what a worker does).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _EXPORTS = {
     "test_signature": "runner",
     "run_manifest": "runner",
     "RunOptions": "runner",
+    "RunPool": "run_pool",
+    "default_run_pool": "run_pool",
 }
 
 __all__ = sorted(_EXPORTS)
