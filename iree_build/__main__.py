@@ -35,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="build directory (holding iree_tests.json) or a manifest file")
     test.add_argument("--devices", metavar="A,B",
                       help="only tests on these devices (comma list, e.g. local-task,cuda)")
+    test.add_argument("folders", metavar="FOLDER", nargs="*",
+                      help="only tests declared in these folders (or below), as `scons test FOLDER`")
     test.add_argument("--filter", metavar="GLOB", help="only tests whose name matches GLOB")
+    test.add_argument("--tags", metavar="TAGS",
+                      help="only tests with one of these tags; -TAG leaves out a tag (gpu,-slow)")
     test.add_argument("--require-devices", action="store_true",
                       help="a test whose device is absent fails instead of being skipped")
     test.add_argument("--retest", action="store_true",
@@ -65,6 +69,8 @@ def _run_tests(args: argparse.Namespace) -> int:
     options = RunOptions(
         devices=devices,
         pattern=args.filter,
+        tags=args.tags,
+        folders=tuple(args.folders),
         require_devices=args.require_devices,
         retest=args.retest,
         jobs=args.jobs,

@@ -23,7 +23,8 @@ from iree_build.errors import IreeBuildError
 from iree_build.targets import BACKENDS, check_device
 
 from . import module_rule
-from .test_rule import DeclaredTest, _selected, register
+from .registry import registry
+from .test_rule import DeclaredTest, _as_tags, register
 from .where import declared_at, fail
 
 Entry = str | tuple
@@ -111,13 +112,14 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
                        triple: str | None = None, toolchain: str | None = None,
                        backend_flags: Mapping[str, Sequence[str]] | None = None,
                        cpu_features_variants: Sequence[str] | None = None,
-                       timeout: float | None = None) -> list:
+                       timeout: float | None = None, tags: Sequence[str] = ()) -> list:
     """Declare the suite; returns the test result nodes."""
     where = declared_at()
     sources = env.Flatten([srcs])
     devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
     flags = [flags] if isinstance(flags, str) else list(flags or [])
     try:
+        suite_tags = tuple(_as_tags(tags))
         if not sources:
             raise IreeBuildError(f"check suite '{name}' has no sources (srcs matched no file?)")
         targets = _targets(env, list(target_backends or []), toolchain, cpu, cpu_features, triple,
@@ -137,7 +139,7 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
         for t in targets:
             suffix = t.key.replace(":", "_")
             mod = module_rule.IreeModule(env, f"{name}_{flat}_{suffix}", node, **t.module_kw)
-            modules[t.key] = (mod[0], module_rule.declared_modules[mod[0].get_abspath()])
+            modules[t.key] = (mod[0], registry(env).modules[mod[0].get_abspath()])
         try:
             pairs = []
             for device in devices:
@@ -160,16 +162,14 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
             except IreeBuildError as e:
                 fail(e.message, where)
             module, info = modules[t.key]
-            full = f"{base}[{label}]"
             test = DeclaredTest(
-                name=full, base=base, device=device, module=module,
+                short=base, label=label, device=device, module=module,
                 function="*", inputs=[], expected=[], rtol=0.0, atol=0.0, declared_at=where,
                 result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{device}.result.json"),
-                selected=_selected(full, device), parameters=[],
-                parameter_scope="model",
+                parameters=[], parameter_scope="model",
                 arch=info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
                 kind="check", xfail=reason_xfail, skip=reason_skip,
-                timeout=float(timeout or 0.0),
+                timeout=float(timeout or 0.0), tags=suite_tags,
             )
             results.append(register(env, test, [module]))
     return results
@@ -182,7 +182,8 @@ def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None
                           triple: str | None = None, toolchain: str | None = None,
                           backend_flags: Mapping[str, Sequence[str]] | None = None,
                           cpu_features_variants: Sequence[str] | None = None,
-                          timeout: float | None = None, env=None) -> list:
+                          timeout: float | None = None, tags: Sequence[str] = (),
+                          env=None) -> list:
     """Compile each check file for each target; one test per (file, target, device), a case
     per function."""
     from . import default_environment
@@ -191,4 +192,5 @@ def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None
                               target_backends=target_backends, devices=devices, flags=flags,
                               xfail=xfail, skip=skip, cpu=cpu, cpu_features=cpu_features,
                               triple=triple, toolchain=toolchain, backend_flags=backend_flags,
-                              cpu_features_variants=cpu_features_variants, timeout=timeout)
+                              cpu_features_variants=cpu_features_variants, timeout=timeout,
+                              tags=tags)

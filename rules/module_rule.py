@@ -22,10 +22,11 @@ from iree_build.scan import rewrite_flag_paths
 from iree_build.targets import check_backends, device_flags, devices_for, uses_llvm_cpu
 from iree_build.toolchains import find_toolchain
 
-from . import options
+from . import help_summary, options
 from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
-from .where import declared_at, fail
+from .registry import registry
+from .where import declared_at, fail, source_folder
 
 @dataclass(frozen=True)
 class ModuleInfo:
@@ -38,11 +39,9 @@ class ModuleInfo:
     parameter_scope: str = "model"
     where: str = ""  # SConscript:line that declared it
     summary: str = ""  # its targets in words, "llvm-cpu, cpu=znver3"
-
-
-# module path -> its declaration: checks runs' and tests' devices, and that two
-# declarations never write one file, whatever their targets.
-declared_modules: dict[str, ModuleInfo] = {}
+    label: str = ""  # its output, from the top folder: "build/models/mlp.vmfb"
+    folder: str = ""  # the declaring SConscript's source folder ("" = top)
+    toolchain: str = ""  # the preset it was declared with, if any
 
 
 builder = SCons.Builder.Builder(
@@ -176,13 +175,19 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
             raise IreeBuildError(f"source {missing[0].get_internal_path()} not found")
     except IreeBuildError as e:
         fail(str(e) if e.where else e.message, where)
-    previous = declared_modules.get(out.get_abspath())
+    reg = registry(env)
+    previous = reg.modules.get(out.get_abspath())
     if previous and previous.where != where:
         fail(f"{out} is already declared at {previous.where} [{previous.summary}]; "
              "give this module another name", where)
-    declared_modules[out.get_abspath()] = ModuleInfo(
-        backends, devices, _cpu_arch(backends, flags_for_out), params, params_scope, where, summary)
-    options.add_help("module", f"{out.get_internal_path()}  [{summary}]")
+    preset = str(toolchain or options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or "") \
+        if target_backends is None else ""
+    reg.modules[out.get_abspath()] = ModuleInfo(
+        backends, devices, _cpu_arch(backends, flags_for_out), params, params_scope, where, summary,
+        out.get_internal_path(), source_folder(env), preset)
+    if preset:
+        reg.presets.add(preset)
+    help_summary.note_module(env)
     nodes = builder(
         env, [out, *side], sources,
         _IREE_TARGET_FLAGS=flags_for_out,
@@ -222,7 +227,7 @@ def find_module(env, module) -> tuple[object, ModuleInfo]:
         node = env.File(module if module.endswith(".vmfb") else module + ".vmfb")
     else:
         node = module
-    info = declared_modules.get(node.get_abspath())
+    info = registry(env).modules.get(node.get_abspath())
     if info is None:
         raise IreeBuildError(
             f"module '{module}' is not declared here; declare it with "

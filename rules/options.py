@@ -15,6 +15,11 @@ OPTIONS: list[tuple[str, dict]] = [
                             help="run tests only on these HAL devices, e.g. cuda,local-task")),
     ("--iree-test-filter", dict(metavar="GLOB", default="",
                                 help="run only tests whose name matches GLOB, e.g. 'mm_*'")),
+    ("--iree-test-tags", dict(metavar="TAGS", default="",
+                              help="run only tests with one of these tags; -TAG leaves out tests "
+                                   "with that tag, e.g. gpu,-slow")),
+    ("--iree-list", dict(action="store_true", default=False,
+                         help="with -h: list every declared module and test, not just counts")),
     ("--iree-require-devices", dict(action="store_true", default=False,
                                     help="a test whose device is absent fails instead of being skipped")),
     ("--iree-retest", dict(action="store_true", default=False,
@@ -42,21 +47,3 @@ def register() -> None:
 def option(name: str):
     """The value of one of our options (``name`` as in the flag, without dashes)."""
     return GetOption(name.replace("-", "_"))
-
-
-def add_help(kind: str, line: str) -> None:
-    """List a declared module or test under ``scons -h`` (SCons lists the options itself).
-
-    One section, each line saying what it is, so that declarations made in any
-    order (a loop of modules and tests) read correctly.
-    """
-    from SCons.Script import Help
-
-    global _help_started
-    if not _help_started:
-        _help_started = True
-        Help("\nIREE targets (scons TARGET builds a module; scons test runs the tests):\n", append=True)
-    Help(f"  {kind:<7}{line}\n", append=True)
-
-
-_help_started = False

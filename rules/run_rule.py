@@ -18,6 +18,7 @@ from iree_build.testing.identity import runtime_version
 from . import data_files
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
+from .registry import registry
 from .where import declared_at, fail
 
 @dataclass(frozen=True)
@@ -30,16 +31,12 @@ class DeclaredRun:
     parameter_scope: str
 
 
-# first output path -> its declaration
-_runs: dict[str, DeclaredRun] = {}
-
-
-def _key(target) -> DeclaredRun:
-    return _runs[target[0].get_abspath()]
+def _key(env, target) -> DeclaredRun:
+    return registry(env).runs[target[0].get_abspath()]
 
 
 def _signature(target, source, env) -> str:
-    run = _key(target)
+    run = _key(env, target)
     return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
             f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}")
 
@@ -48,7 +45,7 @@ def _run(target, source, env):
     from iree_build.testing.manifest import TestSpec
     from iree_build.testing.run_pool import default_run_pool
 
-    run = _key(target)
+    run = _key(env, target)
     device, function, where, count = run.device, run.function, run.where, run.count
     module = source[0]
     inputs = source[1:1 + run.n_inputs]
@@ -95,7 +92,7 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [env.File(n) for n in names]
-    _runs[targets[0].get_abspath()] = DeclaredRun(device, function or "", where, len(targets),
+    registry(env).runs[targets[0].get_abspath()] = DeclaredRun(device, function or "", where, len(targets),
                                                   len(input_nodes), parameter_scope)
     return env.Command(targets, [module_node, *input_nodes, *param_nodes], RUN_ACTION,
                        _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")

@@ -11,10 +11,8 @@ itself runs through ``iree_build.testing``, the same code the standalone runner
 from __future__ import annotations
 
 import atexit
-import fnmatch
 import os
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,10 +26,13 @@ from iree_build.targets import check_device
 from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.identity import machine_fingerprint, runtime_version
 
-from . import data_files, options
+from iree_build.selection import Selection
+
+from . import data_files, help_summary, options
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
-from .where import declared_at, fail
+from .registry import Registry, registry
+from .where import declared_at, fail, source_folder
 
 MANIFEST_NAME = "iree_tests.json"
 REPORT_NAME = "iree_test_results.xml"
@@ -39,8 +40,10 @@ REPORT_NAME = "iree_test_results.xml"
 
 @dataclass
 class DeclaredTest:
-    name: str
-    base: str
+    """One (test, device) as declared; ``register`` gives it its label and its place."""
+
+    short: str  # the name as declared: "smoke", or "suite/ops/add.mlir" for a check file
+    label: str  # what goes in brackets: the device, "llvm-cpu:local-task", ...
     device: str
     module: Any  # node
     function: str
@@ -50,7 +53,6 @@ class DeclaredTest:
     atol: float
     declared_at: str
     result: Any  # node
-    selected: bool
     parameters: list  # nodes
     parameter_scope: str
     arch: str  # CPU architecture the module's code needs on a local device ("" = any)
@@ -58,63 +60,52 @@ class DeclaredTest:
     xfail: str = ""
     skip: str = ""
     timeout: float = 0.0  # seconds per call (check case); 0: the runner's default
-
-
-_tests: list[DeclaredTest] = []
-_by_result: dict[str, DeclaredTest] = {}
-_ran: dict[str, Any] = {}  # name -> TestResult, for tests run by this process
-_ran_lock = threading.Lock()
-_print_lock = threading.Lock()
-_build_dir: Any = None  # Dir node: where the manifest and report go
-_summary_registered = False
-
-
-_hasher = None  # one per build: each file is hashed once, after it was built
-
-
-def _file_hasher():
-    global _hasher
-    if _hasher is None:
-        from iree_build.testing.runner import FileHasher
-
-        _hasher = FileHasher()
-    return _hasher
+    tags: tuple[str, ...] = ()
+    folder: str = ""  # the declaring SConscript's source folder, from the top ("" = top)
+    base: str = ""  # the path-qualified name without the device: "models/mlp:smoke"
+    name: str = ""  # the label: "models/mlp:smoke[cuda]"
+    selected: bool = True
 
 
 def build_dir(env, first_module) -> Any:
-    """The folder that holds the manifest: ``$IREE_BUILD_DIR`` if set, else the
-    variant dir of the first tested module (``build/``) or the top folder."""
-    global _build_dir
-    if _build_dir is None:
+    """The folder that holds the manifest: ``$IREE_BUILD_DIR`` if set, else the top
+    folder of the variant tree of the first tested module (``build/``), or the top."""
+    reg = registry(env)
+    if reg.build_dir is None:
         if env.get("IREE_BUILD_DIR"):
-            _build_dir = env.Dir(env["IREE_BUILD_DIR"])
+            reg.build_dir = env.Dir(env["IREE_BUILD_DIR"])
         else:
+            # The top folder of the variant tree the module is built in ("build" for
+            # build/cpu/models/...), so that every configuration's tests share one manifest.
             top = env.Dir("#")
             rel = Path(first_module.get_internal_path())
-            head = env.Dir("#" + rel.parts[0]) if len(rel.parts) > 1 else top
-            _build_dir = head if head.srcnode() is not head else top
-    return _build_dir
+            in_variant = first_module.dir.srcnode() is not first_module.dir
+            reg.build_dir = env.Dir("#" + rel.parts[0]) if in_variant and len(rel.parts) > 1 else top
+    return reg.build_dir
 
 
-def _rel(node) -> str:
-    return os.path.relpath(node.get_abspath(), _build_dir.get_abspath()).replace(os.sep, "/")
-
-
-def spec_of(test: DeclaredTest):
+def spec_of(test: DeclaredTest, reg: Registry):
     from iree_build.testing.manifest import TestSpec
 
+    rel = reg.rel
     return TestSpec(
-        name=test.name, base=test.base, device=test.device, module=_rel(test.module),
-        function=test.function, inputs=tuple(_rel(n) for n in test.inputs),
-        expected=tuple(_rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
-        declared_at=test.declared_at, result=_rel(test.result),
-        parameters=tuple(_rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
+        name=test.name, base=test.base, device=test.device, module=rel(test.module),
+        function=test.function, inputs=tuple(rel(n) for n in test.inputs),
+        expected=tuple(rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
+        declared_at=test.declared_at, result=rel(test.result),
+        parameters=tuple(rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
         arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip, timeout=test.timeout,
+        tags=test.tags, folder=test.folder,
     )
 
 
+def _test_of(env, target) -> tuple[DeclaredTest, Registry]:
+    reg = registry(env)
+    return reg.by_result[target[0].get_abspath()], reg
+
+
 def _signature(target, source, env) -> str:
-    t = _by_result[target[0].get_abspath()]
+    t, _ = _test_of(env, target)
     return "\n".join([
         f"test: {t.name}", f"function: {t.function}", f"device: {t.device}",
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
@@ -125,8 +116,8 @@ def _signature(target, source, env) -> str:
     ])
 
 
-def _say(line: str) -> None:
-    with _print_lock:
+def _say(reg: Registry, line: str) -> None:
+    with reg.print_lock:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
@@ -136,15 +127,15 @@ def _run(target, source, env):
     from iree_build.testing.run_pool import default_run_pool
     from iree_build.testing.runner import device_identity, test_signature
 
-    test = _by_result[target[0].get_abspath()]
-    spec = spec_of(test)
-    base = _build_dir.get_abspath()
+    test, reg = _test_of(env, target)
+    spec = spec_of(test, reg)
+    base = reg.build_dir.get_abspath()
     pool = default_run_pool()
-    signature = test_signature(spec, base, _file_hasher(), device_identity(spec, pool))
+    signature = test_signature(spec, base, reg.hasher(), device_identity(spec, pool))
     result = pool.run_test(spec, base, signature or "", _timeout_override())
-    with _ran_lock:
-        _ran[test.name] = result
-    _say(result_line(result))
+    with reg.ran_lock:
+        reg.ran[test.name] = result
+    _say(reg, result_line(result))
     path = Path(target[0].get_abspath())
     if result.status == "passed":
         write_result(result, path)
@@ -170,9 +161,8 @@ TEST_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_TESTCOMST
 
 
 def _manifest_text(target, source, env) -> str:
-    from iree_build.testing.manifest import manifest_json
-
-    return manifest_json([spec_of(t) for t in _tests])
+    reg = registry(env)
+    return reg.manifest_text(lambda t: spec_of(t, reg))
 
 
 def _write_manifest(target, source, env):
@@ -184,14 +174,20 @@ _write_manifest.strfunction = None
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
 
 
-def _selected(name: str, device: str) -> bool:
-    devices = [d.strip() for d in (options.option("iree-devices") or "").split(",") if d.strip()]
-    pattern = options.option("iree-test-filter") or ""
-    if devices and device not in devices:
-        return False
-    return not pattern or fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(
-        name, pattern.replace("[", "[[]")
-    )
+def command_line_selection(env) -> Selection:
+    """What ``--iree-devices``, ``--iree-test-filter``, ``--iree-test-tags`` and folder
+    targets beside ``test`` (``scons test models/mlp``) ask for."""
+    reg = registry(env)
+    if reg.selection is None:
+        top = env.Dir("#").get_abspath()
+        devices = tuple(d.strip() for d in (options.option("iree-devices") or "").split(",")
+                        if d.strip())
+        folders = tuple(os.path.normpath(t).replace(os.sep, "/")
+                        for t in SCons.Script.COMMAND_LINE_TARGETS
+                        if t not in ("test", "bench") and os.path.isdir(os.path.join(top, t)))
+        reg.selection = Selection(devices=devices, pattern=options.option("iree-test-filter") or "",
+                                  tags=options.option("iree-test-tags") or "", folders=folders)
+    return reg.selection
 
 
 def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
@@ -208,11 +204,12 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
 def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
-             parameter_scope: str = "model", timeout: float | None = None) -> list:
+             parameter_scope: str = "model", timeout: float | None = None,
+             tags: Sequence[str] = ()) -> list:
     """Declare one test per device; returns the result nodes."""
     where = declared_at()
     try:
-        if not name or "/" in name or "[" in name:
+        if not name or any(c in name for c in "/[]:"):
             raise IreeBuildError(f"test name {name!r} must be a plain name like 'mlp_test'")
         module_node, info = find_module(env, module)
         devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
@@ -244,25 +241,40 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
 
     nodes = []
     for device in devices:
-        full = f"{name}[{device}]"
-        test = DeclaredTest(full, name, device, module_node, function or "", input_nodes, expected_nodes,
-                            float(rtol), float(atol), where, env.File(f"{name}.{device}.result.json"),
-                            _selected(full, device), param_nodes, parameter_scope,
+        test = DeclaredTest(name, device, device, module_node, function or "", input_nodes,
+                            expected_nodes, float(rtol), float(atol), where,
+                            env.File(f"{name}.{device}.result.json"), param_nodes, parameter_scope,
                             info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
-                            timeout=float(timeout or 0.0))
+                            timeout=float(timeout or 0.0), tags=tuple(_as_tags(tags)))
         nodes.append(register(env, test, [module_node, *input_nodes, *expected_nodes, *param_nodes]))
     return nodes
 
 
+def _as_tags(tags) -> list[str]:
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or tag.startswith("-") or "," in tag or tag != tag.strip():
+            raise IreeBuildError(f"tag {tag!r} must be a word like 'gpu' or 'slow' (no ',', no leading '-')")
+    return tags
+
+
 def register(env, test: DeclaredTest, sources: list):
     """Make one declared test a build target, in the manifest and under ``scons test``."""
-    global _summary_registered
-    if any(t.name == test.name and t.result.dir is test.result.dir for t in _tests):
-        fail(f"test {test.name} is already declared", test.declared_at)
+    reg = registry(env)
     build_dir(env, test.module)
+    folder = reg.label_folder(test.result)
+    test.folder = source_folder(env)
+    test.base = f"{folder}:{test.short}" if folder else test.short
+    test.name = f"{test.base}[{test.label}]"
+    if test.name in reg.names:
+        fail(f"test {test.name} is already declared in this folder", test.declared_at)
+    reg.names.add(test.name)
+    test.selected = command_line_selection(env).matches(
+        test.name, test.device, test.tags,
+        (test.folder, test.result.dir.get_internal_path().replace(os.sep, "/")))
     result = test.result
-    _tests.append(test)
-    _by_result[result.get_abspath()] = test
+    reg.tests.append(test)
+    reg.by_result[result.get_abspath()] = test
     env.Command(result, sources, TEST_ACTION)
     if test.device not in ("local-sync", "local-task"):  # one test at a time on a GPU
         lock = env.File(f"#.iree_device_{test.device}.lock")
@@ -276,17 +288,15 @@ def register(env, test: DeclaredTest, sources: list):
         env.AlwaysBuild(result)
     if test.selected:
         env.Alias("test", result)
-    options.add_help("test", f"{test.name}  [{test.declared_at}]")
+    help_summary.note_test(env, test)
 
-    manifest = env.File(_build_dir.File(MANIFEST_NAME))
-    if not getattr(manifest.attributes, "iree_declared", False):
-        manifest.attributes.iree_declared = True
+    manifest = env.File(reg.build_dir.File(MANIFEST_NAME))
+    if reg.once("manifest"):
         env.Command(manifest, [], MANIFEST_ACTION)
         env.Alias("test", manifest)
-        env.Clean("test", [manifest, _build_dir.File(REPORT_NAME)])
-    if not _summary_registered and "test" in SCons.Script.COMMAND_LINE_TARGETS:
-        _summary_registered = True
-        atexit.register(_summary)
+        env.Clean("test", [manifest, reg.build_dir.File(REPORT_NAME)])
+    if "test" in SCons.Script.COMMAND_LINE_TARGETS and reg.once("summary"):
+        atexit.register(_summary, reg)
         if not (SCons.Script.GetOption("no_exec") or SCons.Script.GetOption("clean")):
             from iree_build.testing.run_pool import default_run_pool
 
@@ -294,26 +304,22 @@ def register(env, test: DeclaredTest, sources: list):
     return result
 
 
-_alias_declared = False
-
-
 def declare_test_alias(env) -> None:
     """``scons test`` always names something: with no test declared (or none selected)
     it says so in one line, instead of SCons' "Do not know how to make File target"."""
-    global _alias_declared
-    if _alias_declared or "test" not in SCons.Script.COMMAND_LINE_TARGETS:
+    if "test" not in SCons.Script.COMMAND_LINE_TARGETS or not registry(env).once("alias"):
         return
-    _alias_declared = True
     alias = env.Alias("test", [], _NOTHING_TO_TEST)
     env.AlwaysBuild(alias)
 
 
 def _nothing_to_test(target, source, env):
-    if not _tests:
-        _say("scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test")
-    elif not any(t.selected for t in _tests):
-        _say(f"scons: none of the {len(_tests)} declared tests matches --iree-devices/"
-             "--iree-test-filter; nothing to test")
+    reg = registry(env)
+    if not reg.tests:
+        _say(reg, "scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test")
+    elif not any(t.selected for t in reg.tests):
+        _say(reg, f"scons: none of the {len(reg.tests)} declared tests matches --iree-devices, "
+                  "--iree-test-filter, --iree-test-tags or the folders named; nothing to test")
     return 0
 
 
@@ -324,16 +330,18 @@ _NOTHING_TO_TEST = ExplicitAction(_nothing_to_test, signature=lambda t, s, e: ""
 def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
               rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
-              parameter_scope: str = "model", timeout: float | None = None, env=None) -> list:
+              parameter_scope: str = "model", timeout: float | None = None,
+              tags: Sequence[str] = (), env=None) -> list:
     """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
     from . import default_environment
 
     return IreeTest(env or default_environment(), name, module, function, inputs=inputs,
                     expected=expected, devices=devices, rtol=rtol, atol=atol,
-                    parameters=parameters, parameter_scope=parameter_scope, timeout=timeout)
+                    parameters=parameters, parameter_scope=parameter_scope, timeout=timeout,
+                    tags=tags)
 
 
-def _summary() -> None:
+def _summary(reg: Registry) -> None:
     """After the build: every selected test's outcome, one closing line, the JUnit file."""
     from iree_build.testing.results import (TestResult, flatten, read_result, result_line,
                                             summary_line, write_junit)
@@ -342,8 +350,8 @@ def _summary() -> None:
         return
     results = []
     cached = 0
-    for test in (t for t in _tests if t.selected):
-        ran = _ran.get(test.name)
+    for test in (t for t in reg.tests if t.selected):
+        ran = reg.ran.get(test.name)
         state = test.result.get_state()
         if ran is not None:
             if ran.status == "skipped" and options.option("iree-require-devices"):
@@ -358,7 +366,7 @@ def _summary() -> None:
             cached += len(flatten([stored]))
             results.append(stored)
             if state != SCons.Node.up_to_date:
-                _say(result_line(stored))
+                _say(reg, result_line(stored))
         elif state == SCons.Node.failed:
             results.append(TestResult(test.name, "failed", "its module or data failed to build",
                                       device=test.device, base=test.base))
@@ -368,17 +376,17 @@ def _summary() -> None:
     if not results:
         return
     for r in results:
-        if r.status == "failed" and r.name not in _ran:
-            _say(f"FAIL {r.name} ({r.message})")
-        elif r.status == "skipped" and r.name not in _ran:
-            _say(f"SKIP {r.name} ({r.message})")
-    report = _build_dir.File(REPORT_NAME).get_abspath()
+        if r.status == "failed" and r.name not in reg.ran:
+            _say(reg, f"FAIL {r.name} ({r.message})")
+        elif r.status == "skipped" and r.name not in reg.ran:
+            _say(reg, f"SKIP {r.name} ({r.message})")
+    report = reg.build_dir.File(REPORT_NAME).get_abspath()
     try:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
         write_junit(results, report)
     except OSError as e:
-        _say(f"could not write the JUnit report {report}: {e}")
-    ran = sum(1 for r in flatten(list(_ran.values())) if r.status != "skipped")
-    _say(f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
-         f"{os.path.relpath(report)}")
-    _say(summary_line(results))
+        _say(reg, f"could not write the JUnit report {report}: {e}")
+    ran = sum(1 for r in flatten(list(reg.ran.values())) if r.status != "skipped")
+    _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
+              f"{os.path.relpath(report)}")
+    _say(reg, summary_line(results))

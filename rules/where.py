@@ -46,3 +46,10 @@ def fail(message: str, where: str | None = None) -> NoReturn:
     sys.stderr.write(f"scons: *** {where or declared_at()}: {message}\n")
     sys.stderr.flush()
     raise SystemExit(2)
+
+
+def source_folder(env) -> str:
+    """The calling SConscript's folder in the source tree, relative to the top ('' = top)."""
+    here = env.Dir(".").srcnode().get_abspath()
+    rel = os.path.relpath(here, env.Dir("#").get_abspath()).replace(os.sep, "/")
+    return "" if rel == "." else rel

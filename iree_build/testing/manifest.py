@@ -68,6 +68,8 @@ class TestSpec:
     xfail: str = ""  # why this (file, backend, device) is expected to fail (strict)
     skip: str = ""  # why it is not run at all
     timeout: float = 0.0  # seconds one call (a check case) may take; 0: the runner's default
+    tags: tuple[str, ...] = ()  # what --tags/--iree-test-tags select on ("gpu", "slow")
+    folder: str = ""  # the declaring SConscript's source folder, from the project's top
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in field order (the documented order)."""
@@ -173,7 +175,21 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         xfail=str(raw.get("xfail", "")),
         skip=str(raw.get("skip", "")),
         timeout=_timeout(path, label, raw.get("timeout", 0.0)),
+        tags=_tags(path, label, raw.get("tags", [])),
+        folder=_string(path, label, "folder", raw.get("folder", "")),
     )
+
+
+def _tags(path: Path, label: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+        raise _fail(path, f"test {label!r}: 'tags' must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _string(path: Path, label: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, f"test {label!r}: {key!r} must be a string")
+    return value
 
 
 def _timeout(path: Path, label: str, value: Any) -> float:

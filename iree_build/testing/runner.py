@@ -9,7 +9,6 @@ closing summary.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from iree_build.errors import IreeBuildError
+from iree_build.selection import Selection
 from iree_build.testing.run_pool import RunPool, default_run_pool
 from iree_build.testing.device_names import (
     KNOWN_DEVICES,
@@ -174,19 +174,16 @@ def check_devices(devices: Sequence[str], manifest: Manifest) -> None:
             )
 
 
-def select_tests(
-    tests: Sequence[TestSpec], devices: Sequence[str] | None, pattern: str | None
-) -> list[TestSpec]:
-    """Tests on one of ``devices`` (aliases resolved) whose name matches ``pattern``."""
-    wanted = {canonical_device(d) for d in devices} if devices else None
-    chosen = []
-    for spec in tests:
-        if wanted is not None and canonical_device(spec.device) not in wanted:
-            continue
-        if pattern and not fnmatch.fnmatchcase(spec.name, pattern):
-            continue
-        chosen.append(spec)
-    return chosen
+def select_tests(tests: Sequence[TestSpec], selection: Selection) -> list[TestSpec]:
+    """The tests a selection takes (devices, name glob, tags, folders), as ``scons test`` does."""
+    return [spec for spec in tests
+            if selection.matches(spec.name, spec.device, spec.tags, _folders(spec))]
+
+
+def _folders(spec: TestSpec) -> tuple[str, ...]:
+    """A test's source folder and its label's folder (``models/mlp:smoke[cuda]``)."""
+    label = spec.base.split(":", 1)[0] if ":" in spec.base else ""
+    return (spec.folder, label)
 
 
 @dataclass
@@ -195,6 +192,8 @@ class RunOptions:
 
     devices: Sequence[str] | None = None
     pattern: str | None = None
+    tags: str | None = None  # "gpu,-slow"
+    folders: Sequence[str] = ()
     require_devices: bool = False
     retest: bool = False
     jobs: int | None = None
@@ -259,14 +258,17 @@ def run_manifest(
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, got {jobs}")
-    tests = select_tests(manifest.tests, options.devices, options.pattern)
+    tests = select_tests(manifest.tests, Selection(
+        devices=tuple(options.devices or ()), pattern=options.pattern or "",
+        tags=options.tags or "", folders=tuple(options.folders)))
     for device in dict.fromkeys(t.device for t in tests):
         pool.prestart(device)
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
             f"(devices {','.join(options.devices or []) or 'any'}, "
-            f"filter {options.pattern or 'none'})",
+            f"filter {options.pattern or 'none'}, tags {options.tags or 'any'}, "
+            f"folders {','.join(options.folders) or 'all'})",
             file=sys.stderr,
         )
     hasher = FileHasher()

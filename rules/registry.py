@@ -1,0 +1,75 @@
+"""One registry of what a build declared: modules, runs, tests, the build folder.
+
+Every rule writes here and every action reads from here, so that the hierarchy,
+labels and selection are in one place, and a test can make a fresh one. It lives
+on the build's top folder node (one per SCons file system, i.e. per build), not
+in module globals.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Registry:
+    """What one build declared, and what its test run found."""
+
+    modules: dict[str, Any] = field(default_factory=dict)  # .vmfb abspath -> ModuleInfo
+    runs: dict[str, Any] = field(default_factory=dict)  # first output abspath -> DeclaredRun
+    tests: list[Any] = field(default_factory=list)  # DeclaredTest, in declaration order
+    by_result: dict[str, Any] = field(default_factory=dict)  # result abspath -> DeclaredTest
+    names: set[str] = field(default_factory=set)
+    build_dir: Any = None  # Dir node: where the manifest and report go
+    ran: dict[str, Any] = field(default_factory=dict)  # name -> TestResult run by this process
+    ran_lock: threading.Lock = field(default_factory=threading.Lock)
+    print_lock: threading.Lock = field(default_factory=threading.Lock)
+    presets: set[str] = field(default_factory=set)  # toolchain presets in use (for -h)
+    flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
+    selection: Any = None  # what the command line selects (iree_build.selection.Selection)
+    _hasher: Any = None
+    _manifest: str | None = None
+
+    def once(self, what: str) -> bool:
+        """True the first time ``what`` is asked for in this build."""
+        if what in self.flags:
+            return False
+        self.flags.add(what)
+        return True
+
+    def hasher(self) -> Any:
+        """One file hasher per build: each built file is hashed once."""
+        if self._hasher is None:
+            from iree_build.testing.runner import FileHasher
+
+            self._hasher = FileHasher()
+        return self._hasher
+
+    def rel(self, node: Any) -> str:
+        """A node's path relative to the build folder, '/'-separated (manifest paths)."""
+        return os.path.relpath(node.get_abspath(), self.build_dir.get_abspath()).replace(os.sep, "/")
+
+    def label_folder(self, node: Any) -> str:
+        """The folder part of a test's label: its folder relative to the build folder."""
+        rel = self.rel(node.dir)
+        return "" if rel == "." else rel
+
+    def manifest_text(self, spec_of: Any) -> str:
+        """The manifest, built once per build (its signature and its action share it)."""
+        if self._manifest is None:
+            from iree_build.testing.manifest import manifest_json
+
+            self._manifest = manifest_json([spec_of(t) for t in self.tests])
+        return self._manifest
+
+
+def registry(env: Any) -> Registry:
+    """The registry of the build ``env`` belongs to (made on first use)."""
+    top = env.fs.Top
+    found = getattr(top.attributes, "iree_registry", None)
+    if found is None:
+        found = top.attributes.iree_registry = Registry()
+    return found
