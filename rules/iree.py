@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import check_rule, export_rule, module_rule, onnx_rule, options, run_rule, test_rule
 
 
 def generate(env) -> None:
@@ -33,6 +33,7 @@ def generate(env) -> None:
         env["IREE_IMPORTCOMSTR"] = ""
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
+    export_rule.set_up(env)
 
 
 def _iree_module(env, name, src, **kw):
