@@ -78,6 +78,7 @@ def _collect(env) -> tuple[Declarations, list]:
         if _is_import(src) and src.get_abspath() not in generated:
             step, nodes = _step_of(src, where)
             decl.steps.append(step)
+            decl.copied_sources.update(step.inputs[1:])  # the onnx package refuses linked data files
             read += nodes
             generated.update(t.get_abspath() for t in src.get_executor().get_all_targets())
         step, nodes = _step_of(module, where)
@@ -144,7 +145,9 @@ def _export(target, source, env):
         copies = dict(decl.data)
         if decl.tests:
             texts[decl.manifest_path()] = decl.manifest_text
-        links = {rel: os.path.join(decl.top, rel) for rel in decl.sources()}
+        links = {}
+        for rel in decl.sources():
+            (copies if rel in decl.copied_sources else links)[rel] = os.path.join(decl.top, rel)
     changed = write_tree(folder, kind, texts, copies, links, notes)
     print(f"IREE export {kind}: {len(decl.steps)} command(s), {len(decl.tests)} test(s) -> "
           f"{os.path.relpath(folder)} ({len(changed)} file(s) changed)")

@@ -38,11 +38,11 @@ def _iree_runner_test_impl(ctx):
     script = ctx.actions.declare_file(ctx.label.name + ".runner.sh")
     lines = [
         "#!/bin/sh",
-        "# The runner writes result files: give it a tree of links to the runfiles.",
+        "# The runner writes result files and maps modules: give it a writable copy of the runfiles.",
         "set -eu",
         'tree="${TEST_TMPDIR}/tree"',
         'rm -rf "$tree" && mkdir -p "$tree"',
-        'cp -rs "$PWD/%s/." "$tree/"' % (ctx.attr.test_dir or "."),
+        'cp -RL "$PWD/%s/." "$tree/"' % (ctx.attr.test_dir or "."),
         'exec %s -m iree_build test "$tree" --filter %s --retest -j 1 --require-devices --junit "$XML_OUTPUT_FILE"' % (
             _quote(ctx.attr.python), _quote(ctx.attr.filter)),
     ]
@@ -115,6 +115,8 @@ def _genrule(step: Step, name: str, tool: list[str]) -> str:
             f"    srcs = {_list(srcs)},\n"
             f"    outs = {_list(_local(p, package) for p in step.outputs)},\n"
             f"    cmd = {_starlark_string(_command(step, tool, refs))},\n"
+            + ('    tags = ["no-sandbox"],  # the onnx package refuses its data files as links\n'
+               if step.tool == "iree-import-onnx" else "") +
             f'    message = "IREE {step.output}",\n)\n')
 
 
@@ -132,7 +134,7 @@ def _test(test: Test, name: str, decl: Declarations) -> str:
             f'    test_dir = "{decl.build_dir}",\n'
             f"    filter = {_starlark_string(glob_escape(test.name))},\n"
             f"    python = {_starlark_string(decl.python)},\n"
-            f"    tags = {_list(tags)},\n)\n")
+            f'    size = "small",\n    tags = {_list(tags)},\n)\n')
 
 
 def bazel_files(decl: Declarations) -> dict[str, str]:

@@ -51,6 +51,13 @@ function(iree_export_sources)
   endforeach()
 endfunction()
 
+# Source files a tool refuses to read through a link (ONNX external data), copied.
+function(iree_export_source_copies)
+  foreach(_f IN LISTS ARGN)
+    configure_file("${IREE_SOURCE_ROOT}/${_f}" "${IREE_ROOT}/${_f}" COPYONLY)
+  endforeach()
+endfunction()
+
 # Data the SConscripts computed (literal arrays, reference outputs), copied into place.
 function(iree_export_data)
   foreach(_f IN LISTS ARGN)
@@ -153,8 +160,12 @@ def cmake_files(decl: Declarations, export_dir: str) -> dict[str, str]:
         "enable_testing()\n",
     ]
     sources = decl.sources()
-    if sources:
-        top.append("iree_export_sources(" + "".join(f"\n  {quote(s)}" for s in sources) + ")")
+    linked = [s for s in sources if s not in decl.copied_sources]
+    if linked:
+        top.append("iree_export_sources(" + "".join(f"\n  {quote(s)}" for s in linked) + ")")
+    copied = [s for s in sources if s in decl.copied_sources]
+    if copied:
+        top.append("iree_export_source_copies(" + "".join(f"\n  {quote(s)}" for s in copied) + ")")
     data = sorted(decl.data)
     if data:
         top.append("iree_export_data(" + "".join(f"\n  {quote(d)}" for d in data) + ")")

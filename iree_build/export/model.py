@@ -71,6 +71,7 @@ class Declarations:
     compiler: str = ""  # the iree-compile the export defaults to
     compiler_identity: str = ""
     flag_files: bool = False  # some command expands an @FILE (edits need a new export)
+    copied_sources: set[str] = field(default_factory=set)  # read by tools that refuse links (ONNX data)
 
     def generated(self) -> set[str]:
         """Files the exported steps write."""
