@@ -122,9 +122,6 @@ def _notes(decl: Declarations, kind: str) -> list[str]:
     runs = declarations.run_count()
     if runs:
         notes.append(f"{runs} iree_run call(s) are not exported; outputs that tests read are carried as data")
-    if kind == "bazel" and any(s.tool == "iree-import-onnx" for s in decl.steps):
-        notes.append("ONNX modules compile MLIR that Bazel generates under bazel-out: their bytes "
-                     "embed that path and differ from the SCons build's")
     return notes
 
 

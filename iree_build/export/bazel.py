@@ -4,10 +4,10 @@ The workspace is laid out like the SCons top folder: source files are linked in
 at their own paths, and each folder holding a file the build reads or writes
 gets a ``BUILD.bazel`` (an SConscript's build folder holds its modules' rules
 and its tests). A genrule runs the SCons build's own command with each path
-replaced by ``$(execpath ...)``; a source file's exec path is its workspace path,
-the string the SCons build gives the compiler, so the modules are
-byte-identical (ONNX modules compile a generated MLIR whose exec path is under
-``bazel-out``: those embed that path instead).
+replaced by ``$(execpath ...)``. A source file's exec path is its workspace
+path, the string the SCons build gives the compiler; a generated source (an
+imported ONNX model) is staged at its SCons path and static-library side
+outputs are written at theirs, so every module is byte-identical.
 
 Offline, two things of Bazel's own need the network; the workspace avoids both
 without stubbing anything it uses: ``sh_test`` needs ``@rules_cc`` for its
@@ -105,16 +105,31 @@ def _list(values) -> str:
     return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
 
-def _genrule(step: Step, name: str, tool: list[str]) -> str:
+def _genrule(step: Step, name: str, tool: list[str], generated: set[str]) -> str:
+    """A genrule running the step in the execroot with the SCons build's path strings.
+
+    The compiler embeds the path of its source and of static-library side
+    outputs, so a source another step generated is staged at its SCons path
+    first, and side outputs are written at theirs and moved into place after.
+    """
     package = step.folder
-    refs = {p: label(p) for p in step.inputs if not posixpath.isabs(p)}
-    refs.update({p: _local(p, package) for p in step.outputs})
+    compile_ = step.tool == "iree-compile"
+    staged = [p for p in step.inputs if p in generated] if compile_ else []
+    moved = list(step.outputs[1:]) if compile_ else []
+    refs = {p: label(p) for p in step.inputs if not posixpath.isabs(p) and p not in staged}
+    refs.update({p: _local(p, package) for p in step.outputs if p not in moved})
     srcs = [label(p) for p in step.inputs if not posixpath.isabs(p)]
+    folders = sorted({posixpath.dirname(p) for p in staged + moved} - {""})
+    before = [f"mkdir -p {' '.join(shlex.quote(d) for d in folders)}"] if folders else []
+    before += [f"cp $(execpath {label(p)}) {shlex.quote(p)}" for p in staged]
+    after = [f"mv {shlex.quote(p)} $(execpath {_local(p, package)})" for p in moved]
+    after += [f"rm -f {shlex.quote(p)}" for p in staged]
+    cmd = " && ".join([*before, _command(step, tool, refs), *after])
     return (f"genrule(  # {step.declared_at}\n"
             f'    name = "{name}",\n'
             f"    srcs = {_list(srcs)},\n"
             f"    outs = {_list(_local(p, package) for p in step.outputs)},\n"
-            f"    cmd = {_starlark_string(_command(step, tool, refs))},\n"
+            f"    cmd = {_starlark_string(cmd)},\n"
             + ('    tags = ["no-sandbox"],  # the onnx package refuses its data files as links\n'
                if step.tool == "iree-import-onnx" else "") +
             f'    message = "IREE {step.output}",\n)\n')
@@ -147,7 +162,7 @@ def bazel_files(decl: Declarations) -> dict[str, str]:
     for path in [*decl.sources(), *sorted(decl.data), *([decl.manifest_path()] if decl.tests else [])]:
         exported[posixpath.dirname(path)].append(posixpath.basename(path))
     for step, name in zip(decl.steps, unique_names([posixpath.basename(s.output) for s in decl.steps])):
-        packages[step.folder].append(_genrule(step, name.replace(".", "_"), decl_tool(decl, step)))
+        packages[step.folder].append(_genrule(step, name.replace(".", "_"), decl_tool(decl, step), generated))
     for test, name in zip(decl.tests, unique_names([t.name for t in decl.tests])):
         packages[test.folder].append(_test(test, name, decl))
     for path in generated:
