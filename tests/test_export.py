@@ -147,6 +147,12 @@ def test_cmake_export_builds_the_same_bytes_and_test_outcomes(built: Project, tm
         assert (built.path("export/cmake/data/build/models") / name).is_file()
     assert not list(built.path("build/models").glob("*.result.json.cmake*"))
 
+    mlp = built.path("export/cmake/build/models/mlp/CMakeLists.txt").read_text()
+    assert re.search(r'DEPENDS\n +"models/mlp/mm.mlir"\n +"models/mlp/flags.txt"\n', mlp), mlp
+    assert re.search(r'DEPENDS\n +"models/mlp/mm.onnx"\n +"models/mlp/mm.weights"\n', mlp), mlp
+    assert re.search(r'OUTPUTS\n +"build/models/mlp/mm_static.vmfb"\n +"build/models/mlp/mm_static_dispatch.o"'
+                     r'\n +"build/models/mlp/mm_static_dispatch.h"\n', mlp), mlp
+
     build = tmp_path / "cmake-build"
     first = cmake_build(built.path("export/cmake"), build)
     assert first.count(" IREE build/") == 6, first
