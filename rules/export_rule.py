@@ -108,7 +108,8 @@ def _data_scan(node, env, path) -> list:
     return _collect(env)[1]
 
 
-def _notes(decl: Declarations, kind: str) -> list[str]:
+def _notes(decl: Declarations) -> list[str]:
+    """What does not carry over as it was declared, one line each."""
     notes = []
     if decl.data:
         names = sorted(decl.data)
@@ -130,7 +131,7 @@ def _export(target, source, env):
     folder = os.path.join(env.Dir("#").get_abspath(), folder)
     decl, _ = _collect(env)
     decl.compiler = _compiler_path()
-    notes = _notes(decl, kind)
+    notes = _notes(decl)
     if kind == "cmake":
         texts = cmake.cmake_files(decl, folder)
         copies = {f"{cmake.DATA_DIR}/{rel}": path for rel, path in decl.data.items()}

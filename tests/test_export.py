@@ -165,6 +165,10 @@ def test_cmake_export_builds_the_same_bytes_and_test_outcomes(built: Project, tm
     assert outcomes["check_add.mlir[local-task]"] == "Passed"
     only_cuda, picked = ctest(build, "-L", "cuda")
     assert only_cuda == (0, 0, 1) and list(picked) == ["files[cuda]"]
+    in_mlp, picked = ctest(build / "folders/build/models/mlp")  # a folder's tests (and below)
+    assert in_mlp == (2, 0, 0) and sorted(picked) == ["mm_test[local-task]", "onnx_test[local-task]"]
+    in_models, _ = ctest(build / "folders/build/models")
+    assert in_models == (5, 1, 1)
 
     assert "no work to do" in run(BIN / "ninja", "-C", build).stdout
     mlir = built.path("models/add.mlir")

@@ -132,17 +132,40 @@ def cmake_files(decl: Declarations, export_dir: str) -> dict[str, str]:
     """The project's files: path relative to the export folder -> text."""
     header = HEADER.format(top=decl.top)
     step_names = unique_names(["iree_" + s.output.replace(".", "_") for s in decl.steps])
-    ctest_names = _ctest_names(decl.tests)
     ids = unique_names([t.name for t in decl.tests])
     folders: dict[str, list[str]] = defaultdict(list)
     for step, name in zip(decl.steps, step_names):
         tool = "${IREE_COMPILE}" if step.tool == "iree-compile" else "${IREE_IMPORT_ONNX}"
         folders[step.folder].append(_step(step, name, tool))
-    for test, name, ident in zip(decl.tests, ctest_names, ids):
+    for test, name, ident in zip(decl.tests, _ctest_names(decl.tests), ids):
         folders[test.folder].append(_test(test, name, ident))
+    # Each folder is added by its nearest exported parent, so `ctest --test-dir
+    # BUILD/folders/models` runs that folder's tests and those below it.
+    children: dict[str, list[str]] = defaultdict(list)
+    for folder in sorted(f for f in folders if f):
+        parents = [p for p in folders if p and folder.startswith(p + "/")]
+        children[max(parents, key=len, default="")].append(folder)
+    files = {}
+    for folder in sorted(set(folders) | {""}):
+        body = list(folders.get(folder, []))
+        body += [f'add_subdirectory({quote(posixpath.relpath(child, folder or "."))} '
+                 f'"${{CMAKE_BINARY_DIR}}/folders/{child}")' for child in children[folder]]
+        if folder:
+            files[f"{folder}/CMakeLists.txt"] = header + "\n" + "\n".join(body) + "\n"
+        else:
+            files["CMakeLists.txt"] = "\n".join([*_top(decl, export_dir, header), *body]) + "\n"
+    files[RULES_FILE] = _RULES
+    return files
 
+
+def _listed(function: str, paths: list[str]) -> list[str]:
+    return [f"{function}(" + "".join(f"\n  {quote(p)}" for p in paths) + ")"] if paths else []
+
+
+def _top(decl: Declarations, export_dir: str, header: str) -> list[str]:
+    """The top CMakeLists.txt's settings, source links, data copies and manifest."""
     source_root = os.path.relpath(decl.top, export_dir).replace(os.sep, "/")
-    top = [
+    lines = [
         header,
         "cmake_minimum_required(VERSION 3.21)",
         f"project({quote(posixpath.basename(decl.top) or 'iree_project')} NONE)\n",
@@ -160,29 +183,13 @@ def cmake_files(decl: Declarations, export_dir: str) -> dict[str, str]:
         "enable_testing()\n",
     ]
     sources = decl.sources()
-    linked = [s for s in sources if s not in decl.copied_sources]
-    if linked:
-        top.append("iree_export_sources(" + "".join(f"\n  {quote(s)}" for s in linked) + ")")
-    copied = [s for s in sources if s in decl.copied_sources]
-    if copied:
-        top.append("iree_export_source_copies(" + "".join(f"\n  {quote(s)}" for s in copied) + ")")
-    data = sorted(decl.data)
-    if data:
-        top.append("iree_export_data(" + "".join(f"\n  {quote(d)}" for d in data) + ")")
+    lines += _listed("iree_export_sources", [s for s in sources if s not in decl.copied_sources])
+    lines += _listed("iree_export_source_copies", [s for s in sources if s in decl.copied_sources])
+    lines += _listed("iree_export_data", sorted(decl.data))
     if decl.tests:
-        top.append(f'configure_file("${{CMAKE_CURRENT_LIST_DIR}}/{DATA_DIR}/{decl.manifest_path()}"\n'
-                   f'  "${{IREE_ROOT}}/{decl.manifest_path()}" COPYONLY)')
-    top.append("")
-    files = {}
-    for folder in sorted(folders):
-        if folder:
-            files[f"{folder}/CMakeLists.txt"] = header + "\n" + "\n".join(folders[folder])
-            top.append(f'add_subdirectory({quote(folder)} "${{CMAKE_BINARY_DIR}}/folders/{folder}")')
-        else:
-            top.append("\n".join(folders[folder]))
-    files["CMakeLists.txt"] = "\n".join(top) + "\n"
-    files[RULES_FILE] = _RULES
-    return files
+        lines.append(f'configure_file("${{CMAKE_CURRENT_LIST_DIR}}/{DATA_DIR}/{decl.manifest_path()}"\n'
+                     f'  "${{IREE_ROOT}}/{decl.manifest_path()}" COPYONLY)')
+    return lines + [""]
 
 
 def _ctest_names(tests: list[Test]) -> list[str]:
