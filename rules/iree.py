@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import build_lock, check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import build_lock, check_rule, export_rule, module_rule, onnx_rule, options, run_rule, test_rule
 from .where import fail
 
 
@@ -36,6 +36,7 @@ def generate(env) -> None:
         env["IREE_IMPORTCOMSTR"] = ""
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
+    export_rule.set_up(env)
 
 
 def _lock_tree(env) -> None:

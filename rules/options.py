@@ -30,6 +30,10 @@ OPTIONS: list[tuple[str, dict]] = [
                                       "else 300)")),
     ("--iree-toolchain", dict(metavar="NAME", default="",
                               help="target preset for every module that names none")),
+    ("--iree-export", dict(metavar="KIND:DIR", default="",
+                           help="write the modules and tests as a CMake project or Bazel workspace: cmake:DIR or bazel:DIR")),
+    ("--iree-commands", dict(action="store_true", default=False,
+                             help="write iree_compile_commands.json (every compile's exact command) beside the test manifest")),
     ("--iree-verbose", dict(action="store_true", default=False,
                             help="print the full compiler flag list of every compile")),
 ]
