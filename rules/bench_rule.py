@@ -1,0 +1,264 @@
+"""``iree_benchmark``: measure a module's function on HAL devices under ``scons bench``.
+
+Each (benchmark, device) is a target, ``NAME.DEVICE.bench.json``, that is
+always rebuilt and never taken from a cache (a measurement is not a cached
+fact) and never built by a plain ``scons``. It runs alone: its action passes
+the build's action gate exclusively (:mod:`.action_gate`: no compile, test or
+other benchmark of this build runs meanwhile, on any device) and shares the
+per-device ``SideEffect`` lock that serializes GPU tests. The measuring is
+:mod:`iree_build.bench`, the code ``python -m iree_build bench BUILD_DIR``
+runs on machines without SCons; the declarations go into
+``iree_benchmarks.json`` beside the test manifest for that.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fnmatch
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import SCons.Node
+import SCons.Script
+
+from iree_build.atomic import atomic_write_text
+from iree_build.bench.spec import MANIFEST_NAME, BenchSpec, check_numbers, manifest_json, min_time_text
+from iree_build.errors import IreeBuildError
+from iree_build.selection import check_tags, parse_tag_filter, tags_selected
+from iree_build.targets import check_device
+
+from . import data_files, options
+from .explicit_action import ExplicitAction
+from .module_rule import find_module
+from .test_rule import build_dir
+from .where import declared_at, fail
+
+
+@dataclass
+class DeclaredBenchmark:
+    spec: BenchSpec  # paths relative to the build folder
+    result: Any  # node
+    selected: bool
+
+
+_benchmarks: list[DeclaredBenchmark] = []
+_by_result: dict[str, DeclaredBenchmark] = {}
+_ran: dict[str, Any] = {}  # name -> BenchResult, for benchmarks run by this process
+_lock = threading.Lock()
+_state: dict[str, Any] = {}  # build folder node, baseline, start time, summary registered
+
+
+def _base_dir() -> str:
+    return _state["dir"].get_abspath()
+
+
+def _baseline() -> dict[str, Any] | None:
+    """The run named by ``--iree-bench-baseline``, read once (one-line error if unusable)."""
+    path = options.option("iree-bench-baseline")
+    if not path:
+        return None
+    if "baseline" not in _state:
+        from iree_build.bench.record import load_run
+
+        full = os.path.join(SCons.Script.GetLaunchDir(), path)
+        try:
+            _state["baseline"] = load_run(full)
+        except IreeBuildError as e:
+            fail(e.message, f"--iree-bench-baseline={path}")
+    return _state["baseline"]
+
+
+def _say(line: str) -> None:
+    with _lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _run(target, source, env):
+    from iree_build.bench.compare import is_regression
+    from iree_build.bench.runner import lines_for, run_benchmark
+
+    bench = _by_result[target[0].get_abspath()]
+    result = run_benchmark(bench.spec, _base_dir(), _baseline())
+    with _lock:
+        _ran[bench.spec.name] = result
+    for line in lines_for(result):
+        _say(line)
+    if result.status == "failed":
+        return f"benchmark {bench.spec.name} failed"
+    if result.status == "skipped" and options.option("iree-require-devices"):
+        return f"benchmark {bench.spec.name} could not run and --iree-require-devices is set: {result.message}"
+    if is_regression(result):
+        return f"benchmark {bench.spec.name} is slower than the baseline"
+    return 0
+
+
+_run.strfunction = None  # the BENCH line is the progress line
+BENCH_ACTION = ExplicitAction(
+    _run, signature=lambda t, s, env: "benchmark " + _by_result[t[0].get_abspath()].spec.name,
+    cmdstr="", exclusive=True)
+
+
+def _manifest_text(target, source, env) -> str:
+    return manifest_json([b.spec for b in _benchmarks])
+
+
+def _write_manifest(target, source, env):
+    atomic_write_text(str(target[0]), _manifest_text(target, source, env))
+    return 0
+
+
+_write_manifest.strfunction = None
+MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
+
+
+def _selected(spec: BenchSpec) -> bool:
+    """``--iree-devices``, ``--iree-test-filter`` and ``--iree-test-tags``, as for tests."""
+    devices = [d.strip() for d in (options.option("iree-devices") or "").split(",") if d.strip()]
+    pattern = options.option("iree-test-filter") or ""
+    include, exclude = parse_tag_filter(options.option("iree-test-tags") or "")
+    if devices and spec.device not in devices:
+        return False
+    if pattern and not fnmatch.fnmatchcase(spec.name, pattern.replace("[", "[[]")) \
+            and not fnmatch.fnmatchcase(spec.name, pattern):
+        return False
+    return tags_selected(spec.tags, include, exclude)
+
+
+def _rel(node) -> str:
+    return os.path.relpath(node.get_abspath(), _base_dir()).replace(os.sep, "/")
+
+
+def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: Sequence = (),
+                  devices: Sequence[str] | None = None, repetitions: int = 5,
+                  min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
+                  bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
+                  parameters: Sequence = (), parameter_scope: str = "model") -> list:
+    """Declare one benchmark per device (``NAME[device]``); returns the result nodes."""
+    where = declared_at()
+    try:
+        if not name or "/" in name or "[" in name:
+            raise IreeBuildError(f"benchmark name {name!r} must be a plain name like 'mlp_bench'")
+        if not function or not isinstance(function, str):
+            raise IreeBuildError("function is required: the exported function to measure")
+        module_node, info = find_module(env, module)
+        devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+        if not devices:
+            raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
+        for device in devices:
+            check_device(device, info.backends, info.devices)
+        if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
+            raise IreeBuildError("inputs must be a list (of .npy paths or values)")
+        try:
+            check_numbers(repetitions, warmup, flops, bytes, threshold)
+            min_time = min_time_text(min_time)
+        except ValueError as e:
+            raise IreeBuildError(str(e)) from None
+        tags = check_tags(tags)
+        input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
+        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
+        if info.parameters and parameter_scope == "model":
+            parameter_scope = info.parameter_scope
+        _state["dir"] = bdir = build_dir(env, module_node)
+        for node in [module_node, *input_nodes, *param_nodes]:
+            if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
+                raise IreeBuildError(f"{node} lies outside the build folder {bdir.get_internal_path()}; "
+                                     "keep benchmarks in one variant dir or set IREE_BUILD_DIR")
+    except IreeBuildError as e:
+        fail(e.message, where)
+
+    nodes = []
+    for device in devices:
+        result = env.File(f"{name}.{device}.bench.json")
+        spec = BenchSpec(
+            name=f"{name}[{device}]", base=name, device=device, module=_rel(module_node),
+            function=function, inputs=tuple(_rel(n) for n in input_nodes), result=_rel(result),
+            declared_at=where, repetitions=repetitions, min_time=min_time, warmup=float(warmup),
+            flops=None if flops is None else float(flops), bytes=None if bytes is None else float(bytes),
+            threshold=float(threshold), tags=tags, parameters=tuple(_rel(n) for n in param_nodes),
+            parameter_scope=parameter_scope)
+        nodes.append(_register(env, DeclaredBenchmark(spec, result, _selected(spec)),
+                               [module_node, *input_nodes, *param_nodes]))
+    return nodes
+
+
+def _register(env, bench: DeclaredBenchmark, sources: list):
+    """Make one declared benchmark a target under ``scons bench`` and in the manifest."""
+    if any(b.spec.name == bench.spec.name and b.result.dir is bench.result.dir for b in _benchmarks):
+        fail(f"benchmark {bench.spec.name} is already declared", bench.spec.declared_at)
+    result = bench.result
+    _benchmarks.append(bench)
+    _by_result[result.get_abspath()] = bench
+    env.Command(result, sources, BENCH_ACTION)
+    env.AlwaysBuild(result)
+    env.NoCache(result)
+    lock = env.File(f"#.iree_device_{bench.spec.device}.lock")  # the lock GPU tests take
+    env.SideEffect(lock, result)
+    env.Ignore(env.Dir("#"), lock)
+    d = result.dir
+    while d is not None:  # a plain `scons` builds folders' contents: not benchmarks
+        env.Ignore(d, result)
+        d = None if d is env.Dir("#") else d.up()
+    if bench.selected:
+        env.Alias("bench", result)
+    options.add_help("bench", f"{bench.spec.name}  [{bench.spec.declared_at}]")
+
+    manifest = env.File(_state["dir"].File(MANIFEST_NAME))
+    if not getattr(manifest.attributes, "iree_declared", False):
+        manifest.attributes.iree_declared = True
+        env.Command(manifest, [], MANIFEST_ACTION)
+        env.Alias("bench", manifest)
+    _baseline()  # read now: a bad baseline file stops the build before anything is measured
+    if "bench" in SCons.Script.COMMAND_LINE_TARGETS and not _state.get("summary"):
+        from iree_build.bench.record import now
+
+        _state["summary"] = True
+        _state["started"] = now()
+        atexit.register(_summary)
+    return result
+
+
+def iree_benchmark(name: str, module, function: str | None = None, inputs: Sequence = (),
+                   devices: Sequence[str] | None = None, repetitions: int = 5,
+                   min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
+                   bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
+                   parameters: Sequence = (), parameter_scope: str = "model", env=None) -> list:
+    """Declare a benchmark of ``module``'s ``function``, one per device (``name[device]``)."""
+    from . import default_environment
+
+    return IreeBenchmark(env or default_environment(), name, module, function, inputs=inputs,
+                         devices=devices, repetitions=repetitions, min_time=min_time, warmup=warmup,
+                         flops=flops, bytes=bytes, threshold=threshold, tags=tags,
+                         parameters=parameters, parameter_scope=parameter_scope)
+
+
+def _summary() -> None:
+    """After the build: benchmarks that could not run, the run's files, the report line."""
+    from iree_build.bench.record import BenchResult
+    from iree_build.bench.runner import finish_run
+
+    if SCons.Script.GetOption("clean") or SCons.Script.GetOption("no_exec"):
+        return
+    results = []
+    for bench in (b for b in _benchmarks if b.selected):
+        ran = _ran.get(bench.spec.name)
+        if ran is None:
+            failed = bench.result.get_state() == SCons.Node.failed
+            ran = BenchResult(bench.spec.name, bench.spec.base, bench.spec.device,
+                              "failed" if failed else "skipped",
+                              "its module or data failed to build" if failed
+                              else "not run: the build stopped earlier (use -k)")
+            _say(f"{'FAIL' if failed else 'SKIP'} {ran.name} ({ran.message})")
+        results.append(ran)
+    if not results:
+        return
+    save = options.option("iree-bench-save")
+    save = os.path.join(SCons.Script.GetLaunchDir(), save) if save else None
+    try:
+        for line in finish_run(results, _base_dir(), _state["started"], save, _state.get("baseline")):
+            _say(line)
+    except OSError as e:
+        _say(f"could not keep the benchmark run: {e}")
