@@ -25,7 +25,8 @@ import SCons.Node
 import SCons.Script
 
 from iree_build.atomic import atomic_write_text
-from iree_build.bench.spec import MANIFEST_NAME, BenchSpec, check_numbers, manifest_json, min_time_text
+from iree_build.bench.spec import (MANIFEST_NAME, BenchSpec, ValueInput, check_numbers, is_value_input,
+                                   manifest_json, min_time_text)
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags, parse_tag_filter, tags_selected
 from iree_build.targets import check_device
@@ -151,14 +152,17 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         for device in devices:
             check_device(device, info.backends, info.devices)
         if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
-            raise IreeBuildError("inputs must be a list (of .npy paths or values)")
+            raise IreeBuildError("inputs must be a list (of .npy paths, values, or IREE inputs like "
+                                 "'4096x4096xf32=1')")
         try:
             check_numbers(repetitions, warmup, flops, bytes, threshold)
             min_time = min_time_text(min_time)
         except ValueError as e:
             raise IreeBuildError(str(e)) from None
         tags = check_tags(tags)
-        input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
+        declared = [ValueInput(v) if is_value_input(v) else data_files.materialize(env, v, f"{name}.input{i}.npy")
+                    for i, v in enumerate(inputs)]
+        input_nodes = [n for n in declared if not isinstance(n, ValueInput)]
         param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
         if info.parameters and parameter_scope == "model":
             parameter_scope = info.parameter_scope
@@ -175,7 +179,8 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         result = env.File(f"{name}.{device}.bench.json")
         spec = BenchSpec(
             name=f"{name}[{device}]", base=name, device=device, module=_rel(module_node),
-            function=function, inputs=tuple(_rel(n) for n in input_nodes), result=_rel(result),
+            function=function, result=_rel(result),
+            inputs=tuple(i if isinstance(i, ValueInput) else _rel(i) for i in declared),
             declared_at=where, repetitions=repetitions, min_time=min_time, warmup=float(warmup),
             flops=None if flops is None else float(flops), bytes=None if bytes is None else float(bytes),
             threshold=float(threshold), tags=tags, parameters=tuple(_rel(n) for n in param_nodes),

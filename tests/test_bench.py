@@ -58,7 +58,7 @@ def bench_project(project: Project, k: int = 64, extra: str = "") -> None:
 
 
 BENCH_LINE = re.compile(
-    r"^BENCH mm\[local-task\]: median ([\d.e+-]+) ms ± ([\d.e+-]+) ms \(stddev; IQR [\d.e+-]+ ms\), "
+    r"^BENCH mm\[local-task\]: median ([\d.e+-]+) ms ± ([\d.e+-]+) ms \(stddev; IQR [\d.]+ ms\), "
     r"5 repetitions x (\d+) calls, ([\d.e+-]+) GFLOP/s$", re.M)
 
 

@@ -14,10 +14,7 @@ from typing import Any
 
 from iree_build.bench.identity import machine_key
 from iree_build.bench.record import BenchResult
-
-
-def _fmt_ms(ms: float) -> str:
-    return f"{ms:.4g} ms"
+from iree_build.bench.stats import fmt_ms
 
 
 def find_baseline(baseline: dict[str, Any], result: BenchResult,
@@ -64,8 +61,8 @@ def comparison_line(result: BenchResult) -> str | None:
     if c["verdict"] == "no-baseline":
         return f"NO BASELINE {result.name} ({c['reason']})"
     word = {"regression": "REGRESSION", "faster": "FASTER", "unchanged": "UNCHANGED"}[c["verdict"]]
-    return (f"{word} {result.name}: median {_fmt_ms(c['median_ms'])}, baseline "
-            f"{_fmt_ms(c['baseline_median_ms'])} ({c['change'] * 100:+.1f}%; threshold "
+    return (f"{word} {result.name}: median {fmt_ms(c['median_ms'])}, baseline "
+            f"{fmt_ms(c['baseline_median_ms'])} ({c['change'] * 100:+.1f}%; threshold "
             f"{c['threshold'] * 100:g}%, noise {c['noise'] * 100:.1f}%)")
 
 

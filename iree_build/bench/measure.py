@@ -14,14 +14,15 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iree_build.bench.spec import BenchSpec
+from iree_build.bench.spec import BenchSpec, ValueInput
 from iree_build.errors import IreeBuildError
-from iree_build.testing.devices import canonical_device
+from iree_build.testing.devices import canonical_device, runtime_error_text
 from iree_build.testing.manifest import resolve
 
 TOOL = "iree-benchmark-module"
@@ -66,7 +67,8 @@ def command(spec: BenchSpec, base_dir: str | os.PathLike[str], tool: str) -> lis
             f"--device={canonical_device(spec.device)}"]
     if spec.function:
         args.append(f"--function={spec.function}")
-    args += [f"--input=@{resolve(base_dir, p)}" for p in spec.inputs]
+    args += [f"--input={i.text}" if isinstance(i, ValueInput) else f"--input=@{resolve(base_dir, i)}"
+             for i in spec.inputs]
     args += [f"--parameters={spec.parameter_scope}={resolve(base_dir, p)}" for p in spec.parameters]
     args += ["--benchmark_format=json", f"--benchmark_repetitions={spec.repetitions}",
              f"--benchmark_min_time={spec.min_time}",
@@ -76,12 +78,22 @@ def command(spec: BenchSpec, base_dir: str | os.PathLike[str], tool: str) -> lis
 
 
 def _first_line(*texts: str) -> str:
+    """The first non-empty line of the first text that has one (JSON output is no message)."""
     for text in texts:
+        if (text or "").lstrip().startswith("{"):
+            continue
         for line in (text or "").splitlines():
-            line = line.strip()
-            if line and not line.startswith("{"):
-                return line[:400]
+            if line.strip():
+                return line.strip()[:400]
     return ""
+
+
+def _signal_name(number: int) -> str:
+    """``SIGILL`` reads better than 4 (and says: code built for a CPU this one is not)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tuple[float, ...],
@@ -96,7 +108,7 @@ def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tupl
     runs = [b for b in doc["benchmarks"] if isinstance(b, dict) and b.get("run_type") == "iteration"]
     errors = [str(b.get("error_message", "")) for b in runs if b.get("error_occurred")]
     if errors:
-        raise BenchError(f"{TOOL} reported an error: {errors[0]}")
+        raise BenchError(f"{TOOL} reported an error: {runtime_error_text(Exception(errors[0]))}")
     if len(runs) != repetitions:
         raise BenchError(f"{TOOL} gave {len(runs)} repetition(s), expected {repetitions}")
     try:
@@ -113,7 +125,8 @@ def measure(spec: BenchSpec, base_dir: str | os.PathLike[str], timeout: float | 
             tool: str | None = None) -> Measurement:
     """Run the benchmark once (all its repetitions) in a child process."""
     args = command(spec, base_dir, tool or find_tool())
-    for path in (resolve(base_dir, spec.module), *(resolve(base_dir, p) for p in spec.inputs)):
+    files = [spec.module, *(i for i in spec.inputs if isinstance(i, str)), *spec.parameters]
+    for path in (resolve(base_dir, f) for f in files):
         if not path.is_file():
             raise BenchError(f"{path} is missing (build it first)")
     try:
@@ -124,8 +137,13 @@ def measure(spec: BenchSpec, base_dir: str | os.PathLike[str], timeout: float | 
     except OSError as exc:
         raise BenchError(f"cannot start {TOOL}: {exc}") from None
     if proc.returncode != 0:
-        why = _first_line(proc.stderr, proc.stdout) or "no message"
-        code = proc.returncode if proc.returncode >= 0 else f"signal {-proc.returncode}"
+        try:  # an error inside the timed loop still comes as JSON, with its message
+            parse_output(proc.stdout, spec.repetitions)
+        except BenchError as exc:
+            if "reported an error" in exc.message:
+                raise
+        why = runtime_error_text(Exception(_first_line(proc.stderr, proc.stdout) or "no message"))
+        code = proc.returncode if proc.returncode >= 0 else _signal_name(-proc.returncode)
         raise BenchError(f"{TOOL} failed ({code}): {why}")
     times, cpu, iterations, context = parse_output(proc.stdout, spec.repetitions)
     return Measurement(times, cpu, iterations, context, tuple(args))

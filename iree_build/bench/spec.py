@@ -26,6 +26,34 @@ FORMAT = "iree_build.benchmarks/1"
 MANIFEST_NAME = "iree_benchmarks.json"
 
 _MIN_TIME = re.compile(r"(\d+(\.\d*)?|\.\d+)s|[1-9]\d*x")
+_VALUE = re.compile(r"(\d+x)*(i|si|ui|f|bf)\d+=[^\n]*")
+
+
+@dataclass(frozen=True)
+class ValueInput:
+    """An input in IREE's tool syntax, made by the tool itself: ``4096x4096xf32=1``.
+
+    Large benchmark inputs whose values do not matter (a matmul's time does not
+    depend on them) need no file in the build tree to be carried to the device.
+    """
+
+    text: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"value": self.text}
+
+
+def is_value_input(text: object) -> bool:
+    """``"4096x4096xf32=1"``, ``"f32=0.5"``, ``"2x2xi32=1 2 3 4"``: IREE's --input= syntax."""
+    return isinstance(text, str) and _VALUE.fullmatch(text) is not None
+
+
+def _input(raw: Any) -> str | ValueInput:
+    if isinstance(raw, dict) and set(raw) == {"value"} and is_value_input(raw["value"]):
+        return ValueInput(raw["value"])
+    if isinstance(raw, dict):
+        raise ValueError(f"input {raw!r:.60} is not {{'value': 'SHAPExTYPE=VALUE'}}")
+    return check_relative_path(raw)
 
 
 @dataclass(frozen=True)
@@ -37,7 +65,7 @@ class BenchSpec:
     device: str
     module: str
     function: str
-    inputs: tuple[str, ...]
+    inputs: tuple[str | ValueInput, ...]  # a file (relative path) or a value the tool makes
     result: str  # this benchmark's latest result file
     declared_at: str
     repetitions: int = 5
@@ -51,8 +79,10 @@ class BenchSpec:
     parameter_scope: str = "model"
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in fields(self)}
+        doc = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+               for f in fields(self)}
+        doc["inputs"] = [i.to_json() if isinstance(i, ValueInput) else i for i in self.inputs]
+        return doc
 
 
 def min_time_text(value: Any) -> str:
@@ -109,7 +139,7 @@ def _parse(path: Path, index: int, raw: Any) -> BenchSpec:
         values = dict(raw)
         values["module"] = check_relative_path(raw["module"])
         values["result"] = check_relative_path(raw["result"])
-        values["inputs"] = tuple(check_relative_path(p) for p in raw["inputs"])
+        values["inputs"] = tuple(_input(p) for p in raw["inputs"])
         values["parameters"] = tuple(check_relative_path(p) for p in raw.get("parameters", []))
         values["tags"] = tuple(check_tag(t) for t in raw.get("tags", []))
         values["min_time"] = min_time_text(raw.get("min_time", "0.5s"))

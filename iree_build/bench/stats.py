@@ -50,3 +50,8 @@ def per_second(amount: float | None, median_ms: float) -> float | None:
     if amount is None or median_ms <= 0:
         return None
     return amount / (median_ms / 1e3) / 1e9
+
+
+def fmt_ms(ms: float) -> str:
+    """A time for people: ``0.1364 ms``, ``41.59 s`` (never ``4.159e+04 ms``)."""
+    return f"{ms / 1e3:.4g} s" if ms >= 1e3 else f"{ms:.4g} ms"
