@@ -120,7 +120,11 @@ def _selected(spec: BenchSpec) -> bool:
     """``--iree-devices``, ``--iree-test-filter`` and ``--iree-test-tags``, as for tests."""
     devices = [d.strip() for d in (options.option("iree-devices") or "").split(",") if d.strip()]
     pattern = options.option("iree-test-filter") or ""
-    include, exclude = parse_tag_filter(options.option("iree-test-tags") or "")
+    tags = options.option("iree-test-tags") or ""
+    try:
+        include, exclude = parse_tag_filter(tags)
+    except IreeBuildError as e:
+        fail(e.message, f"--iree-test-tags={tags}")
     if devices and spec.device not in devices:
         return False
     if pattern and not fnmatch.fnmatchcase(spec.name, pattern.replace("[", "[[]")) \
@@ -218,6 +222,9 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
         env.Alias("bench", manifest)
     _baseline()  # read now: a bad baseline file stops the build before anything is measured
     if "bench" in SCons.Script.COMMAND_LINE_TARGETS and not _state.get("summary"):
+        # Imported now, not in the exit hook: at exit, Python refuses the thread
+        # machinery (concurrent.futures) the runner's modules load.
+        from iree_build.bench import runner  # noqa: F401
         from iree_build.bench.record import now
 
         _state["summary"] = True

@@ -3,9 +3,10 @@
 A benchmark is compared with the same benchmark (name and device) measured on
 the same hardware (:mod:`.identity`). It is a regression when its median is
 slower than the baseline's by more than its threshold (default 10%) *and* by
-more than the measured noise, the sum of both runs' standard deviations: a
-change smaller than the two runs' own scatter is not evidence of anything. The
-same rule the other way round reports it as faster.
+more than the measured noise, the sum of both runs' interquartile ranges: a
+change smaller than the two runs' own scatter is not evidence of anything, and
+the IQR, unlike the standard deviation, is not blown up by one disturbed
+repetition. The same rule the other way round reports it as faster.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def compare(result: BenchResult, baseline: dict[str, Any], machine: dict[str, An
     new, old = result.stats, entry.stats
     assert old is not None
     delta = new.median_ms - old.median_ms
-    noise = new.stddev_ms + old.stddev_ms
+    noise = new.iqr_ms + old.iqr_ms
     limit = max(result.threshold * old.median_ms, noise)
     verdict = "regression" if delta > limit else "faster" if -delta > limit else "unchanged"
     result.comparison = {

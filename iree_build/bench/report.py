@@ -1,7 +1,7 @@
 """The benchmark report: one HTML page in the build folder, a PNG plot per benchmark.
 
-Each plot shows the benchmark's history over runs (median with its standard
-deviation, one line per device, the baseline as a dashed line) beside bars of
+Each plot shows the benchmark's history over runs (median with its quartiles,
+one line per device, the baseline as a dashed line) beside bars of
 the latest median per device. The page links the PNGs by relative path, so
 the folder can be copied and viewed offline. matplotlib is optional (the
 ``plots`` extra): without it the page has the tables and says why there are
@@ -54,6 +54,12 @@ def _series(history: list[dict[str, Any]], base: str) -> dict[str, list[tuple[in
     return out
 
 
+def _quartile_bars(results: list[BenchResult]) -> list[list[float]]:
+    """Error bars from the median down to the 25th and up to the 75th percentile."""
+    return [[r.stats.median_ms - r.stats.q1_ms for r in results],
+            [r.stats.q3_ms - r.stats.median_ms for r in results]]
+
+
 def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
           baseline: dict[str, Any] | None) -> bytes:
     fig, (hist_ax, bar_ax) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
@@ -66,7 +72,7 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
             points = series[device]
             xs = [i for i, _ in points]
             ys = [r.stats.median_ms for _, r in points]
-            errs = [r.stats.stddev_ms for _, r in points]
+            errs = _quartile_bars([r for _, r in points])
             medians += ys
             hist_ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=device)
             for b in (baseline or {}).get("results", []):
@@ -79,7 +85,7 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
         from matplotlib.ticker import MaxNLocator
 
         hist_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        hist_ax.set_title(f"{base}: median per run")
+        hist_ax.set_title(f"{base}: median per run (bars: quartiles)")
         hist_ax.set_xlabel("run")
         hist_ax.set_ylabel("ms per call")
         hist_ax.legend(fontsize=8)
@@ -87,13 +93,14 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
 
         latest = [series[d][-1][1] for d in devices]
         bars = bar_ax.bar(devices, [r.stats.median_ms for r in latest],
-                          yerr=[r.stats.stddev_ms for r in latest], capsize=4,
+                          yerr=_quartile_bars(latest), capsize=4,
                           color=[colors[k % len(colors)] for k in range(len(devices))])
         for bar, r in zip(bars, latest):
             rate = (f"{r.gflops:.3g} GFLOP/s" if r.gflops is not None else
                     f"{r.gbps:.3g} GB/s" if r.gbps is not None else f"{r.stats.median_ms:.3g} ms")
-            bar_ax.annotate(rate, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=8)
+            bar_ax.annotate(rate, (bar.get_x() + bar.get_width() / 2, r.stats.q3_ms),
+                            xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                            fontsize=8)
         if len(latest) > 1 and max(r.stats.median_ms for r in latest) / max(
                 min(r.stats.median_ms for r in latest), 1e-12) > 20:
             bar_ax.set_yscale("log")
@@ -112,8 +119,8 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def _table(run: dict[str, Any]) -> str:
-    rows = ["<tr><th>benchmark</th><th>device</th><th>median ms</th><th>stddev ms</th>"
-            "<th>IQR ms</th><th>reps</th><th>GFLOP/s</th><th>GB/s</th><th>vs baseline</th></tr>"]
+    rows = ["<tr><th>benchmark</th><th>device</th><th>median ms</th><th>IQR ms</th>"
+            "<th>stddev ms</th><th>reps</th><th>GFLOP/s</th><th>GB/s</th><th>vs baseline</th></tr>"]
     for r in run["results"]:
         s = r.stats
         c = r.comparison or {}
@@ -125,7 +132,7 @@ def _table(run: dict[str, Any]) -> str:
             continue
         rows.append(
             f"<tr><td>{html.escape(r.base)}</td><td>{html.escape(r.device)}</td>"
-            f"<td>{s.median_ms:.4g}</td><td>{s.stddev_ms:.3g}</td><td>{s.iqr_ms:.3g}</td><td>{s.n}</td>"
+            f"<td>{s.median_ms:.4g}</td><td>{s.iqr_ms:.3g}</td><td>{s.stddev_ms:.3g}</td><td>{s.n}</td>"
             f"<td>{_cell(r.gflops, '.4g')}</td><td>{_cell(r.gbps, '.4g')}</td>"
             f"<td class='{c.get('verdict', '')}'>{versus}</td></tr>")
     return "<table>" + "\n".join(rows) + "</table>"

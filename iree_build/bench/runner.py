@@ -64,14 +64,14 @@ def run_benchmark(spec: BenchSpec, base_dir: str | os.PathLike[str],
 
 
 def result_line(result: BenchResult) -> str:
-    """``BENCH mm[cuda]: median 1.2 ms ± 0.01 ms (stddev; IQR ...), 5 repetitions x 80 calls, 110 GFLOP/s``."""
+    """``BENCH mm[cuda]: median 1.2 ms (IQR 0.01 ms, stddev 0.02 ms), 5 repetitions x 80 calls, 110 GFLOP/s``."""
     if result.status != "measured" or result.stats is None:
         return f"{'SKIP' if result.status == 'skipped' else 'FAIL'} {result.name} ({result.message})"
     s = result.stats
     calls = sorted(set(result.iterations))
     per = f"{calls[0]}" if len(calls) == 1 else f"{calls[0]}-{calls[-1]}"
-    line = (f"BENCH {result.name}: median {fmt_ms(s.median_ms)} ± {fmt_ms(s.stddev_ms)} "
-            f"(stddev; IQR {fmt_ms(s.iqr_ms)}), {s.n} repetition{'s' if s.n != 1 else ''} x {per} calls")
+    line = (f"BENCH {result.name}: median {fmt_ms(s.median_ms)} (IQR {fmt_ms(s.iqr_ms)}, stddev "
+            f"{fmt_ms(s.stddev_ms)}), {s.n} repetition{'s' if s.n != 1 else ''} x {per} calls")
     if result.gflops is not None:
         line += f", {result.gflops:.4g} GFLOP/s"
     if result.gbps is not None:
@@ -145,7 +145,11 @@ class BenchOptions:
 def find_benchmarks(path: str | os.PathLike[str]) -> Path:
     """BUILD_DIR/iree_benchmarks.json, or the manifest file itself."""
     p = Path(path)
-    return p / MANIFEST_NAME if p.is_dir() else p
+    if p.is_dir():
+        return p / MANIFEST_NAME
+    if p.exists() or p.suffix == ".json":
+        return p
+    raise IreeBuildError(f"no such build directory or benchmark manifest: {str(p)!r}")
 
 
 def run_manifest(path: str | os.PathLike[str], options: BenchOptions | None = None,

@@ -1,9 +1,10 @@
 """Statistics of one benchmark's repetitions: median, spread, throughput.
 
 Each repetition is Google Benchmark's mean time per call over that
-repetition's iterations. The median is robust to one disturbed repetition; the
-spread is given both as the standard deviation (what the line prints) and the
-interquartile range (kept in the result for the report).
+repetition's iterations. The median and the interquartile range are robust to
+one disturbed repetition (a neighbour's compile on a shared machine), so they
+are what lines, plots and regression checks use; the standard deviation is
+printed beside them and kept.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ class Stats:
     median_ms: float
     mean_ms: float
     stddev_ms: float  # sample standard deviation (0 for one repetition)
-    iqr_ms: float  # 75th minus 25th percentile (0 for one repetition)
+    iqr_ms: float  # q3_ms - q1_ms (0 for one repetition)
     min_ms: float
     max_ms: float
+    q1_ms: float  # 25th percentile
+    q3_ms: float  # 75th percentile
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,9 +43,11 @@ def summarize(times_ms: Sequence[float]) -> Stats:
         q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
         stddev = statistics.stdev(values)
     else:
-        q1 = q3 = stddev = 0.0
+        q1 = q3 = values[0]
+        stddev = 0.0
     return Stats(n=n, median_ms=statistics.median(values), mean_ms=statistics.fmean(values),
-                 stddev_ms=stddev, iqr_ms=q3 - q1, min_ms=values[0], max_ms=values[-1])
+                 stddev_ms=stddev, iqr_ms=q3 - q1, min_ms=values[0], max_ms=values[-1],
+                 q1_ms=q1, q3_ms=q3)
 
 
 def per_second(amount: float | None, median_ms: float) -> float | None:
