@@ -162,6 +162,30 @@ def test_regression_against_baseline(project: Project, tmp_path: Path) -> None:
     assert tool.returncode == 1 and "REGRESSION mm[local-task]" in tool.stdout, tool.stdout + tool.stderr
 
 
+def test_inputs_in_iree_syntax_and_a_failing_call(project: Project) -> None:
+    project.write("SConstruct", SCONSTRUCT)
+    project.write("src/mm.mlir", matmul(64))
+    project.write("src/SConscript", """\
+        iree_module(name="mm", src="mm.mlir")
+        iree_benchmark(name="splat", module="mm", function="mm", inputs=["256x64xf32=1", "64x256xf32=0.5"],
+                       repetitions=1, min_time="10x", warmup=0)
+        iree_benchmark(name="bad", module="mm", function="mm", inputs=["256x63xf32=1", "64x256xf32=0.5"],
+                       repetitions=1, min_time="10x", warmup=0)
+        """)
+    run = project.scons("bench", "-k")
+    assert run.returncode == 2, run.output
+    assert re.search(r"^BENCH splat\[local-task\]: median [\d.]+ ms \(IQR 0 ms, stddev 0 ms\), "
+                     r"1 repetition x 10 calls$", run.stdout, re.M), run.stdout
+    (fail,) = [l for l in run.stdout.splitlines() if l.startswith("FAIL")]
+    assert fail.startswith("FAIL bad[local-task] (iree-benchmark-module reported an error: INVALID_ARGUMENT; "
+                           "input0 shape dimension 1 mismatch; expected 64 but have 63"), fail
+    assert "scons: *** [build/bad.local-task.bench.json] benchmark bad[local-task] failed" in run.stderr
+    assert "Traceback" not in run.output
+    manifest = json.loads(project.path("build/iree_benchmarks.json").read_text())
+    assert manifest["benchmarks"][0]["inputs"] == [{"value": "256x64xf32=1"}, {"value": "64x256xf32=0.5"}]
+    assert not list(project.path("build").glob("*.npy"))  # nothing to carry to the device
+
+
 @pytest.mark.parametrize("call, message", [
     ('iree_benchmark(name="b", module="mm", inputs=[])',
      "function is required: the exported function to measure"),
