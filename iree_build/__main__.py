@@ -1,7 +1,8 @@
-"""Command line: ``python -m iree_build test BUILD_DIR [options]``.
+"""Command line: ``python -m iree_build test|bench BUILD_DIR [options]``.
 
-Runs a built tree's tests with ``iree.runtime`` only. Usage and manifest
-errors are one line on stderr and exit code 2; test failures exit 1.
+Runs a built tree's tests or benchmarks with ``iree.runtime`` only. Usage and
+manifest errors are one line on stderr and exit code 2; test failures and
+benchmark regressions exit 1.
 """
 
 from __future__ import annotations
@@ -51,23 +52,59 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--timeout", type=float, metavar="SECONDS",
                       help="seconds one call (one check case) may take before it is stopped and "
                            "reported as TIMEOUT, overriding the tests' own (default: theirs, else 300)")
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks of a built tree",
+        description="Measure the benchmarks of a built tree with iree-benchmark-module "
+                    "(no SCons needed); keep the run, compare with a baseline, draw the report.",
+    )
+    bench.add_argument("build_dir", metavar="BUILD_DIR",
+                       help="build directory (holding iree_benchmarks.json) or a benchmark manifest")
+    bench.add_argument("--devices", metavar="A,B",
+                       help="only benchmarks on these devices (comma list, e.g. local-task,cuda)")
+    bench.add_argument("--filter", metavar="GLOB", help="only benchmarks whose name matches GLOB")
+    bench.add_argument("--tags", metavar="A,-B",
+                       help="only benchmarks with one of these tags; -TAG excludes")
+    bench.add_argument("--baseline", metavar="FILE",
+                       help="compare with this saved run; a regression exits 1")
+    bench.add_argument("--save", metavar="FILE", help="save this run as a baseline")
+    bench.add_argument("--require-devices", action="store_true",
+                       help="a benchmark whose device is absent fails instead of being skipped")
     return parser
 
 
-def _run_tests(args: argparse.Namespace) -> int:
+def _devices(args: argparse.Namespace) -> list[str] | None:
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    if args.devices is not None and not devices:
+        raise _Usage("--devices needs at least one device name")
+    return devices
+
+
+def _need_runtime() -> None:
     try:
         import iree.runtime  # noqa: F401
     except ImportError as exc:
         raise _Usage(f"iree.runtime is not importable ({exc}); pip install iree-base-runtime")
+
+
+def _run_benchmarks(args: argparse.Namespace) -> int:
+    _need_runtime()
+    from iree_build.bench.runner import BenchOptions, run_manifest
+
+    options = BenchOptions(devices=_devices(args), pattern=args.filter, tags=args.tags,
+                           baseline=args.baseline, save=args.save,
+                           require_devices=args.require_devices)
+    return run_manifest(args.build_dir, options)
+
+
+def _run_tests(args: argparse.Namespace) -> int:
+    _need_runtime()
     from iree_build.testing.runner import RunOptions, find_manifest, run_manifest
 
-    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    if args.devices is not None and not devices:
-        raise _Usage("--devices needs at least one device name")
     if args.timeout is not None and not 0 < args.timeout < float("inf"):
         raise _Usage("--timeout must be a positive number of seconds")
     options = RunOptions(
-        devices=devices,
+        devices=_devices(args),
         pattern=args.filter,
         tags=args.tags,
         folders=tuple(args.folders),
@@ -88,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "test":
             return _run_tests(args)
+        if args.command == "bench":
+            return _run_benchmarks(args)
         raise _Usage(f"unknown command {args.command!r}")  # pragma: no cover
     except _Usage as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

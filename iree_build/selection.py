@@ -1,33 +1,61 @@
-"""Which declared tests (and benchmarks) a run takes: devices, a name glob, tags, folders.
+"""Which declared tests and benchmarks a run takes: devices, a name glob, tags, folders.
 
-One definition for ``scons test`` and the standalone runner, so both select alike.
-Standard library only (the runner imports it on machines with just the runtime).
+One definition for ``scons test``/``scons bench`` and the standalone runners, so all
+select alike. Tags: ``--iree-test-tags=gpu,-slow`` (``--tags`` for the runners), a comma
+list; a leading ``-`` excludes. Standard library only.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from iree_build.errors import IreeBuildError
 from iree_build.testing.device_names import canonical_device
 
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
 
-def parse_tag_filter(text: str | None) -> tuple[frozenset[str], frozenset[str]]:
-    """``"gpu,-slow"`` -> ({"gpu"}, {"slow"}): tags to include (any of) and to exclude."""
-    include, exclude = set(), set()
-    for raw in (text or "").split(","):
-        tag = raw.strip()
-        if tag.startswith("-") and tag[1:]:
-            exclude.add(tag[1:])
-        elif tag:
-            include.add(tag)
+
+def check_tag(tag: object) -> str:
+    """``tag`` if it is a valid tag name, else a one-line error naming it."""
+    if not isinstance(tag, str) or not _TAG.match(tag):
+        raise IreeBuildError(
+            f"tag {tag!r} is not a tag name (letters, digits, '_', '.', '+', '-'; "
+            "not starting with '-')")
+    return tag
+
+
+def check_tags(tags: object) -> tuple[str, ...]:
+    """A declaration's ``tags=``: a list (or one string) of tag names, sorted, unique."""
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, (list, tuple, set, frozenset)):
+        raise IreeBuildError(f"tags must be a list of tag names, not {tags!r:.60}")
+    return tuple(sorted({check_tag(t) for t in tags}))
+
+
+def parse_tag_filter(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``"gpu,-slow"`` -> (include {gpu}, exclude {slow}); empty text selects all."""
+    include: set[str] = set()
+    exclude: set[str] = set()
+    for part in (p.strip() for p in (text or "").split(",")):
+        if not part:
+            continue
+        if part.startswith("-"):
+            exclude.add(check_tag(part[1:]))
+        else:
+            include.add(check_tag(part))
+    both = include & exclude
+    if both:
+        raise IreeBuildError(f"tag filter {text!r} both selects and excludes {', '.join(sorted(both))}")
     return frozenset(include), frozenset(exclude)
 
 
 def tags_selected(tags: Iterable[str], include: frozenset[str], exclude: frozenset[str]) -> bool:
-    """No excluded tag, and one of the included ones when any are named."""
+    """No excluded tag, and (if any tag is asked for) at least one asked-for tag."""
     have = set(tags)
     if have & exclude:
         return False
@@ -56,7 +84,8 @@ def in_folders(folders: Iterable[str], wanted: Sequence[str]) -> bool:
 
 @dataclass(frozen=True)
 class Selection:
-    """What a command line asked for; empty fields select everything."""
+    """What a command line asked for; empty fields select everything. A bad tag filter
+    raises IreeBuildError when the selection is made."""
 
     devices: tuple[str, ...] = ()
     pattern: str = ""

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from iree_build.errors import IreeBuildError
+from iree_build.selection import check_tags
 from iree_build.targets import BACKENDS, check_device
 
 from . import module_rule
 from .registry import registry
-from .test_rule import DeclaredTest, _as_tags, register
+from .test_rule import DeclaredTest, register
 from .where import declared_at, fail
 
 Entry = str | tuple
@@ -119,7 +120,7 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
     devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
     flags = [flags] if isinstance(flags, str) else list(flags or [])
     try:
-        suite_tags = tuple(_as_tags(tags))
+        suite_tags = check_tags(tags)
         if not sources:
             raise IreeBuildError(f"check suite '{name}' has no sources (srcs matched no file?)")
         targets = _targets(env, list(target_backends or []), toolchain, cpu, cpu_features, triple,

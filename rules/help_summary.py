@@ -61,8 +61,9 @@ def render(reg: Registry, full: bool = False) -> str:
     """The IREE part of ``scons -h``."""
     modules = list(reg.modules.items())
     tests = reg.tests
+    benches = f", {len(reg.benchmarks)} benchmarks" if reg.benchmarks else ""
     lines = ["", f"IREE: {len(modules)} module{'s' * (len(modules) != 1)}, "
-                 f"{len(tests)} test{'s' * (len(tests) != 1)} "
+                 f"{len(tests)} test{'s' * (len(tests) != 1)}{benches} "
                  "(scons builds the modules; scons test runs the tests; scons test FOLDER, "
                  "--iree-test-tags, --iree-test-filter and --iree-devices select)"]
     if full:
@@ -71,6 +72,8 @@ def render(reg: Registry, full: bool = False) -> str:
         for t in tests:
             tags = f"  tags: {','.join(t.tags)}" if t.tags else ""
             lines.append(f"  test   {t.name}  {t.declared_at}{tags}")
+        for b in reg.benchmarks:
+            lines.append(f"  bench  {b.spec.name}  {b.spec.declared_at}")
         return "\n".join(lines) + "\n"
     per_folder: Counter[str] = Counter()
     per_folder_tests: Counter[str] = Counter()

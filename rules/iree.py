@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import build_lock, check_rule, export_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import bench_rule, build_lock, check_rule, export_rule, module_rule, onnx_rule, options, run_rule, test_rule
 from .where import fail
 
 
@@ -62,6 +62,7 @@ _METHODS = {
     "IreeTest": test_rule.IreeTest, "iree_test": test_rule.IreeTest,
     "IreeCheckTestSuite": check_rule.IreeCheckTestSuite,
     "iree_check_test_suite": check_rule.IreeCheckTestSuite,
+    "IreeBenchmark": bench_rule.IreeBenchmark, "iree_benchmark": bench_rule.IreeBenchmark,
 }
 
 

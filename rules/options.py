@@ -16,10 +16,14 @@ OPTIONS: list[tuple[str, dict]] = [
     ("--iree-test-filter", dict(metavar="GLOB", default="",
                                 help="run only tests whose name matches GLOB, e.g. 'mm_*'")),
     ("--iree-test-tags", dict(metavar="TAGS", default="",
-                              help="run only tests with one of these tags; -TAG leaves out tests "
-                                   "with that tag, e.g. gpu,-slow")),
+                              help="run only tests and benchmarks with one of these tags; -TAG leaves "
+                                   "out those with that tag, e.g. --iree-test-tags=gpu,-slow")),
     ("--iree-list", dict(action="store_true", default=False,
                          help="with -h: list every declared module and test, not just counts")),
+    ("--iree-bench-baseline", dict(metavar="FILE", default="",
+                                   help="scons bench: compare with this saved run; a regression fails")),
+    ("--iree-bench-save", dict(metavar="FILE", default="",
+                               help="scons bench: save this run as a baseline")),
     ("--iree-require-devices", dict(action="store_true", default=False,
                                     help="a test whose device is absent fails instead of being skipped")),
     ("--iree-retest", dict(action="store_true", default=False,

@@ -27,6 +27,10 @@ class Registry:
     ran: dict[str, Any] = field(default_factory=dict)  # name -> TestResult run by this process
     ran_lock: threading.Lock = field(default_factory=threading.Lock)
     print_lock: threading.Lock = field(default_factory=threading.Lock)
+    benchmarks: list[Any] = field(default_factory=list)  # DeclaredBenchmark
+    bench_by_result: dict[str, Any] = field(default_factory=dict)
+    bench_ran: dict[str, Any] = field(default_factory=dict)  # name -> BenchResult
+    bench_state: dict[str, Any] = field(default_factory=dict)  # baseline, start time
     presets: set[str] = field(default_factory=set)  # toolchain presets in use (for -h)
     flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
     selection: Any = None  # what the command line selects (iree_build.selection.Selection)

@@ -26,7 +26,7 @@ from iree_build.targets import check_device
 from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.identity import machine_fingerprint, runtime_version
 
-from iree_build.selection import Selection
+from iree_build.selection import Selection, check_tags
 
 from . import data_files, help_summary, options
 from .explicit_action import ExplicitAction
@@ -185,8 +185,11 @@ def command_line_selection(env) -> Selection:
         folders = tuple(os.path.normpath(t).replace(os.sep, "/")
                         for t in SCons.Script.COMMAND_LINE_TARGETS
                         if t not in ("test", "bench") and os.path.isdir(os.path.join(top, t)))
-        reg.selection = Selection(devices=devices, pattern=options.option("iree-test-filter") or "",
-                                  tags=options.option("iree-test-tags") or "", folders=folders)
+        try:
+            reg.selection = Selection(devices=devices, pattern=options.option("iree-test-filter") or "",
+                                      tags=options.option("iree-test-tags") or "", folders=folders)
+        except IreeBuildError as e:
+            fail(f"--iree-test-tags: {e.message}", "scons")
     return reg.selection
 
 
@@ -229,6 +232,7 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
             raise IreeBuildError("rtol and atol must not be negative")
         if timeout is not None and not 0 < float(timeout) < float("inf"):
             raise IreeBuildError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        test_tags = check_tags(tags)
         bdir = build_dir(env, module_node)
         for node in [module_node, *input_nodes, *expected_nodes, *param_nodes]:
             if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
@@ -245,17 +249,9 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
                             expected_nodes, float(rtol), float(atol), where,
                             env.File(f"{name}.{device}.result.json"), param_nodes, parameter_scope,
                             info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
-                            timeout=float(timeout or 0.0), tags=tuple(_as_tags(tags)))
+                            timeout=float(timeout or 0.0), tags=test_tags)
         nodes.append(register(env, test, [module_node, *input_nodes, *expected_nodes, *param_nodes]))
     return nodes
-
-
-def _as_tags(tags) -> list[str]:
-    tags = [tags] if isinstance(tags, str) else list(tags or [])
-    for tag in tags:
-        if not isinstance(tag, str) or not tag or tag.startswith("-") or "," in tag or tag != tag.strip():
-            raise IreeBuildError(f"tag {tag!r} must be a word like 'gpu' or 'slow' (no ',', no leading '-')")
-    return tags
 
 
 def register(env, test: DeclaredTest, sources: list):

@@ -1,0 +1,251 @@
+"""``iree_benchmark``: measure a module's function on HAL devices under ``scons bench``.
+
+Each (benchmark, device) is a target, ``NAME.DEVICE.bench.json``, that is
+always rebuilt and never taken from a cache (a measurement is not a cached
+fact) and never built by a plain ``scons``. It runs alone: its action passes
+the build's action gate exclusively (:mod:`.action_gate`: no compile, test or
+other benchmark of this build runs meanwhile, on any device) and shares the
+per-device ``SideEffect`` lock that serializes GPU tests. The measuring is
+:mod:`iree_build.bench`, the code ``python -m iree_build bench BUILD_DIR``
+runs on machines without SCons; the declarations go into
+``iree_benchmarks.json`` beside the test manifest for that.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import SCons.Node
+import SCons.Script
+
+from iree_build.atomic import atomic_write_text
+from iree_build.bench.spec import (MANIFEST_NAME, BenchSpec, ValueInput, check_numbers, is_value_input,
+                                   manifest_json, min_time_text)
+from iree_build.errors import IreeBuildError
+from iree_build.selection import check_tags
+from iree_build.targets import check_device
+
+from . import data_files, help_summary, options
+from .explicit_action import ExplicitAction
+from .module_rule import find_module
+from .registry import Registry, registry
+from .test_rule import build_dir, command_line_selection
+from .where import declared_at, fail, source_folder
+
+
+@dataclass
+class DeclaredBenchmark:
+    spec: BenchSpec  # paths relative to the build folder
+    result: Any  # node
+    selected: bool
+
+
+def _baseline(reg: Registry) -> dict[str, Any] | None:
+    """The run named by ``--iree-bench-baseline``, read once (one-line error if unusable)."""
+    path = options.option("iree-bench-baseline")
+    if not path:
+        return None
+    if "baseline" not in reg.bench_state:
+        from iree_build.bench.record import load_run
+
+        full = os.path.join(SCons.Script.GetLaunchDir(), path)
+        try:
+            reg.bench_state["baseline"] = load_run(full)
+        except IreeBuildError as e:
+            fail(e.message, f"--iree-bench-baseline={path}")
+    return reg.bench_state["baseline"]
+
+
+def _say(reg: Registry, line: str) -> None:
+    with reg.print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _run(target, source, env):
+    from iree_build.bench.compare import is_regression
+    from iree_build.bench.runner import lines_for, run_benchmark
+
+    reg = registry(env)
+    bench = reg.bench_by_result[target[0].get_abspath()]
+    result = run_benchmark(bench.spec, reg.build_dir.get_abspath(), _baseline(reg))
+    with reg.ran_lock:
+        reg.bench_ran[bench.spec.name] = result
+    for line in lines_for(result):
+        _say(reg, line)
+    if result.status == "failed":
+        return f"benchmark {bench.spec.name} failed"
+    if result.status == "skipped" and options.option("iree-require-devices"):
+        return f"benchmark {bench.spec.name} could not run and --iree-require-devices is set: {result.message}"
+    if is_regression(result):
+        return f"benchmark {bench.spec.name} is slower than the baseline"
+    return 0
+
+
+_run.strfunction = None  # the BENCH line is the progress line
+BENCH_ACTION = ExplicitAction(
+    _run, signature=lambda t, s, env: "benchmark " + registry(env).bench_by_result[t[0].get_abspath()].spec.name,
+    cmdstr="", exclusive=True)
+
+
+def _manifest_text(target, source, env) -> str:
+    return manifest_json([b.spec for b in registry(env).benchmarks])
+
+
+def _write_manifest(target, source, env):
+    atomic_write_text(str(target[0]), _manifest_text(target, source, env))
+    return 0
+
+
+_write_manifest.strfunction = None
+MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
+
+
+def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: Sequence = (),
+                  devices: Sequence[str] | None = None, repetitions: int = 5,
+                  min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
+                  bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
+                  parameters: Sequence = (), parameter_scope: str = "model") -> list:
+    """Declare one benchmark per device (``NAME[device]``); returns the result nodes."""
+    where = declared_at()
+    try:
+        if not name or "/" in name or "[" in name:
+            raise IreeBuildError(f"benchmark name {name!r} must be a plain name like 'mlp_bench'")
+        if not function or not isinstance(function, str):
+            raise IreeBuildError("function is required: the exported function to measure")
+        module_node, info = find_module(env, module)
+        devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+        if not devices:
+            raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
+        for device in devices:
+            check_device(device, info.backends, info.devices)
+        if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
+            raise IreeBuildError("inputs must be a list (of .npy paths, values, or IREE inputs like "
+                                 "'4096x4096xf32=1')")
+        try:
+            check_numbers(repetitions, warmup, flops, bytes, threshold)
+            min_time = min_time_text(min_time)
+        except ValueError as e:
+            raise IreeBuildError(str(e)) from None
+        tags = check_tags(tags)
+        declared = [ValueInput(v) if is_value_input(v) else data_files.materialize(env, v, f"{name}.input{i}.npy")
+                    for i, v in enumerate(inputs)]
+        input_nodes = [n for n in declared if not isinstance(n, ValueInput)]
+        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
+        if info.parameters and parameter_scope == "model":
+            parameter_scope = info.parameter_scope
+        bdir = build_dir(env, module_node)
+        reg = registry(env)
+        for node in [module_node, *input_nodes, *param_nodes]:
+            if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
+                raise IreeBuildError(f"{node} lies outside the build folder {bdir.get_internal_path()}; "
+                                     "keep benchmarks in one variant dir or set IREE_BUILD_DIR")
+    except IreeBuildError as e:
+        fail(e.message, where)
+
+    nodes = []
+    rel = reg.rel
+    for device in devices:
+        result = env.File(f"{name}.{device}.bench.json")
+        folder = reg.label_folder(result)
+        base = f"{folder}:{name}" if folder else name
+        spec = BenchSpec(
+            name=f"{base}[{device}]", base=base, device=device, module=rel(module_node),
+            function=function, result=rel(result),
+            inputs=tuple(i if isinstance(i, ValueInput) else rel(i) for i in declared),
+            declared_at=where, repetitions=repetitions, min_time=min_time, warmup=float(warmup),
+            flops=None if flops is None else float(flops), bytes=None if bytes is None else float(bytes),
+            threshold=float(threshold), tags=tags, parameters=tuple(rel(n) for n in param_nodes),
+            parameter_scope=parameter_scope)
+        selected = command_line_selection(env).matches(
+            spec.name, device, spec.tags,
+            (source_folder(env), result.dir.get_internal_path().replace(os.sep, "/")))
+        nodes.append(_register(env, DeclaredBenchmark(spec, result, selected),
+                               [module_node, *input_nodes, *param_nodes]))
+    return nodes
+
+
+def _register(env, bench: DeclaredBenchmark, sources: list):
+    """Make one declared benchmark a target under ``scons bench`` and in the manifest."""
+    reg = registry(env)
+    if any(b.spec.name == bench.spec.name for b in reg.benchmarks):
+        fail(f"benchmark {bench.spec.name} is already declared in this folder", bench.spec.declared_at)
+    result = bench.result
+    reg.benchmarks.append(bench)
+    reg.bench_by_result[result.get_abspath()] = bench
+    env.Command(result, sources, BENCH_ACTION)
+    env.AlwaysBuild(result)
+    env.NoCache(result)
+    lock = env.File(f"#.iree_device_{bench.spec.device}.lock")  # the lock GPU tests take
+    env.SideEffect(lock, result)
+    env.Ignore(env.Dir("#"), lock)
+    d = result.dir
+    while d is not None:  # a plain `scons` builds folders' contents: not benchmarks
+        env.Ignore(d, result)
+        d = None if d is env.Dir("#") else d.up()
+    if bench.selected:
+        env.Alias("bench", result)
+    help_summary.note_test(env, bench)
+
+    manifest = env.File(reg.build_dir.File(MANIFEST_NAME))
+    if reg.once("bench manifest"):
+        env.Command(manifest, [], MANIFEST_ACTION)
+        env.Alias("bench", manifest)
+    _baseline(reg)  # read now: a bad baseline file stops the build before anything is measured
+    if "bench" in SCons.Script.COMMAND_LINE_TARGETS and reg.once("bench summary"):
+        # Imported now, not in the exit hook: at exit, Python refuses the thread
+        # machinery (concurrent.futures) the runner's modules load.
+        from iree_build.bench import runner  # noqa: F401
+        from iree_build.bench.record import now
+
+        reg.bench_state["started"] = now()
+        atexit.register(_summary, reg)
+    return result
+
+
+def iree_benchmark(name: str, module, function: str | None = None, inputs: Sequence = (),
+                   devices: Sequence[str] | None = None, repetitions: int = 5,
+                   min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
+                   bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
+                   parameters: Sequence = (), parameter_scope: str = "model", env=None) -> list:
+    """Declare a benchmark of ``module``'s ``function``, one per device (``name[device]``)."""
+    from . import default_environment
+
+    return IreeBenchmark(env or default_environment(), name, module, function, inputs=inputs,
+                         devices=devices, repetitions=repetitions, min_time=min_time, warmup=warmup,
+                         flops=flops, bytes=bytes, threshold=threshold, tags=tags,
+                         parameters=parameters, parameter_scope=parameter_scope)
+
+
+def _summary(reg: Registry) -> None:
+    """After the build: benchmarks that could not run, the run's files, the report line."""
+    from iree_build.bench.record import BenchResult
+    from iree_build.bench.runner import finish_run
+
+    if SCons.Script.GetOption("clean") or SCons.Script.GetOption("no_exec"):
+        return
+    results = []
+    for bench in (b for b in reg.benchmarks if b.selected):
+        ran = reg.bench_ran.get(bench.spec.name)
+        if ran is None:
+            failed = bench.result.get_state() == SCons.Node.failed
+            ran = BenchResult(bench.spec.name, bench.spec.base, bench.spec.device,
+                              "failed" if failed else "skipped",
+                              "its module or data failed to build" if failed
+                              else "not run: the build stopped earlier (use -k)")
+            _say(reg, f"{'FAIL' if failed else 'SKIP'} {ran.name} ({ran.message})")
+        results.append(ran)
+    if not results:
+        return
+    save = options.option("iree-bench-save")
+    save = os.path.join(SCons.Script.GetLaunchDir(), save) if save else None
+    try:
+        for line in finish_run(results, reg.build_dir.get_abspath(), reg.bench_state["started"], save,
+                               reg.bench_state.get("baseline")):
+            _say(reg, line)
+    except OSError as e:
+        _say(reg, f"could not keep the benchmark run: {e}")
