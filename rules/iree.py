@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import check_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
 
 
 def generate(env) -> None:
@@ -26,7 +26,7 @@ def generate(env) -> None:
         IREE_TOOLCHAIN_DIRS=["#toolchains"],
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
-        IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS",
+        IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS [$_IREE_ONNX_SUMMARY]",
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
@@ -47,6 +47,8 @@ _METHODS = {
     "IreeTest": test_rule.IreeTest, "iree_test": test_rule.IreeTest,
     "IreeCheckTestSuite": check_rule.IreeCheckTestSuite,
     "iree_check_test_suite": check_rule.IreeCheckTestSuite,
+    "IreeOnnxTestSuite": onnx_suite_rule.IreeOnnxTestSuite,
+    "iree_onnx_test_suite": onnx_suite_rule.IreeOnnxTestSuite,
 }
 
 
