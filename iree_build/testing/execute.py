@@ -10,6 +10,7 @@ costs ~0.1 ms on CPU, ~7 ms on Vulkan) on the pool's shared device.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -29,7 +30,7 @@ from iree_build.testing.devices import (
     default_pool,
     runtime_error_text,
 )
-from iree_build.testing.manifest import TestSpec, resolve
+from iree_build.testing.manifest import FAILED_BUILD_SUFFIX, TestSpec, resolve
 from iree_build.testing.results import TestResult
 
 _ET = ireert.HalElementType
@@ -292,6 +293,37 @@ def run_test(
     ``skipped`` if the device is absent (message = reason), ``failed`` on a
     mismatch, ``error`` if the module/function/inputs are unusable.
     """
+    return expect_failure(spec, _run_test(spec, base_dir, pool, signature))
+
+
+def expect_failure(spec: TestSpec, result: TestResult) -> TestResult:
+    """The strict xfail rule for a plain test: failing is passing, passing is failing."""
+    if not spec.xfail or spec.kind == "check" or result.status == "skipped":
+        return result  # check files apply it per case (check_runner)
+    if result.status in ("failed", "error"):
+        result.status, result.expected_failure = "passed", True
+        result.message = f"expected failure ({spec.xfail}): {result.message}"
+    else:
+        result.status = "failed"
+        result.message = (f"{spec.name}: passed, but is declared as an expected failure "
+                          f"({spec.xfail}); remove it from the xfail list")
+    return result
+
+
+def failed_build_note(module: Path) -> str:
+    """Why a module expected to fail is missing (its build wrote ``.failed``), or ''."""
+    note = Path(f"{module}{FAILED_BUILD_SUFFIX}")
+    if module.exists() or not note.is_file():
+        return ""
+    try:
+        data = json.loads(note.read_text())
+    except (OSError, ValueError):
+        return "its build failed"
+    return str(data.get("message", "its build failed")) if isinstance(data, dict) else "its build failed"
+
+
+def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool | None,
+              signature: str) -> TestResult:
     pool = pool if pool is not None else default_pool()
 
     def result(status: str, message: str = "", time_ms: float = 0.0) -> TestResult:
@@ -317,6 +349,9 @@ def run_test(
     if spec.arch and spec.arch != host_arch():
         return result("skipped", f"{spec.module} holds {spec.arch} code only; this machine is "
                                  f"{host_arch()} (no {spec.arch} device here)")
+    not_built = failed_build_note(resolve(base_dir, spec.module))
+    if not_built:
+        return result("error", f"{spec.name}: the module did not build: {not_built}")
     try:
         inputs = [
             load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)
