@@ -39,7 +39,7 @@ class ImportRequest:
     @property
     def prepared_model(self) -> str | None:
         """The model with its ir_version raised, written beside the output (None: not needed)."""
-        return f"{self.output}.ir{self.ir_version}.onnx" if self.ir_version is not None else None
+        return f"{self.output}.ir{self.ir_version}.model" if self.ir_version is not None else None
 
     def argv(self, output: str, params: str | None) -> list[str]:
         """Arguments of the importer, as ``iree-import-onnx`` takes them."""

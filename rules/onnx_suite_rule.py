@@ -33,8 +33,11 @@ _LOCAL = ("local-sync", "local-task")
 def _cases(env, srcs) -> list[OnnxCase]:
     cases: dict[str, OnnxCase] = {}
     for src in env.Flatten([srcs]):
-        node = env.Entry(str(src)) if isinstance(src, (str, Path)) else src
-        case = find_case(Path(node.srcnode().get_abspath()))
+        named = isinstance(src, (str, Path))
+        path = Path((env.Entry(str(src)) if named else src).srcnode().get_abspath())
+        if not named and path.suffix != ".onnx" and not path.is_dir():
+            continue  # a Glob also finds READMEs and this suite's own outputs
+        case = find_case(path)
         if case.label in cases and cases[case.label].folder != case.folder:
             raise IreeBuildError(f"two model folders are named {case.label} ({cases[case.label].folder} "
                                  f"and {case.folder}); put them in separate suites")
