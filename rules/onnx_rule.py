@@ -7,8 +7,7 @@ compiler change. ``iree_module(src="model.onnx")`` uses it implicitly.
 
 from __future__ import annotations
 
-import functools
-from importlib import metadata
+import atexit
 
 import SCons.Scanner
 
@@ -17,6 +16,7 @@ from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 from iree_build.onnx_import import ImportRequest
 from iree_build.onnx_policy import OnnxPolicy, check_opset
+from iree_build.onnx_policy_cache import PolicyCache, onnx_version
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from .compile_action import run_step
@@ -38,13 +38,16 @@ def request_for(target, source, env) -> ImportRequest:
     )
 
 
-@functools.lru_cache(maxsize=1)
-def onnx_version() -> str:
-    """The converter and shape inference are the onnx package's: part of the import's signature."""
-    try:
-        return metadata.version("onnx")
-    except metadata.PackageNotFoundError:
-        return "not installed"
+_policies: PolicyCache | None = None
+
+
+def _policy_cache(env) -> PolicyCache:
+    """Policies decided by earlier builds (``#.iree_onnx_policy.json``), saved when the build ends."""
+    global _policies
+    if _policies is None:
+        _policies = PolicyCache(env.Dir("#").File(".iree_onnx_policy.json").get_abspath())
+        atexit.register(_policies.save)
+    return _policies
 
 
 def _run(target, source, env):
@@ -112,7 +115,7 @@ def declare_import(env, name: str, src, opset: int | str | None = None,
             policy = onnx_policy.unknown(opset)
         else:
             source = source.srcnode()
-            policy = onnx_policy.decide(source.get_abspath(), opset)
+            policy = _policy_cache(env).decide(source.get_abspath(), opset)
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [env.File(output or f"{name}.mlir")]

@@ -7,6 +7,7 @@ Engine tests read real models (the onnx package's own and small ones made with
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,27 @@ def test_suite_declaration_errors(project: Project) -> None:
     assert run.stderr.strip().splitlines()[-1] == (
         f"scons: *** SConstruct:2: {project.path('zoo/empty')} holds no .onnx model "
         "(expected model.onnx beside test_data_set_0/)")
+
+
+def test_policy_cache_reads_an_unchanged_model_once(tmp_path: Path) -> None:
+    from iree_build.onnx_policy_cache import PolicyCache
+
+    model = tmp_path / "pad.onnx"
+    model.write_bytes(ZERO_PAD.read_bytes())
+    cache = PolicyCache(tmp_path / "cache.json")
+    first = cache.decide(str(model))
+    cache.save()
+    # Same size and time, other bytes: a later build trusts the cache and does not read it.
+    stat = model.stat()
+    model.write_bytes(b"\0" * stat.st_size)
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert PolicyCache(tmp_path / "cache.json").decide(str(model)) == first
+    # Another option, or a changed file, decides afresh.
+    with pytest.raises(IreeBuildError, match="cannot read .* as an ONNX model"):
+        PolicyCache(tmp_path / "cache.json").decide(str(model), 13)
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    with pytest.raises(IreeBuildError, match="cannot read .* as an ONNX model"):
+        PolicyCache(tmp_path / "cache.json").decide(str(model))
+    (tmp_path / "cache.json").write_text("{not json")  # a broken cache is ignored
+    model.write_bytes(ZERO_PAD.read_bytes())
+    assert PolicyCache(tmp_path / "cache.json").decide(str(model)) == first
