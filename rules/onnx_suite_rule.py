@@ -86,7 +86,8 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
             raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
         cases = _cases(env, srcs)
         for entries, what in ((xfail, "xfail"), (skip, "skip")):
-            _match(entries, "", "", "", what)  # malformed entries fail here, not per test
+            for entry in entries:  # malformed entries fail here, not per test
+                _match([entry], "", "", "", what)
     except IreeBuildError as e:
         fail(e.message, where)
 
@@ -113,6 +114,8 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
                                      "keep tests in one variant dir or set IREE_BUILD_DIR")
         except IreeBuildError as e:
             fail(e.message, where)
+        runs_on = {d: [b for b in info.backends if b in BACKENDS and d in BACKENDS[b].runs_on]
+                   or info.backends for d in devices}  # the backends an xfail entry may name
         for data_set in case.data_sets:
             prefix = f"{name}/{case.label}/{data_set.name}"
             try:
@@ -123,8 +126,6 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
             except IreeBuildError as e:
                 fail(e.message, where)
             base = f"{name}/{case.label}" if len(case.data_sets) == 1 else prefix
-            runs_on = {d: [b for b in info.backends if b in BACKENDS and d in BACKENDS[b].runs_on]
-                       or info.backends for d in devices}
             for device in devices:
                 test_name = f"{base}[{device}]"
                 try:

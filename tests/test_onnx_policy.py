@@ -254,3 +254,22 @@ def test_policy_cache_reads_an_unchanged_model_once(tmp_path: Path) -> None:
     (tmp_path / "cache.json").write_text("{not json")  # a broken cache is ignored
     model.write_bytes(ZERO_PAD.read_bytes())
     assert PolicyCache(tmp_path / "cache.json").decide(str(model)) == first
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ('srcs=["zoo/good"], xfail=[42]',
+     "xfail entry 42 must be 'file' or (file, backend, device[, reason])"),
+    ('srcs=["zoo/good"], rtol=-1', "rtol must be a non-negative number, not -1"),
+    ('srcs=["zoo/good"], onnx_opset="17"', "onnx_opset must be a positive opset number or 'own', not '17'"),
+    ('srcs=["zoo/nothing"]', "zoo/nothing not found"),
+])
+def test_suite_argument_errors(project: Project, arguments: str, message: str) -> None:
+    _zoo(project)
+    project.write("SConstruct", f"""\
+        from iree_rules import *
+        iree_onnx_test_suite(name="s", {arguments})
+        """)
+    run = project.scons()
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("scons: *** SConstruct:2: ") and last.endswith(message), run.stderr
