@@ -86,7 +86,12 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
             raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
         cases = _cases(env, srcs)
         for entries, what in ((xfail, "xfail"), (skip, "skip")):
+            if not isinstance(entries, (list, tuple)):
+                raise IreeBuildError(f"{what} must be a list of entries, not {entries!r:.60}")
             for entry in entries:  # malformed entries fail here, not per test
+                if not isinstance(entry, (str, tuple, list)):
+                    raise IreeBuildError(f"{what} entry {entry!r} must be 'file' or "
+                                         "(file, backend, device[, reason])")
                 _match([entry], "", "", "", what)
     except IreeBuildError as e:
         fail(e.message, where)

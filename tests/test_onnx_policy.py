@@ -259,6 +259,7 @@ def test_policy_cache_reads_an_unchanged_model_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize("arguments, message", [
     ('srcs=["zoo/good"], xfail=[42]',
      "xfail entry 42 must be 'file' or (file, backend, device[, reason])"),
+    ('srcs=["zoo/good"], skip="good"', "skip must be a list of entries, not 'good'"),
     ('srcs=["zoo/good"], rtol=-1', "rtol must be a non-negative number, not -1"),
     ('srcs=["zoo/good"], onnx_opset="17"', "onnx_opset must be a positive opset number or 'own', not '17'"),
     ('srcs=["zoo/nothing"]', "zoo/nothing not found"),
