@@ -96,6 +96,10 @@ def _import_onnx(req: dict) -> dict:
         except ImportError as e:
             return {"ok": False, "message": f"the ONNX importer needs the onnx package ({e}); "
                                             "pip install 'iree-build-scons[onnx]'"}
+        if req.get("prepared_model"):  # ir_version raised first (see iree_build.onnx_prepare)
+            from .onnx_prepare import raise_ir_version
+
+            raise_ir_version(req["source"], req["prepared_model"], req["ir_version"])
         importer.main(importer.parse_arguments(req["argv"]))
         if req.get("temp_params"):
             os.replace(req["temp_params"], req["params"])
@@ -104,12 +108,18 @@ def _import_onnx(req: dict) -> dict:
     except SystemExit as e:
         message = f"the ONNX importer stopped (exit {e.code})"
     except Exception as e:  # the importer reports model problems as exceptions
-        text = str(e).strip().splitlines()
-        message = f"{type(e).__name__}: {text[-1] if text else ''}"[:500]
+        from .onnx_import import import_error_line
+
+        message = import_error_line(e)
     finally:
         sys.stderr.flush()
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
+        for path in (req.get("prepared_model"),) if req.get("prepared_model") else ():
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         if not ok:
             for path in (req["temp_output"], req.get("temp_params")):
                 if path:

@@ -18,6 +18,7 @@ from .iree import exists, generate
 from .check_rule import iree_check_test_suite
 from .module_rule import iree_module
 from .onnx_rule import iree_import_onnx
+from .onnx_suite_rule import iree_onnx_test_suite
 from .run_rule import iree_run
 from .test_rule import iree_test
 from .bench_rule import iree_benchmark
@@ -25,7 +26,7 @@ from .bench_rule import iree_benchmark
 TOOLPATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")  # holds iree_tool.py
 
 __all__ = ["iree_module", "iree_import_onnx", "iree_run", "iree_test", "iree_check_test_suite",
-           "iree_benchmark", "IreeEnvironment"]
+           "iree_benchmark", "iree_onnx_test_suite", "IreeEnvironment"]
 
 _default_env = None
 _lock = threading.Lock()

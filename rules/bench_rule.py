@@ -151,7 +151,7 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
     rel = reg.rel
     for device in devices:
         result = env.File(f"{name}.{device}.bench.json")
-        folder = reg.label_folder(result)
+        folder = reg.label_folder(env.Dir("."))
         base = f"{folder}:{name}" if folder else name
         spec = BenchSpec(
             name=f"{base}[{device}]", base=base, device=device, module=rel(module_node),
@@ -163,7 +163,7 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
             parameter_scope=parameter_scope)
         selected = command_line_selection(env).matches(
             spec.name, device, spec.tags,
-            (source_folder(env), result.dir.get_internal_path().replace(os.sep, "/")))
+            (source_folder(env), env.Dir(".").get_internal_path().replace(os.sep, "/")))
         nodes.append(_register(env, DeclaredBenchmark(spec, result, selected),
                                [module_node, *input_nodes, *param_nodes]))
     return nodes

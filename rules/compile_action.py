@@ -20,7 +20,9 @@ from iree_build.compile_request import CompileRequest
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 from iree_build.scan import read_flag_file
+from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
+from .expected_failure import run_allowing_failure
 from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
@@ -52,14 +54,27 @@ def request_for(target, source, env) -> CompileRequest:
     )
 
 
-def run_request(request) -> int | str:
+def run_request(request, show_diagnostics: bool = True) -> int | str:
     """Run a compile or import on the pool; on failure show the diagnostics, keep no output."""
+    Path(request.output + FAILED_BUILD_SUFFIX).unlink(missing_ok=True)  # an old expected failure's
     outcome = pool().compile(request)
     if outcome.ok:
         return 0
     for path in (request.output, *request.side_outputs):  # no stale module beside a bad source
         Path(path).unlink(missing_ok=True)
-    if outcome.diagnostics:
+    return _failure(request, outcome, show=show_diagnostics)
+
+
+def run_step(request, target, env) -> int | str:
+    """An import or compile action: fails the build, unless its module's tests expect it to."""
+    if env.get("_IREE_ALLOW_FAILURE"):
+        return run_allowing_failure(request, target, lambda: run_request(request, False))
+    return run_request(request)
+
+
+def _failure(request, outcome, show: bool) -> str:
+    """The one-line reason; the full diagnostics are printed unless the failure is expected."""
+    if outcome.diagnostics and show:
         sys.stderr.write(outcome.diagnostics + "\n")
         sys.stderr.flush()
     if outcome.crash:
@@ -68,11 +83,12 @@ def run_request(request) -> int | str:
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
-    return f"IREE {request.verb} failed: " + (first_error(outcome.diagnostics) or outcome.message or "no diagnostics")
+    return f"IREE {request.verb} failed: " + (outcome.message or first_error(outcome.diagnostics)
+                                              or "no diagnostics")
 
 
 def _run(target, source, env):
-    return run_request(request_for(target, source, env))
+    return run_step(request_for(target, source, env), target, env)
 
 
 def _full_command(target, source, env) -> str:

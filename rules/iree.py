@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import bench_rule, build_lock, check_rule, export_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import bench_rule, build_lock, check_rule, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
 from .where import fail
 
 
@@ -29,7 +29,7 @@ def generate(env) -> None:
         IREE_TOOLCHAIN_DIRS=["#toolchains"],
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
-        IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS",
+        IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS [$_IREE_ONNX_SUMMARY]",
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
@@ -63,6 +63,8 @@ _METHODS = {
     "IreeCheckTestSuite": check_rule.IreeCheckTestSuite,
     "iree_check_test_suite": check_rule.IreeCheckTestSuite,
     "IreeBenchmark": bench_rule.IreeBenchmark, "iree_benchmark": bench_rule.IreeBenchmark,
+    "IreeOnnxTestSuite": onnx_suite_rule.IreeOnnxTestSuite,
+    "iree_onnx_test_suite": onnx_suite_rule.IreeOnnxTestSuite,
 }
 
 

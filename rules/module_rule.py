@@ -144,13 +144,14 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     where = declared_at()
     params: tuple = ()
     if str(env.Flatten([source])[0]).endswith(".onnx"):
-        from .onnx_rule import IreeImportOnnx
+        from .onnx_rule import declare_import
 
         stem = SCons.Util.splitext(str(env.Flatten([target])[0]))[0]
-        imported = IreeImportOnnx(env, stem, source, opset=onnx_opset,
-                                  externalize_params=externalize_params,
-                                  params_scope=params_scope, output=f"{stem}.imported.mlir")
+        imported, policy = declare_import(
+            env, stem, source, onnx_opset, externalize_params, params_scope,
+            output=f"{stem}.imported.mlir", allow_failure=bool(kw.get("_IREE_ALLOW_FAILURE")))
         source, params = imported[0], tuple(imported[1:])
+        flags = [*policy.compile_flags(_as_list(flags)), *_as_list(flags)]  # f64 models
     try:
         backends, devices, target_flags, side_outputs, suffix, cli, summary = _target(
             env, toolchain, target_backends, cpu, cpu_features, triple)

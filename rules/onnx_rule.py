@@ -7,33 +7,49 @@ compiler change. ``iree_module(src="model.onnx")`` uses it implicitly.
 
 from __future__ import annotations
 
+import atexit
 
 import SCons.Scanner
 
+from iree_build import onnx_policy
 from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
-from iree_build.onnx_import import ImportRequest, check_opset
+from iree_build.onnx_import import ImportRequest
+from iree_build.onnx_policy import OnnxPolicy, check_opset
+from iree_build.onnx_policy_cache import PolicyCache, onnx_version
+from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
-from .compile_action import run_request
+from .compile_action import run_step
 from .explicit_action import ExplicitAction
+from .registry import registry
 from .where import declared_at, fail
 
 
 def request_for(target, source, env) -> ImportRequest:
     params = str(target[1]) if env.get("_IREE_ONNX_EXTERNALIZE") else None
-    return ImportRequest(
+    return ImportRequest.with_policy(
+        env["_IREE_ONNX_POLICY"],
         source=str(source[0].rfile()),
         output=str(target[0]),
         compiler=compiler_info().identity,
-        opset=env.get("_IREE_ONNX_OPSET"),
         params=params,
         params_scope=env.get("_IREE_ONNX_SCOPE", "model"),
         data_dir=source[0].rfile().dir.get_internal_path(),
+        onnx_version=onnx_version(),
     )
 
 
+def _policy_cache(env) -> PolicyCache:
+    """Policies decided by earlier builds (``#.iree_onnx_policy.json``), saved when the build ends."""
+    reg = registry(env)
+    if reg.onnx_policies is None:
+        reg.onnx_policies = PolicyCache(env.Dir("#").File(".iree_onnx_policy.json").get_abspath())
+        atexit.register(reg.onnx_policies.save)
+    return reg.onnx_policies
+
+
 def _run(target, source, env):
-    return run_request(request_for(target, source, env))
+    return run_step(request_for(target, source, env), target, env)
 
 
 _run.strfunction = lambda target, source, env: request_for(target, source, env).command_line()
@@ -81,10 +97,10 @@ def _scan_onnx(node, env, path):
 ONNX_SCANNER = SCons.Scanner.Scanner(function=_scan_onnx, name="IreeONNX", skeys=[".onnx"])
 
 
-def IreeImportOnnx(env, name: str, src, opset: int | None = None,
+def declare_import(env, name: str, src, opset: int | str | None = None,
                    externalize_params: bool = False, params_scope: str = "model",
-                   output: str | None = None) -> list:
-    """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights)."""
+                   output: str | None = None, allow_failure: bool = False) -> tuple[list, OnnxPolicy]:
+    """The import step and the opset policy chosen for the model (see ``onnx_policy``)."""
     where = declared_at()
     try:
         opset = check_opset(opset)
@@ -93,19 +109,35 @@ def IreeImportOnnx(env, name: str, src, opset: int | None = None,
             raise IreeBuildError(f"iree_import_onnx needs an .onnx model, not {source}")
         if not (source.has_builder() or source.srcnode().exists()):
             raise IreeBuildError(f"ONNX model {source.srcnode().get_internal_path()} not found")
+        if source.has_builder() or source.is_derived():
+            policy = onnx_policy.unknown(opset)
+        else:
+            source = source.srcnode()
+            policy = _policy_cache(env).decide(source.get_abspath(), opset)
     except IreeBuildError as e:
         fail(e.message, where)
-    if not (source.has_builder() or source.is_derived()):
-        source = source.srcnode()
     targets = [env.File(output or f"{name}.mlir")]
     if externalize_params:
         targets.append(env.File(f"{name}.irpa"))
-    return env.Command(targets, source, IMPORT_ACTION, source_scanner=ONNX_SCANNER,
-                       _IREE_ONNX_OPSET=opset, _IREE_ONNX_EXTERNALIZE=bool(externalize_params),
-                       _IREE_ONNX_SCOPE=params_scope)
+    nodes = env.Command(targets, source, IMPORT_ACTION, source_scanner=ONNX_SCANNER,
+                        _IREE_ONNX_POLICY=policy, _IREE_ONNX_SUMMARY=policy.summary(),
+                        _IREE_ONNX_EXTERNALIZE=bool(externalize_params),
+                        _IREE_ONNX_SCOPE=params_scope, _IREE_ALLOW_FAILURE=allow_failure)
+    env.Clean(nodes, [env.File(f"{targets[0]}{FAILED_BUILD_SUFFIX}")])
+    return nodes, policy
 
 
-def iree_import_onnx(name: str, src, opset: int | None = None, externalize_params: bool = False,
+def IreeImportOnnx(env, name: str, src, opset: int | str | None = None,
+                   externalize_params: bool = False, params_scope: str = "model") -> list:
+    """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights).
+
+    ``opset``: None picks one from the model (``iree_build.onnx_policy``), a
+    number upgrades to it, ``"own"`` keeps the model's.
+    """
+    return declare_import(env, name, src, opset, externalize_params, params_scope)[0]
+
+
+def iree_import_onnx(name: str, src, opset: int | str | None = None, externalize_params: bool = False,
                      params_scope: str = "model", env=None) -> list:
     """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""
     from . import default_environment

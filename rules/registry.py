@@ -32,6 +32,7 @@ class Registry:
     bench_ran: dict[str, Any] = field(default_factory=dict)  # name -> BenchResult
     bench_state: dict[str, Any] = field(default_factory=dict)  # baseline, start time
     presets: set[str] = field(default_factory=set)  # toolchain presets in use (for -h)
+    onnx_policies: Any = None  # iree_build.onnx_policy_cache.PolicyCache, loaded on first use
     flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
     selection: Any = None  # what the command line selects (iree_build.selection.Selection)
     _hasher: Any = None
@@ -56,9 +57,10 @@ class Registry:
         """A node's path relative to the build folder, '/'-separated (manifest paths)."""
         return os.path.relpath(node.get_abspath(), self.build_dir.get_abspath()).replace(os.sep, "/")
 
-    def label_folder(self, node: Any) -> str:
-        """The folder part of a test's label: its folder relative to the build folder."""
-        rel = self.rel(node.dir)
+    def label_folder(self, folder: Any) -> str:
+        """The folder part of a label: the declaring SConscript's (variant) folder, relative
+        to the build folder ("" for the build folder itself)."""
+        rel = self.rel(folder)
         return "" if rel == "." else rel
 
     def manifest_text(self, spec_of: Any) -> str:

@@ -258,7 +258,7 @@ def register(env, test: DeclaredTest, sources: list):
     """Make one declared test a build target, in the manifest and under ``scons test``."""
     reg = registry(env)
     build_dir(env, test.module)
-    folder = reg.label_folder(test.result)
+    folder = reg.label_folder(env.Dir("."))
     test.folder = source_folder(env)
     test.base = f"{folder}:{test.short}" if folder else test.short
     test.name = f"{test.base}[{test.label}]"
@@ -267,7 +267,7 @@ def register(env, test: DeclaredTest, sources: list):
     reg.names.add(test.name)
     test.selected = command_line_selection(env).matches(
         test.name, test.device, test.tags,
-        (test.folder, test.result.dir.get_internal_path().replace(os.sep, "/")))
+        (test.folder, env.Dir(".").get_internal_path().replace(os.sep, "/")))
     result = test.result
     reg.tests.append(test)
     reg.by_result[result.get_abspath()] = test

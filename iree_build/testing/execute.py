@@ -10,6 +10,7 @@ costs ~0.1 ms on CPU, ~7 ms on Vulkan) on the pool's shared device.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
-from iree_build.testing.check_verdict import judge_cases
+from iree_build.testing.check_verdict import expect_failure, judge_cases
 from iree_build.testing.compare import compare_outputs
 from iree_build.testing.host_arrays import to_host
 from iree_build.testing.devices import (
@@ -30,7 +31,7 @@ from iree_build.testing.devices import (
     default_pool,
     runtime_error_text,
 )
-from iree_build.testing.manifest import TestSpec, resolve
+from iree_build.testing.manifest import FAILED_BUILD_SUFFIX, TestSpec, resolve
 from iree_build.testing.results import TestResult
 from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 
@@ -265,6 +266,24 @@ def run_test(
     A crash here takes the process with it: the build runs this inside a run
     worker (:mod:`iree_build.testing.run_pool`).
     """
+    return expect_failure(spec, _run_test(spec, base_dir, pool, signature, functions, progress))
+
+
+def failed_build_note(module: Path) -> str:
+    """Why a module expected to fail is missing (its build wrote ``.failed``), or ''."""
+    note = Path(f"{module}{FAILED_BUILD_SUFFIX}")
+    if module.exists() or not note.is_file():
+        return ""
+    try:
+        data = json.loads(note.read_text())
+    except (OSError, ValueError):
+        return "its build failed"
+    return str(data.get("message", "its build failed")) if isinstance(data, dict) else "its build failed"
+
+
+def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool | None,
+              signature: str, functions: Sequence[str] | None,
+              progress: CaseProgress | None) -> TestResult:
     pool = pool if pool is not None else default_pool()
 
     def result(status: str, message: str = "", time_ms: float = 0.0) -> TestResult:
@@ -284,6 +303,9 @@ def run_test(
         return judge_cases(spec, cases, signature)
     if reason is not None:
         return result("skipped", reason)
+    not_built = failed_build_note(resolve(base_dir, spec.module))
+    if not_built:
+        return result("error", f"{spec.name}: the module did not build: {not_built}")
     try:
         inputs = [
             load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)

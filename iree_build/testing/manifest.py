@@ -22,6 +22,8 @@ from iree_build.errors import IreeBuildError
 
 FORMAT = "iree_build.tests/1"
 MANIFEST_NAME = "iree_tests.json"
+# Beside a module (or import) that failed as an expected failure: why it is missing.
+FAILED_BUILD_SUFFIX = ".failed"
 
 _KEYS = (
     "name",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iree_build.child_process import death_reason, worker_env
-from iree_build.testing.check_verdict import case_name, judge_cases
+from iree_build.testing.check_verdict import case_name, expect_failure, judge_cases
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.testing.manifest import TestSpec
 from iree_build.testing.results import TestResult, device_faulted, result_from_json
@@ -373,7 +373,7 @@ class RunPool:
         except (_Died, TimeoutError) as exc:
             self._lost_worker(lane)
             doing = f"calling {spec.function or 'its function'} on {spec.device}"
-            return _lost(worker, exc, spec.name, spec, signature, doing, limit)
+            return expect_failure(spec, _lost(worker, exc, spec.name, spec, signature, doing, limit))
         result = result_from_json(reply["result"])
         if device_faulted(result):  # the worker ends itself; the next test gets a fresh one
             worker.close()
