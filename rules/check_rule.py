@@ -18,6 +18,7 @@ from iree_build.targets import BACKENDS, check_device
 
 from . import module_rule
 from .test_rule import DeclaredTest, _selected, register
+from .arguments import checked
 from .where import declared_at, fail
 
 Entry = str | tuple
@@ -39,6 +40,7 @@ def _match(entries: Sequence[Entry], file: str, backend: str, device: str, what:
     return ""
 
 
+@checked("iree_check_test_suite")
 def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | None = None,
                        devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
                        xfail: Sequence[Entry] = (), skip: Sequence[Entry] = ()) -> list:
@@ -93,6 +95,7 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
     return results
 
 
+@checked("iree_check_test_suite")
 def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None = None,
                           devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
                           xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (), env=None) -> list:

@@ -16,6 +16,7 @@ from iree_build.onnx_import import ImportRequest, check_opset
 
 from .compile_action import run_request
 from .explicit_action import ExplicitAction
+from .arguments import checked
 from .where import declared_at, fail
 
 
@@ -81,6 +82,7 @@ def _scan_onnx(node, env, path):
 ONNX_SCANNER = SCons.Scanner.Scanner(function=_scan_onnx, name="IreeONNX", skeys=[".onnx"])
 
 
+@checked("iree_import_onnx")
 def IreeImportOnnx(env, name: str, src, opset: int | None = None,
                    externalize_params: bool = False, params_scope: str = "model",
                    output: str | None = None) -> list:
@@ -105,6 +107,7 @@ def IreeImportOnnx(env, name: str, src, opset: int | None = None,
                        _IREE_ONNX_SCOPE=params_scope)
 
 
+@checked("iree_import_onnx")
 def iree_import_onnx(name: str, src, opset: int | None = None, externalize_params: bool = False,
                      params_scope: str = "model", env=None) -> list:
     """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""

@@ -19,6 +19,7 @@ from . import data_files
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .test_rule import runtime_version
+from .arguments import checked
 from .where import declared_at, fail
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def _run(target, source, env):
 RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR")
 
 
+@checked("iree_run")
 def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequence = (),
             device: str = "local-task", outputs: int | Sequence[str] = 1,
             parameters: Sequence = (), parameter_scope: str = "model") -> list:
@@ -110,6 +112,7 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
                        _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
 
 
+@checked("iree_run")
 def iree_run(name: str, module, function: str | None = None, inputs: Sequence = (), device: str = "local-task",
              outputs: int | Sequence[str] = 1, parameters: Sequence = (),
              parameter_scope: str = "model", env=None) -> list:

@@ -31,6 +31,7 @@ from iree_build.targets import check_device
 from . import data_files, options
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
+from .arguments import checked
 from .where import declared_at, fail
 
 MANIFEST_NAME = "iree_tests.json"
@@ -204,6 +205,7 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
     return [data_files.materialize(env, v, f"{name}.expected{i}.npy") for i, v in enumerate(expected)]
 
 
+@checked("iree_test")
 def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
@@ -286,6 +288,7 @@ def register(env, test: DeclaredTest, sources: list):
     return result
 
 
+@checked("iree_test")
 def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
               rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
