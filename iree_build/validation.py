@@ -63,6 +63,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if not close:
         lower = {c.lower(): c for c in choices}
         close = [lower[word.lower()]] if word.lower() in lower else []
+    if not close and len(word) >= 3:  # a known name with something added or cut off
+        close = [c for c in choices if len(c) >= 3 and (c.startswith(word) or word.startswith(c))][:1]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -167,7 +169,7 @@ def flags(value: Any) -> list[str]:
 
 def suffix(path: str, suffixes: Sequence[str], what: str) -> str:
     if suffixes and not path.endswith(tuple(suffixes)):
-        raise IreeBuildError(f"{what} {path!r} is not one of: {', '.join(suffixes)}")
+        raise IreeBuildError(f"{what} {path!r} is not a {'/'.join(suffixes)} file")
     return path
 
 

@@ -43,6 +43,7 @@ class Call:
     rule: str
     args: dict[str, Any]
     _env: Any = None
+    usable: tuple[list[str], list[str]] | None = None  # (backends, devices) of the module named
 
     @property
     def env(self):
@@ -98,7 +99,8 @@ def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()
         return value
     text = v.path_text(value)
     if text is None:
-        raise v.wrong_type(value, f"a path or file node", f"give the {what}'s path, e.g. 'model.mlir'")
+        example = f"model{suffixes[0]}" if suffixes else "model.mlir"
+        raise v.wrong_type(value, "a path or file node", f"give the {what}'s path, e.g. '{example}'")
     if not text.strip():
         raise IreeBuildError(f"the path is empty; give the {what}'s path")
     v.suffix(text, suffixes, what)
@@ -114,23 +116,13 @@ def _name(example: str) -> Arg:
     return Arg(lambda value, call: v.plain_name(value, example), none_ok=False)
 
 
-def _text(allowed: str) -> Arg:
+def _text(allowed: str, none_ok: bool = True) -> Arg:
     def check(value, call):
         text = v.string(value, allowed)
         if any(c.isspace() for c in text):
             raise IreeBuildError(f"{text!r} has a space; {allowed}")
         return text
-    return Arg(check)
-
-
-def _choices(noun: str, choices: Callable[[], list[str]], many: bool) -> Arg:
-    def check(value, call):
-        known = choices()
-        if not many:
-            return v.one_of(value, known, noun)
-        items = v.strings(value, f"give a list of {noun}s, e.g. ['{known[0]}']; known: {v.listing(known)}")
-        return [v.one_of(item, known, noun) for item in items]
-    return Arg(check)
+    return Arg(check, none_ok)
 
 
 def _data_value(value: Any, call: Call, what: str) -> Any:
@@ -150,11 +142,14 @@ def _data_value(value: Any, call: Call, what: str) -> Any:
 
 
 def _data(allow_function: bool) -> Arg:
+    """Inputs (None: none) or expected values (None: none; or a reference function)."""
     allowed = "give a list of .npy/.pb paths or values, e.g. ['x.npy', [1.0, 2.0]]"
     if allow_function:
         allowed += ", or a reference function of the inputs"
 
     def check(value, call):
+        if value is None:
+            return None if allow_function else []
         if allow_function and callable(value) and not is_node(value):
             return value
         if isinstance(value, str) and not value.strip():
@@ -164,7 +159,7 @@ def _data(allow_function: bool) -> Arg:
             raise v.wrong_type(value, "a list", allowed)
         items = [value] if single else list(value)
         return [_data_value(item, call, "a data") for item in items]
-    return Arg(check)
+    return Arg(check, none_ok=False)
 
 
 def _file(what: str, suffixes: tuple[str, ...] = ()) -> Arg:
@@ -179,7 +174,7 @@ def _files(what: str, suffixes: tuple[str, ...] = (), empty: bool = True) -> Arg
         if not items and not empty:
             raise IreeBuildError(f"no files given (did a Glob match nothing?); give at least one {what}")
         return [_file_node(item, call, what, suffixes) for item in items]
-    return Arg(check)
+    return Arg(check, none_ok=not empty)
 
 
 def _number(allowed: str, **limits) -> Arg:
@@ -223,6 +218,11 @@ def _check_backends(value, call):
         if item not in registered:
             raise IreeBuildError(f"target backend '{item}' is not registered in this compiler; "
                                  f"registered: {', '.join(sorted(registered))}")
+    flags = call.args.get("flags")
+    flags = [flags] if isinstance(flags, str) else flags if isinstance(flags, (list, tuple)) else []
+    if "rocm" in items and not any(str(f).startswith("--iree-rocm-target=") for f in flags):
+        raise IreeBuildError("rocm has no default chip; use toolchain='rocm-gfx942' (MI300) or add "
+                             "'--iree-rocm-target=gfx...' to flags")
     return items
 
 
@@ -299,6 +299,8 @@ def _opset(value, call):
 def _entries(value, call):
     """xfail/skip: "file" or (file, backend, device[, reason]); names without globs must exist."""
     allowed = "give entries 'file.mlir' or ('file.mlir', backend, device[, reason]), globs allowed"
+    if value is None:
+        return []
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
         raise v.wrong_type(value, "a list of entries", allowed)
@@ -311,11 +313,11 @@ def _entries(value, call):
             v.string(part, allowed)
         globbed = [not any(c in p for c in "*?[") for p in parts]
         known = [files, list(BACKENDS), list(HAL_DEVICES)]
-        nouns = ["file in srcs", "backend", "HAL device"]
-        for part, plain, choices, noun in zip(parts, globbed, known, nouns):
+        nouns = [("file in srcs", "files in srcs"), ("backend", "backends"), ("HAL device", "HAL devices")]
+        for part, plain, choices, (noun, plural) in zip(parts, globbed, known, nouns):
             if plain and choices and part not in choices:
                 raise IreeBuildError(f"entry {entry!r} names '{part}', which is no {noun}"
-                                     f"{v.did_you_mean(part, choices)}; {noun}s: {v.listing(choices)}")
+                                     f"{v.did_you_mean(part, choices)}; {plural}: {v.listing(choices)}")
     return list(items)
 
 
@@ -335,11 +337,47 @@ def _output(value, call):
 
 
 def _module_ref(value, call):
+    """A declared module: its name, path or iree_module's result."""
+    from .module_rule import find_module
+
     allowed = "give a module's name (as declared with iree_module) or iree_module's result"
     value = _one(value, "module")
-    if is_node(value):
-        return value
-    return v.string(value, allowed)
+    if not is_node(value):
+        v.string(value, allowed)
+    _, info = find_module(call.env, value)
+    call.usable = (list(info.backends), list(info.devices))
+    return value
+
+
+def _usable(call: Call) -> tuple[list[str], list[str]] | None:
+    """(backends, devices that can run them) of the module or suite being declared."""
+    if call.usable is None and "srcs" in call.args:
+        from iree_build.targets import devices_for
+
+        backends = call.args.get("target_backends") or call.env.Flatten(
+            [call.env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])])
+        if all(b in BACKENDS for b in backends):
+            call.usable = (list(backends), devices_for(backends))
+    return call.usable
+
+
+def _runnable(device: str, call: Call) -> str:
+    from iree_build.targets import check_device
+
+    usable = _usable(call)
+    if usable is not None and device not in usable[1]:
+        check_device(device, *usable)  # says which devices can run it
+    return device
+
+
+def _check_device(value, call):
+    return _runnable(v.one_of(value, list(HAL_DEVICES), "HAL device"), call)
+
+
+def _check_devices(value, call):
+    known = list(HAL_DEVICES)
+    items = v.strings(value, f"give a list of HAL devices, e.g. ['local-task']; known: {v.listing(known)}")
+    return [_runnable(v.one_of(item, known, "HAL device"), call) for item in items]
 
 
 def _target(value, call):
@@ -354,9 +392,9 @@ def _target(value, call):
 NAME = _name("mlp")
 MODULE = Arg(_module_ref, none_ok=False)
 FUNCTION = _text("give the exported function's name, e.g. 'predict'")
-SCOPE = _text("give a parameter scope name, e.g. 'model'")
-DEVICE = Arg(_choices("HAL device", lambda: list(HAL_DEVICES), many=False).check, none_ok=False)
-DEVICES = _choices("HAL device", lambda: list(HAL_DEVICES), many=True)
+SCOPE = _text("give a parameter scope name, e.g. 'model'", none_ok=False)
+DEVICE = Arg(_check_device, none_ok=False)
+DEVICES = Arg(_check_devices)
 BACKENDS_ARG = Arg(_check_backends)
 FLAGS = Arg(lambda value, call: v.flags(value))
 TOLERANCE = Arg(lambda value, call: v.tolerance(value), none_ok=False)

@@ -1,0 +1,280 @@
+"""Every declaration argument is checked: one clear line for a bad value, never a stack trace.
+
+Each declaration of the table is alone in an SConstruct under a real ``scons -Q -n``
+process (many processes in parallel), as a user would write it; the property-based
+test generates declarations of every rule and runs them through real SCons in
+batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ADD_MLIR
+
+CHECK_MLIR = """\
+func.func @test_add() {
+  %a = util.unfoldable_constant dense<[1.0, 2.0]> : tensor<2xf32>
+  %r = arith.addf %a, %a : tensor<2xf32>
+  check.expect_almost_eq_const(%r, dense<[2.0, 4.0]> : tensor<2xf32>) : tensor<2xf32>
+  return
+}
+"""
+
+PRELUDE = 'from iree_rules import *\niree_module(name="m", src="add.mlir")\n'
+T = 'name="t", module="m", function="add", inputs=[[1.0, 2.0, 3.0, 4.0], "a.npy"]'
+S = 'name="s", srcs=["check.mlir"]'
+
+# (declaration, start of the message after "scons: *** SConstruct:LINE: "), None: accepted.
+# {dir} is the declaring folder, as paths in messages are relative to the top folder.
+CASES: list[tuple[str, str | None]] = [
+    # The issue's stack traces and leaked errors.
+    ('iree_module(name=True, src="add.mlir")',
+     "iree_module name: True is a bool, not a string; give a plain name like 'mlp'"),
+    (f'iree_test(name="t", module=True, function="add")',
+     "iree_test module: True is a bool, not a string; give a module's name"),
+    ('iree_check_test_suite(name="s", srcs="")',
+     "iree_check_test_suite srcs: the path is empty; give the check file's path"),
+    (f"iree_check_test_suite({S}, skip=True)",
+     "iree_check_test_suite skip: True is a bool, not a list of entries; give entries 'file.mlir' or"),
+    (f"iree_check_test_suite({S}, xfail=[1, 2])",
+     "iree_check_test_suite xfail: 1 is an int, not 'file' or a tuple of 1 to 4 strings"),
+    (f'iree_test({T}, rtol="")',
+     "iree_test rtol: '' is a string, not a number; give a finite number >= 0, e.g. 1e-5"),
+    ('iree_module(name="m2", src="")', "iree_module src: the path is empty; give the source's path"),
+    ('iree_module(name="m2", src=[])', "iree_module src: 0 items given; give one source"),
+    ('iree_run(name="r", module="m", function="add", inputs=[1.0], outputs=[])',
+     "iree_run outputs: the list is empty; give a count >= 1 or a list of .npy file names"),
+    ('iree_import_onnx(name="x", src=3)', "iree_import_onnx src: 3 is an int, not a path or file node"),
+    # The issue's silently accepted ones.
+    ('iree_module(name="m2", src="add.mlir", target_backends=[])',
+     "iree_module target_backends: the list is empty; give a list of backends, e.g. ['llvm-cpu']"),
+    ('iree_module(name="m2", src="add.mlir", cpu_features="add.mlir")',
+     "iree_module cpu_features: 'add.mlir' is not a CPU feature switch; write +name or -name"),
+    ('iree_module(name="m2", src="add.mlir", triple=float("nan"))',
+     "iree_module triple: nan is a float, not a string; give an LLVM target triple"),
+    ('iree_module(name="m2", src="add.mlir", onnx_opset="llvm-cpu")',
+     "iree_module onnx_opset: 'llvm-cpu' is a string, not an integer; give an ONNX opset number"),
+    ('iree_module(name="m2", src="add.mlir", target_backend=["cuda"])',
+     "iree_module target_backend: unknown argument (did you mean 'target_backends'?); "
+     "iree_module takes: name, src, target_backends,"),
+    ('iree_test(name="t", module="m", function=3)',
+     "iree_test function: 3 is an int, not a string; give the exported function's name"),
+    ('iree_test(name=[1, 2], module="m", function="add")',
+     "iree_test name: [1, 2] is a list, not a string; give a plain name like 'mlp'"),
+    (f'iree_test({T}, expected="")', "iree_test expected: '' is an empty path; give a list of .npy/.pb"),
+    (f'iree_test({T}, atol=float("nan"))', "iree_test atol: nan is not finite; give a finite number >= 0"),
+    (f"iree_test({T}, devices=[])", "iree_test devices: the list is empty; give a list of HAL devices"),
+    ('iree_run(name=True, module="m", function="add", inputs=[1.0])',
+     "iree_run name: True is a bool, not a string"),
+    ("iree_check_test_suite(name=object(), srcs=['check.mlir'])",
+     "iree_check_test_suite name: <object> is a plain object, not a string"),
+    # Unknown values, with a did-you-mean.
+    ('iree_module(name="m2", src="add.mlir", cpu="skylak")',
+     "iree_module cpu: unknown CPU 'skylak' for x86_64 (did you mean 'skylake'?); use 'host', 'generic'"),
+    ('iree_module(name="m2", src="add.mlir", cpu_features="+avx3")',
+     "iree_module cpu_features: 'avx3' is not a CPU feature of x86_64 (did you mean"),
+    ('iree_module(name="m2", src="add.mlir", toolchain="cuda-sm08")',
+     "iree_module toolchain: no toolchain 'cuda-sm08' (did you mean 'cuda-sm80'?); known toolchains:"),
+    ('iree_module(name="m2", src="add.mlir", target_backends=["llvm-cpu", "vulkan"])',
+     "iree_module target_backends: unknown target backend 'vulkan' (did you mean 'vulkan-spirv'?)"),
+    ('iree_module(name="m2", src="add.mlir", triple="x86_65-linux-gnu")',
+     "iree_module triple: LLVM has no target for triple 'x86_65-linux-gnu'"),
+    (f'iree_test({T}, devices=["local-tsk"])',
+     "iree_test devices: unknown HAL device 'local-tsk' (did you mean 'local-task'?); known HAL devices:"),
+    ('iree_run(name="r", module="m", function="add", inputs=[1.0], device="cdua")',
+     "iree_run device: unknown HAL device 'cdua' (did you mean 'cuda'?)"),
+    (f'iree_check_test_suite({S}, xfail=[("check.mlir", "llvm-cpu", "local-tsk")])',
+     "iree_check_test_suite xfail: entry ('check.mlir', 'llvm-cpu', 'local-tsk') names 'local-tsk', "
+     "which is no HAL device (did you mean 'local-task'?)"),
+    (f'iree_check_test_suite({S}, skip=["chek.mlir"])',
+     "iree_check_test_suite skip: entry 'chek.mlir' names 'chek.mlir', which is no file in srcs "
+     "(did you mean 'check.mlir'?); files in srcs: check.mlir"),
+    (f'iree_test({T}, functon="add")',
+     "iree_test functon: unknown argument (did you mean 'function'?); iree_test takes: name, module,"),
+    ('iree_import_onnx(name="x", src="m.onnx", opset_version=17)',
+     "iree_import_onnx opset_version: unknown argument (did you mean 'opset'?)"),
+    # Ranges, emptiness, files.
+    (f"iree_test({T}, rtol=-1.0)", "iree_test rtol: -1.0 is below 0; give a finite number >= 0"),
+    ('iree_run(name="r", module="m", function="add", inputs=[1.0], outputs=0)',
+     "iree_run outputs: 0 is below 1; give a count >= 1"),
+    ('iree_run(name="r", module="m", function="add", inputs=[1.0], outputs=True)',
+     "iree_run outputs: True is a bool, not a list of strings"),
+    (f'iree_test({T}, parameter_scope="")', "iree_test parameter_scope: '' is empty; give a parameter scope"),
+    ('iree_test(name="t", module="m", function="add", inputs=[{"x": 1}])',
+     "iree_test inputs: {'x': 1} is a dict, not a data value; give a .npy/.pb path, a number"),
+    ('iree_test(name="t", module="m", function="add", inputs=["missing.npy"])',
+     "iree_test inputs: data file {dir}missing.npy not found; give a file that exists"),
+    ('iree_test(name="t", module="m", function="add", inputs=["a.txt"])',
+     "iree_test inputs: data file 'a.txt' is not a .npy/.pb file"),
+    ('iree_test(name="t[0]", module="m", function="add")',
+     "iree_test name: 't[0]' has '['; give a plain name like 'mlp'"),
+    ('iree_run(name="r", module="m", function="add", parameters=["w.bin"])',
+     "iree_run parameters: parameter archive 'w.bin' is not a .irpa/.safetensors/.gguf file"),
+    ('iree_import_onnx(name="x", src="add.mlir")', "iree_import_onnx src: ONNX model 'add.mlir' is not a .onnx file"),
+    ('iree_import_onnx(name="x", src="m.onnx", opset=0)', "iree_import_onnx opset: 0 is below 1"),
+    ('iree_check_test_suite(name="s", srcs="*.mlir")',
+     "iree_check_test_suite srcs: check file {dir}*.mlir not found (use Glob() for patterns)"),
+    ('iree_module(name="m2", src="add.mlir", flags="O3")',
+     "iree_module flags: 'O3' does not start with '-' (or '@' for a flag file)"),
+    ('iree_module(name="m2", src="add.mlir", externalize_params="yes")',
+     "iree_module externalize_params: 'yes' is a string, not True or False"),
+    # Arguments that contradict each other.
+    ('iree_test(name="t", module="nope", function="add")',
+     "iree_test module: module 'nope' is not declared here; declare it with iree_module(name='nope', ...)"),
+    (f'iree_test({T}, devices=["local-task", "cuda"])',
+     "iree_test devices: device 'cuda' cannot run a module built for llvm-cpu; its code runs on: local-sync,"),
+    (f'iree_check_test_suite({S}, target_backends=["vmvx"], devices="vulkan")',
+     "iree_check_test_suite devices: device 'vulkan' cannot run a module built for vmvx"),
+    ('iree_module(name="m2", src="add.mlir", target_backends=["rocm"])',
+     "iree_module target_backends: rocm has no default chip; use toolchain='rocm-gfx942'"),
+    ('iree_module(name="m2", src="add.mlir", onnx_opset=17)',
+     "iree_module onnx_opset: applies to .onnx sources only, and src is not one; drop onnx_opset"),
+    ('iree_module(name="m2", src="add.mlir", target_backends=["vmvx"], cpu="znver4")',
+     "iree_module cpu: applies to llvm-cpu only, and the module is built for vmvx"),
+    # Calls as such: overrides, missing and extra arguments, the environment.
+    ('iree_test(name="t", module="m", function="add", FOO=1)',
+     "iree_test FOO: iree_test takes no construction-variable overrides; set FOO on an environment"),
+    ('iree_test(name="t", function="add")', "iree_test module: missing; iree_test needs 'module'"),
+    ('iree_module(name="m2", src="add.mlir", env=3)',
+     "iree_module env: 3 is an int, not an SCons Environment"),
+    ('env = IreeEnvironment()\nenv.IreeModule("m2", "add.mlir", cpu=3)',
+     "IreeModule cpu: 3 is an int, not a string; give 'host', 'generic' or an LLVM CPU name"),
+    ('env = IreeEnvironment()\nenv.iree_test("t", "m", "add", [], None, None, 1e-5, 1e-6, [], "model", 5)',
+     "iree_test: 11 positional arguments given, it takes at most 10"),
+    # What SCons users expect to be lenient stays lenient.
+    ('iree_module(name="m2", src=File("add.mlir"), target_backends="llvm-cpu", flags="--iree-opt-level=O2")',
+     None),
+    ('iree_module(name="m3", src=Glob("add.mlir"), cpu_features=["+avx2", "+fma"], CPPPATH=["x"])', None),
+    (f'iree_test({T}, expected="a.npy", devices="local-task", rtol=0, atol=np.float32(1e-3))', None),
+    ('iree_check_test_suite(name="s", srcs=Glob("*.mlir", exclude=["add.mlir"]), xfail="check.mlir",'
+     ' skip=[("check*", "*", "local-sync")])', None),
+]
+
+
+# Each of these (one per kind of mistake) also runs alone, as the issue ran them:
+# `scons -Q -n` with only it in the SConstruct prints exactly the same line.
+ALONE = [i for i, (declaration, _) in enumerate(CASES) if any(declaration.startswith(start) for start in (
+    'iree_module(name=True', 'iree_module(name="m2", src="")', 'iree_module(name="m2", src="add.mlir", target_backends=[])',
+    'iree_module(name="m2", src="add.mlir", target_backend=', 'iree_test(name="t", module="m", function=3)',
+    'iree_module(name="m2", src="add.mlir", cpu="skylak")', 'iree_test(name="t", module="m", function="add", FOO=1)',
+    'iree_test(name="t", module="nope"', "env = IreeEnvironment()\nenv.iree_test(",
+    'iree_check_test_suite(name="s", srcs=Glob('))]
+
+# Reads each case's SConscript in turn; a failing declaration's SystemExit (where.fail)
+# ends only its case. Any other exception prints its stack trace, which the tests reject.
+BATCH_SCONSTRUCT = """\
+import sys, traceback
+for case in CASES:
+    sys.stderr.write("@@case " + case + "\\n"); sys.stderr.flush()
+    try:
+        SConscript(case + "/SConscript")
+    except SystemExit as e:
+        sys.stderr.write("@@exit %s\\n" % (e.code,))
+    except BaseException:
+        traceback.print_exc()
+    sys.stderr.flush()
+"""
+
+
+def write_case(folder: Path, declaration: str, name: str = "SConscript") -> int:
+    """A case folder with the data the declarations use; returns the declaration's last line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "add.mlir").write_text(ADD_MLIR)
+    (folder / "check.mlir").write_text(CHECK_MLIR)
+    (folder / "m.onnx").write_bytes(b"")  # exists; under -n nothing reads it
+    np.save(folder / "a.npy", np.arange(4, dtype=np.float32))
+    text = PRELUDE + "import numpy as np\n" + declaration + "\n"
+    (folder / name).write_text(text)
+    return len(text.splitlines())
+
+
+def scons_n(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "SCons", "-Q", "-n", "-C", str(root), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def in_parallel(fn, items) -> list:
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclass
+class Outcome:
+    """What one declaration did: its stderr lines and exit code (None: it was accepted)."""
+
+    lines: list[str]
+    exit: int | None
+
+
+def run_batches(root: Path, declarations: list[str], processes: int = 2) -> list[tuple[int, Outcome]]:
+    """Every declaration in its own SConscript; ``processes`` real scons runs read them all.
+
+    Returns (line of the declaration, outcome) per declaration, in order.
+    """
+    lines = [write_case(root / f"c{i}", d) for i, d in enumerate(declarations)]
+    for b in range(processes):
+        cases = [f"c{i}" for i in range(b, len(declarations), processes)]
+        (root / f"batch{b}.py").write_text(f"CASES = {cases!r}\n" + BATCH_SCONSTRUCT)
+    runs = in_parallel(lambda b: scons_n(root, "-f", f"batch{b}.py"), range(processes))
+    outcomes: dict[str, Outcome] = {}
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
+        current = None
+        for line in run.stderr.splitlines():
+            if line.startswith("@@case "):
+                current = outcomes.setdefault(line.split()[1], Outcome([], None))
+            elif line.startswith("@@exit "):
+                current.exit = int(line.split()[1])
+            else:
+                assert current is not None, run.stderr
+                current.lines.append(line)
+    return [(lines[i], outcomes[f"c{i}"]) for i in range(len(declarations))]
+
+
+def judge(declaration: str, line: int, outcome: Outcome, where: str, message: str | None) -> str:
+    """'' when the outcome is what it must be, else what went wrong."""
+    text = "\n".join(outcome.lines)
+    folder = where.rsplit("/", 1)[0] + "/" if "/" in where else ""
+    message = message.replace("{dir}", folder) if message else message
+    if message is None:
+        if outcome.exit is not None or outcome.lines:
+            return f"{declaration}\n  should be accepted, got exit {outcome.exit}: {text}"
+        return ""
+    expected = f"scons: *** {where}:{line}: {message}"
+    if outcome.exit != 2 or len(outcome.lines) != 1 or not outcome.lines[0].startswith(expected):
+        return f"{declaration}\n  expected: {expected}\n  got exit {outcome.exit}: {text}"
+    return ""
+
+
+def test_every_bad_declaration_is_one_line_naming_the_line(tmp_path: Path) -> None:
+    assert len([c for c in CASES if c[1] is not None]) >= 41
+    results = run_batches(tmp_path / "batched", [d for d, _ in CASES])
+    problems = [judge(d, line, outcome, f"c{i}/SConscript", message)
+                for i, ((d, message), (line, outcome)) in enumerate(zip(CASES, results))]
+    assert not any(problems), "\n".join(p for p in problems if p)
+
+
+def test_alone_in_an_sconstruct_real_scons_prints_the_same_one_line(tmp_path: Path) -> None:
+    assert len(ALONE) == 10
+    roots = [tmp_path / f"alone{i}" for i in ALONE]
+    lines = [write_case(root, CASES[i][0], "SConstruct") for root, i in zip(roots, ALONE)]
+    runs = in_parallel(scons_n, roots)
+    problems = []
+    for i, line, run in zip(ALONE, lines, runs):
+        errors = run.stderr.strip().splitlines()
+        outcome = Outcome(errors, None if run.returncode == 0 and not errors else run.returncode)
+        problems.append(judge(CASES[i][0], line, outcome, "SConstruct", CASES[i][1]))
+        assert "Traceback" not in run.stdout + run.stderr
+    assert not any(problems), "\n".join(p for p in problems if p)
