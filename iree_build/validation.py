@@ -94,7 +94,7 @@ def string(value: Any, allowed: str, empty: bool = False) -> str:
         raise wrong_type(value, "a string", allowed)
     if not empty and not value.strip():
         raise IreeBuildError(f"{value!r} is empty; {allowed}")
-    return value
+    return no_nul(value, allowed)
 
 
 def strings(value: Any, allowed: str, single: bool = True, empty: bool = False,
@@ -112,6 +112,7 @@ def strings(value: Any, allowed: str, single: bool = True, empty: bool = False,
             raise wrong_type(item, "a string", allowed)
         if not item.strip():
             raise IreeBuildError(f"{item!r} in the list is empty; {allowed}")
+        no_nul(item, allowed)
     return items
 
 
@@ -180,3 +181,10 @@ def path_text(value: Any) -> str | None:
     if isinstance(value, os.PathLike):
         return os.fspath(value)  # type: ignore[return-value]
     return None
+
+
+def no_nul(text: str, allowed: str) -> str:
+    """Paths and names never hold a NUL (the OS refuses them with an exception)."""
+    if "\x00" in text:
+        raise IreeBuildError(f"{text!r} holds a NUL character; {allowed}")
+    return text

@@ -103,6 +103,7 @@ def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()
         raise v.wrong_type(value, "a path or file node", f"give the {what}'s path, e.g. '{example}'")
     if not text.strip():
         raise IreeBuildError(f"the path is empty; give the {what}'s path")
+    v.no_nul(text, f"give the {what}'s path")
     v.suffix(text, suffixes, what)
     node = call.env.File(text)
     if must_exist and not (node.has_builder() or node.is_derived() or node.srcnode().exists()):
@@ -167,14 +168,14 @@ def _file(what: str, suffixes: tuple[str, ...] = ()) -> Arg:
     return Arg(lambda value, call: _file_node(value, call, what, suffixes), none_ok=False)
 
 
-def _files(what: str, suffixes: tuple[str, ...] = (), empty: bool = True) -> Arg:
+def _files(what: str, suffixes: tuple[str, ...] = (), empty: bool = True, none_ok: bool = True) -> Arg:
     """One file or a list of them (strings, nodes, Glob results, nested lists)."""
     def check(value, call):
         items = call.env.Flatten(list(value)) if is_list(value) else [value]
         if not items and not empty:
             raise IreeBuildError(f"no files given (did a Glob match nothing?); give at least one {what}")
         return [_file_node(item, call, what, suffixes) for item in items]
-    return Arg(check, none_ok=not empty)
+    return Arg(check, none_ok)
 
 
 def _number(allowed: str, **limits) -> Arg:
@@ -438,7 +439,7 @@ SCHEMAS: dict[str, dict[str, Arg]] = {
     "iree_test": {"name": NAME, "module": MODULE, "function": FUNCTION, "inputs": INPUTS,
                   "expected": EXPECTED, "devices": DEVICES, "rtol": TOLERANCE, "atol": TOLERANCE,
                   "parameters": PARAMETERS, "parameter_scope": SCOPE},
-    "iree_check_test_suite": {"name": NAME, "srcs": _files("check file", empty=False),
+    "iree_check_test_suite": {"name": NAME, "srcs": _files("check file", empty=False, none_ok=False),
                               "target_backends": BACKENDS_ARG, "devices": DEVICES, "flags": FLAGS,
                               "xfail": ENTRIES, "skip": ENTRIES},
 }

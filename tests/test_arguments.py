@@ -278,3 +278,198 @@ def test_alone_in_an_sconstruct_real_scons_prints_the_same_one_line(tmp_path: Pa
         problems.append(judge(CASES[i][0], line, outcome, "SConstruct", CASES[i][1]))
         assert "Traceback" not in run.stdout + run.stderr
     assert not any(problems), "\n".join(p for p in problems if p)
+
+
+# --- property: random declarations of every rule ---------------------------------------
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+class Raw(str):
+    """Python source written as is into the SConscript (File(...), lambdas, numpy values)."""
+
+
+def source(value) -> str:
+    """``value`` as Python source (repr, except for floats that have none and Raw)."""
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f'float("{value}")'
+    if isinstance(value, list):
+        return "[" + ", ".join(source(x) for x in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + "".join(source(x) + ", " for x in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{source(k)}: {source(x)}" for k, x in value.items()) + "}"
+    return repr(value)
+
+
+HOST_TRIPLE = "x86_64-unknown-linux-gnu"
+
+# Values of any type: a value drawn from here may be right or wrong for an argument.
+ANY = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8), st.binary(max_size=3), st.lists(st.integers(-3, 3), max_size=3),
+    st.lists(st.text(max_size=4), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+    st.tuples(st.text(max_size=3)), st.sampled_from([Raw("object()"), Raw("print"), Raw("np.int8(3)"),
+                                                      Raw("np.array(['a'])"), Raw("File('add.mlir')")]),
+)
+NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_+.-]{0,8}", fullmatch=True).map(lambda s: "x" + s)
+BAD_NAMES = st.sampled_from(["", "a/b", "a b", "t[0]", ".hidden", "-x", 3, True, None, ["x"]])
+TOLERANCES = st.one_of(st.floats(0, 1e3), st.integers(0, 10), st.just(Raw("np.float32(1e-3)")))
+BAD_TOLERANCES = st.sampled_from([-1, -1e-9, float("nan"), float("inf"), "", "1e-5", None, True, [1e-5]])
+SCOPES = st.sampled_from(["model", "weights"])
+BAD_SCOPES = st.sampled_from(["", "a b", 3, None, ["model"]])
+FLAGS = st.sampled_from([None, [], "--iree-opt-level=O2", ["--iree-opt-level=O2"]])
+BAD_FLAGS = st.sampled_from(["O3", [3], 3, [""], ["-x", None]])
+DATA = st.sampled_from([[], [[1.0, 2.0, 3.0, 4.0]], ["a.npy"], "a.npy", [Raw("np.ones(4, np.float32)")],
+                        [1, 2.5], [Raw("File('a.npy')"), True]])
+BAD_DATA = st.sampled_from(["", ["missing.npy"], ["a.txt"], [{"x": 1}], 3, [[1, [2]]], [None],
+                            [Raw("object()")], Raw("np.ones(4)"), [Raw("np.array(['a'])")]])
+DEVICES = st.sampled_from([None, "local-task", ["local-task"], ["local-sync", "local-task"]])
+BAD_DEVICES = st.sampled_from([[], ["cuda"], ["tpu"], "local-tsk", 3, [3], ["local-task", ""]])
+ENTRIES = st.sampled_from([[], None, "check.mlir", [("check.mlir", "*", "local-task")],
+                           [("*", "llvm-cpu", "*", "why")], ["check*"]])
+BAD_ENTRIES = st.sampled_from([True, [1], [("check.mlir", "llvm-cpu", "local-tsk")], ["chek.mlir"],
+                               [("a", "b", "c", "d", "e")], [("check.mlir", "llvm-cup")], 3])
+LOCAL_BACKENDS = st.sampled_from([None, ["llvm-cpu"], ["vmvx"], ["llvm-cpu", "vmvx"], "llvm-cpu"])
+BAD_BACKENDS = st.sampled_from([[], ["vulkan"], "llvm-gpu", [3], 3, "", ["webgpu-wgsl"], ["rocm"]])
+
+# rule -> argument -> (valid values, invalid values); required arguments are always given.
+SPACE = {
+    "iree_module": {
+        "name": (NAMES, BAD_NAMES),
+        "src": (st.sampled_from(["add.mlir", Raw('File("add.mlir")'), Raw('Glob("add.mlir")'), ["add.mlir"]]),
+                st.sampled_from(["", "nope.mlir", 3, [], ["add.mlir", "check.mlir"], None])),
+        "target_backends": (st.sampled_from([None, ["llvm-cpu"], ["llvm-cpu", "vmvx"], "llvm-cpu"]), BAD_BACKENDS),
+        "triple": (st.sampled_from([None, HOST_TRIPLE]), st.sampled_from(["", "foo-bar-baz", 3])),
+        "cpu": (st.sampled_from([None, "generic", "host", "skylake", "znver4"]),
+                st.sampled_from(["", "pentium9", 3, ["host"], "skylak"])),
+        "cpu_features": (st.sampled_from([None, "", "+avx2", "+avx2,-fma", ["+avx2", "+fma"]]),
+                         st.sampled_from(["avx2", "+avx3", 3, "add.mlir", ["avx2"], "+"])),
+        "flags": (FLAGS, BAD_FLAGS),
+        "onnx_opset": (st.none(), st.sampled_from([17, "17", 0, True])),
+        "externalize_params": (st.just(False), st.sampled_from([True, "yes", None, 1])),
+        "params_scope": (SCOPES, BAD_SCOPES),
+        "toolchain": (st.none(), st.sampled_from(["nope", 3, "", "cuda-sm08"])),
+    },
+    "iree_test": {
+        "name": (NAMES, BAD_NAMES),
+        "module": (st.sampled_from(["m", Raw('File("m.vmfb")'), ["m"]]), st.sampled_from(["", 3, None, "nope"])),
+        "function": (st.sampled_from([None, "add"]), st.sampled_from(["", 3, "a b"])),
+        "inputs": (DATA, BAD_DATA),
+        "expected": (st.one_of(st.none(), DATA, st.just(Raw("lambda *xs: [1.0]"))), BAD_DATA),
+        "devices": (DEVICES, BAD_DEVICES),
+        "rtol": (TOLERANCES, BAD_TOLERANCES),
+        "atol": (TOLERANCES, BAD_TOLERANCES),
+        "parameters": (st.sampled_from([None, []]), st.sampled_from([["w.bin"], ["nope.irpa"], 3, ""])),
+        "parameter_scope": (SCOPES, BAD_SCOPES),
+    },
+    "iree_run": {
+        "name": (NAMES, BAD_NAMES),
+        "module": (st.sampled_from(["m", ["m"]]), st.sampled_from(["", 3, None, "nope"])),
+        "function": (st.sampled_from([None, "add"]), st.sampled_from(["", 3, "a b"])),
+        "inputs": (DATA, BAD_DATA),
+        "device": (st.sampled_from(["local-task", "local-sync"]), st.sampled_from(["cuda", "gpu", "", None, 3])),
+        "outputs": (st.sampled_from([1, 2, ["o.npy"], "o.npy"]),
+                    st.sampled_from([0, -1, True, [], ["o.txt"], 1.5, None])),
+        "parameters": (st.sampled_from([None, []]), st.sampled_from([["w.bin"], 3])),
+        "parameter_scope": (SCOPES, BAD_SCOPES),
+    },
+    "iree_import_onnx": {
+        "name": (NAMES, BAD_NAMES),
+        "src": (st.just("m.onnx"), st.sampled_from(["add.mlir", "", "nope.onnx", 3])),
+        "opset": (st.sampled_from([None, 13, 17]), st.sampled_from([0, "17", True, 1.5, 1000])),
+        "externalize_params": (st.booleans(), st.sampled_from(["yes", None, 1])),
+        "params_scope": (SCOPES, BAD_SCOPES),
+    },
+    "iree_check_test_suite": {
+        "name": (NAMES, BAD_NAMES),
+        "srcs": (st.sampled_from(["check.mlir", ["check.mlir"], Raw('Glob("check.mlir")')]),
+                 st.sampled_from(["", [], "nope.mlir", 3, None])),
+        "target_backends": (LOCAL_BACKENDS, BAD_BACKENDS),
+        "devices": (DEVICES, BAD_DEVICES),
+        "flags": (FLAGS, BAD_FLAGS),
+        "xfail": (ENTRIES, BAD_ENTRIES),
+        "skip": (ENTRIES, BAD_ENTRIES),
+    },
+}
+REQUIRED = {"iree_module": ("name", "src"), "iree_test": ("name", "module"), "iree_run": ("name", "module"),
+            "iree_import_onnx": ("name", "src"), "iree_check_test_suite": ("name", "srcs")}
+CPU_ARGS = ("triple", "cpu", "cpu_features")
+
+
+@dataclass
+class Declaration:
+    rule: str
+    args: dict  # argument -> value
+    kinds: dict  # argument -> "valid", "invalid" or "any"
+
+    def text(self) -> str:
+        return f"{self.rule}(" + ", ".join(f"{k}={source(x)}" for k, x in self.args.items()) + ")"
+
+
+@st.composite
+def declarations(draw) -> Declaration:
+    rule = draw(st.sampled_from(sorted(SPACE)))
+    space = SPACE[rule]
+    chosen = [a for a in space if a in REQUIRED[rule] or draw(st.integers(0, 3)) == 0]
+    args, kinds = {}, {}
+    for arg in chosen:
+        kind = draw(st.sampled_from(["valid", "valid", "invalid", "any"]))
+        good, bad = space[arg]
+        args[arg] = draw({"valid": good, "invalid": bad, "any": ANY}[kind])
+        kinds[arg] = kind
+    if rule == "iree_module":  # target arguments that only fit together stay apart
+        if "toolchain" in args and kinds["toolchain"] == "valid" and draw(st.booleans()):
+            args["toolchain"] = draw(st.sampled_from(["vmvx", "x86_64-generic", "cuda-sm80"]))
+            for arg in ("target_backends", *CPU_ARGS):
+                args.pop(arg, None), kinds.pop(arg, None)
+        elif args.get("cpu") == "host" and kinds.get("triple") != "valid":
+            args.pop("triple", None), kinds.pop("triple", None)
+    extra = draw(st.sampled_from([None, None, None, "typo", "upper"]))
+    if extra == "typo":  # a misspelt lower-case keyword
+        real = draw(st.sampled_from(sorted(space)))
+        cut = draw(st.integers(0, len(real) - 1))
+        typo = real[:cut] + real[cut + 1:] if draw(st.booleans()) else real + "s"
+        if typo not in space and typo.isidentifier():
+            args[typo], kinds[typo] = 1, "invalid"
+    elif extra == "upper":  # a construction variable: an override where the rule takes them
+        args["CPPDEFINES"], kinds["CPPDEFINES"] = ["X"], "valid" if rule == "iree_module" else "invalid"
+    return Declaration(rule, args, kinds)
+
+
+def check_outcome(declaration: Declaration, case: str, line: int, outcome: Outcome) -> str:
+    """'' if the outcome is allowed for this declaration, else what is wrong."""
+    text = "\n".join(outcome.lines)
+    head = f"{declaration.text()}\n  got exit {outcome.exit}: {text}"
+    if "Traceback" in text:
+        return "stack trace: " + head
+    if outcome.exit is None:
+        if outcome.lines:
+            return "accepted but printed: " + head
+        bad = [a for a, k in declaration.kinds.items() if k == "invalid"]
+        return f"accepted with invalid {bad}: " + head if bad else ""
+    if all(k == "valid" for k in declaration.kinds.values()):
+        return "rejected although every argument is valid: " + head
+    match = re.fullmatch(rf"scons: \*\*\* {case}/SConscript:{line}: (\S+) (\S+?):? .*", text)
+    if outcome.exit != 2 or match is None:
+        return "not one line naming the declaration's line: " + head
+    if match.group(1) != declaration.rule:
+        return f"names rule {match.group(1)}: " + head
+    if declaration.kinds.get(match.group(2)) not in ("invalid", "any"):
+        return f"blames argument {match.group(2)}, which is not wrong: " + head
+    return ""
+
+
+@settings(max_examples=5, derandomize=True, deadline=None, database=None, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(declarations(), min_size=40, max_size=40))
+def test_random_declarations_are_accepted_or_one_line(tmp_path_factory, batch: list[Declaration]) -> None:
+    root = tmp_path_factory.mktemp("random")
+    results = run_batches(root, [d.text() for d in batch])
+    problems = [check_outcome(d, f"c{i}", line, outcome)
+                for i, (d, (line, outcome)) in enumerate(zip(batch, results))]
+    assert not any(problems), "\n".join(p for p in problems if p)
