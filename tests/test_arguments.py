@@ -473,3 +473,50 @@ def test_random_declarations_are_accepted_or_one_line(tmp_path_factory, batch: l
     problems = [check_outcome(d, f"c{i}", line, outcome)
                 for i, (d, (line, outcome)) in enumerate(zip(batch, results))]
     assert not any(problems), "\n".join(p for p in problems if p)
+
+
+# --- the same checks guard the standalone runner's manifest and toolchain presets ----------
+
+MANIFEST_CASES = [
+    ({"rtol": float("nan")}, "test 't[local-task]' rtol: nan is not finite; give a finite number >= 0"),
+    ({"atol": "1e-6"}, "test 't[local-task]' atol: '1e-6' is a string, not a number"),
+    ({"kind": "chek"}, "test 't[local-task]' kind: unknown test kind 'chek' (did you mean 'check'?)"),
+    ({"xfail": 3}, "test 't[local-task]' xfail: 3 is an int, not a string"),
+    ({"rtoll": 1e-5}, "test 't[local-task]' rtoll: unknown key (did you mean 'rtol'?); known keys: name,"),
+]
+
+
+def test_a_bad_manifest_field_is_one_line_naming_the_file_and_test(tmp_path: Path) -> None:
+    from iree_build.testing import manifest
+
+    runs = []
+    for i, (change, _) in enumerate(MANIFEST_CASES):
+        entry = {"name": "t[local-task]", "base": "t", "device": "local-task", "module": "m.vmfb",
+                 "function": "f", "inputs": [], "expected": [], "rtol": 1e-5, "atol": 1e-6,
+                 "declared_at": "SConscript:1", "result": "t.result.json", **change}
+        folder = tmp_path / f"b{i}"
+        folder.mkdir()
+        (folder / "iree_tests.json").write_text(json.dumps({"format": manifest.FORMAT, "tests": [entry]}))
+        runs.append(folder)
+    results = in_parallel(lambda folder: subprocess.run(
+        [sys.executable, "-m", "iree_build", "test", str(folder)], capture_output=True, text=True,
+        timeout=120), runs)
+    for folder, (_, message), run in zip(runs, MANIFEST_CASES, results):
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert run.stderr.splitlines() == [run.stderr.strip()], run.stderr
+        assert run.stderr.startswith(
+            f"python -m iree_build: error: {folder / 'iree_tests.json'}: {message}"), run.stderr
+
+
+def test_a_wrong_type_in_a_preset_names_the_file_and_key(tmp_path: Path) -> None:
+    (tmp_path / "toolchains").mkdir()
+    (tmp_path / "toolchains" / "mine.toml").write_text(
+        'target_backends = ["llvm-cpu"]\nflags = "--iree-opt-level=O2"\n')
+    (tmp_path / "add.mlir").write_text(ADD_MLIR)
+    (tmp_path / "SConstruct").write_text('from iree_rules import *\niree_module(name="m", src="add.mlir", '
+                                         'toolchain="mine")\n')
+    run = scons_n(tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "scons: *** SConstruct:2: iree_module toolchain: toolchains/mine.toml: flags: '--iree-opt-level=O2' "
+        "is a string, not a list of strings; write flags = [\"a\", \"b\"]"], run.stderr
