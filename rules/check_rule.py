@@ -17,8 +17,8 @@ from iree_build.errors import IreeBuildError
 from iree_build.targets import BACKENDS, check_device
 
 from . import module_rule
-from .test_rule import DeclaredTest, _selected, register
 from .arguments import checked
+from .test_rule import DeclaredTest, _selected, register
 from .where import declared_at, fail
 
 Entry = str | tuple

@@ -14,9 +14,9 @@ from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 from iree_build.onnx_import import ImportRequest, check_opset
 
+from .arguments import checked
 from .compile_action import run_request
 from .explicit_action import ExplicitAction
-from .arguments import checked
 from .where import declared_at, fail
 
 

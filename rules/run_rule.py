@@ -16,10 +16,10 @@ from iree_build.errors import IreeBuildError
 from iree_build.targets import check_device
 
 from . import data_files
+from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .test_rule import runtime_version
-from .arguments import checked
 from .where import declared_at, fail
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from iree_build.errors import IreeBuildError
 from iree_build.targets import check_device
 
 from . import data_files, options
+from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
-from .arguments import checked
 from .where import declared_at, fail
 
 MANIFEST_NAME = "iree_tests.json"
