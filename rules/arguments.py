@@ -91,8 +91,7 @@ def _one(value: Any, what: str) -> Any:
     return value
 
 
-def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = (),
-               must_exist: bool = True):
+def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()):
     """The node a path or node names; a plain source file must exist."""
     value = _one(value, what)
     if is_node(value):
@@ -106,7 +105,7 @@ def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()
     v.no_nul(text, f"give the {what}'s path")
     v.suffix(text, suffixes, what)
     node = call.env.File(text)
-    if must_exist and not (node.has_builder() or node.is_derived() or node.srcnode().exists()):
+    if not (node.has_builder() or node.is_derived() or node.srcnode().exists()):
         hint = " (use Glob() for patterns)" if any(c in text for c in "*?[") else ""
         raise IreeBuildError(f"{what} {node.srcnode().get_internal_path()} not found{hint}; "
                              "give a file that exists or that another rule builds")
@@ -176,10 +175,6 @@ def _files(what: str, suffixes: tuple[str, ...] = (), empty: bool = True, none_o
             raise IreeBuildError(f"no files given (did a Glob match nothing?); give at least one {what}")
         return [_file_node(item, call, what, suffixes) for item in items]
     return Arg(check, none_ok)
-
-
-def _number(allowed: str, **limits) -> Arg:
-    return Arg(lambda value, call: v.number(value, allowed, **limits), none_ok=False)
 
 
 # --- module targets -----------------------------------------------------------
@@ -308,15 +303,17 @@ def _entries(value, call):
     files = [os.path.basename(str(s)) for s in call.args.get("srcs", []) or []]
     for entry in items:
         parts = (entry,) if isinstance(entry, str) else entry
-        if not isinstance(parts, (tuple, list)) or not 1 <= len(parts) <= 4:
+        if not isinstance(parts, (tuple, list)):
             raise v.wrong_type(entry, "'file' or a tuple of 1 to 4 strings", allowed)
+        if not 1 <= len(parts) <= 4:
+            raise IreeBuildError(f"entry {entry!r} has {len(parts)} parts; {allowed}")
         for part in parts:
             v.string(part, allowed)
-        globbed = [not any(c in p for c in "*?[") for p in parts]
+        plain = [not any(c in p for c in "*?[") for p in parts]  # no glob: must name a real one
         known = [files, list(BACKENDS), list(HAL_DEVICES)]
         nouns = [("file in srcs", "files in srcs"), ("backend", "backends"), ("HAL device", "HAL devices")]
-        for part, plain, choices, (noun, plural) in zip(parts, globbed, known, nouns):
-            if plain and choices and part not in choices:
+        for part, exact, choices, (noun, plural) in zip(parts, plain, known, nouns):
+            if exact and choices and part not in choices:
                 raise IreeBuildError(f"entry {entry!r} names '{part}', which is no {noun}"
                                      f"{v.did_you_mean(part, choices)}; {plural}: {v.listing(choices)}")
     return list(items)
@@ -352,7 +349,7 @@ def _module_ref(value, call):
 
 def _usable(call: Call) -> tuple[list[str], list[str]] | None:
     """(backends, devices that can run them) of the module or suite being declared."""
-    if call.usable is None and "srcs" in call.args:
+    if call.usable is None and "srcs" in call.args and call.args.get("toolchain") is None:
         from iree_build.targets import devices_for
 
         backends = call.args.get("target_backends") or call.env.Flatten(
