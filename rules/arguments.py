@@ -339,6 +339,9 @@ def _module_ref(value, call):
     from .module_rule import find_module
 
     allowed = "give a module's name (as declared with iree_module) or iree_module's result"
+    if is_list(value):  # iree_module's result: the module and its side outputs (.o, .h)
+        modules = [n for n in value if is_node(n) and str(n).endswith(".vmfb")]
+        value = modules if len(modules) == 1 else value
     value = _one(value, "module")
     if not is_node(value):
         v.string(value, allowed)

@@ -162,6 +162,8 @@ CASES: list[tuple[str, str | None]] = [
      None),
     ('iree_module(name="m3", src=Glob("add.mlir"), cpu_features=["+avx2", "+fma"], CPPPATH=["x"])', None),
     (f'iree_test({T}, expected="a.npy", devices="local-task", rtol=0, atol=np.float32(1e-3))', None),
+    ('lib = iree_module(name="lib", src="add.mlir", toolchain="llvm-cpu-static-library")\n'
+     'iree_test(name="t", module=lib, function="add", devices=("local-sync",), rtol=1)', None),
     ('iree_check_test_suite(name="s", srcs=Glob("*.mlir", exclude=["add.mlir"]), xfail="check.mlir",'
      ' skip=[("check*", "*", "local-sync")])', None),
 ]
