@@ -10,8 +10,10 @@ threads drive several workers at once.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,13 +72,18 @@ class _Worker:
 class CompilePool:
     """At most ``size`` workers, started on demand, reused across requests."""
 
-    def __init__(self, size: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, size: int = 1, env: dict[str, str] | None = None,
+                 diag_dir: str | os.PathLike[str] | None = None) -> None:
         self.size = max(1, size)
         self._env = env
         self._idle: list[_Worker] = []
         self._count = 0
         self._closed = False
         self._cond = threading.Condition()
+        # The compiler's messages go to a file per request (the worker may die mid-compile):
+        # in the build tree, never in /tmp, and swept when their build is gone.
+        self._diag_dir = Path(diag_dir) if diag_dir else Path(tempfile.gettempdir()) / "iree_build_diag"
+        _sweep(self._diag_dir)
 
     def _acquire(self) -> _Worker:
         with self._cond:
@@ -110,7 +117,8 @@ class CompilePool:
         Path(request.output).parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(request.output)
         temp = temp_path_for(request.output)
-        diag = temp.with_name(temp.name + ".log")  # in the build tree; a killed build's is swept next time
+        self._diag_dir.mkdir(parents=True, exist_ok=True)
+        diag = self._diag_dir / f"{os.getpid()}-{threading.get_ident()}.log"
         worker = self._acquire()
         reply = worker.ask(request.to_wire(str(temp), str(diag)))
         crash = None if reply is not None else worker.death()
@@ -133,3 +141,27 @@ class CompilePool:
             self._cond.notify_all()
         for worker in idle:
             worker.close()
+        _sweep(self._diag_dir)
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the diagnostics files of builds that are gone (killed ones too), then the
+    folder itself once empty."""
+    try:
+        for f in folder.glob("*.log"):
+            pid = f.name.split("-", 1)[0]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                f.unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

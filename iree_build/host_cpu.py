@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from .cpu_features import arch_of
 from .errors import IreeBuildError
+from .validation import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,7 @@ def _known_cpus() -> dict[str, list[str]]:
     return json.loads(text)["cpus"]
 
 
-def _arch(triple: str) -> str:
-    arch = triple.split("-", 1)[0]
-    return {"arm64": "aarch64", "x86-64": "x86_64", "amd64": "x86_64"}.get(arch, arch)
+_arch = arch_of
 
 
 def resolve(cpu: str | None, cpu_features: str | None = None, triple: str | None = None) -> CpuTarget:
@@ -78,7 +78,8 @@ def resolve(cpu: str | None, cpu_features: str | None = None, triple: str | None
         known = _known_cpus().get(_arch(triple))
         if known is not None and cpu not in known:
             raise IreeBuildError(
-                f"unknown CPU '{cpu}' for {_arch(triple)}; use 'host', 'generic' or one of: "
+                f"unknown CPU '{cpu}' for {_arch(triple)}{did_you_mean(cpu, known)}; "
+                "use 'host', 'generic' or one of: "
                 + ", ".join(known)
             )
     return CpuTarget(cpu, cpu_features or "", triple)

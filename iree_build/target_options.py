@@ -57,8 +57,11 @@ from functools import lru_cache
 from importlib import resources
 from typing import Mapping, Sequence
 
+from .cpu_features import arch_of as _arch
+from .cpu_features import check_features, check_triple
 from .errors import IreeBuildError
 from .host_cpu import CpuTarget, host, resolve
+from .validation import did_you_mean, wrong_type
 
 EXECUTABLE_FORMATS = ("embedded-elf", "system-library", "static-library")
 OUTPUT_FORMATS = ("vm-bytecode", "vm-c")
@@ -130,7 +133,8 @@ def flag_name(flag: str) -> str:
 
 
 def _choices_error(key: str, value: str, choices: Sequence[str]) -> IreeBuildError:
-    return IreeBuildError(f"options.{key} = {value!r} is not one of: {', '.join(choices)}")
+    return IreeBuildError(f"options.{key} = {value!r} is not one of: {', '.join(choices)}"
+                          f"{did_you_mean(value, choices)}")
 
 
 def validate_target(key: str, value: object, triple: str | None = None) -> None:
@@ -142,9 +146,7 @@ def validate_target(key: str, value: object, triple: str | None = None) -> None:
     if key not in OPTIONS:
         raise IreeBuildError(f"unknown target option '{key}'; known options: {', '.join(OPTIONS)}")
     if not isinstance(value, str):
-        raise IreeBuildError(
-            f"options.{key} must be a string, got {type(value).__name__} {value!r}"
-        )
+        raise IreeBuildError(f"options.{key}: " + wrong_type(value, "a string", f'write {key} = "..."').message)
     option = OPTIONS[key]
     if key == "executable_format" and value == "vmvx":
         raise IreeBuildError(
@@ -155,6 +157,10 @@ def validate_target(key: str, value: object, triple: str | None = None) -> None:
         raise _choices_error(key, value, option.choices)
     if key == "cpu":
         resolve(value, None, triple)
+    elif key == "triple":
+        check_triple(value)
+    elif key == "cpu_features":
+        check_features(value, triple or host()[2])
     elif key in _GPU_KIND:
         _validate_gpu(key, value)
 
@@ -183,11 +189,6 @@ def _validate_gpu(key: str, value: str) -> None:
     )
 
 
-def _arch(triple: str) -> str:
-    arch = triple.split("-", 1)[0]
-    return {"arm64": "aarch64", "x86-64": "x86_64", "amd64": "x86_64"}.get(arch, arch)
-
-
 def check_options(backends: Sequence[str], options: Mapping[str, object],
                   extra_flags: Sequence[str] = ()) -> None:
     """Validate a whole option set for these backends (before any compile).
@@ -196,10 +197,9 @@ def check_options(backends: Sequence[str], options: Mapping[str, object],
     """
     for key, value in options.items():
         if key not in OPTIONS:
-            close = difflib.get_close_matches(key, OPTIONS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise IreeBuildError(
-                f"unknown key 'options.{key}'{hint}; known options: {', '.join(OPTIONS)}"
+                f"unknown key 'options.{key}'{did_you_mean(key, OPTIONS)}; "
+                f"known options: {', '.join(OPTIONS)}"
             )
         applies = OPTIONS[key].backends
         if applies and not any(b in backends for b in applies):
@@ -208,7 +208,8 @@ def check_options(backends: Sequence[str], options: Mapping[str, object],
                 f"are {', '.join(backends)}"
             )
         try:
-            validate_target(key, value, triple=options.get("triple") if key == "cpu" else None)
+            triple = options.get("triple") if key in ("cpu", "cpu_features") else None
+            validate_target(key, value, triple=triple if isinstance(triple, str) else None)
         except IreeBuildError as e:
             raise _keyed(key, e) from None
     if "rocm" in backends and "rocm_target" not in options:

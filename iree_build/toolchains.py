@@ -33,7 +33,7 @@ from typing import Iterable, Mapping, Sequence
 
 import toml
 
-from . import target_options
+from . import target_options, validation
 from .compiler_info import compiler_info
 from .errors import IreeBuildError
 from .targets import BACKENDS, HAL_DEVICES, check_backends, device_flags, devices_for
@@ -161,6 +161,7 @@ def _read(path: Path) -> dict:
     for key in data:
         if key not in KEYS:
             hint = " (the preset's name is its file name)" if key == "name" else ""
+            hint = hint or validation.did_you_mean(key, KEYS)
             raise IreeBuildError(
                 f"unknown key '{key}'{hint}; known keys: {', '.join(KEYS)}", where=_display(path)
             )
@@ -169,22 +170,22 @@ def _read(path: Path) -> dict:
 
 def _string(data: dict, key: str, path: Path) -> str | None:
     value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        raise IreeBuildError(f"{key} must be a string, got {type(value).__name__} {value!r}",
-                             where=_display(path))
-    return value
+    if value is None:
+        return None
+    try:
+        return validation.string(value, f"write {key} = \"...\"", empty=key == "description")
+    except IreeBuildError as e:
+        raise IreeBuildError(f"{key}: {e.message}", where=_display(path)) from None
 
 
 def _strings(data: dict, key: str, path: Path) -> list[str] | None:
     value = data.get(key)
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise IreeBuildError(
-            f"{key} must be a list of strings like [\"a\", \"b\"], got {value!r}",
-            where=_display(path),
-        )
-    return value
+    try:
+        return validation.strings(value, f"write {key} = [\"a\", \"b\"]", single=False, empty=True)
+    except IreeBuildError as e:
+        raise IreeBuildError(f"{key}: {e.message}", where=_display(path)) from None
 
 
 def _locate(name: str, dirs: Sequence[Path], skip: Path | None = None) -> Path | None:
@@ -234,8 +235,10 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
     if not backends:
         raise fail("target_backends is missing or empty; name at least one, e.g. [\"llvm-cpu\"]")
     for b in backends:
-        if b not in BACKENDS:
-            raise fail(f"target_backends: unknown backend '{b}'; known backends: {', '.join(BACKENDS)}")
+        try:
+            validation.one_of(b, list(BACKENDS), "backend")
+        except IreeBuildError as e:
+            raise fail(f"target_backends: {e.message}") from None
     backends = list(dict.fromkeys(backends))
     options = data.get("options", {})
     if not isinstance(options, dict):
@@ -254,8 +257,10 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
     usable = devices_for(backends)
     devices = _strings(data, "devices", path)
     for dev in devices or []:
-        if dev not in HAL_DEVICES:
-            raise fail(f"devices: unknown HAL device '{dev}'; known devices: {', '.join(HAL_DEVICES)}")
+        try:
+            validation.one_of(dev, HAL_DEVICES, "HAL device")
+        except IreeBuildError as e:
+            raise fail(f"devices: {e.message}") from None
         if dev not in usable:
             raise fail(f"devices: '{dev}' cannot run code built for {', '.join(backends)}; "
                        f"its code runs on: {', '.join(usable)}")
@@ -283,7 +288,8 @@ def find_toolchain(name: str, extra_dirs: Iterable[str | os.PathLike] = (),
     if path is None:
         known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.toml")})
         raise IreeBuildError(
-            f"no toolchain '{name}'; known toolchains: {', '.join(known) or 'none'} "
+            f"no toolchain '{name}'{validation.did_you_mean(name, known)}; "
+            f"known toolchains: {', '.join(known) or 'none'} "
             f"(searched {', '.join(_display(d) for d in dirs) or 'nothing'}; add folders with ${ENV_VAR})"
         )
     toolchain = load(path, extra_dirs)

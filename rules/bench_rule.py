@@ -30,6 +30,7 @@ from iree_build.selection import check_tags
 from iree_build.targets import check_device
 
 from . import data_files, help_summary, options
+from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .registry import Registry, registry
@@ -105,6 +106,7 @@ _write_manifest.strfunction = None
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
 
 
+@checked("iree_benchmark")
 def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: Sequence = (),
                   devices: Sequence[str] | None = None, repetitions: int = 5,
                   min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
@@ -207,6 +209,7 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
     return result
 
 
+@checked("iree_benchmark")
 def iree_benchmark(name: str, module, function: str | None = None, inputs: Sequence = (),
                    devices: Sequence[str] | None = None, repetitions: int = 5,
                    min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,

@@ -24,6 +24,7 @@ from iree_build.selection import check_tags
 from iree_build.targets import BACKENDS, check_device
 
 from . import module_rule
+from .arguments import checked
 from .registry import registry
 from .test_rule import DeclaredTest, register
 from .where import declared_at, fail
@@ -106,6 +107,7 @@ def _targets(env, backends: list[str], toolchain: str | None, cpu, cpu_features,
     return out
 
 
+@checked("iree_check_test_suite")
 def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | None = None,
                        devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
                        xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (),
@@ -176,6 +178,7 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
     return results
 
 
+@checked("iree_check_test_suite")
 def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None = None,
                           devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
                           xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (),

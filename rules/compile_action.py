@@ -9,6 +9,7 @@ flag, CPU or compiler changed.
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 from pathlib import Path
@@ -34,7 +35,11 @@ def pool() -> CompilePool:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = CompilePool(size=int(GetOption("num_jobs") or 1))
+            import SCons.Node.FS
+
+            top = SCons.Node.FS.get_default_fs().Top.get_abspath()
+            _pool = CompilePool(size=int(GetOption("num_jobs") or 1),
+                                diag_dir=os.path.join(top, ".iree_build_diag"))
             atexit.register(_pool.close)
         return _pool
 

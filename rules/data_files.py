@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # numpy is imported when data is written, not for every build
 
 import SCons.Util
 
+from iree_build import validation
 from iree_build.atomic import atomic_write_bytes, temp_path_for
 from iree_build.errors import IreeBuildError
 
@@ -111,8 +112,7 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
         node = _single_node(value) or value
         if isinstance(node, (str, Path)):
             text = str(node)
-            if not text.endswith(suffixes):
-                raise IreeBuildError(f"data file {text!r} is not one of: {', '.join(suffixes)}")
+            validation.suffix(text, suffixes, "data file")
             node = env.File(text)
         built = node.has_builder() or node.is_derived()
         src = node if built else node.srcnode()

@@ -50,8 +50,8 @@ def _lock_tree(env) -> None:
         fail(why)
 
 
-def _iree_module(env, name, src, **kw):
-    return module_rule.iree_module(name, src, env=env, **kw)
+def _iree_module(env, *args, **kw):
+    return module_rule.iree_module(*args, env=env, **kw)  # arguments checked there
 
 
 # Builder-style names and the rule names, as methods of an environment.

@@ -23,6 +23,7 @@ from iree_build.targets import check_backends, device_flags, devices_for, uses_l
 from iree_build.toolchains import find_toolchain
 
 from . import help_summary, options
+from .arguments import checked
 from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
 from .registry import registry
@@ -88,7 +89,7 @@ def _source_node(node):
     return node.srcnode()
 
 
-def _toolchain_dirs(env) -> list[str]:
+def toolchain_dirs(env) -> list[str]:
     """Project preset folders: ``$IREE_TOOLCHAIN_DIRS`` (default ``#toolchains``)."""
     dirs = [env.Dir(d).get_abspath() for d in env.Flatten([env.get("IREE_TOOLCHAIN_DIRS", [])])]
     return [d for d in dirs if os.path.isdir(d)]
@@ -103,7 +104,7 @@ def _target(env, toolchain, target_backends, cpu, cpu_features, triple):
             raise IreeBuildError(
                 f"toolchain='{toolchain}' already says the targets; drop target_backends/cpu/"
                 "cpu_features/triple, or write a preset that extends it")
-        tc = find_toolchain(str(toolchain), extra_dirs=_toolchain_dirs(env))
+        tc = find_toolchain(str(toolchain), extra_dirs=toolchain_dirs(env))
         tc.check_registered()
         return (list(tc.target_backends), list(tc.devices), tc.flags, tc.side_outputs,
                 tc.output_suffix, tc.needs_cli, tc.summary())
@@ -132,6 +133,7 @@ def _cpu_arch(backends: list[str], flags: list[str]) -> str | None:
     return None
 
 
+@checked("IreeModule")
 def IreeModule(env, target, source, target_backends: Sequence[str] | None = None,
                cpu: str | None = None, cpu_features: str | None = None,
                triple: str | None = None, flags: Sequence[str] | None = None,
@@ -203,6 +205,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     return nodes
 
 
+@checked("iree_module")
 def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,
                 cpu: str | None = None, cpu_features: str | None = None,
                 triple: str | None = None, flags: Sequence[str] | None = None,

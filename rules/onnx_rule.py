@@ -19,6 +19,7 @@ from iree_build.onnx_policy import OnnxPolicy, check_opset
 from iree_build.onnx_policy_cache import PolicyCache, onnx_version
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
+from .arguments import checked
 from .compile_action import run_step
 from .explicit_action import ExplicitAction
 from .registry import registry
@@ -127,6 +128,7 @@ def declare_import(env, name: str, src, opset: int | str | None = None,
     return nodes, policy
 
 
+@checked("iree_import_onnx")
 def IreeImportOnnx(env, name: str, src, opset: int | str | None = None,
                    externalize_params: bool = False, params_scope: str = "model") -> list:
     """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights).
@@ -137,6 +139,7 @@ def IreeImportOnnx(env, name: str, src, opset: int | str | None = None,
     return declare_import(env, name, src, opset, externalize_params, params_scope)[0]
 
 
+@checked("iree_import_onnx")
 def iree_import_onnx(name: str, src, opset: int | str | None = None, externalize_params: bool = False,
                      params_scope: str = "model", env=None) -> list:
     """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""

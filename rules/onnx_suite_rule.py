@@ -24,6 +24,7 @@ from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import data_files, module_rule
 from .check_rule import Entry, _match
+from .arguments import checked
 from .registry import registry
 from .test_rule import DeclaredTest, build_dir, register
 from .where import declared_at, fail
@@ -72,6 +73,7 @@ def _names_case(entries, case: OnnxCase) -> bool:
     return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns for key in keys)
 
 
+@checked("iree_onnx_test_suite")
 def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | None = None,
                       devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
                       toolchain: str | None = None, onnx_opset: int | str | None = None,
@@ -151,6 +153,7 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
     return results
 
 
+@checked("iree_onnx_test_suite")
 def iree_onnx_test_suite(name: str, srcs, target_backends: Sequence[str] | None = None,
                          devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
                          toolchain: str | None = None, onnx_opset: int | str | None = None,

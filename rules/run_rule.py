@@ -16,6 +16,7 @@ from iree_build.targets import check_device
 from iree_build.testing.identity import runtime_version
 
 from . import data_files
+from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .registry import registry
@@ -69,6 +70,7 @@ def _run(target, source, env):
 RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR")
 
 
+@checked("iree_run")
 def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequence = (),
             device: str = "local-task", outputs: int | Sequence[str] = 1,
             parameters: Sequence = (), parameter_scope: str = "model") -> list:
@@ -98,6 +100,7 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
                        _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
 
 
+@checked("iree_run")
 def iree_run(name: str, module, function: str | None = None, inputs: Sequence = (), device: str = "local-task",
              outputs: int | Sequence[str] = 1, parameters: Sequence = (),
              parameter_scope: str = "model", env=None) -> list:

@@ -29,6 +29,7 @@ from iree_build.testing.identity import machine_fingerprint, runtime_version
 from iree_build.selection import Selection, check_tags
 
 from . import data_files, help_summary, options
+from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .registry import Registry, registry
@@ -204,6 +205,7 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
     return [data_files.materialize(env, v, f"{name}.expected{i}.npy") for i, v in enumerate(expected)]
 
 
+@checked("iree_test")
 def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
@@ -323,6 +325,7 @@ _nothing_to_test.strfunction = None
 _NOTHING_TO_TEST = ExplicitAction(_nothing_to_test, signature=lambda t, s, e: "", cmdstr="")
 
 
+@checked("iree_test")
 def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
               rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),

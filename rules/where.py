@@ -42,7 +42,12 @@ def declared_at() -> str:
 
 
 def fail(message: str, where: str | None = None) -> NoReturn:
-    """Print ``scons: *** FILE:LINE: message`` and stop reading SConscripts (exit 2)."""
+    """Print ``scons: *** FILE:LINE: message`` and stop reading SConscripts (exit 2).
+
+    Characters that would break or hide the line (a user's string holding a
+    newline or a control character) are written as escapes.
+    """
+    message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
     sys.stderr.write(f"scons: *** {where or declared_at()}: {message}\n")
     sys.stderr.flush()
     raise SystemExit(2)

@@ -188,15 +188,18 @@ def test_declaration_errors_name_the_sconscript_line(project: Project) -> None:
     project.write("src/add.mlir", ADD_MLIR)
     cases = {
         'iree_module(name="add", src="add.mlir", target_backends=["llvm-gpu"])':
-            "unknown target backend 'llvm-gpu'; known backends: llvm-cpu, vmvx",
+            "iree_module target_backends: unknown target backend 'llvm-gpu' (did you mean 'llvm-cpu'?); "
+            "known target backends: llvm-cpu, vmvx",
         'iree_module(name="add", src="add.mlir", target_backends=["webgpu-wgsl"])':
-            "target backend 'webgpu-wgsl' is not registered in this compiler; registered: cuda, llvm-cpu",
+            "iree_module target_backends: target backend 'webgpu-wgsl' is not registered in this compiler; "
+            "registered: cuda, llvm-cpu",
         'iree_module(name="add", src="add.mlir", cpu="pentium9")':
-            "unknown CPU 'pentium9' for x86_64; use 'host', 'generic' or one of:",
+            "iree_module cpu: unknown CPU 'pentium9' for x86_64; use 'host', "
+            "'generic' or one of:",
         'iree_module(name="add", src="nope.mlir")':
-            "source src/nope.mlir not found",
+            "iree_module src: source src/nope.mlir not found",
         'iree_module(name="add", src="add.mlir", flags=["O3"])':
-            "compiler flag 'O3' does not start with '-' (or '@' for a flag file)",
+            "iree_module flags: 'O3' does not start with '-' (or '@' for a flag file)",
     }
     for line, message in cases.items():
         project.write("src/SConscript", "# a comment\n" + line + "\n")

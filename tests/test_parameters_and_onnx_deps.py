@@ -67,7 +67,8 @@ def test_parameter_archives_are_loaded_and_tracked(project: Project) -> None:
     os.unlink(project.path("w.safetensors"))
     gone = project.scons("test")
     assert gone.returncode == 2
-    assert "scons: *** SConstruct:5: data file w.safetensors not found" in gone.stderr
+    assert ("scons: *** SConstruct:5: iree_test parameters: parameter archive w.safetensors not found"
+            in gone.stderr)
 
 
 def test_onnx_external_data_is_a_dependency(project: Project) -> None:

@@ -113,16 +113,16 @@ def test_declaration_errors(project: Project) -> None:
     cases = {
         'iree_module(name="add", src="add.mlir")\n'
         'iree_test(name="t", module="add", function="add", inputs=[1.0, 2.0], devices=["cuda"])':
-            "src/SConscript:2: device 'cuda' cannot run a module built for llvm-cpu; its code runs on: "
-            "local-sync, local-task",
+            "src/SConscript:2: iree_test devices: device 'cuda' cannot run a module built for llvm-cpu; "
+            "its code runs on: local-sync, local-task",
         'iree_module(name="add", src="add.mlir")\n'
         'iree_test(name="t", module="add", function="add", inputs=["missing.npy"])':
-            "src/SConscript:2: data file src/missing.npy not found",
+            "src/SConscript:2: iree_test inputs: data file src/missing.npy not found",
         'iree_test(name="t", module="nope", function="add")':
-            "src/SConscript:1: module 'nope' is not declared here",
+            "src/SConscript:1: iree_test module: module 'nope' is not declared here",
         'iree_module(name="add", src="add.mlir")\n'
         'iree_test(name="t", module="add", function="add", devices=["tpu"])':
-            "src/SConscript:2: unknown HAL device 'tpu'",
+            "src/SConscript:2: iree_test devices: unknown HAL device 'tpu'",
     }
     for text, message in cases.items():
         project.write("src/SConscript", text + "\n")

@@ -46,6 +46,9 @@ EXPECTED_FORMAT = {
     "cuda-sm80": "cuda-nvptx-fb",
     "rocm-gfx942": "rocm-hsaco-fb",
     "vulkan-spirv": "vulkan-spirv-fb",
+    "vulkan-portable-baseline": "vulkan-spirv-fb",
+    "vulkan-ampere": "vulkan-spirv-fb",
+    "vulkan-rdna3": "vulkan-spirv-fb",
     "metal-spirv": "metal-msl-fb",
     "llvm-cpu-system-library": f"system-elf-{HOST_ARCH}",
     "llvm-cpu-static-library": "static",
@@ -201,10 +204,17 @@ def test_unknown_option_names_key(tmp_path):
 
 
 @pytest.mark.parametrize("text, key", [
-    ('target_backends = "llvm-cpu"\n', "target_backends must be a list"),
-    ('target_backends = ["llvm-cpu"]\nflags = "--x"\n', "flags must be a list"),
-    ('target_backends = ["llvm-cpu"]\ndescription = 3\n', "description must be a string"),
-    ('target_backends = ["llvm-cpu"]\n[options]\ncpu = 3\n', "options.cpu must be a string"),
+    ('target_backends = "llvm-cpu"\n', "target_backends: 'llvm-cpu' is a string, not a list of strings"),
+    ('target_backends = ["llvm-cpu"]\nflags = "--x"\n', "flags: '--x' is a string, not a list of strings"),
+    ('target_backends = ["llvm-cpu"]\ndescription = 3\n', "description: 3 is an int, not a string"),
+    ('target_backends = ["llvm-cpu"]\n[options]\ncpu = 3\n', "options.cpu: 3 is an int, not a string"),
+    ('target_backends = ["llvm-cpu"]\ndevices = ["local-tsk"]\n',
+     "devices: unknown HAL device 'local-tsk' (did you mean 'local-task'?)"),
+    ('target_backend = ["llvm-cpu"]\n', "unknown key 'target_backend' (did you mean 'target_backends'?)"),
+    ('target_backends = ["llvm-cpu"]\n[options]\ncpu_features = "+avx3"\n',
+     "options.cpu_features: 'avx3' is not a CPU feature of x86_64"),
+    ('target_backends = ["llvm-cpu"]\n[options]\ntriple = "foo-bar-baz"\n',
+     "options.triple: LLVM has no target for triple 'foo-bar-baz'"),
     ('target_backends = ["llvm-cpu"]\noptions = 3\n', "options must be a table"),
 ])
 def test_wrong_types_name_key(tmp_path, text, key):

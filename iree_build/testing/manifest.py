@@ -10,7 +10,6 @@ runner read or write outside the build folder.
 from __future__ import annotations
 
 import json
-import math
 import os
 import posixpath
 from dataclasses import dataclass, field, fields
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from iree_build.atomic import atomic_write_text
+from iree_build import validation
 from iree_build.errors import IreeBuildError
 
 FORMAT = "iree_build.tests/1"
@@ -39,6 +39,9 @@ _KEYS = (
     "result",
 )
 _PATH_KEYS = ("module", "result")
+# Fields checked by value (not paths), with the default of those that may be absent.
+_CHECKED = {"rtol": None, "atol": None, "parameter_scope": "model", "arch": "", "kind": "call",
+             "xfail": "", "skip": "", "timeout": 0.0, "tags": [], "folder": ""}
 _PATH_LIST_KEYS = ("inputs", "expected")
 
 
@@ -129,6 +132,11 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
     missing = [k for k in _KEYS if k not in raw]
     if missing:
         raise _fail(path, f"test {label!r} is missing key(s): {', '.join(missing)}")
+    known = [f.name for f in fields(TestSpec)]
+    for key in raw:
+        if key not in known:
+            raise _fail(path, f"test {label!r} {key}: unknown key{validation.did_you_mean(key, known)}; "
+                              f"known keys: {', '.join(known)}")
     for key in ("name", "base", "device", "function", "declared_at"):
         if not isinstance(raw[key], str) or (key not in ("declared_at", "function") and not raw[key]):
             raise _fail(path, f"test {label!r}: {key!r} must be a non-empty string")
@@ -150,14 +158,20 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         )
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
-    tol: dict[str, float] = {}
-    for key in ("rtol", "atol"):
-        value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(path, f"test {label!r}: {key!r} must be a number")
-        if not math.isfinite(value) or value < 0:
-            raise _fail(path, f"test {label!r}: {key!r} must be finite and >= 0")
-        tol[key] = float(value)
+    checks = {"rtol": validation.tolerance, "atol": validation.tolerance,
+              "kind": lambda value: validation.one_of(value, ("call", "check"), "test kind"),
+              "timeout": lambda value: validation.number(
+                  value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0),
+              "tags": lambda value: validation.strings(value, "give a list of tag names", single=False,
+                                                       empty=True)}
+    values: dict[str, Any] = {}
+    for key, default in _CHECKED.items():
+        value = raw.get(key, default)
+        try:
+            values[key] = checks[key](value) if key in checks else validation.string(
+                value, "give a string", empty=True)
+        except IreeBuildError as exc:
+            raise _fail(path, f"test {label!r} {key}: {exc.message}") from None
     return TestSpec(
         name=raw["name"],
         base=raw["base"],
@@ -166,50 +180,25 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         function=raw["function"],
         inputs=paths["inputs"],
         expected=paths["expected"],
-        rtol=tol["rtol"],
-        atol=tol["atol"],
+        rtol=values["rtol"],
+        atol=values["atol"],
         declared_at=raw["declared_at"],
         result=paths["result"],
         parameters=paths["parameters"],
-        parameter_scope=str(raw.get("parameter_scope", "model")),
-        arch=str(raw.get("arch", "")),
-        kind=_kind(path, label, raw.get("kind", "call")),
-        xfail=str(raw.get("xfail", "")),
-        skip=str(raw.get("skip", "")),
-        timeout=_timeout(path, label, raw.get("timeout", 0.0)),
-        tags=_tags(path, label, raw.get("tags", [])),
-        folder=_string(path, label, "folder", raw.get("folder", "")),
+        parameter_scope=values["parameter_scope"],
+        arch=values["arch"],
+        kind=values["kind"],
+        xfail=values["xfail"],
+        skip=values["skip"],
+        timeout=float(values["timeout"]),
+        tags=tuple(values["tags"]),
+        folder=values["folder"],
     )
-
-
-def _tags(path: Path, label: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
-        raise _fail(path, f"test {label!r}: 'tags' must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _string(path: Path, label: str, key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _fail(path, f"test {label!r}: {key!r} must be a string")
-    return value
-
-
-def _timeout(path: Path, label: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
-        raise _fail(path, f"test {label!r}: 'timeout' must be a finite number of seconds >= 0")
-    return float(value)
 
 
 def spec_from_json(raw: Any, where: str = "<request>") -> TestSpec:
     """One manifest entry, checked as the manifest checks it (run workers receive these)."""
     return _parse_test(Path(where), 0, raw)
-
-
-def _kind(path: Path, label: str, kind: Any) -> str:
-    if kind not in ("call", "check"):
-        raise _fail(path, f"test {label!r}: 'kind' must be 'call' or 'check', not {kind!r}")
-    return kind
 
 
 def _checked(key: str, value: Any) -> str:

@@ -41,6 +41,7 @@ from iree_build.testing.results import (
     write_junit,
     write_result,
 )
+from iree_build.validation import did_you_mean
 
 JUNIT_NAME = "iree_test_results.xml"
 SIGNATURE_VERSION = "iree_build.signature/1"
@@ -170,7 +171,8 @@ def check_devices(devices: Sequence[str], manifest: Manifest) -> None:
     for name in devices:
         if driver_name(name) not in known:
             raise UsageError(
-                f"unknown device {name!r} in --devices (known: {', '.join(KNOWN_DEVICES)})"
+                f"unknown device {name!r} in --devices{did_you_mean(name, KNOWN_DEVICES)} "
+                f"(known: {', '.join(KNOWN_DEVICES)})"
             )
 
 
