@@ -75,10 +75,16 @@ class TestResult:
         }
 
 
-def device_faulted(result: TestResult) -> bool:
-    """A GPU test that errored in a way that leaves its device unusable in its process."""
-    return (result.status == "error" and not is_cpu_device(result.device)
-            and bool(_DEVICE_FAULT.search(result.message)))
+def mark_device_fault(result: TestResult) -> bool:
+    """A GPU error that leaves its device unusable in that process (an illegal address:
+    ``CUDA_ERROR_ILLEGAL_ADDRESS``) is a crash of the device's context: the result
+    becomes ``crashed`` and its run worker retires. True if it was one."""
+    if (result.status == "error" and not is_cpu_device(result.device)
+            and _DEVICE_FAULT.search(result.message)):
+        result.status = "crashed"
+        result.message += "; the device context is lost: the next test runs in a fresh worker"
+        return True
+    return False
 
 
 def result_json(result: TestResult) -> str:

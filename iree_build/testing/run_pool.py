@@ -35,7 +35,7 @@ from iree_build.child_process import death_reason, worker_env
 from iree_build.testing.check_verdict import case_name, expect_failure, judge_cases
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.testing.manifest import TestSpec
-from iree_build.testing.results import TestResult, device_faulted, result_from_json
+from iree_build.testing.results import TestResult, result_from_json
 
 DEFAULT_TIMEOUT_S = 300.0
 """How long one call (one check case) may take unless the test or the run says otherwise:
@@ -375,7 +375,7 @@ class RunPool:
             doing = f"calling {spec.function or 'its function'} on {spec.device}"
             return expect_failure(spec, _lost(worker, exc, spec.name, spec, signature, doing, limit))
         result = result_from_json(reply["result"])
-        if device_faulted(result):  # the worker ends itself; the next test gets a fresh one
+        if result.status == "crashed":  # a device fault: the worker ends itself; a fresh one next
             worker.close()
         else:
             self._give(lane, worker)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from iree_build.child_process import worker_setup
-from iree_build.testing.results import device_faulted
+from iree_build.testing.results import mark_device_fault
 
 
 class _Retire(Exception):
@@ -46,8 +46,9 @@ class _Progress:
         _send(self._out, {"event": "started", "function": function})
 
     def finished(self, result: Any) -> None:
+        faulted = mark_device_fault(result)
         _send(self._out, {"event": "finished", "result": result.to_json()})
-        if device_faulted(result):
+        if faulted:
             raise _Retire(result.message)
 
 
@@ -111,8 +112,9 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             except _Retire as exc:
                 _send(replies, {"event": "retire", "reason": str(exc)})
                 return
+            faulted = mark_device_fault(result)
             _send(replies, {"event": "result", "result": result.to_json()})
-            if device_faulted(result):
+            if faulted:
                 return  # the parent sees the result, then this worker end
         elif op == "invoke":
             _send(replies, _invoke(pool, req))
