@@ -10,6 +10,7 @@ User-set variables are never overwritten (``SetDefault``).
 from __future__ import annotations
 
 from . import check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
@@ -27,6 +28,7 @@ def generate(env) -> None:
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
         IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS",
+        CACHEDIR_CLASS=VerifiedCacheDir,  # a shared CacheDir's entries are checked before use
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""

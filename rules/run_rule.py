@@ -13,6 +13,7 @@ from typing import Sequence
 
 from iree_build.atomic import atomic_write_bytes
 from iree_build.errors import IreeBuildError
+from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
 
 from . import data_files
@@ -42,7 +43,8 @@ def _key(target) -> DeclaredRun:
 def _signature(target, source, env) -> str:
     run = _key(target)
     return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
-            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}")
+            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
+            f"hardware: {hardware_identity(run.device)}")
 
 
 def _run(target, source, env):

@@ -26,6 +26,7 @@ import SCons.Script
 
 from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
+from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
 
 from . import data_files, options
@@ -128,6 +129,7 @@ def _signature(target, source, env) -> str:
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
         f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
         f"runtime: iree-base-runtime {runtime_version()}",
+        f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
     ])
 
 
