@@ -34,6 +34,8 @@ Output::
 
     BENCH noop_build_vs_plain X        iree scons / plain scons            (target <= 1.3)
     BENCH noop_test_vs_plain X         iree scons test / plain scons test  (target <= 1.3)
+    BENCH noop_build_vs_plain_cpu X    the same with each process' CPU time (user + sys):
+    BENCH noop_test_vs_plain_cpu X     steadier than wall time on a machine others share
     BENCH declare_ms_per_target X      iree SConscript time / 1000 declared targets
     BENCH declare_ms_per_target_plain X
 
