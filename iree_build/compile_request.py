@@ -31,18 +31,8 @@ class CompileRequest:
         return "\n".join([f"compiler: {self.compiler}", *tool, *(f"flag: {f}" for f in self.flags)])
 
     def explain_text(self) -> str:
-        """The signature text with very long flags (host CPU feature lists) abridged.
-
-        SCons prints this, old and new, in ``--debug=explain``; the full text
-        still decides rebuilds (see ``signature_text``).
-        """
-        lines = []
-        for line in self.signature_text().splitlines():
-            if len(line) > 160:
-                digest = hashlib.sha256(line.encode()).hexdigest()[:12]
-                line = f"{line[:100]}... ({len(line)} chars, sha256 {digest})"
-            lines.append(line)
-        return "\n".join(lines)
+        """The signature text with very long flags (host CPU feature lists) abridged."""
+        return abridge(self.signature_text())
 
     def command_line(self) -> str:
         """The equivalent ``iree-compile`` command, for verbose output and bug reports."""
@@ -58,3 +48,18 @@ class CompileRequest:
             "side_outputs": list(self.side_outputs),
             "cli": self.cli,
         }
+
+
+def abridge(signature_text: str) -> str:
+    """A signature text with very long lines (host CPU feature lists) shortened.
+
+    SCons prints this, old and new, in ``--debug=explain``; the full text
+    still decides rebuilds (see ``CompileRequest.signature_text``).
+    """
+    lines = []
+    for line in signature_text.splitlines():
+        if len(line) > 160:
+            digest = hashlib.sha256(line.encode()).hexdigest()[:12]
+            line = f"{line[:100]}... ({len(line)} chars, sha256 {digest})"
+        lines.append(line)
+    return "\n".join(lines)

@@ -7,12 +7,19 @@ CPU the same way the compiler would, so the concrete values go into the flags.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
+import os
+import platform
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 from .cpu_features import arch_of
+from .atomic import atomic_write_text
+from .compiler_info import cache_dir
 from .errors import IreeBuildError
 from .validation import did_you_mean
 
@@ -35,14 +42,63 @@ class CpuTarget:
         return f"cpu={self.cpu}"
 
 
-@lru_cache(maxsize=1)
-def host() -> tuple[str, str, str]:
-    """(cpu name, sorted feature list, triple) of this machine, read once."""
+def _llvm_host() -> tuple[str, str, str]:
     import llvmlite.binding as llvm
 
     name = llvm.get_host_cpu_name()
     features = ",".join(sorted(llvm.get_host_cpu_features().flatten().split(",")))
     return name, features, llvm.get_process_triple()
+
+
+def _cache_file() -> Path | None:
+    """Where this machine's answer is kept: keyed by the CPU as the kernel describes it
+    (vendor, family, model, stepping, feature flags) and by the llvmlite library that
+    answered, so another CPU or another LLVM asks llvmlite again."""
+    spec = importlib.util.find_spec("llvmlite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    libs = sorted(Path(list(spec.submodule_search_locations)[0], "binding").glob("libllvmlite*"))
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            block = f.read().split("\n\n", 1)[0]
+        lib = os.stat(libs[0]) if libs else None
+    except (OSError, IndexError):
+        return None
+    if lib is None:
+        return None
+    stable = sorted(line for line in block.splitlines() if line.split(":", 1)[0].strip() not in _VOLATILE)
+    key = hashlib.sha256("\n".join([*stable, str(libs[0]), str(lib.st_size), str(lib.st_mtime_ns),
+                                     platform.machine()]).encode()).hexdigest()[:20]
+    return cache_dir() / f"host-cpu-{key}.json"
+
+
+# /proc/cpuinfo lines that change between reads or between cores, not between CPUs.
+_VOLATILE = {"processor", "cpu MHz", "bogomips", "BogoMIPS", "core id", "apicid", "initial apicid",
+             "physical id", "siblings", "cpu cores", "power management"}
+
+
+@lru_cache(maxsize=1)
+def host() -> tuple[str, str, str]:
+    """(cpu name, sorted feature list, triple) of this machine, read once.
+
+    llvmlite costs ~60-200 ms to load, which a no-op build should not pay every
+    time: the answer is kept in a small JSON file keyed by the CPU and the library.
+    """
+    cached = _cache_file()
+    if cached is not None:
+        try:
+            data = json.loads(cached.read_text())
+            if isinstance(data, list) and len(data) == 3 and all(isinstance(v, str) for v in data):
+                return data[0], data[1], data[2]
+        except (OSError, ValueError):
+            pass
+    answer = _llvm_host()
+    if cached is not None:
+        try:
+            atomic_write_text(cached, json.dumps(list(answer)))
+        except OSError:
+            pass  # a read-only home only costs llvmlite next time
+    return answer
 
 
 @lru_cache(maxsize=1)
@@ -52,6 +108,18 @@ def _known_cpus() -> dict[str, list[str]]:
 
 
 _arch = arch_of
+
+
+def _compiler_known(features: str, triple: str) -> str:
+    """The host's features less those the compiler's LLVM does not know (llvmlite's LLVM
+    can be newer): it would ignore them with a warning per executable, and a feature list
+    spelled out by hand (which names only known features) must equal ``cpu="host"``'s."""
+    from .cpu_features import known_features
+
+    known = known_features(triple)
+    if not known:
+        return features
+    return ",".join(f for f in features.split(",") if f and f[1:] in known)
 
 
 def resolve(cpu: str | None, cpu_features: str | None = None, triple: str | None = None) -> CpuTarget:
@@ -70,7 +138,7 @@ def resolve(cpu: str | None, cpu_features: str | None = None, triple: str | None
                 f"cpu='host' means this machine ({host_triple}), but the triple is {triple}; "
                 "name the target CPU (or 'generic') when cross-compiling"
             )
-        features = host_features
+        features = _compiler_known(host_features, triple)
         if cpu_features:
             features = f"{features},{cpu_features}"
         return CpuTarget(host_name, features, triple)

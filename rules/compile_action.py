@@ -17,7 +17,7 @@ from pathlib import Path
 from SCons.Script import GetOption
 
 from iree_build.compile_pool import CompilePool
-from iree_build.compile_request import CompileRequest
+from iree_build.compile_request import CompileRequest, abridge
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 from iree_build.scan import read_flag_file
@@ -106,6 +106,6 @@ _run.strfunction = _full_command  # shown when $IREE_COMPILECOMSTR is empty (ver
 COMPILE_ACTION = ExplicitAction(
     _run,
     signature=lambda target, source, env: request_for(target, source, env).signature_text(),
-    explain=lambda target, source, env: request_for(target, source, env).explain_text(),
+    abridge=abridge,
     cmdstr="$IREE_COMPILECOMSTR",
 )

@@ -105,6 +105,9 @@ def is_file_reference(value: Any) -> bool:
 def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (".npy", ".pb")):
     """A node for ``value`` inside the build tree, named ``target_name`` if written.
 
+    A source file under a variant dir is copied once to its twin there and shared
+    by every test that reads it (one build target, not one per test).
+
     ``value`` is a path to a ``.npy`` file (or a node another rule builds), or a
     literal (number, nested list, numpy array).
     """
@@ -127,10 +130,10 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
             return node
         if src is node:
             return node  # no variant dir: the file already lies in the build tree
-        target = env.File(target_name)
-        _copies[target.get_abspath()] = src.get_abspath()
-        env.Command(target, src, COPY_ACTION)
-        return target
+        # Its twin in the build tree, copied once, whichever tests read it.
+        _copies[node.get_abspath()] = src.get_abspath()
+        env.Command(node, src, COPY_ACTION)
+        return node
     from iree_build.test_values import to_array
 
     array = to_array(value)

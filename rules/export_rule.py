@@ -92,7 +92,7 @@ def _collect(env) -> tuple[Declarations, list]:
         read += files
         labels = tuple(dict.fromkeys([t.device, *declarations.test_tags(t)]))
         decl.tests.append(Test(name=t.name, device=t.device, labels=labels,
-                               files=tuple(_path(n) for n in files), declared_at=t.declared_at,
+                               files=tuple(dict.fromkeys(_path(n) for n in files)), declared_at=t.declared_at,
                                folder=_path(t.result.dir), skip=t.skip))
     if decl.tests:
         decl.build_dir = _path(declarations.build_dir(env))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import bench_rule, build_lock, check_rule, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
 from .where import fail
+from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
@@ -30,6 +31,7 @@ def generate(env) -> None:
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
         IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS [$_IREE_ONNX_SUMMARY]",
+        CACHEDIR_CLASS=VerifiedCacheDir,  # a shared CacheDir's entries are checked before use
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""

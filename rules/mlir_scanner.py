@@ -18,8 +18,8 @@ def objects_in(node) -> list[str]:
     if memo is None:
         if not node.rexists():  # a source still to be built (an ONNX import): scan it later
             return []
-        text = node.rfile().get_text_contents()
-        memo = object_paths(text) if "#hal.executable.object" in text else []
+        data = node.rfile().get_contents()  # bytes: most sources name no object, decode only those that do
+        memo = object_paths(data.decode("utf-8", "replace")) if b"#hal.executable.object" in data else []
         node.attributes.iree_objects = memo
     return memo
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from iree_build.errors import IreeBuildError
+from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
 
 from iree_build.testing.identity import runtime_version
@@ -39,7 +40,8 @@ def _key(env, target) -> DeclaredRun:
 def _signature(target, source, env) -> str:
     run = _key(env, target)
     return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
-            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}")
+            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
+            f"hardware: {hardware_identity(run.device)}")
 
 
 def _run(target, source, env):

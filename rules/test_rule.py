@@ -22,9 +22,9 @@ import SCons.Script
 
 from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
+from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
-from iree_build.testing.device_names import is_cpu_device
-from iree_build.testing.identity import machine_fingerprint, runtime_version
+from iree_build.testing.identity import runtime_version
 
 from iree_build.selection import Selection, check_tags
 
@@ -112,8 +112,7 @@ def _signature(target, source, env) -> str:
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
         f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
         f"timeout: {t.timeout!r}", f"runtime: iree-base-runtime {runtime_version()}",
-        # A result is a fact about this hardware: a shared CacheDir must not serve it elsewhere.
-        f"hardware: {machine_fingerprint(is_cpu_device(t.device))}",
+        f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
     ])
 
 
@@ -305,24 +304,22 @@ def register(env, test: DeclaredTest, sources: list):
 def declare_test_alias(env) -> None:
     """``scons test`` always names something: with no test declared (or none selected)
     it says so in one line, instead of SCons' "Do not know how to make File target"."""
-    if "test" not in SCons.Script.COMMAND_LINE_TARGETS or not registry(env).once("alias"):
+    if "test" not in SCons.Script.COMMAND_LINE_TARGETS:
         return
-    alias = env.Alias("test", [], _NOTHING_TO_TEST)
-    env.AlwaysBuild(alias)
-
-
-def _nothing_to_test(target, source, env):
     reg = registry(env)
+    if reg.once("alias"):
+        env.Alias("test", [])
+        atexit.register(_nothing_to_test, reg)
+
+
+def _nothing_to_test(reg: Registry) -> None:
+    if SCons.Script.GetOption("clean") or SCons.Script.GetOption("help"):
+        return
     if not reg.tests:
         _say(reg, "scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test")
     elif not any(t.selected for t in reg.tests):
         _say(reg, f"scons: none of the {len(reg.tests)} declared tests matches --iree-devices, "
                   "--iree-test-filter, --iree-test-tags or the folders named; nothing to test")
-    return 0
-
-
-_nothing_to_test.strfunction = None
-_NOTHING_TO_TEST = ExplicitAction(_nothing_to_test, signature=lambda t, s, e: "", cmdstr="")
 
 
 @checked("iree_test")
