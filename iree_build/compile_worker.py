@@ -3,7 +3,8 @@
 Protocol: one JSON request per line on stdin, one JSON reply per line on the
 original stdout. The compiler's diagnostics go to the file the request names
 (fd 2 is pointed at it for the compile), so the parent can show them even when
-this process dies mid-compile. Run as ``python -m iree_build.compile_worker``.
+this process dies mid-compile. A request may name a ``cwd`` to compile in (a cluster
+worker's scratch copy of the project). Run as ``python -m iree_build.compile_worker``.
 """
 
 from __future__ import annotations
@@ -143,7 +144,13 @@ def main() -> int:
         if not line.strip():
             continue
         req = json.loads(line)
-        reply = _import_onnx(req) if req.get("kind") == "import_onnx" else _compile(api, req)
+        home = os.getcwd()
+        if req.get("cwd"):  # a cluster worker's scratch copy of the project
+            os.chdir(req["cwd"])
+        try:
+            reply = _import_onnx(req) if req.get("kind") == "import_onnx" else _compile(api, req)
+        finally:
+            os.chdir(home)
         replies.write(json.dumps(reply) + "\n")
     return 0
 

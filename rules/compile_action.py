@@ -21,6 +21,7 @@ from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 from iree_build.scan import read_flag_file
 
+from . import cluster_backend
 from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
@@ -52,9 +53,12 @@ def request_for(target, source, env) -> CompileRequest:
     )
 
 
-def run_request(request) -> int | str:
-    """Run a compile or import on the pool; on failure show the diagnostics, keep no output."""
-    outcome = pool().compile(request)
+def run_request(request, target=None, env=None) -> int | str:
+    """Run a compile or import on the cluster (when one is set) or the local pool;
+    on failure show the diagnostics, keep no output."""
+    outcome = cluster_backend.compile_request(request, target, env) if env is not None else None
+    if outcome is None:
+        outcome = pool().compile(request)
     if outcome.ok:
         return 0
     for path in (request.output, *request.side_outputs):  # no stale module beside a bad source
@@ -72,7 +76,7 @@ def run_request(request) -> int | str:
 
 
 def _run(target, source, env):
-    return run_request(request_for(target, source, env))
+    return run_request(request_for(target, source, env), target, env)
 
 
 def _full_command(target, source, env) -> str:

@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import check_rule, module_rule, onnx_rule, options, run_rule, test_rule
+from . import check_rule, cluster_backend, module_rule, onnx_rule, options, run_rule, test_rule
 
 
 def generate(env) -> None:
@@ -27,12 +27,14 @@ def generate(env) -> None:
         IREE_TESTCOMSTR="",
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
         IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS",
+        **cluster_backend.defaults(),  # IREE_CLUSTER and its TLS files, from the environment
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
         env["IREE_IMPORTCOMSTR"] = ""
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
+    cluster_backend.check(env)
 
 
 def _iree_module(env, name, src, **kw):

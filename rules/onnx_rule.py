@@ -33,7 +33,7 @@ def request_for(target, source, env) -> ImportRequest:
 
 
 def _run(target, source, env):
-    return run_request(request_for(target, source, env))
+    return run_request(request_for(target, source, env), target, env)
 
 
 _run.strfunction = lambda target, source, env: request_for(target, source, env).command_line()

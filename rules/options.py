@@ -23,6 +23,9 @@ OPTIONS: list[tuple[str, dict]] = [
                               help="target preset for every module that names none")),
     ("--iree-verbose", dict(action="store_true", default=False,
                             help="print the full compiler flag list of every compile")),
+    ("--iree-cluster", dict(metavar="ADDRESS", default="",
+                            help="compile and test on the Dask cluster whose scheduler is at ADDRESS "
+                                 "(tcp://HOST:8786); default $IREE_CLUSTER")),
 ]
 
 

@@ -28,7 +28,7 @@ from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
 from iree_build.targets import check_device
 
-from . import data_files, options
+from . import cluster_backend, data_files, options
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .where import declared_at, fail
@@ -146,9 +146,11 @@ def _run(target, source, env):
     test = _by_result[target[0].get_abspath()]
     spec = spec_of(test)
     base = _build_dir.get_abspath()
-    pool = default_pool()
-    signature = test_signature(spec, base, _file_hasher(), device_identity(spec, pool))
-    result = run_test(spec, base, pool, signature or "")
+    result = cluster_backend.run_test(env, spec, base, _file_hasher())  # None: no cluster
+    if result is None:
+        pool = default_pool()
+        signature = test_signature(spec, base, _file_hasher(), device_identity(spec, pool))
+        result = run_test(spec, base, pool, signature or "")
     with _ran_lock:
         _ran[test.name] = result
     _say(result_line(result))
