@@ -10,9 +10,7 @@ runs changes.
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 
 from SCons.Script import GetOption
 
@@ -22,8 +20,6 @@ from . import options
 from .where import fail
 
 _checked: set[ClusterConfig] = set()
-_lock = threading.Lock()
-_closer_registered = False
 
 
 def defaults() -> dict[str, str]:
@@ -60,16 +56,11 @@ def check(env) -> None:
 
 def cluster_for(env):
     """The connected cluster for this environment, or None to build locally."""
-    global _closer_registered
     config = config_for(env)
     if config is None:
         return None
-    from iree_build.cluster.client import close_all, connect
+    from iree_build.cluster.client import connect
 
-    with _lock:
-        if not _closer_registered:
-            _closer_registered = True
-            atexit.register(close_all)
     return connect(config)
 
 

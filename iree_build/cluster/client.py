@@ -10,6 +10,7 @@ recipe sets to 1: retried once); past that the task fails with one line.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import uuid
@@ -93,7 +94,7 @@ class Cluster:
                                        f"{self.config.address}; {label} cannot finish")
         except KilledWorker as e:
             raise ClusterError(
-                f"the Dask workers running {label} died {e.allowed_failures + 1} times "
+                f"{label}: {e.allowed_failures + 1} Dask workers died running it "
                 f"(the last was {e.last_worker.address}); see that worker's log") from None
         except ClusterError:
             raise
@@ -114,12 +115,17 @@ class Cluster:
 
 _clusters: dict[ClusterConfig, Cluster | ClusterError] = {}
 _clusters_lock = threading.Lock()
+_closer_registered = False
 
 
 def connect(config: ClusterConfig) -> Cluster:
     """The process's connection for ``config``, made once; a failure is remembered too,
     so a build reports an unreachable scheduler once, not once per target."""
+    global _closer_registered
     with _clusters_lock:
+        if not _closer_registered:
+            _closer_registered = True
+            atexit.register(close_all)
         got = _clusters.get(config)
         if got is None:
             try:

@@ -101,3 +101,16 @@ def run_test_on(cluster: Cluster, spec: TestSpec, base_dir: str | os.PathLike[st
     if got.status in ("skipped", "error") and worker:
         got.message = f"{got.message} (on worker {worker})"
     return got
+
+
+class ClusterTests:
+    """The standalone runner's way to run tests on a cluster (``RemoteTests``)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def identity(self, spec: TestSpec) -> str:
+        return f"cluster {self.cluster.config.address}"
+
+    def run(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str) -> TestResult:
+        return run_test_on(self.cluster, spec, base_dir, signature)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from iree_build.errors import IreeBuildError
 from iree_build.testing.devices import (
@@ -135,20 +135,35 @@ def up_to_date_result(
     return stored
 
 
+class RemoteTests(Protocol):
+    """Runs tests on other machines (``iree_build.cluster.device_tests.ClusterTests``)."""
+
+    def identity(self, spec: TestSpec) -> str:
+        """What stands for the hardware in the signature of a result obtained there."""
+
+    def run(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str) -> TestResult:
+        """Run one test there; never raises for a test problem."""
+
+
 def run_one(
     spec: TestSpec,
     base_dir: str | os.PathLike[str],
     pool: DevicePool | None = None,
     hasher: FileHasher | None = None,
     retest: bool = False,
+    remote: RemoteTests | None = None,
 ) -> TestResult:
     """Run one test unless its stored result is up to date; record the result."""
-    signature = test_signature(spec, base_dir, hasher, device_identity(spec, pool))
+    identity = remote.identity(spec) if remote else device_identity(spec, pool)
+    signature = test_signature(spec, base_dir, hasher, identity)
     if not retest:
         cached = up_to_date_result(spec, base_dir, signature)
         if cached is not None:
             return cached
-    result = run_test(spec, base_dir, pool, signature or "")
+    if remote:
+        result = remote.run(spec, base_dir, signature or "")
+    else:
+        result = run_test(spec, base_dir, pool, signature or "")
     write_result(result, resolve(base_dir, spec.result))
     return result
 
@@ -199,6 +214,7 @@ class RunOptions:
     retest: bool = False
     jobs: int | None = None
     junit: str | os.PathLike[str] | None = None
+    remote: RemoteTests | None = None  # run on a cluster instead of this machine's devices
 
 
 @dataclass
@@ -226,12 +242,13 @@ def _require(result: TestResult) -> TestResult:
     )
 
 
-def _lanes(tests: Sequence[TestSpec]) -> list[list[TestSpec]]:
-    """Work units: each CPU test alone; all tests of one GPU device in one lane."""
+def _lanes(tests: Sequence[TestSpec], remote: bool = False) -> list[list[TestSpec]]:
+    """Work units: each CPU test alone; all tests of one GPU device in one lane
+    (on a cluster each test alone: the workers' resources serialize GPU tests)."""
     lanes: list[list[TestSpec]] = []
     gpu: dict[str, list[TestSpec]] = {}
     for spec in tests:
-        if is_cpu_device(spec.device):
+        if remote or is_cpu_device(spec.device):
             lanes.append([spec])
         else:
             lane = gpu.get(canonical_device(spec.device))
@@ -279,9 +296,9 @@ def run_manifest(
 
     def run_lane(lane: list[TestSpec]) -> None:
         for spec in lane:
-            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest))
+            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest, options.remote))
 
-    _run_all(_lanes(tests), run_lane, jobs)
+    _run_all(_lanes(tests, options.remote is not None), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)
