@@ -47,6 +47,7 @@ def _compile(api, req: dict) -> dict:
             raise _Done
         with api.Session() as session:
             try:
+                _forget_previous_flags(session)
                 session.set_flags(*req["flags"])
             except ValueError as e:
                 return {"ok": False, "message": f"bad compiler flag: {e}"}
@@ -77,6 +78,28 @@ def _compile(api, req: dict) -> dict:
                 except OSError:
                     pass
     return {"ok": ok, "message": message}
+
+
+_defaults: dict[str, str] = {}  # flag name -> "--name=default", as this process started
+
+
+def _remember_defaults(api) -> None:
+    with api.Session() as fresh:
+        _defaults.update((f.split("=", 1)[0], f) for f in fresh.get_flags(non_default_only=False))
+
+
+def _forget_previous_flags(session) -> None:
+    """Put back process-global options an earlier compile set.
+
+    Some options live in the process, not the session (measured in 3.13:
+    ``--iree-codegen-tuning-spec-path``): without this, a worker that compiled a
+    module with a tuning spec would apply it to every later module it compiles,
+    also another project's on a shared cluster worker.
+    """
+    defaults = set(_defaults.values())
+    leaked = [f.split("=", 1)[0] for f in session.get_flags(non_default_only=False) if f not in defaults]
+    if leaked:
+        session.set_flags(*(_defaults[name] for name in leaked if name in _defaults))
 
 
 class _Done(Exception):
@@ -140,6 +163,7 @@ def main() -> int:
     os.dup2(2, 1)  # anything the library prints must not corrupt the protocol
     from iree.compiler import api
 
+    _remember_defaults(api)
     for line in sys.stdin:
         if not line.strip():
             continue

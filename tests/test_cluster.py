@@ -61,7 +61,6 @@ def write_project(project: Project) -> None:
         CacheDir("#cache")
         iree_module(name="plain", src="add.mlir", target_backends=["llvm-cpu"] + (["vulkan-spirv"] if VULKAN else []))
         iree_module(name="obj", src="obj.mlir")
-        iree_module(name="matmul", src="matmul.mlir")
         SConscript("sub/SConscript")
         iree_module(name="mm", src="mm.onnx", externalize_params=True)
         x = np.ones((2, 8), np.float32)
@@ -89,7 +88,7 @@ def write_project(project: Project) -> None:
     project.write("sub/opt.flags", "# optimisation flags\n--iree-opt-level=O2\n")
 
 
-OUTPUTS = ["plain.vmfb", "obj.vmfb", "matmul.vmfb", "sub/tuned.vmfb", "sub/filed.vmfb",
+OUTPUTS = ["plain.vmfb", "obj.vmfb", "sub/tuned.vmfb", "sub/filed.vmfb",
            "mm.imported.mlir", "mm.irpa", "mm.vmfb"]
 
 
