@@ -236,3 +236,73 @@ def test_worker_killed_mid_compile_is_retried_once(cluster: LocalCluster, projec
                      r"died running it \(the last was tcp://127\.0\.0\.1:\d+\); see that worker's log", err), err
     assert "Traceback" not in err
     assert sorted(p.name for p in project.root.iterdir() if "slow" in p.name) == ["slow.mlir"]
+
+
+def make_certificates(folder: Path) -> tuple[str, str, str]:
+    """A throw-away CA and one certificate for 127.0.0.1, signed by it (openssl)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "1", "-subj", "/CN=iree-build test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
+            "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "node.pem", "-days", "1", "-extfile", "san.ext")
+    return str(folder / "ca.pem"), str(folder / "node.pem"), str(folder / "node.key")
+
+
+def test_a_tls_cluster_takes_the_certificates_from_the_environment(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "dask").mkdir()
+    tls = make_certificates(tmp_path)
+    local = LocalCluster(tmp_path / "dask", tls=tls)
+    try:
+        local.start_scheduler()
+        assert local.address.startswith("tls://127.0.0.1:")
+        local.start_worker("tls-compile", {"iree-compiler": 1})
+        local.wait_for(["tls-compile"])
+        project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+        project.write("add.mlir", ADD_MLIR)
+        plain = project.scons(f"--iree-cluster={local.address}")  # no certificates: refused
+        assert plain.returncode == 2
+        assert (f"[add.vmfb] IREE compile failed: {local.address} is a TLS scheduler: set IREE_CLUSTER_TLS_CA_FILE, "
+                "IREE_CLUSTER_TLS_CERT and IREE_CLUSTER_TLS_KEY") in plain.stderr
+        assert not project.path("add.vmfb").exists()
+        env = dict(zip(("IREE_CLUSTER_TLS_CA_FILE", "IREE_CLUSTER_TLS_CERT", "IREE_CLUSTER_TLS_KEY"), tls))
+        run = project.scons(f"--iree-cluster={local.address}", env=env)
+        assert run.returncode == 0, run.output
+        assert run.compiled() == ["add.vmfb"] and project.path("add.vmfb").stat().st_size > 0
+    finally:
+        local.stop()
+
+
+def test_work_no_worker_can_take_any_more_fails(cluster: LocalCluster, monkeypatch) -> None:
+    """Last: kills the device worker. The scheduler would keep the task forever."""
+    import threading
+
+    from iree_build.cluster import client as cluster_client
+    from iree_build.cluster.config import ClusterConfig, ClusterError
+
+    monkeypatch.setattr(cluster_client, "NO_WORKER_GRACE", 1.0)  # 10 s on real clusters
+    connected = cluster_client.Cluster(ClusterConfig.from_values(cluster.address))
+    failure: list[str] = []
+
+    def wait() -> None:
+        try:
+            connected.run(time.sleep, 60, resource="local-task", label="sleeping a minute")
+        except ClusterError as e:
+            failure.append(e.message)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(connected.client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(cluster.pid("device"), signal.SIGKILL)
+        waiter.join(timeout=60)
+    finally:
+        connected.close()
+    assert failure == [f"no worker offering 'local-task' is left in the Dask cluster at {cluster.address}; "
+                       "sleeping a minute cannot finish"]

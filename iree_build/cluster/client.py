@@ -34,10 +34,11 @@ class Cluster:
         except ImportError:
             raise ClusterError("building on a Dask cluster needs the distributed package: "
                                "pip install 'iree-build-scons[cluster]'") from None
+        security = config.security()
         try:
             self.client = Client(config.address, timeout=config.connect_timeout,
-                                 security=config.security(), set_as_default=False)
-        except (OSError, TimeoutError) as e:
+                                 security=security, set_as_default=False)
+        except Exception as e:  # refused, timed out, a TLS mismatch: Dask raises several kinds
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ClusterError(f"cannot connect to the Dask scheduler at {config.address} ({first})") from None
         self._lock = threading.Lock()

@@ -86,7 +86,12 @@ class ClusterConfig:
         if self.tls_ca_file:
             return Security(tls_ca_file=self.tls_ca_file, tls_client_cert=self.tls_cert,
                             tls_client_key=self.tls_key, require_encryption=True)
-        return Security()
+        security = Security()
+        if self.uses_tls and not security.tls_ca_file:
+            raise ClusterError(f"{self.address} is a TLS scheduler: set {ENV_TLS['ca_file']}, "
+                               f"{ENV_TLS['cert']} and {ENV_TLS['key']} (or Dask's distributed.comm.tls "
+                               "configuration)")
+        return security
 
 
 def probe(config: ClusterConfig) -> None:

@@ -90,4 +90,4 @@ def worker_name() -> str:
         worker = get_worker()
     except (ImportError, ValueError):
         return ""
-    return str(worker.address) if str(worker.name) == str(worker.address) else f"{worker.name} ({worker.address})"
+    return str(worker.address) if str(worker.name) == str(worker.address) else f"{worker.name} at {worker.address}"

@@ -27,8 +27,23 @@ class LocalCluster:
     """Processes started here; ``stop()`` ends every one of them (also after a failure)."""
 
     folder: Path
+    tls: tuple[str, str, str] | None = None  # CA file, certificate, key: a tls:// cluster
     address: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def _tls_args(self) -> list[str]:
+        if not self.tls:
+            return []
+        ca, cert, key = self.tls
+        return ["--tls-ca-file", ca, "--tls-cert", cert, "--tls-key", key]
+
+    def security(self):
+        from distributed.security import Security
+
+        if not self.tls:
+            return Security()
+        ca, cert, key = self.tls
+        return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
 
     def _dask(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "wb")
@@ -42,7 +57,9 @@ class LocalCluster:
     def start_scheduler(self, timeout: float = 60.0) -> str:
         info = self.folder / "scheduler.json"
         proc = self._dask("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0",
-                                        "--no-dashboard", "--scheduler-file", str(info)], SCHEDULER_ENV)
+                                        "--no-dashboard", "--scheduler-file", str(info),
+                                        *(["--protocol", "tls"] if self.tls else []), *self._tls_args()],
+                           SCHEDULER_ENV)
         deadline = time.monotonic() + timeout
         while not info.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -64,14 +81,14 @@ class LocalCluster:
         return self._dask(name, ["worker", self.address, "--host", "127.0.0.1", "--name", name,
                                  "--nthreads", str(nthreads), "--resources", spec, "--no-nanny",
                                  "--no-dashboard", "--memory-limit", "0",
-                                 "--local-directory", str(local)], env)
+                                 "--local-directory", str(local), *self._tls_args()], env)
 
     def wait_for(self, names: list[str], timeout: float = 60.0) -> None:
         """Until the scheduler lists every named worker."""
         from distributed import Client
 
         deadline = time.monotonic() + timeout
-        with Client(self.address, timeout=timeout, set_as_default=False) as client:
+        with Client(self.address, timeout=timeout, set_as_default=False, security=self.security()) as client:
             while True:
                 present = {str(w.get("name")) for w in client.scheduler_info(n_workers=-1)["workers"].values()}
                 if set(names) <= present:
