@@ -61,6 +61,7 @@ def write_project(project: Project) -> None:
         CacheDir("#cache")
         iree_module(name="plain", src="add.mlir", target_backends=["llvm-cpu"] + (["vulkan-spirv"] if VULKAN else []))
         iree_module(name="obj", src="obj.mlir")
+        iree_module(name="st", src="add.mlir", toolchain="llvm-cpu-static-library")  # side outputs come back too
         SConscript("sub/SConscript")
         iree_module(name="mm", src="mm.onnx", externalize_params=True)
         x = np.ones((2, 8), np.float32)
@@ -88,8 +89,8 @@ def write_project(project: Project) -> None:
     project.write("sub/opt.flags", "# optimisation flags\n--iree-opt-level=O2\n")
 
 
-OUTPUTS = ["plain.vmfb", "obj.vmfb", "sub/tuned.vmfb", "sub/filed.vmfb",
-           "mm.imported.mlir", "mm.irpa", "mm.vmfb"]
+OUTPUTS = ["plain.vmfb", "obj.vmfb", "st.vmfb", "st_dispatch.o", "st_dispatch.h", "sub/tuned.vmfb",
+           "sub/filed.vmfb", "mm.imported.mlir", "mm.irpa", "mm.vmfb"]
 
 
 def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -134,15 +135,13 @@ def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_pat
     assert cached.returncode == 0 and cached.compiled() == []
     assert "Retrieved `plain.vmfb' from cache" in cached.stdout
 
-    required = remote.scons("test", vulkan, on, "--iree-require-devices")
-    assert required.returncode == 2
-    assert "could not run and --iree-require-devices is set: local-sync: no worker" in required.stderr
-
     runner = subprocess.run([sys.executable, "-m", "iree_build", "test", str(remote.root), "--retest",
-                             "--cluster", cluster.address], capture_output=True, text=True, timeout=300)
-    assert runner.returncode == 0, runner.stdout + runner.stderr
-    assert "PASS mm_test[local-task]" in runner.stdout and "SKIP sync_test[local-sync]" in runner.stdout
-    assert runner.stdout.splitlines()[-1] == f"{passed} passed, 0 failed, 1 skipped"
+                             "--require-devices", "--cluster", cluster.address],
+                            capture_output=True, text=True, timeout=300)
+    assert runner.returncode == 1, runner.stdout + runner.stderr
+    assert "PASS mm_test[local-task]" in runner.stdout
+    assert "FAIL sync_test[local-sync] (device required: local-sync: no worker of the Dask cluster" in runner.stdout
+    assert runner.stdout.splitlines()[-1] == f"{passed} passed, 1 failed, 0 skipped"
 
 
 def free_port() -> int:
