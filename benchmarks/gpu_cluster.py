@@ -23,6 +23,33 @@ Output (also written to ``OUT/gpu_cluster.log``)::
 Needs, importable by ``python3``: ``iree.compiler`` (with ``iree-lld`` executable),
 ``iree.runtime``, ``SCons``, ``toml``, ``llvmlite``, numpy and ``distributed``.
 Run from the repository root: ``python3 benchmarks/gpu_cluster.py --out "$OUT"``.
+
+Carrying it to the GPU machine (no network there; 64 MiB a call, so two calls)
+------------------------------------------------------------------------------
+The machine's image already has click, cloudpickle, jinja2, msgpack, packaging,
+psutil, pyyaml, sortedcontainers, toolz, fsspec, llvmlite and numpy. Wheels for
+the rest (22 MB), downloaded here into ``.whl/`` (ignored by ``.git/info/exclude``)::
+
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+      -d .whl distributed==2026.8.0 dask==2026.8.0 tornado locket tblib zict partd \
+      iree-base-runtime==3.13.0 scons toml
+
+The compiler as in shared/gpu.md, into ``.carry/iree-compiler.tar.xz`` (54 MB): unzip
+the cp312 ``iree-base-compiler==3.13.0`` wheel, delete ``iree/compiler/_mlir_libs/iree-opt``
+and ``iree-link``, ``tar -cf - iree *.dist-info | xz -T2 -6``. ``iree`` is a namespace
+package, so the compiler stays in its own folder (``pip --target --upgrade`` would
+replace a shared ``iree/`` folder). Call 1, carry ``[".carry"]``::
+
+    mkdir -p /tmp/compiler && tar -xJf .carry/iree-compiler.tar.xz -C /tmp/compiler && chmod +x /tmp/compiler/iree/compiler/_mlir_libs/iree-*
+
+Call 2 (within half a minute, carry ``[".whl"]``)::
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:/tmp/compiler || exit; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_cluster.py --out $OUT
+
+For the Vulkan tests too, set the loader up first as shared/gpu.md says (then the
+GPU worker also offers ``vulkan=1`` and the example runs with ``--iree-require-devices``).
 """
 
 from __future__ import annotations
