@@ -123,6 +123,19 @@ def main() -> int:
     n, jobs = args.modules, args.jobs
     Path(args.out).mkdir(parents=True, exist_ok=True)
     log = Log(Path(args.out) / "gpu_cluster.log")
+    import importlib.util
+
+    def found(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its parent package is missing
+            return False
+
+    missing = [m for m in ("iree.compiler", "iree.runtime", "distributed", "SCons", "toml", "llvmlite")
+               if not found(m)]
+    if missing:
+        log(f"error: not importable: {', '.join(missing)} (carry them as this script's docstring says)")
+        return 2
     tmp = Path(tempfile.mkdtemp(prefix="iree_gpu_cluster_"))
     shim_rules(tmp)
 
