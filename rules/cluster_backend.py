@@ -46,8 +46,9 @@ def check(env) -> None:
         config = config_for(env)
         if config is None or config in _checked:
             return
-        from iree_build.cluster.config import probe
+        from iree_build.cluster.config import probe, require_distributed
 
+        require_distributed()
         probe(config)
         _checked.add(config)
     except ClusterError as e:

@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from .config import ClusterConfig, ClusterError, probe
+from .config import ClusterConfig, ClusterError, probe, require_distributed
 
 COMPILER_RESOURCE = "iree-compiler"
 NO_WORKER_GRACE = 10.0  # seconds a resource may be missing (a worker restarting) before giving up
@@ -28,12 +28,10 @@ class Cluster:
 
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
+        require_distributed()
         probe(config)
-        try:
-            from distributed import Client
-        except ImportError:
-            raise ClusterError("building on a Dask cluster needs the distributed package: "
-                               "pip install 'iree-build-scons[cluster]'") from None
+        from distributed import Client
+
         security = config.security()
         try:
             self.client = Client(config.address, timeout=config.connect_timeout,

@@ -94,6 +94,15 @@ class ClusterConfig:
         return security
 
 
+def require_distributed() -> None:
+    """Dask is an optional extra: say how to get it, in one line."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ClusterError("building on a Dask cluster needs the distributed package: "
+                           "pip install 'iree-build-scons[cluster]'")
+
+
 def probe(config: ClusterConfig) -> None:
     """A plain TCP connect to the scheduler (milliseconds): unreachable is one line now,
     before the build starts, rather than one failed target per compile."""
