@@ -83,14 +83,15 @@ class _Worker:
 class CompilePool:
     """At most ``size`` workers, started on demand, reused across requests."""
 
-    def __init__(self, size: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, size: int = 1, env: dict[str, str] | None = None,
+                 temp_dir: str | None = None) -> None:
         self.size = max(1, size)
         self._env = env
         self._idle: list[_Worker] = []
         self._count = 0
         self._closed = False
         self._cond = threading.Condition()
-        self._diag_dir = Path(tempfile.mkdtemp(prefix="iree_build_diag_"))
+        self._diag_dir = Path(tempfile.mkdtemp(prefix="iree_build_diag_", dir=temp_dir))
 
     def _acquire(self) -> _Worker:
         with self._cond:

@@ -166,6 +166,17 @@ def test_unreachable_scheduler_is_one_line_and_builds_nothing(project: Project) 
         assert "Traceback" not in run.output
     assert sorted(p.name for p in project.root.iterdir()) == ["SConstruct", "add.mlir"]
 
+    project.write("SConstruct", f"""\
+        from iree_rules import *
+        env = IreeEnvironment(IREE_CLUSTER="{address}")  # the construction variable
+        env.iree_module("add", "add.mlir")
+        """)
+    run = project.scons()
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(errors) == 1, run.stderr
+    assert f"cannot reach the Dask scheduler at {address}" in errors[0]
+    assert not project.path("add.vmfb").exists()
+
     runner = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root), "--cluster", address],
                             capture_output=True, text=True, timeout=60)
     assert runner.returncode == 2

@@ -10,6 +10,7 @@ as bytes and are written into the build tree whole or not at all.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from pathlib import Path
 from typing import Iterable
@@ -36,15 +37,20 @@ def outputs_of(request: Request) -> list[str]:
 
 
 def _worker_pool() -> CompilePool:
-    """This Dask worker's compile processes, one per worker thread, kept for later tasks."""
+    """This Dask worker's compile processes, one per worker thread, kept for later tasks.
+
+    What they write besides the task's scratch folder (diagnostics, the cached
+    compiler facts) goes into the worker's own local directory too.
+    """
     global _pool
     with _pool_lock:
         if _pool is None:
             from distributed import get_worker
 
             worker = get_worker()
+            os.environ.setdefault("IREE_BUILD_CACHE_DIR", os.path.join(worker.local_directory, "iree_build"))
             threads = getattr(worker, "nthreads", None) or worker.state.nthreads
-            _pool = CompilePool(size=int(threads or 1))
+            _pool = CompilePool(size=int(threads or 1), temp_dir=worker.local_directory)
             atexit.register(_pool.close)
         return _pool
 
@@ -53,13 +59,14 @@ def compile_task(request: Request, payload: Payload) -> dict:
     """Runs on a worker: compile in scratch, return the outputs and diagnostics."""
     from iree_build.compiler_info import compiler_info
 
+    pool = _worker_pool()
     mine = compiler_info().identity
     if mine != request.compiler:  # the compiler is part of the signature: never mix them
         return {"ok": False, "diagnostics": "", "crash": None, "outputs": {},
                 "message": f"worker {worker_name()} has {mine}, this build uses {request.compiler}"}
     with scratch("iree-compile-") as folder:
         unpack(folder, payload)
-        outcome = _worker_pool().compile(request, cwd=str(folder))
+        outcome = pool.compile(request, cwd=str(folder))
         outputs = collect(folder, outputs_of(request)) if outcome.ok else {}
     crash = f"{outcome.crash} on worker {worker_name()}" if outcome.crash else None
     return {"ok": outcome.ok, "diagnostics": outcome.diagnostics, "crash": crash,
