@@ -53,7 +53,6 @@ import re
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 

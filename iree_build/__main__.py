@@ -8,6 +8,7 @@ benchmark regressions exit 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -52,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--timeout", type=float, metavar="SECONDS",
                       help="seconds one call (one check case) may take before it is stopped and "
                            "reported as TIMEOUT, overriding the tests' own (default: theirs, else 300)")
+    test.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("IREE_CLUSTER") or None,
+                      help="run the tests on the Dask cluster whose scheduler is at ADDRESS "
+                           "(default $IREE_CLUSTER); TLS files from $IREE_CLUSTER_TLS_CA_FILE, "
+                           "$IREE_CLUSTER_TLS_CERT, $IREE_CLUSTER_TLS_KEY or the options below")
+    test.add_argument("--tls-ca-file", metavar="PATH", help="CA certificate of a tls:// cluster")
+    test.add_argument("--tls-cert", metavar="PATH", help="this client's certificate for a tls:// cluster")
+    test.add_argument("--tls-key", metavar="PATH", help="this client's private key for a tls:// cluster")
     bench = sub.add_parser(
         "bench",
         help="run the benchmarks of a built tree",
@@ -113,8 +121,19 @@ def _run_tests(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         junit=args.junit,
         timeout=args.timeout,
+        remote=_cluster_tests(args) if args.cluster else None,
     )
     return run_manifest(find_manifest(args.build_dir), options).exit_code
+
+
+def _cluster_tests(args: argparse.Namespace):
+    """Tests on a Dask cluster; an unreachable scheduler is one line (exit 2)."""
+    from iree_build.cluster.client import connect
+    from iree_build.cluster.config import ClusterConfig
+    from iree_build.cluster.device_tests import ClusterTests
+
+    tls = {"ca_file": args.tls_ca_file, "cert": args.tls_cert, "key": args.tls_key}
+    return ClusterTests(connect(ClusterConfig.from_values(args.cluster, tls=tls)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

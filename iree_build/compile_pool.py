@@ -112,15 +112,25 @@ class CompilePool:
         if not alive or self._closed:
             worker.close(timeout=1.0)
 
-    def compile(self, request: CompileRequest | ImportRequest) -> CompileOutcome:
-        """Run one compile (or ONNX import) on a worker; never raises for its failures."""
-        Path(request.output).parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(request.output)
-        temp = temp_path_for(request.output)
+    def compile(self, request: CompileRequest | ImportRequest, cwd: str | None = None) -> CompileOutcome:
+        """Run one compile (or ONNX import) on a worker; never raises for its failures.
+
+        The request's relative paths are taken from ``cwd`` (default: this process's
+        folder), which the worker compiles in: a cluster worker compiles in a scratch
+        copy of the project with the same relative paths, so the bytes match.
+        """
+        base = Path(cwd) if cwd else Path()
+        output = base / request.output
+        output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(output)
+        temp = temp_path_for(output)
         self._diag_dir.mkdir(parents=True, exist_ok=True)
         diag = self._diag_dir / f"{os.getpid()}-{threading.get_ident()}.log"
+        wire = request.to_wire(str(temp), str(diag))
+        if cwd:
+            wire["cwd"] = str(cwd)
         worker = self._acquire()
-        reply = worker.ask(request.to_wire(str(temp), str(diag)))
+        reply = worker.ask(wire)
         crash = None if reply is not None else worker.death()
         self._release(worker, alive=reply is not None)
         try:
@@ -129,7 +139,7 @@ class CompilePool:
         except OSError:
             text = ""
         if crash:
-            for path in (temp, Path(f"{temp}.params.irpa"), *map(Path, request.side_outputs)):
+            for path in (temp, Path(f"{temp}.params.irpa"), *(base / p for p in request.side_outputs)):
                 path.unlink(missing_ok=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))

@@ -3,7 +3,8 @@
 Protocol: one JSON request per line on stdin, one JSON reply per line on the
 original stdout. The compiler's diagnostics go to the file the request names
 (fd 2 is pointed at it for the compile), so the parent can show them even when
-this process dies mid-compile. Run as ``python -m iree_build.compile_worker``.
+this process dies mid-compile. A request may name a ``cwd`` to compile in (a cluster
+worker's scratch copy of the project). Run as ``python -m iree_build.compile_worker``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _compile(api, req: dict) -> dict:
             raise _Done
         with api.Session() as session:
             try:
+                _forget_previous_flags(session)
                 session.set_flags(*req["flags"])
             except ValueError as e:
                 return {"ok": False, "message": f"bad compiler flag: {e}"}
@@ -64,6 +66,28 @@ def _compile(api, req: dict) -> dict:
                 except OSError:
                     pass
     return {"ok": ok, "message": message}
+
+
+_defaults: dict[str, str] = {}  # flag name -> "--name=default", as this process started
+
+
+def _remember_defaults(api) -> None:
+    with api.Session() as fresh:
+        _defaults.update((f.split("=", 1)[0], f) for f in fresh.get_flags(non_default_only=False))
+
+
+def _forget_previous_flags(session) -> None:
+    """Put back process-global options an earlier compile set.
+
+    Some options live in the process, not the session (measured in 3.13:
+    ``--iree-codegen-tuning-spec-path``): without this, a worker that compiled a
+    module with a tuning spec would apply it to every later module it compiles,
+    also another project's on a shared cluster worker.
+    """
+    defaults = set(_defaults.values())
+    leaked = [f.split("=", 1)[0] for f in session.get_flags(non_default_only=False) if f not in defaults]
+    if leaked:
+        session.set_flags(*(_defaults[name] for name in leaked if name in _defaults))
 
 
 class _Done(Exception):
@@ -134,11 +158,18 @@ def main() -> int:
     replies = worker_setup()
     from iree.compiler import api
 
+    _remember_defaults(api)
     for line in sys.stdin:
         if not line.strip():
             continue
         req = json.loads(line)
-        reply = _import_onnx(req) if req.get("kind") == "import_onnx" else _compile(api, req)
+        home = os.getcwd()
+        if req.get("cwd"):  # a cluster worker's scratch copy of the project
+            os.chdir(req["cwd"])
+        try:
+            reply = _import_onnx(req) if req.get("kind") == "import_onnx" else _compile(api, req)
+        finally:
+            os.chdir(home)
         replies.write(json.dumps(reply) + "\n")
     return 0
 

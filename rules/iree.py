@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import bench_rule, build_lock, check_rule, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
+from . import bench_rule, build_lock, check_rule, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
 from .where import fail
 from .cache_dir import VerifiedCacheDir
 
@@ -32,6 +32,7 @@ def generate(env) -> None:
         IREE_RUNCOMSTR="IREE run $_IREE_RUN_WHAT -> $TARGETS",
         IREE_IMPORTCOMSTR="IREE import ${SOURCE.srcpath} -> $TARGETS [$_IREE_ONNX_SUMMARY]",
         CACHEDIR_CLASS=VerifiedCacheDir,  # a shared CacheDir's entries are checked before use
+        **cluster_backend.defaults(),  # IREE_CLUSTER and its TLS files, from the environment
     )
     if options.option("iree-verbose"):
         env["IREE_COMPILECOMSTR"] = ""
@@ -39,6 +40,7 @@ def generate(env) -> None:
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
     export_rule.set_up(env)
+    cluster_backend.check(env)
 
 
 def _lock_tree(env) -> None:

@@ -40,6 +40,9 @@ OPTIONS: list[tuple[str, dict]] = [
                              help="write iree_compile_commands.json (every compile's exact command) beside the test manifest")),
     ("--iree-verbose", dict(action="store_true", default=False,
                             help="print the full compiler flag list of every compile")),
+    ("--iree-cluster", dict(metavar="ADDRESS", default="",
+                            help="compile and test on the Dask cluster whose scheduler is at ADDRESS "
+                                 "(tcp://HOST:8786); default $IREE_CLUSTER")),
 ]
 
 

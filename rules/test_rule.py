@@ -28,7 +28,7 @@ from iree_build.testing.identity import runtime_version
 
 from iree_build.selection import Selection, check_tags
 
-from . import data_files, help_summary, options
+from . import cluster_backend, data_files, help_summary, options
 from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
@@ -130,9 +130,11 @@ def _run(target, source, env):
     test, reg = _test_of(env, target)
     spec = spec_of(test, reg)
     base = reg.build_dir.get_abspath()
-    pool = default_run_pool()
-    signature = test_signature(spec, base, reg.hasher(), device_identity(spec, pool))
-    result = pool.run_test(spec, base, signature or "", _timeout_override())
+    result = cluster_backend.run_test(env, spec, base, reg.hasher())  # None: no cluster
+    if result is None:
+        pool = default_run_pool()
+        signature = test_signature(spec, base, reg.hasher(), device_identity(spec, pool))
+        result = pool.run_test(spec, base, signature or "", _timeout_override())
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from iree_build.errors import IreeBuildError
 from iree_build.selection import Selection
@@ -134,6 +134,16 @@ def up_to_date_result(
     return stored
 
 
+class RemoteTests(Protocol):
+    """Runs tests on other machines (``iree_build.cluster.device_tests.ClusterTests``)."""
+
+    def identity(self, spec: TestSpec) -> str:
+        """What stands for the hardware in the signature of a result obtained there."""
+
+    def run(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str) -> TestResult:
+        """Run one test there; never raises for a test problem."""
+
+
 def run_one(
     spec: TestSpec,
     base_dir: str | os.PathLike[str],
@@ -141,15 +151,21 @@ def run_one(
     hasher: FileHasher | None = None,
     retest: bool = False,
     timeout: float | None = None,
+    remote: RemoteTests | None = None,
 ) -> TestResult:
-    """Run one test (in a run worker) unless its stored result is up to date; record it."""
+    """Run one test (in a run worker, or on a cluster) unless its stored result is up to
+    date; record it."""
     pool = pool if pool is not None else default_run_pool()
-    signature = test_signature(spec, base_dir, hasher, device_identity(spec, pool))
+    identity = remote.identity(spec) if remote else device_identity(spec, pool)
+    signature = test_signature(spec, base_dir, hasher, identity)
     if not retest:
         cached = up_to_date_result(spec, base_dir, signature)
         if cached is not None:
             return cached
-    result = pool.run_test(spec, base_dir, signature or "", timeout)
+    if remote:
+        result = remote.run(spec, base_dir, signature or "")
+    else:
+        result = pool.run_test(spec, base_dir, signature or "", timeout)
     write_result(result, resolve(base_dir, spec.result))
     return result
 
@@ -201,6 +217,7 @@ class RunOptions:
     jobs: int | None = None
     junit: str | os.PathLike[str] | None = None
     timeout: float | None = None  # seconds per call (check case), overriding the tests' own
+    remote: RemoteTests | None = None  # run on a cluster instead of this machine's devices
 
 
 @dataclass
@@ -228,12 +245,13 @@ def _require(result: TestResult) -> TestResult:
     )
 
 
-def _lanes(tests: Sequence[TestSpec]) -> list[list[TestSpec]]:
-    """Work units: each CPU test alone; all tests of one GPU device in one lane."""
+def _lanes(tests: Sequence[TestSpec], remote: bool = False) -> list[list[TestSpec]]:
+    """Work units: each CPU test alone; all tests of one GPU device in one lane
+    (on a cluster each test alone: the workers' resources serialize GPU tests)."""
     lanes: list[list[TestSpec]] = []
     gpu: dict[str, list[TestSpec]] = {}
     for spec in tests:
-        if is_cpu_device(spec.device):
+        if remote or is_cpu_device(spec.device):
             lanes.append([spec])
         else:
             lane = gpu.get(canonical_device(spec.device))
@@ -286,9 +304,10 @@ def run_manifest(
 
     def run_lane(lane: list[TestSpec]) -> None:
         for spec in lane:
-            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest, options.timeout))
+            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest, options.timeout,
+                         options.remote))
 
-    _run_all(_lanes(tests), run_lane, jobs)
+    _run_all(_lanes(tests, options.remote is not None), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)

@@ -1,0 +1,217 @@
+"""The cluster on a 16-core GPU machine: -j16 compile scaling, and the GPU example's tests.
+
+What it does (everything on this one machine, 127.0.0.1 only)
+-------------------------------------------------------------
+1. Starts a ``dask scheduler``, sixteen ``dask worker`` processes with
+   ``--resources iree-compiler=1`` (the compile host: 16 processes) and one GPU
+   worker with ``--resources cuda=1,local-task=1`` (and ``vulkan=1`` when the
+   runtime finds a Vulkan device, i.e. the loader and ``VK_DRIVER_FILES`` are set
+   up as in shared/gpu.md).
+2. Builds 48 matmul modules of growing size (32^3 ... 1536^3, llvm-cpu) from a
+   clean state at -j1 and at -j16, through the local pool and through the
+   cluster (``--iree-cluster``), after one warm-up build of each. The cluster's
+   modules must be byte-identical to the local ones.
+3. Builds and tests ``examples/gpu`` through the cluster (``scons test -j16
+   --iree-cluster=...``) and prints its test lines and closing line.
+
+Output (also written to ``OUT/gpu_cluster.log``)::
+
+    BENCH j16_speedup_local X      local -j1 / local -j16
+    BENCH j16_speedup X            cluster -j1 / cluster -j16   (target >= 8)
+    BENCH cluster_vs_local_j16_ratio X
+
+Needs, importable by ``python3``: ``iree.compiler`` (with ``iree-lld`` executable),
+``iree.runtime``, ``SCons``, ``toml``, ``llvmlite``, numpy and ``distributed``.
+Run from the repository root: ``python3 benchmarks/gpu_cluster.py --out "$OUT"``.
+
+Carrying it to the GPU machine (no network there; 64 MiB a call, so two calls)
+------------------------------------------------------------------------------
+The machine's image already has click, cloudpickle, jinja2, msgpack, packaging,
+psutil, pyyaml, sortedcontainers, toolz, fsspec, llvmlite and numpy. Wheels for
+the rest (22 MB), downloaded here into ``.whl/`` (ignored by ``.git/info/exclude``)::
+
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+      --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+      -d .whl distributed==2026.8.0 dask==2026.8.0 tornado locket tblib zict partd \
+      iree-base-runtime==3.13.0 scons toml
+
+The compiler as in shared/gpu.md, into ``.carry/iree-compiler.tar.xz`` (54 MB): unzip
+the cp312 ``iree-base-compiler==3.13.0`` wheel, delete ``iree/compiler/_mlir_libs/iree-opt``
+and ``iree-link``, ``tar -cf - iree *.dist-info | xz -T2 -6``. ``iree`` is a namespace
+package, so the compiler stays in its own folder (``pip --target --upgrade`` would
+replace a shared ``iree/`` folder). Call 1, carry ``[".carry"]``::
+
+    mkdir -p /tmp/compiler && tar -xJf .carry/iree-compiler.tar.xz -C /tmp/compiler && chmod +x /tmp/compiler/iree/compiler/_mlir_libs/iree-*
+
+Call 2 (within half a minute, carry ``[".whl"]``)::
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:/tmp/compiler || exit; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_cluster.py --out $OUT
+
+For the Vulkan tests too, set the loader up first as shared/gpu.md says (then the
+GPU worker also offers ``vulkan=1`` and the example runs with ``--iree-require-devices``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
+
+from compile_overhead import _matmul  # noqa: E402
+
+N = 48
+JOBS = 16
+
+
+class Log:
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "w", encoding="utf-8")
+
+    def __call__(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.file.write(text + "\n")
+        self.file.flush()
+
+
+def shim_rules(tmp: Path) -> None:
+    """``import iree_rules`` from this checkout without installing it (also for workers)."""
+    shim = tmp / "shim"
+    shim.mkdir()
+    (shim / "iree_rules").symlink_to(REPO / "rules")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(shim), str(REPO), os.environ.get("PYTHONPATH")) if p)
+    sys.path[:0] = [str(shim)]
+
+
+def scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=root,
+                          capture_output=True, text=True)
+    return time.perf_counter() - t, proc
+
+
+def build(root: Path, log: Log, n: int, *args: str) -> tuple[float, dict[str, bytes]]:
+    for p in [*root.glob("*.vmfb"), *root.glob(".sconsign*")]:
+        p.unlink()
+    elapsed, proc = scons(root, *args)
+    if proc.returncode != 0:
+        log(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"error: scons {' '.join(args)} failed")
+    outputs = {p.name: p.read_bytes() for p in root.glob("*.vmfb")}
+    if len(outputs) != n:
+        raise SystemExit(f"error: {len(outputs)} modules built, expected {n}")
+    return elapsed, outputs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--out", default=os.environ.get("OUT") or ".", help="folder for the log")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--modules", type=int, default=N, help="(a smaller trial run)")
+    ap.add_argument("--jobs", type=int, default=JOBS, help="(a smaller trial run)")
+    args = ap.parse_args()
+    n, jobs = args.modules, args.jobs
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    log = Log(Path(args.out) / "gpu_cluster.log")
+    import importlib.util
+
+    def found(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its parent package is missing
+            return False
+
+    missing = [m for m in ("iree.compiler", "iree.runtime", "distributed", "SCons", "toml", "llvmlite")
+               if not found(m)]
+    if missing:
+        log(f"error: not importable: {', '.join(missing)} (carry them as this script's docstring says)")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="iree_gpu_cluster_"))
+    shim_rules(tmp)
+
+    import distributed
+    import iree.compiler.version as cv
+    from iree_build.cluster.local import LocalCluster
+    from iree_build.testing.devices import probe_device
+
+    log(f"python {sys.version.split()[0]}, cores {os.cpu_count()}, iree-base-compiler {cv.VERSION}, "
+        f"distributed {distributed.__version__}")
+    devices = {"cuda": 1, "local-task": 1}
+    for name in ("cuda", "vulkan"):
+        status = probe_device(name)
+        log(f"{name}: {status.reason}")
+        if name == "vulkan" and status.present:
+            devices["vulkan"] = 1
+
+    root = tmp / "matmuls"
+    root.mkdir()
+    names = []
+    for i in range(n):
+        s = 32 * (i + 1)
+        names.append(f"mm_{s}")
+        (root / f"mm_{s}.mlir").write_text(_matmul(s, s, s))
+    (root / "SConstruct").write_text(
+        "from iree_rules import *\n"
+        f"for name in {names!r}:\n"
+        "    iree_module(name=name, src=name + '.mlir', target_backends=['llvm-cpu'], cpu='generic')\n")
+
+    (tmp / "dask").mkdir()
+    cluster = LocalCluster(tmp / "dask")
+    try:
+        t = time.perf_counter()
+        cluster.start_scheduler()
+        compilers = [f"compile-{i}" for i in range(jobs)]
+        for name in compilers:
+            cluster.start_worker(name, {"iree-compiler": 1})
+        cluster.start_worker("gpu", devices)
+        cluster.wait_for([*compilers, "gpu"], timeout=180)
+        log(f"cluster at {cluster.address}: {jobs} compile workers, gpu worker {devices} "
+            f"(up in {time.perf_counter() - t:.1f} s)")
+        on = f"--iree-cluster={cluster.address}"
+
+        variants = {"local -j1": ("-j1",), "local -j16": (f"-j{jobs}",),
+                    "cluster -j1": ("-j1", on), "cluster -j16": (f"-j{jobs}", on)}
+        _, reference = build(root, log, n, f"-j{jobs}")  # warm-up: page cache, compiler facts
+        build(root, log, n, f"-j{jobs}", on)  # warm-up: every compile worker's compiler loaded
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for r in range(args.rounds):
+            order = list(variants) if r % 2 == 0 else list(reversed(variants))
+            for name in order:
+                elapsed, outputs = build(root, log, n, *variants[name])
+                if outputs != reference:
+                    raise SystemExit(f"error: {name} built different bytes")
+                times[name].append(elapsed)
+                log(f"round {r + 1}: {name} {elapsed:.2f} s ({n / elapsed:.2f} modules/s)")
+        med = {k: statistics.median(v) for k, v in times.items()}
+
+        example = tmp / "gpu_example"
+        shutil.copytree(REPO / "examples" / "gpu", example)
+        require = ["--iree-require-devices"] if "vulkan" in devices else []
+        elapsed, proc = scons(example, "test", f"-j{jobs}", on, *require)
+        log(f"\n$ scons test -j{jobs} {on} {' '.join(require)}   (examples/gpu, {elapsed:.1f} s, "
+            f"exit {proc.returncode})")
+        log(proc.stdout.rstrip())
+        if proc.stderr.strip():
+            log(proc.stderr.rstrip()[-3000:])
+    finally:
+        cluster.stop()
+    log()
+    log(f"BENCH j16_speedup_local {med['local -j1'] / med['local -j16']:.3f}")
+    log(f"BENCH j16_speedup {med['cluster -j1'] / med['cluster -j16']:.3f}")
+    log(f"BENCH cluster_vs_local_j16_ratio {med['cluster -j16'] / med['local -j16']:.3f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if proc.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

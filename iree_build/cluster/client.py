@@ -1,0 +1,145 @@
+"""One connection to a Dask scheduler per build, shared by its threads.
+
+A task asks for one unit of a worker resource named after what it needs
+(``iree-compiler``, a HAL device name such as ``cuda``). Waiting on a task also
+watches that some worker still offers that resource, so a build never hangs on
+work no worker can take. Work lost with a dying worker is rerun by the scheduler
+on another worker (``distributed.scheduler.allowed-failures``, which the README's
+recipe sets to 1: retried once); past that the task fails with one line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from .config import ClusterConfig, ClusterError, probe, require_distributed
+
+COMPILER_RESOURCE = "iree-compiler"
+NO_WORKER_GRACE = 10.0  # seconds a resource may be missing (a worker restarting) before giving up
+_OFFERS_TTL = 1.0
+
+
+class Cluster:
+    """A connected ``distributed.Client`` plus what its workers offer."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        require_distributed()
+        probe(config)
+        from distributed import Client
+
+        security = config.security()
+        try:
+            self.client = Client(config.address, timeout=config.connect_timeout,
+                                 security=security, set_as_default=False)
+        except Exception as e:  # refused, timed out, a TLS mismatch: Dask raises several kinds
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ClusterError(f"cannot connect to the Dask scheduler at {config.address} ({first})") from None
+        self._lock = threading.Lock()
+        self._offers: dict[str, float] = {}
+        self._offers_at = 0.0
+
+    def offers(self) -> dict[str, float]:
+        """Resource name -> total units over the live workers (refreshed at most once a second)."""
+        with self._lock:
+            if time.monotonic() - self._offers_at > _OFFERS_TTL:
+                totals: dict[str, float] = {}
+                workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+                for info in workers.values():
+                    for name, amount in (info.get("resources") or {}).items():
+                        totals[name] = totals.get(name, 0.0) + float(amount)
+                self._offers, self._offers_at = totals, time.monotonic()
+            return dict(self._offers)
+
+    def describe_offers(self) -> str:
+        offers = self.offers()
+        return ", ".join(f"{k}={v:g}" for k, v in sorted(offers.items())) or "nothing"
+
+    def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any:
+        """Run ``fn(*args)`` on a worker offering ``resource``; its return value.
+
+        Raises ClusterError (one line, naming ``label``) when no worker offers the
+        resource, when the workers running it died past the scheduler's limit, or
+        when the scheduler goes away.
+        """
+        from distributed import TimeoutError as DaskTimeout
+        from distributed.scheduler import KilledWorker
+
+        if resource not in self.offers():
+            raise ClusterError(f"no worker of the Dask cluster at {self.config.address} offers "
+                               f"'{resource}' (its workers offer {self.describe_offers()})")
+        key = f"iree-{label.split(' ', 1)[0]}-{uuid.uuid4().hex}"
+        future = self.client.submit(fn, *args, key=key, resources={resource: 1}, retries=1, pure=False)
+        missing_since: float | None = None
+        try:
+            while True:
+                try:
+                    return future.result(timeout=1.0)
+                except (DaskTimeout, TimeoutError):
+                    pass
+                if self.client.status in ("closed", "closing"):
+                    raise ClusterError(f"lost the connection to the Dask scheduler at {self.config.address} "
+                                       f"while {label}")
+                if resource in self.offers():
+                    missing_since = None
+                elif missing_since is None:
+                    missing_since = time.monotonic()
+                elif time.monotonic() - missing_since > NO_WORKER_GRACE:
+                    raise ClusterError(f"no worker offering '{resource}' is left in the Dask cluster at "
+                                       f"{self.config.address}; {label} cannot finish")
+        except KilledWorker as e:
+            raise ClusterError(
+                f"{label}: {e.allowed_failures + 1} Dask workers died running it "
+                f"(the last was {e.last_worker.address}); see that worker's log") from None
+        except ClusterError:
+            raise
+        except Exception as e:  # raised by the task itself on the worker (after one retry)
+            text = (str(e).strip().splitlines() or [""])[0]
+            raise ClusterError(f"{label} failed on the Dask cluster at {self.config.address}: "
+                               f"{type(e).__name__}: {text}") from None
+        finally:
+            if not future.done():
+                future.cancel()
+
+    def close(self) -> None:
+        try:
+            self.client.close(timeout=5)
+        except Exception:  # closing at exit: the scheduler may be gone already
+            pass
+
+
+_clusters: dict[ClusterConfig, Cluster | ClusterError] = {}
+_clusters_lock = threading.Lock()
+_closer_registered = False
+
+
+def connect(config: ClusterConfig) -> Cluster:
+    """The process's connection for ``config``, made once; a failure is remembered too,
+    so a build reports an unreachable scheduler once, not once per target."""
+    global _closer_registered
+    with _clusters_lock:
+        if not _closer_registered:
+            _closer_registered = True
+            atexit.register(close_all)
+        got = _clusters.get(config)
+        if got is None:
+            try:
+                got = Cluster(config)
+            except ClusterError as e:
+                got = e
+            _clusters[config] = got
+    if isinstance(got, ClusterError):
+        raise ClusterError(got.message)
+    return got
+
+
+def close_all() -> None:
+    with _clusters_lock:
+        clusters = [c for c in _clusters.values() if isinstance(c, Cluster)]
+        _clusters.clear()
+    for cluster in clusters:
+        cluster.close()

@@ -1,0 +1,116 @@
+"""Tests on cluster workers that offer the test's HAL device (a resource named
+after it: ``local-task``, ``cuda``, ``vulkan``, ...).
+
+The module and its data travel with the task. On the worker the test runs in a
+child process (``run_isolated``, the one place a test is executed here), so a
+runtime crash fails that test and leaves the Dask worker alive. A device that no
+worker offers is a skip with that reason, as an absent local device is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from iree_build.testing.manifest import MANIFEST_NAME, TestSpec, manifest_json
+from iree_build.testing.results import TestResult, read_result
+
+from .client import Cluster
+from .config import ClusterError
+from .files import Payload, pack, scratch, unpack, worker_name
+
+_ROOT = str(Path(__file__).resolve().parent.parent.parent)  # holds the iree_build package
+
+
+def device_resources(device: str) -> list[str]:
+    """Resource names that mean ``device``: as written and as the runtime's driver."""
+    from iree_build.testing.devices import driver_name
+
+    scheme = device.split("://", 1)[0]
+    return list(dict.fromkeys([scheme, driver_name(scheme)]))
+
+
+def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
+    """Run one test of a one-test manifest in ``folder`` in a child process.
+
+    The standalone runner does the work, so results match a local run; a crash
+    of the runtime is that test's error, with the signal named.
+    """
+    (folder / MANIFEST_NAME).write_text(manifest_json([spec]), encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "iree_build", "test", str(folder), "--retest", "-j", "1",
+         "--junit", str(folder / "junit.xml")],
+        cwd=folder, env=env, capture_output=True, text=True, check=False)
+    result = read_result(folder / spec.result)
+    if result is not None:
+        return result
+    if proc.returncode < 0:
+        try:
+            how = signal.Signals(-proc.returncode).name
+        except ValueError:
+            how = f"signal {-proc.returncode}"
+    else:
+        how = f"exit code {proc.returncode}"
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return TestResult(spec.name, "error", f"{spec.name}: the test process died ({how}): {last}",
+                      device=spec.device, base=spec.base)
+
+
+def device_test_task(spec: TestSpec, payload: Payload) -> tuple[TestResult, str]:
+    """Runs on a worker: unpack the module and data, run the test; (result, worker)."""
+    with scratch("iree-test-") as folder:
+        unpack(folder, payload)
+        return run_isolated(spec, folder), worker_name()
+
+
+def spec_files(spec: TestSpec) -> list[str]:
+    return [spec.module, *spec.inputs, *spec.expected, *spec.parameters]
+
+
+def run_test_on(cluster: Cluster, spec: TestSpec, base_dir: str | os.PathLike[str],
+                signature: str = "") -> TestResult:
+    """Run ``spec`` (paths relative to ``base_dir``) on a worker offering its device.
+
+    Never raises for a test problem: a device no worker offers is ``skipped``, a
+    lost task ``error``, each with one line saying why.
+    """
+    def result(status: str, message: str) -> TestResult:
+        return TestResult(spec.name, status, message, device=spec.device, signature=signature,
+                          base=spec.base)
+
+    if spec.skip:
+        return result("skipped", spec.skip)
+    try:
+        offers = cluster.offers()
+        resource = next((r for r in device_resources(spec.device) if r in offers), None)
+        if resource is None:
+            return result("skipped", f"{spec.device}: no worker of the Dask cluster at "
+                                     f"{cluster.config.address} offers it (its workers offer "
+                                     f"{cluster.describe_offers()})")
+        payload = pack(base_dir, spec_files(spec))
+        got, worker = cluster.run(device_test_task, spec, payload, resource=resource,
+                                  label=f"testing {spec.name}")
+    except ClusterError as e:
+        return result("error", f"{spec.name}: {e.message}")
+    got.signature = signature
+    if got.status in ("skipped", "error") and worker:
+        got.message = f"{got.message} (on worker {worker})"
+    return got
+
+
+class ClusterTests:
+    """The standalone runner's way to run tests on a cluster (``RemoteTests``)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def identity(self, spec: TestSpec) -> str:
+        return f"cluster {self.cluster.config.address}"
+
+    def run(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str) -> TestResult:
+        return run_test_on(self.cluster, spec, base_dir, signature)

@@ -1,0 +1,108 @@
+"""Sending a build's compiles, ONNX imports and tests to a Dask cluster.
+
+``--iree-cluster=ADDRESS`` wins over the construction variable ``IREE_CLUSTER``,
+which defaults to ``$IREE_CLUSTER``; empty means the local worker pool. The
+scheduler is probed while the SConscripts are read, so an unreachable one is a
+single line before anything is built. Everything else (signatures, CacheDir,
+``-k``, test lines, JUnit) is the same as without a cluster: only where the work
+runs changes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from SCons.Script import GetOption
+
+from iree_build.cluster.config import ENV_ADDRESS, ENV_TLS, ClusterConfig, ClusterError
+
+from . import options
+from .where import fail
+
+_checked: set[ClusterConfig] = set()
+
+
+def defaults() -> dict[str, str]:
+    """Construction variable defaults, from the process environment."""
+    return {ENV_ADDRESS: os.environ.get(ENV_ADDRESS, ""),
+            **{var: os.environ.get(var, "") for var in ENV_TLS.values()}}
+
+
+def config_for(env) -> ClusterConfig | None:
+    address = options.option("iree-cluster") or str(env.get(ENV_ADDRESS) or "")
+    if not address.strip():
+        return None
+    tls = {key: str(env.get(var) or "") for key, var in ENV_TLS.items()}
+    return ClusterConfig.from_values(address, tls=tls, environ={})
+
+
+def check(env) -> None:
+    """While reading SConscripts: a bad address, TLS setting or unreachable scheduler
+    stops the build in one line (not for ``-c``, ``-h`` or ``-n``)."""
+    if GetOption("clean") or GetOption("help") or GetOption("no_exec"):
+        return
+    where = "--iree-cluster" if options.option("iree-cluster") else ENV_ADDRESS
+    try:
+        config = config_for(env)
+        if config is None or config in _checked:
+            return
+        from iree_build.cluster.config import probe, require_distributed
+
+        require_distributed()
+        probe(config)
+        _checked.add(config)
+    except ClusterError as e:
+        fail(e.message, where)
+
+
+def cluster_for(env):
+    """The connected cluster for this environment, or None to build locally."""
+    config = config_for(env)
+    if config is None:
+        return None
+    from iree_build.cluster.client import connect
+
+    return connect(config)
+
+
+def input_files(target) -> list[str]:
+    """What the compile reads, as SCons knows it: sources, scanned executable objects,
+    files named by flags (and flag files), ONNX external data."""
+    import SCons.Node.FS
+
+    outputs = {t.get_abspath() for t in target}
+    return [n.rfile().get_internal_path() for n in target[0].children()
+            if isinstance(n, SCons.Node.FS.File) and n.get_abspath() not in outputs]
+
+
+def compile_request(request, target, env):
+    """Run the request on the cluster (a CompileOutcome), or None without one."""
+    from iree_build.compile_pool import CompileOutcome
+
+    try:
+        cluster = cluster_for(env)
+    except ClusterError as e:
+        return CompileOutcome(False, "", message=e.message)
+    if cluster is None:
+        return None
+    from iree_build.cluster.compile import compile_on
+
+    return compile_on(cluster, request, input_files(target), env.Dir("#").get_abspath())
+
+
+def run_test(env, spec, base: str, hasher):
+    """Run a test on the cluster (a TestResult), or None without one."""
+    from iree_build.testing.results import TestResult
+
+    try:
+        cluster = cluster_for(env)
+    except ClusterError as e:
+        return TestResult(spec.name, "error", f"{spec.name}: {e.message}", device=spec.device,
+                          base=spec.base)
+    if cluster is None:
+        return None
+    from iree_build.cluster.device_tests import run_test_on
+    from iree_build.testing.runner import test_signature
+
+    signature = test_signature(spec, base, hasher, f"cluster {cluster.config.address}")
+    return run_test_on(cluster, spec, base, signature or "")

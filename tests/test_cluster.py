@@ -1,0 +1,320 @@
+"""Compiles, ONNX imports and tests on a real Dask cluster: `dask scheduler` and `dask worker`
+processes on 127.0.0.1, started once for this module and stopped by PID afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import Client
+
+from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, Project
+from iree_build.cluster.local import LocalCluster
+from iree_build.testing.devices import probe_device
+from test_dependencies import OBJ_MLIR, SPEC
+
+VULKAN = probe_device("vulkan").present  # lavapipe in CI: a second real device host resource
+COMPILERS = ["compile-a", "compile-b"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    local = LocalCluster(tmp_path_factory.mktemp("dask"))
+    try:
+        local.start_scheduler()
+        for name in COMPILERS:
+            local.start_worker(name, {"iree-compiler": 1})
+        local.start_worker("device", {"local-task": 1, **({"vulkan": 1} if VULKAN else {})})
+        local.wait_for([*COMPILERS, "device"])
+        yield local
+    finally:
+        local.stop()
+
+
+def write_project(project: Project) -> None:
+    """Modules that read every kind of extra file, an ONNX import with externalized
+    weights, tests on offered devices and one on a device no worker offers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "mm",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 8])], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    project.root.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(project.path("mm.onnx")), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="mm.weights", size_threshold=0)
+    project.write("SConstruct", """\
+        from iree_rules import *
+        import numpy as np
+        VULKAN = ARGUMENTS.get("vulkan") == "True"
+        CacheDir("#cache")
+        iree_module(name="plain", src="add.mlir", target_backends=["llvm-cpu"] + (["vulkan-spirv"] if VULKAN else []))
+        iree_module(name="obj", src="obj.mlir")
+        iree_module(name="st", src="add.mlir", toolchain="llvm-cpu-static-library")  # side outputs come back too
+        SConscript("sub/SConscript")
+        iree_module(name="mm", src="mm.onnx", externalize_params=True)
+        x = np.ones((2, 8), np.float32)
+        iree_test(name="plain_test", module="plain", function="add", inputs=[[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0]],
+                  expected=[[2.0, 3.0, 4.0, 5.0]], devices=["local-task"] + (["vulkan"] if VULKAN else []))
+        iree_test(name="mm_test", module="mm", inputs=[x],
+                  expected=lambda x: x @ np.arange(64, dtype=np.float32).reshape(8, 8))
+        iree_test(name="sync_test", module="plain", function="add", inputs=[[1.0] * 4, [2.0] * 4],
+                  expected=[[3.0] * 4], devices=["local-sync"])
+        if ARGUMENTS.get("faults"):
+            iree_module(name="bad", src="bad.mlir")
+            iree_module(name="crash", src="add.mlir", target_backends=["vulkan-spirv"],
+                        flags=["--iree-vulkan-target=sm_90"])
+        """)
+    project.write("sub/SConscript", """\
+        iree_module(name="tuned", src="../add.mlir", flags=["--iree-codegen-tuning-spec-path=spec.mlir"])
+        iree_module(name="filed", src="../matmul.mlir", flags=["@opt.flags"])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    project.write("matmul.mlir", MATMUL_MLIR)
+    project.write("bad.mlir", BAD_MLIR)
+    project.write("obj.mlir", OBJ_MLIR)
+    project.write("kernels/k.o", "not really an object; the attribute only names it\n")
+    project.write("sub/spec.mlir", SPEC)
+    project.write("sub/opt.flags", "# optimisation flags\n--iree-opt-level=O2\n")
+
+
+OUTPUTS = ["plain.vmfb", "obj.vmfb", "st.vmfb", "st_dispatch.o", "st_dispatch.h", "sub/tuned.vmfb",
+           "sub/filed.vmfb", "mm.imported.mlir", "mm.irpa", "mm.vmfb"]
+
+
+def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_path: Path) -> None:
+    local, remote = Project(tmp_path / "local"), Project(tmp_path / "remote")
+    write_project(local)
+    write_project(remote)
+    on = f"--iree-cluster={cluster.address}"
+    vulkan = f"vulkan={VULKAN}"
+
+    here = local.scons("-j2", vulkan)
+    assert here.returncode == 0, here.output
+    first = remote.scons(".", "test", "-j2", "-k", "faults=1", vulkan, on)
+    assert first.returncode == 2, first.output
+    for name in OUTPUTS:  # the same relative paths in the worker's scratch: the same bytes
+        assert remote.path(name).read_bytes() == local.path(name).read_bytes(), name
+    assert "IREE import mm.onnx -> mm.imported.mlir mm.irpa" in first.stdout
+    assert "PASS plain_test[local-task]" in first.stdout and "PASS mm_test[local-task]" in first.stdout
+    if VULKAN:
+        assert "PASS plain_test[vulkan]" in first.stdout
+    address = re.escape(cluster.address)
+    assert re.search(rf"^SKIP sync_test\[local-sync\] \(local-sync: no worker of the Dask cluster at {address} "
+                     r"offers it \(its workers offer iree-compiler=2, local-task=1", first.stdout, re.M), first.stdout
+    passed = 3 if VULKAN else 2
+    assert first.stdout.splitlines()[-2:] == [
+        f"{passed} tests run, 0 up to date; JUnit report: iree_test_results.xml", f"{passed} passed, 0 failed, 1 skipped"]
+    assert 'skipped="1"' in remote.path("iree_test_results.xml").read_text()
+    # a bad source and a compiler crash fail only their own module, as locally; the workers live on
+    assert "bad.mlir:2:" in first.stderr and "scons: *** [bad.vmfb] IREE compile failed: bad.mlir:2:" in first.stderr
+    assert re.search(r"\[crash\.vmfb\] the IREE compiler crashed \(SIG(SEGV|ABRT) on worker compile-[ab] ",
+                     first.stderr), first.stderr
+    assert not remote.path("bad.vmfb").exists() and not remote.path("crash.vmfb").exists()
+    assert all(cluster.procs[name].poll() is None for name in COMPILERS)
+    assert "Traceback" not in first.output
+
+    again = remote.scons(".", "test", vulkan, env={"IREE_CLUSTER": cluster.address})
+    assert again.returncode == 0, again.output
+    assert again.compiled() == [] and "PASS" not in again.stdout
+    assert again.stdout.splitlines()[-2] == f"0 tests run, {passed} up to date; JUnit report: iree_test_results.xml"
+
+    assert remote.scons("-c", vulkan).returncode == 0
+    cached = remote.scons(vulkan, on)
+    assert cached.returncode == 0 and cached.compiled() == []
+    assert "Retrieved `plain.vmfb' from cache" in cached.stdout
+
+    runner = subprocess.run([sys.executable, "-m", "iree_build", "test", str(remote.root), "--retest",
+                             "--require-devices", "--cluster", cluster.address],
+                            capture_output=True, text=True, timeout=300)
+    assert runner.returncode == 1, runner.stdout + runner.stderr
+    assert "PASS mm_test[local-task]" in runner.stdout
+    assert "FAIL sync_test[local-sync] (device required: local-sync: no worker of the Dask cluster" in runner.stdout
+    assert runner.stdout.splitlines()[-1] == f"{passed} passed, 1 failed, 0 skipped"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_one_line_and_builds_nothing(project: Project) -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_module(name="add", src="add.mlir")
+        iree_test(name="add_test", module="add", function="add", inputs=[[1.0] * 4, [1.0] * 4], expected=[[2.0] * 4])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    for args, env in ((["test", f"--iree-cluster={address}"], {}), (["test"], {"IREE_CLUSTER": address})):
+        run = project.scons(*args, env=env)
+        assert run.returncode == 2
+        errors = [line for line in run.stderr.splitlines() if line.strip()]
+        assert len(errors) == 1 and f"cannot reach the Dask scheduler at {address}" in errors[0], run.stderr
+        assert "Traceback" not in run.output
+    # Nothing built: only the sources (and the tree's build lock, see rules/build_lock.py).
+    assert sorted(p.name for p in project.root.iterdir() if p.name != ".iree_build.lock") == [
+        "SConstruct", "add.mlir"]
+
+    project.write("SConstruct", f"""\
+        from iree_rules import *
+        env = IreeEnvironment(IREE_CLUSTER="{address}")  # the construction variable
+        env.iree_module("add", "add.mlir")
+        """)
+    run = project.scons()
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(errors) == 1, run.stderr
+    assert f"cannot reach the Dask scheduler at {address}" in errors[0]
+    assert not project.path("add.vmfb").exists()
+
+    runner = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root), "--cluster", address],
+                            capture_output=True, text=True, timeout=60)
+    assert runner.returncode == 2
+    assert runner.stderr.strip() == (f"python -m iree_build: error: cannot reach the Dask scheduler at {address} "
+                                     "(Connection refused)")
+
+
+def slow_mlir(n: int = 4) -> str:
+    """A module that takes a second or two to compile: several matmuls of different shapes."""
+    out = []
+    for i in range(n):
+        m = 24 + 8 * i
+        t = f"tensor<{m}x{m}xf32>"
+        out.append(f"""func.func @mm{i}(%a: {t}, %b: {t}) -> {t} {{
+  %cst = arith.constant 0.0 : f32
+  %e = tensor.empty() : {t}
+  %z = linalg.fill ins(%cst : f32) outs(%e : {t}) -> {t}
+  %0 = linalg.matmul ins(%a, %b : {t}, {t}) outs(%z : {t}) -> {t}
+  %1 = math.exp %0 : {t}
+  return %1 : {t}
+}}""")
+    return "\n".join(out) + "\n"
+
+
+def kill_the_compiling_worker(cluster: LocalCluster, client: Client, spared: set[str]) -> str:
+    """SIGKILL the worker (by PID) the scheduler says is running the compile; its name."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        names = {addr: str(w["name"]) for addr, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        for addr, keys in client.processing().items():
+            name = names.get(addr, "")
+            if name not in spared and any(str(k).startswith("iree-compiling-") for k in keys):
+                time.sleep(0.3)  # the payload is unpacked and the compiler at work
+                os.kill(cluster.pid(name), signal.SIGKILL)
+                return name
+        time.sleep(0.05)
+    raise AssertionError("no worker started the compile")
+
+
+def test_worker_killed_mid_compile_is_retried_once(cluster: LocalCluster, project: Project) -> None:
+    """Last in this module: it kills the compile workers."""
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="slow", src="slow.mlir")\n')
+    project.write("slow.mlir", slow_mlir())
+    command = [sys.executable, "-m", "SCons", "-Q", "-C", str(project.root), f"--iree-cluster={cluster.address}"]
+    with Client(cluster.address, set_as_default=False) as client:
+        build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = kill_the_compiling_worker(cluster, client, set())
+            out, err = build.communicate(timeout=300)
+        finally:
+            build.kill()
+        assert build.returncode == 0, out + err  # the other compile worker did it
+        assert project.path("slow.vmfb").stat().st_size > 0
+
+        cluster.start_worker("compile-c", {"iree-compiler": 1})
+        cluster.wait_for(["compile-c"])
+        project.path("slow.vmfb").unlink()
+        build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            second = kill_the_compiling_worker(cluster, client, {first})
+            kill_the_compiling_worker(cluster, client, {first, second})
+            out, err = build.communicate(timeout=300)
+        finally:
+            build.kill()
+    assert build.returncode == 2
+    assert re.search(r"scons: \*\*\* \[slow\.vmfb\] IREE compile failed: compiling slow\.mlir: 2 Dask workers "
+                     r"died running it \(the last was tcp://127\.0\.0\.1:\d+\); see that worker's log", err), err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in project.root.iterdir() if "slow" in p.name) == ["slow.mlir"]
+
+
+def make_certificates(folder: Path) -> tuple[str, str, str]:
+    """A throw-away CA and one certificate for 127.0.0.1, signed by it (openssl)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "1", "-subj", "/CN=iree-build test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr",
+            "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "node.pem", "-days", "1", "-extfile", "san.ext")
+    return str(folder / "ca.pem"), str(folder / "node.pem"), str(folder / "node.key")
+
+
+def test_a_tls_cluster_takes_the_certificates_from_the_environment(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "dask").mkdir()
+    tls = make_certificates(tmp_path)
+    local = LocalCluster(tmp_path / "dask", tls=tls)
+    try:
+        local.start_scheduler()
+        assert local.address.startswith("tls://127.0.0.1:")
+        local.start_worker("tls-compile", {"iree-compiler": 1})
+        local.wait_for(["tls-compile"])
+        project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+        project.write("add.mlir", ADD_MLIR)
+        plain = project.scons(f"--iree-cluster={local.address}")  # no certificates: refused
+        assert plain.returncode == 2
+        assert (f"[add.vmfb] IREE compile failed: {local.address} is a TLS scheduler: set IREE_CLUSTER_TLS_CA_FILE, "
+                "IREE_CLUSTER_TLS_CERT and IREE_CLUSTER_TLS_KEY") in plain.stderr
+        assert not project.path("add.vmfb").exists()
+        env = dict(zip(("IREE_CLUSTER_TLS_CA_FILE", "IREE_CLUSTER_TLS_CERT", "IREE_CLUSTER_TLS_KEY"), tls))
+        run = project.scons(f"--iree-cluster={local.address}", env=env)
+        assert run.returncode == 0, run.output
+        assert run.compiled() == ["add.vmfb"] and project.path("add.vmfb").stat().st_size > 0
+    finally:
+        local.stop()
+
+
+def test_work_no_worker_can_take_any_more_fails(cluster: LocalCluster, monkeypatch) -> None:
+    """Last: kills the device worker. The scheduler would keep the task forever."""
+    import threading
+
+    from iree_build.cluster import client as cluster_client
+    from iree_build.cluster.config import ClusterConfig, ClusterError
+
+    monkeypatch.setattr(cluster_client, "NO_WORKER_GRACE", 1.0)  # 10 s on real clusters
+    connected = cluster_client.Cluster(ClusterConfig.from_values(cluster.address))
+    failure: list[str] = []
+
+    def wait() -> None:
+        try:
+            connected.run(time.sleep, 60, resource="local-task", label="sleeping a minute")
+        except ClusterError as e:
+            failure.append(e.message)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(connected.client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(cluster.pid("device"), signal.SIGKILL)
+        waiter.join(timeout=60)
+    finally:
+        connected.close()
+    assert failure == [f"no worker offering 'local-task' is left in the Dask cluster at {cluster.address}; "
+                       "sleeping a minute cannot finish"]
