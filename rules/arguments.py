@@ -449,10 +449,6 @@ def _variants(value, call):
     return items
 
 
-def _positive(allowed: str, integer: bool = False) -> Arg:
-    return Arg(lambda value, call: v.number(value, allowed, integer=integer, above=0), none_ok=False)
-
-
 SCHEMAS: dict[str, dict[str, Arg]] = {
     "iree_module": {"name": NAME, "src": _file("source"), **_MODULE_TARGETS},
     "IreeModule": {"target": Arg(_target, none_ok=False), "source": _file("source"),
@@ -483,7 +479,9 @@ SCHEMAS: dict[str, dict[str, Arg]] = {
     "iree_benchmark": {"name": NAME, "module": MODULE, "function": FUNCTION,
                        "inputs": Arg(lambda value, call: value, none_ok=False),  # also IREE's syntax
                        "devices": DEVICES,
-                       "repetitions": _positive("give a whole number of repetitions >= 1", True),
+                       "repetitions": Arg(lambda value, call: v.number(
+                           value, "give a whole number of repetitions >= 1", integer=True, minimum=1),
+                           none_ok=False),
                        "min_time": Arg(lambda value, call: value, none_ok=False),  # bench spec checks
                        "warmup": Arg(lambda value, call: v.number(value, "give seconds >= 0", minimum=0),
                                      none_ok=False),

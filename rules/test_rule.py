@@ -299,7 +299,7 @@ def register(env, test: DeclaredTest, sources: list):
         if not (SCons.Script.GetOption("no_exec") or SCons.Script.GetOption("clean")):
             from iree_build.testing.run_pool import default_run_pool
 
-            default_run_pool().prestart(test.device)  # its imports overlap reading the SConscripts
+            default_run_pool().prestart()  # its imports overlap reading the SConscripts
     return result
 
 

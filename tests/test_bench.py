@@ -192,11 +192,11 @@ def test_inputs_in_iree_syntax_and_a_failing_call(project: Project) -> None:
     ('iree_benchmark(name="b", module="mm", function="mm", min_time=0)',
      "min_time must be more than 0 seconds, not 0"),
     ('iree_benchmark(name="b", module="mm", function="mm", repetitions=0)',
-     "repetitions must be a whole number >= 1, not 0"),
+     "iree_benchmark repetitions: 0 is below 1; give a whole number of repetitions >= 1"),
     ('iree_benchmark(name="b", module="mm", function="mm", tags=["-slow"])',
-     "tag '-slow' is not a tag name"),
+     "iree_benchmark tags: '-slow' has a leading '-'"),
     ('iree_benchmark(name="b", module="mm", function="mm", devices=["cuda"])',
-     "device 'cuda' cannot run a module built for llvm-cpu"),
+     "iree_benchmark devices: device 'cuda' cannot run a module built for llvm-cpu"),
 ])
 def test_declaration_errors_name_the_line(project: Project, call: str, message: str) -> None:
     project.write("SConstruct", SCONSTRUCT)

@@ -258,10 +258,13 @@ def test_policy_cache_reads_an_unchanged_model_once(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("arguments, message", [
     ('srcs=["zoo/good"], xfail=[42]',
-     "xfail entry 42 must be 'file' or (file, backend, device[, reason])"),
-    ('srcs=["zoo/good"], skip="good"', "skip must be a list of entries, not 'good'"),
-    ('srcs=["zoo/good"], rtol=-1', "rtol must be a non-negative number, not -1"),
-    ('srcs=["zoo/good"], onnx_opset="17"', "onnx_opset must be a positive opset number or 'own', not '17'"),
+     "iree_onnx_test_suite xfail: 42 is an int, not 'file' or a tuple of 1 to 4 strings; give entries "
+     "'file.mlir' or ('file.mlir', backend, device[, reason]), globs allowed"),
+    ('srcs=["zoo/good"], skip=3.5', "iree_onnx_test_suite skip: 3.5 is a float, not a list of entries; give "
+     "entries 'file.mlir' or ('file.mlir', backend, device[, reason]), globs allowed"),
+    ('srcs=["zoo/good"], rtol=-1', "iree_onnx_test_suite rtol: -1 is below 0; give a finite number >= 0, e.g. 1e-5"),
+    ('srcs=["zoo/good"], onnx_opset="17"', "iree_onnx_test_suite onnx_opset: '17' is a string, not an integer; "
+     "give an ONNX opset number, e.g. 17, or 'own' for the model's own"),
     ('srcs=["zoo/nothing"]', "zoo/nothing not found"),
 ])
 def test_suite_argument_errors(project: Project, arguments: str, message: str) -> None:

@@ -284,14 +284,13 @@ class RunPool:
             self._spare = _Worker() if self._keep_spare else None
         return worker or _Worker()
 
-    def prestart(self, device: str) -> None:
-        """Start a worker for ``device`` now, so its imports overlap the caller's own work
-        (SCons reading SConscripts, the runner hashing files)."""
-        lane = _lane(device)
+    def prestart(self) -> None:
+        """Start the fork server now, without waiting for it: its imports overlap the
+        caller's own work (SCons reading SConscripts, the runner hashing files), and the
+        first test's worker is then a fork away."""
         with self._lock:
-            if self._closed or self._idle.get(lane):
-                return
-            self._idle.setdefault(lane, []).append(_Worker())
+            if not self._closed:
+                _zygote()
 
     def _give(self, lane: str, worker: _Worker) -> None:
         with self._lock:

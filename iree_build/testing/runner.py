@@ -281,8 +281,8 @@ def run_manifest(
     tests = select_tests(manifest.tests, Selection(
         devices=tuple(options.devices or ()), pattern=options.pattern or "",
         tags=options.tags or "", folders=tuple(options.folders)))
-    for device in dict.fromkeys(t.device for t in tests):
-        pool.prestart(device)
+    if tests:
+        pool.prestart()
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
