@@ -35,6 +35,7 @@ class Registry:
     onnx_policies: Any = None  # iree_build.onnx_policy_cache.PolicyCache, loaded on first use
     flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
     selection: Any = None  # what the command line selects (iree_build.selection.Selection)
+    test_alias: Any = None  # the "test" Alias node
     _hasher: Any = None
     _manifest: str | None = None
 

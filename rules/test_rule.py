@@ -279,14 +279,20 @@ def register(env, test: DeclaredTest, sources: list):
         lock = env.File(f"#.iree_device_{test.device}.lock")
         env.SideEffect(lock, result)
         env.Ignore(env.Dir("#"), lock)  # else a plain `scons` would build it, and so run the test
+    # Keep tests out of a plain `scons` (directories build their contents). The node calls
+    # are what env.Ignore/env.Alias do, less their argument conversion: declaring hundreds
+    # of tests is on every no-op build's path.
+    top = env.Dir("#")
     d = result.dir
-    while d is not None:  # keep tests out of a plain `scons` (directories build their contents)
-        env.Ignore(d, result)
-        d = None if d is env.Dir("#") else d.up()
+    while d is not None:
+        d.add_ignore([result])
+        d = None if d is top else d.up()
     if options.option("iree-retest"):
         env.AlwaysBuild(result)
     if test.selected:
-        env.Alias("test", result)
+        if reg.test_alias is None:
+            reg.test_alias = env.Alias("test")[0]
+        reg.test_alias.add_dependency([result])
     help_summary.note_test(env, test)
 
     manifest = env.File(reg.build_dir.File(MANIFEST_NAME))

@@ -6,6 +6,7 @@ this package; a user needs the SConscript line that made the bad declaration.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -33,12 +34,17 @@ def declared_at() -> str:
         if _SCONS in name or name.startswith(_OWN):
             frame = frame.f_back
             continue
-        try:
-            name = os.path.relpath(name, _top())
-        except ValueError:
-            pass
-        return f"{name}:{frame.f_lineno}"
+        return f"{_relative(name)}:{frame.f_lineno}"
     return "SConstruct"
+
+
+@functools.lru_cache(maxsize=256)
+def _relative(name: str) -> str:
+    """A SConscript's path from the top folder (once per file: every declaration asks)."""
+    try:
+        return os.path.relpath(name, _top())
+    except ValueError:
+        return name
 
 
 def fail(message: str, where: str | None = None) -> NoReturn:
