@@ -10,26 +10,21 @@ upgrade or option decides afresh.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import threading
-from importlib import metadata
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .testing.identity import package_version
 from .onnx_policy import TARGET_OPSET, OnnxPolicy, decide
 
 FORMAT = "iree_build.onnx_policy/1"
 
 
-@functools.lru_cache(maxsize=1)
 def onnx_version() -> str:
     """ONNX's converter and shape inference decide and import: part of keys and signatures."""
-    try:
-        return metadata.version("onnx")
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    return package_version("onnx", "not installed")
 
 
 class PolicyCache:

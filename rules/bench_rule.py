@@ -27,14 +27,12 @@ from iree_build.bench.spec import (MANIFEST_NAME, BenchSpec, ValueInput, check_n
                                    manifest_json, min_time_text)
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
-from iree_build.targets import check_device
 
 from . import data_files, help_summary, options
 from .arguments import checked
 from .explicit_action import ExplicitAction
-from .module_rule import find_module
 from .registry import Registry, registry
-from .test_rule import build_dir, command_line_selection
+from .test_rule import build_dir, command_line_selection, module_on_devices
 from .where import declared_at, fail, source_folder
 
 
@@ -119,12 +117,7 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
             raise IreeBuildError(f"benchmark name {name!r} must be a plain name like 'mlp_bench'")
         if not function or not isinstance(function, str):
             raise IreeBuildError("function is required: the exported function to measure")
-        module_node, info = find_module(env, module)
-        devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
-        if not devices:
-            raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
-        for device in devices:
-            check_device(device, info.backends, info.devices)
+        module_node, info, devices = module_on_devices(env, module, devices)
         if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
             raise IreeBuildError("inputs must be a list (of .npy paths, values, or IREE inputs like "
                                  "'4096x4096xf32=1')")

@@ -195,6 +195,18 @@ def command_line_selection(env) -> Selection:
     return reg.selection
 
 
+def module_on_devices(env, module, devices) -> tuple[Any, Any, list[str]]:
+    """The module a test or benchmark names, and the devices it runs on (default
+    ``$IREE_TEST_DEVICES``), each one checked against the module's targets."""
+    module_node, info = find_module(env, module)
+    devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    if not devices:
+        raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
+    for device in devices:
+        check_device(device, info.backends, info.devices)
+    return module_node, info, devices
+
+
 def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
     if callable(expected):
         arrays = [data_files.load_now(n) for n in input_nodes]
@@ -217,12 +229,7 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
     try:
         if not name or any(c in name for c in "/[]:"):
             raise IreeBuildError(f"test name {name!r} must be a plain name like 'mlp_test'")
-        module_node, info = find_module(env, module)
-        devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
-        if not devices:
-            raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
-        for device in devices:
-            check_device(device, info.backends, info.devices)
+        module_node, info, devices = module_on_devices(env, module, devices)
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
             raise IreeBuildError("inputs must be a list (of .npy paths or values)")
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]

@@ -144,12 +144,9 @@ class BenchOptions:
 
 def find_benchmarks(path: str | os.PathLike[str]) -> Path:
     """BUILD_DIR/iree_benchmarks.json, or the manifest file itself."""
-    p = Path(path)
-    if p.is_dir():
-        return p / MANIFEST_NAME
-    if p.exists() or p.suffix == ".json":
-        return p
-    raise IreeBuildError(f"no such build directory or benchmark manifest: {str(p)!r}")
+    from iree_build.testing.runner import find_manifest
+
+    return find_manifest(path, MANIFEST_NAME, "benchmark manifest")
 
 
 def run_manifest(path: str | os.PathLike[str], options: BenchOptions | None = None,

@@ -11,15 +11,20 @@ import functools
 import platform
 
 
-@functools.lru_cache(maxsize=1)
-def runtime_version() -> str:
-    """The installed ``iree-base-runtime`` version, from its package metadata."""
-    from importlib import metadata  # here, not at import: a no-op build never asks
+@functools.lru_cache(maxsize=None)
+def package_version(distribution: str, missing: str = "unknown") -> str:
+    """An installed package's version from its metadata (``missing`` if not installed)."""
+    from importlib import metadata  # here, not at import: a no-op build may never ask
 
     try:
-        return metadata.version("iree-base-runtime")
+        return metadata.version(distribution)
     except metadata.PackageNotFoundError:
-        return "unknown"
+        return missing
+
+
+def runtime_version() -> str:
+    """The installed ``iree-base-runtime`` version: part of every test's signature."""
+    return package_version("iree-base-runtime")
 
 
 def hardware_identity(present: bool, reason: str) -> str:

@@ -170,14 +170,15 @@ def run_one(
     return result
 
 
-def find_manifest(path: str | os.PathLike[str]) -> Path:
-    """BUILD_DIR/iree_tests.json, or the manifest file itself if given."""
+def find_manifest(path: str | os.PathLike[str], name: str = MANIFEST_NAME,
+                  what: str = "manifest") -> Path:
+    """BUILD_DIR/NAME (the test manifest by default), or the manifest file itself if given."""
     p = Path(path)
     if p.is_dir():
-        return p / MANIFEST_NAME
+        return p / name
     if p.exists() or p.suffix == ".json":
         return p
-    raise UsageError(f"no such build directory or manifest: {str(p)!r}")
+    raise UsageError(f"no such build directory or {what}: {str(p)!r}")
 
 
 def check_devices(devices: Sequence[str], manifest: Manifest) -> None:
