@@ -307,9 +307,10 @@ def register(env, test: DeclaredTest, sources: list):
         env.Command(manifest, [], MANIFEST_ACTION)
         env.Alias("test", manifest)
         env.Clean("test", [manifest, reg.build_dir.File(REPORT_NAME)])
-    if "test" in SCons.Script.COMMAND_LINE_TARGETS and reg.once("summary"):
-        atexit.register(_summary, reg)
-        if not (SCons.Script.GetOption("no_exec") or SCons.Script.GetOption("clean")):
+    if "test" in SCons.Script.COMMAND_LINE_TARGETS:
+        if reg.once("summary"):
+            atexit.register(_summary, reg)
+        if test.selected and _will_run(result) and reg.once("prestart"):
             from iree_build.testing.run_pool import default_run_pool
 
             default_run_pool().prestart()  # its imports overlap reading the SConscripts
@@ -335,6 +336,14 @@ def _nothing_to_test(reg: Registry) -> None:
     elif not any(t.selected for t in reg.tests):
         _say(reg, f"scons: none of the {len(reg.tests)} declared tests matches --iree-devices, "
                   "--iree-test-filter, --iree-test-tags or the folders named; nothing to test")
+
+
+def _will_run(result) -> bool:
+    """A cheap guess that this build runs a test (its result is missing, or --iree-retest):
+    then the run workers' fork server is started early; a no-op build starts nothing."""
+    if SCons.Script.GetOption("no_exec") or SCons.Script.GetOption("clean"):
+        return False
+    return bool(options.option("iree-retest")) or not os.path.exists(result.get_abspath())
 
 
 @checked("iree_test")
@@ -371,8 +380,10 @@ def _summary(reg: Registry) -> None:
         elif state in (SCons.Node.up_to_date, SCons.Node.executed):
             # Up to date, or "executed" without running: retrieved from CacheDir (only
             # passed results are kept, and their signature names this machine's hardware).
-            stored = read_result(test.result.get_abspath()) or TestResult(
-                test.name, "passed", "up to date", device=test.device, base=test.base)
+            # Only a check file's stored result is read (its cases are counted): SCons
+            # already knows the others passed.
+            stored = (read_result(test.result.get_abspath()) if test.kind == "check" else None) \
+                or TestResult(test.name, "passed", "up to date", device=test.device, base=test.base)
             stored.cached = True
             cached += len(flatten([stored]))
             results.append(stored)
