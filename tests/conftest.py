@@ -87,6 +87,23 @@ class Project:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+def write_onnx_matmul(path: Path, n: int = 16, weights: str = "mm.weights") -> None:
+    """An ONNX model ``Y = X @ W`` (X: 2xN) whose NxN weights live in an external data file."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(n * n, dtype=np.float32).reshape(n, n), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "mm",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, n])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, n])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=weights, size_threshold=0)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)

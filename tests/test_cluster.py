@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from distributed import Client
 
-from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, Project
+from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, Project, write_onnx_matmul
 from iree_build.cluster.local import LocalCluster
 from iree_build.testing.devices import probe_device
 from test_dependencies import OBJ_MLIR, SPEC
@@ -42,18 +41,8 @@ def cluster(tmp_path_factory):
 def write_project(project: Project) -> None:
     """Modules that read every kind of extra file, an ONNX import with externalized
     weights, tests on offered devices and one on a device no worker offers."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    weights = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "mm",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 8])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 8])], [weights])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    project.root.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(project.path("mm.onnx")), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="mm.weights", size_threshold=0)
+    write_onnx_matmul(project.path("mm.onnx"), n=8)
     project.write("SConstruct", """\
         from iree_rules import *
         import numpy as np

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ADD_MLIR, MATMUL_MLIR, Project
+from conftest import ADD_MLIR, MATMUL_MLIR, Project, write_onnx_matmul
 
 BIN = Path(sys.executable).parent  # the venv's cmake, ninja, ctest, iree-compile
 REPO = Path(__file__).resolve().parent.parent
@@ -69,8 +69,6 @@ MODULES = ["build/models/add.vmfb", "build/models/checks_check_add_llvm-cpu.vmfb
 
 
 def write_hierarchy(project: Project) -> None:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     project.write("SConstruct", SCONSTRUCT)
     project.write("models/SConscript", MODELS)
@@ -80,14 +78,7 @@ def write_hierarchy(project: Project) -> None:
     project.write("models/mlp/SConscript", MLP)
     project.write("models/mlp/mm.mlir", MATMUL_MLIR)
     project.write("models/mlp/flags.txt", "# a flag file\n--iree-llvmcpu-debug-symbols=false\n")
-    weights = numpy_helper.from_array(np.arange(256, dtype=np.float32).reshape(16, 16), "W")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "mm",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 16])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 16])], [weights])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save_model(model, str(project.path("models/mlp/mm.onnx")), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="mm.weights", size_threshold=0)
+    write_onnx_matmul(project.path("models/mlp/mm.onnx"))
 
 
 def run(*cmd, cwd=None, check=True, timeout=600) -> subprocess.CompletedProcess:

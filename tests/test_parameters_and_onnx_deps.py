@@ -8,7 +8,7 @@ import struct
 
 import numpy as np
 
-from conftest import Project
+from conftest import Project, write_onnx_matmul
 
 PARAM_MLIR = """\
 util.global private @w = #flow.parameter.named<"model"::"w"> : tensor<4xf32>
@@ -72,17 +72,8 @@ def test_parameter_archives_are_loaded_and_tracked(project: Project) -> None:
 
 
 def test_onnx_external_data_is_a_dependency(project: Project) -> None:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    weights = numpy_helper.from_array(np.arange(256, dtype=np.float32).reshape(16, 16), "W")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "mm",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 16])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2, 16])], [weights])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save_model(model, str(project.path("mm.onnx")), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="mm.weights", size_threshold=0)
+    write_onnx_matmul(project.path("mm.onnx"))
     project.write("SConstruct", """\
         from iree_rules import *
         import numpy as np
