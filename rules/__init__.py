@@ -71,3 +71,14 @@ def _publish_to_sconscripts() -> None:
 
 
 _publish_to_sconscripts()
+
+
+def _declare_test_target() -> None:
+    """``scons test`` in a project that declares nothing yet still gets its one line."""
+    import SCons.Script
+
+    if "test" in SCons.Script.COMMAND_LINE_TARGETS:
+        default_environment()
+
+
+_declare_test_target()

@@ -191,7 +191,7 @@ def command_line_selection(env) -> Selection:
             reg.selection = Selection(devices=devices, pattern=options.option("iree-test-filter") or "",
                                       tags=options.option("iree-test-tags") or "", folders=folders)
         except IreeBuildError as e:
-            fail(f"--iree-test-tags: {e.message}", "scons")
+            fail(f"--iree-test-tags: {e.message}", "command line")
     return reg.selection
 
 
@@ -324,13 +324,15 @@ def declare_test_alias(env) -> None:
         return
     reg = registry(env)
     if reg.once("alias"):
-        env.Alias("test", [])
+        reg.test_alias = env.Alias("test", [])[0]
         atexit.register(_nothing_to_test, reg)
 
 
 def _nothing_to_test(reg: Registry) -> None:
-    if SCons.Script.GetOption("clean") or SCons.Script.GetOption("help"):
+    if any(SCons.Script.GetOption(o) for o in ("clean", "help", "question")):
         return
+    if reg.test_alias.get_state() == SCons.Node.no_state:
+        return  # the build never started (a declaration error stopped it)
     if not reg.tests:
         _say(reg, "scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test")
     elif not any(t.selected for t in reg.tests):
@@ -341,7 +343,7 @@ def _nothing_to_test(reg: Registry) -> None:
 def _will_run(result) -> bool:
     """A cheap guess that this build runs a test (its result is missing, or --iree-retest):
     then the run workers' fork server is started early; a no-op build starts nothing."""
-    if SCons.Script.GetOption("no_exec") or SCons.Script.GetOption("clean"):
+    if any(SCons.Script.GetOption(o) for o in ("no_exec", "clean", "question")):
         return False
     return bool(options.option("iree-retest")) or not os.path.exists(result.get_abspath())
 
@@ -366,8 +368,8 @@ def _summary(reg: Registry) -> None:
     from iree_build.testing.results import (TestResult, flatten, read_result, result_line,
                                             summary_line, write_junit)
 
-    if SCons.Script.GetOption("clean") or SCons.Script.GetOption("no_exec"):
-        return
+    if any(SCons.Script.GetOption(o) for o in ("clean", "no_exec", "question")):
+        return  # nothing ran: no lines, no report
     results = []
     cached = 0
     for test in (t for t in reg.tests if t.selected):

@@ -82,6 +82,11 @@ def test_tag_selection_includes_and_excludes(tree: Project) -> None:
     none = tree.scons("test", "--iree-test-tags=nosuchtag")
     assert none.returncode == 0
     assert "none of the 8 declared tests matches" in none.stdout
+    bad = tree.scons("test", "--iree-test-tags=gpu,-")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "scons: *** command line: --iree-test-tags: tag '' is not a tag name (letters, digits, "
+        "'_', '.', '+', '-'; not starting with '-')")
+    assert "nothing to test" not in bad.stdout
 
 
 def test_standalone_runner_selects_the_same_way(tree: Project) -> None:

@@ -215,6 +215,12 @@ def test_scons_test_with_no_tests_says_so(project: Project) -> None:
     assert "scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test" \
         in run.stdout
     assert "Do not know how to make" not in run.output
+    assert project.scons("-q", "test").returncode == 0  # nothing to do is up to date
+    # A project that declares nothing at all yet.
+    project.write("SConstruct", "from iree_rules import *\n")
+    empty = project.scons("test")
+    assert empty.returncode == 0 and "scons: no tests are declared here" in empty.stdout
+    assert "Do not know how to make" not in empty.output
 
 
 def test_a_second_build_in_the_same_tree_stops_touching_nothing(project: Project) -> None:

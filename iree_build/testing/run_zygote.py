@@ -80,14 +80,21 @@ def _reap(sock: socket.socket) -> None:
 
 
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
     sock = socket.socket(fileno=int(argv[0]))
+    try:
+        return _serve(sock)
+    except OSError:  # the build process went away (its end of the socket is closed)
+        return 0
+
+
+def _serve(sock: socket.socket) -> int:
     import iree_build.testing.worker_preload  # noqa: F401  (what every worker shares)
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select through the pipe
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock.sendall(b'{"ready": true}\n')
     pending = b""
     while True:
