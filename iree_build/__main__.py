@@ -24,6 +24,18 @@ class _Parser(argparse.ArgumentParser):
         raise _Usage(message)
 
 
+def _add_selection(parser: argparse.ArgumentParser, what: str, holding: str) -> None:
+    """What ``test`` and ``bench`` share: the build folder, and which of its entries to take."""
+    parser.add_argument("build_dir", metavar="BUILD_DIR", help=f"build directory (holding {holding}")
+    parser.add_argument("--devices", metavar="A,B",
+                        help=f"only {what} on these devices (comma list, e.g. local-task,cuda)")
+    parser.add_argument("--filter", metavar="GLOB", help=f"only {what} whose name matches GLOB")
+    parser.add_argument("--tags", metavar="TAGS",
+                        help=f"only {what} with one of these tags; -TAG leaves out a tag (--tags=gpu,-slow)")
+    parser.add_argument("--require-devices", action="store_true",
+                        help=f"{what} whose device is absent fail instead of being skipped")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="IREE build tools.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -33,17 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the tests of a built tree",
         description="Run the tests of a built tree with iree.runtime (no SCons needed).",
     )
-    test.add_argument("build_dir", metavar="BUILD_DIR",
-                      help="build directory (holding iree_tests.json) or a manifest file")
-    test.add_argument("--devices", metavar="A,B",
-                      help="only tests on these devices (comma list, e.g. local-task,cuda)")
+    _add_selection(test, "tests", "iree_tests.json) or a manifest file")
     test.add_argument("folders", metavar="FOLDER", nargs="*",
                       help="only tests declared in these folders (or below), as `scons test FOLDER`")
-    test.add_argument("--filter", metavar="GLOB", help="only tests whose name matches GLOB")
-    test.add_argument("--tags", metavar="TAGS",
-                      help="only tests with one of these tags; -TAG leaves out a tag (gpu,-slow)")
-    test.add_argument("--require-devices", action="store_true",
-                      help="a test whose device is absent fails instead of being skipped")
     test.add_argument("--retest", action="store_true",
                       help="rerun tests whose stored result is up to date")
     test.add_argument("-j", "--jobs", type=int, metavar="N",
@@ -66,18 +70,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure the benchmarks of a built tree with iree-benchmark-module "
                     "(no SCons needed); keep the run, compare with a baseline, draw the report.",
     )
-    bench.add_argument("build_dir", metavar="BUILD_DIR",
-                       help="build directory (holding iree_benchmarks.json) or a benchmark manifest")
-    bench.add_argument("--devices", metavar="A,B",
-                       help="only benchmarks on these devices (comma list, e.g. local-task,cuda)")
-    bench.add_argument("--filter", metavar="GLOB", help="only benchmarks whose name matches GLOB")
-    bench.add_argument("--tags", metavar="A,-B",
-                       help="only benchmarks with one of these tags; -TAG excludes")
+    _add_selection(bench, "benchmarks", "iree_benchmarks.json) or a benchmark manifest")
     bench.add_argument("--baseline", metavar="FILE",
                        help="compare with this saved run; a regression exits 1")
     bench.add_argument("--save", metavar="FILE", help="save this run as a baseline")
-    bench.add_argument("--require-devices", action="store_true",
-                       help="a benchmark whose device is absent fails instead of being skipped")
     return parser
 
 

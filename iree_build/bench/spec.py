@@ -20,7 +20,7 @@ from typing import Any
 from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tag
-from iree_build.testing.manifest import ManifestError, check_relative_path
+from iree_build.testing.manifest import check_relative_path, manifest_error
 
 FORMAT = "iree_build.benchmarks/1"
 MANIFEST_NAME = "iree_benchmarks.json"
@@ -113,8 +113,7 @@ def check_numbers(repetitions: Any, warmup: Any, flops: Any, nbytes: Any, thresh
                              f"not {value!r}")
 
 
-def _fail(path: Path, message: str) -> ManifestError:
-    return ManifestError(message, where=str(path))
+_fail = manifest_error
 
 
 def _parse(path: Path, index: int, raw: Any) -> BenchSpec:

@@ -121,8 +121,12 @@ def resolve(base_dir: str | os.PathLike[str], rel: str) -> Path:
     return Path(base_dir) / check_relative_path(rel)
 
 
-def _fail(path: Path, message: str) -> ManifestError:
+def manifest_error(path: Path, message: str) -> ManifestError:
+    """A problem in a manifest (tests' or benchmarks'), naming the file."""
     return ManifestError(message, where=str(path))
+
+
+_fail = manifest_error
 
 
 def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
