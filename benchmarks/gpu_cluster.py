@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -100,16 +101,34 @@ def scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     return time.perf_counter() - t, proc
 
 
+COMMAND_TIME = re.compile(r"^Command execution time: (\S+): ([\d.]+) seconds", re.M)
+TOTAL_TIME = re.compile(r"^Total (build|SConscript file execution|SCons execution|command execution) time: "
+                        r"([\d.]+) seconds", re.M)
+
+
+def phases(out: str) -> str:
+    """Where one build's time went, from SCons' ``--debug=time`` lines."""
+    per = [float(t) for _, t in COMMAND_TIME.findall(out)]
+    totals = {k: float(v) for k, v in TOTAL_TIME.findall(out)}
+    if not per:
+        return ""
+    per.sort()
+    return (f"SConscripts {totals.get('SConscript file execution', 0):.2f} s, SCons {totals.get('SCons execution', 0):.2f} s, "
+            f"compiles: sum {sum(per):.1f} s, min {per[0]:.2f}, median {per[len(per) // 2]:.2f}, "
+            f"max {per[-1]:.2f} s")
+
+
 def build(root: Path, log: Log, n: int, *args: str) -> tuple[float, dict[str, bytes]]:
     for p in [*root.glob("*.vmfb"), *root.glob(".sconsign*")]:
         p.unlink()
-    elapsed, proc = scons(root, *args)
+    elapsed, proc = scons(root, "--debug=time", *args)
     if proc.returncode != 0:
         log(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"error: scons {' '.join(args)} failed")
     outputs = {p.name: p.read_bytes() for p in root.glob("*.vmfb")}
     if len(outputs) != n:
         raise SystemExit(f"error: {len(outputs)} modules built, expected {n}")
+    build.last_phases = phases(proc.stdout)  # type: ignore[attr-defined]
     return elapsed, outputs
 
 
@@ -146,6 +165,13 @@ def main() -> int:
 
     log(f"python {sys.version.split()[0]}, cores {os.cpu_count()}, iree-base-compiler {cv.VERSION}, "
         f"distributed {distributed.__version__}")
+    for code in ("pass", "import SCons.Script", "import iree_rules", "import distributed",
+                 "import iree.compiler.api"):  # fixed costs a build pays (the second of two runs)
+        for _ in range(2):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            took = time.perf_counter() - t
+        log(f"python -c {code!r}: {took:.3f} s")
     devices = {"cuda": 1, "local-task": 1}
     for name in ("cuda", "vulkan"):
         status = probe_device(name)
@@ -191,7 +217,8 @@ def main() -> int:
                 if outputs != reference:
                     raise SystemExit(f"error: {name} built different bytes")
                 times[name].append(elapsed)
-                log(f"round {r + 1}: {name} {elapsed:.2f} s ({n / elapsed:.2f} modules/s)")
+                log(f"round {r + 1}: {name} {elapsed:.2f} s ({n / elapsed:.2f} modules/s); "
+                    f"{build.last_phases}")  # type: ignore[attr-defined]
         med = {k: statistics.median(v) for k, v in times.items()}
 
         example = tmp / "gpu_example"

@@ -71,6 +71,9 @@ def _run(target, source, env):
 
     reg = registry(env)
     bench = reg.bench_by_result[target[0].get_abspath()]
+    base = reg.build_dir.get_abspath()
+    data_files.ensure(env, (os.path.join(base, p) for p in (*bench.spec.inputs, *bench.spec.parameters)
+                            if isinstance(p, str)))
     result = run_benchmark(bench.spec, reg.build_dir.get_abspath(), _baseline(reg))
     with reg.ran_lock:
         reg.bench_ran[bench.spec.name] = result
@@ -172,7 +175,7 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
     result = bench.result
     reg.benchmarks.append(bench)
     reg.bench_by_result[result.get_abspath()] = bench
-    env.Command(result, sources, BENCH_ACTION)
+    env.Command(result, data_files.sources_for(env, [result], sources), BENCH_ACTION)
     env.AlwaysBuild(result)
     env.NoCache(result)
     lock = env.File(f"#.iree_device_{bench.spec.device}.lock")  # the lock GPU tests take

@@ -23,7 +23,7 @@ from iree_build.export import bazel, cmake
 from iree_build.export.model import Declarations, Step, Test
 from iree_build.export.tree import INDEX_NAME, write_tree
 
-from . import compile_action, declarations, onnx_rule, options
+from . import compile_action, data_files, declarations, onnx_rule, options
 from .explicit_action import ExplicitAction
 from .mlir_scanner import MLIR_SCANNER
 from .where import fail
@@ -87,20 +87,27 @@ def _collect(env) -> tuple[Declarations, list]:
         decl.steps.append(step)
         read += nodes
         generated.update(t.get_abspath() for t in module.get_executor().get_all_targets())
+    def path(node) -> str:  # a staged file is not derived: its str() would be its source's path
+        return node.get_path().replace(os.sep, "/") if data_files.is_staged(env, node) else _path(node)
+
     for t in declarations.tests(env):
         files = [t.module, *t.inputs, *t.expected, *t.parameters]
         read += files
         labels = tuple(dict.fromkeys([t.device, *declarations.test_tags(t)]))
         decl.tests.append(Test(name=t.name, device=t.device, labels=labels,
-                               files=tuple(dict.fromkeys(_path(n) for n in files)), declared_at=t.declared_at,
+                               files=tuple(dict.fromkeys(path(n) for n in files)), declared_at=t.declared_at,
                                folder=_path(t.result.dir), skip=t.skip))
     if decl.tests:
         decl.build_dir = _path(declarations.build_dir(env))
         decl.manifest_text = declarations.manifest_text(env)
     data = [n for n in dict.fromkeys(read)
-            if (n.has_builder() or n.is_derived()) and n.get_abspath() not in generated]
-    decl.data = {_path(n): n.get_abspath() for n in data}
-    return decl, data
+            if (n.has_builder() or n.is_derived() or data_files.is_staged(env, n))
+            and n.get_abspath() not in generated]
+    decl.data = {path(n): n.get_abspath() for n in data}
+    # What SCons must make first: built files, and the stages that write the staged ones.
+    first = [n for n in data if not data_files.is_staged(env, n)]
+    first += list({id(s): s for s in (data_files.stage_of(env, n) for n in data if data_files.is_staged(env, n))}.values())
+    return decl, first
 
 
 def _data_scan(node, env, path) -> list:

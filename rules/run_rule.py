@@ -7,6 +7,7 @@ input, the function or the device changes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,8 +30,10 @@ class DeclaredRun:
     function: str
     where: str
     count: int
-    n_inputs: int
+    inputs: tuple[str, ...]  # abspaths in the build tree
+    parameters: tuple[str, ...]  # as the manifest names them: relative to the top folder
     parameter_scope: str
+    data: str  # the literal inputs' hashes (data_files.signature)
 
 
 def _key(env, target) -> DeclaredRun:
@@ -41,7 +44,7 @@ def _signature(target, source, env) -> str:
     run = _key(env, target)
     return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
             f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
-            f"hardware: {hardware_identity(run.device)}")
+            f"hardware: {hardware_identity(run.device)}\n{run.data}")
 
 
 def _run(target, source, env):
@@ -51,14 +54,14 @@ def _run(target, source, env):
     run = _key(env, target)
     device, function, where, count = run.device, run.function, run.where, run.count
     module = source[0]
-    inputs = source[1:1 + run.n_inputs]
-    params = source[1 + run.n_inputs:]
+    top = env.Dir("#").get_abspath()
+    data_files.ensure(env, (*run.inputs, *(os.path.join(top, p) for p in run.parameters)))
     spec = TestSpec(name=str(target[0]), base=str(target[0]), device=device, module=str(module),
                     function=function, inputs=(), expected=(), rtol=0.0, atol=0.0,
                     declared_at=where, result=str(target[0]),
-                    parameters=tuple(str(p) for p in params), parameter_scope=run.parameter_scope)
+                    parameters=run.parameters, parameter_scope=run.parameter_scope)
     # In a run worker: a crash in the call fails this target, not the build.
-    reply = default_run_pool().invoke(spec, module.get_abspath(), [n.get_abspath() for n in inputs],
+    reply = default_run_pool().invoke(spec, module.get_abspath(), list(run.inputs),
                                       [t.get_abspath() for t in target], env.Dir("#").get_abspath())
     if reply["ok"]:
         return 0
@@ -96,10 +99,12 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [env.File(n) for n in names]
-    registry(env).runs[targets[0].get_abspath()] = DeclaredRun(device, function or "", where, len(targets),
-                                                  len(input_nodes), parameter_scope)
-    return env.Command(targets, [module_node, *input_nodes, *param_nodes], RUN_ACTION,
-                       _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
+    registry(env).runs[targets[0].get_abspath()] = DeclaredRun(
+        device, function or "", where, len(targets), tuple(n.get_abspath() for n in input_nodes),
+        tuple(n.get_path() for n in param_nodes), parameter_scope,
+        data_files.signature(env, [*input_nodes, *param_nodes]))
+    sources = data_files.sources_for(env, targets, [module_node, *input_nodes, *param_nodes])
+    return env.Command(targets, sources, RUN_ACTION, _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
 
 
 @checked("iree_run")

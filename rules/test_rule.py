@@ -113,6 +113,7 @@ def _signature(target, source, env) -> str:
         f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
         f"timeout: {t.timeout!r}", f"runtime: iree-base-runtime {runtime_version()}",
         f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
+        data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
     ])
 
 
@@ -130,6 +131,7 @@ def _run(target, source, env):
     test, reg = _test_of(env, target)
     spec = spec_of(test, reg)
     base = reg.build_dir.get_abspath()
+    data_files.ensure(env, (n.get_abspath() for n in (*test.inputs, *test.expected, *test.parameters)))
     result = cluster_backend.run_test(env, spec, base, reg.hasher())  # None: no cluster
     if result is None:
         pool = default_run_pool()
@@ -209,7 +211,7 @@ def module_on_devices(env, module, devices) -> tuple[Any, Any, list[str]]:
 
 def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
     if callable(expected):
-        arrays = [data_files.load_now(n) for n in input_nodes]
+        arrays = [data_files.load_now(env, n) for n in input_nodes]
         try:
             values = expected(*arrays)
         except Exception as e:  # the user's reference function: report where it was declared
@@ -230,6 +232,7 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
         if not name or any(c in name for c in "/[]:"):
             raise IreeBuildError(f"test name {name!r} must be a plain name like 'mlp_test'")
         module_node, info, devices = module_on_devices(env, module, devices)
+        _refuse_declared_twice(env, module_node, name, devices)  # before its data is staged
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
             raise IreeBuildError("inputs must be a list (of .npy paths or values)")
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
@@ -264,6 +267,16 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
     return nodes
 
 
+def _refuse_declared_twice(env, module_node, name: str, labels: Sequence[str]) -> None:
+    reg = registry(env)
+    build_dir(env, module_node)
+    folder = reg.label_folder(env.Dir("."))
+    for label in labels:
+        full = f"{folder}:{name}[{label}]" if folder else f"{name}[{label}]"
+        if full in reg.names:
+            raise IreeBuildError(f"test {full} is already declared in this folder")
+
+
 def register(env, test: DeclaredTest, sources: list):
     """Make one declared test a build target, in the manifest and under ``scons test``."""
     reg = registry(env)
@@ -281,7 +294,7 @@ def register(env, test: DeclaredTest, sources: list):
     result = test.result
     reg.tests.append(test)
     reg.by_result[result.get_abspath()] = test
-    env.Command(result, sources, TEST_ACTION)
+    env.Command(result, data_files.sources_for(env, [result], sources), TEST_ACTION)
     if test.device not in ("local-sync", "local-task"):  # one test at a time on a GPU
         lock = env.File(f"#.iree_device_{test.device}.lock")
         env.SideEffect(lock, result)
