@@ -94,11 +94,58 @@ def shim_rules(tmp: Path) -> None:
     sys.path[:0] = [str(shim)]
 
 
+TRACED_SCONS = """\
+# SCons with a timeline of its compiles: where a build's wall time goes beside them.
+import atexit, sys, time
+T0 = time.time()
+import SCons.Script
+import iree_rules.compile_action as ca
+spans = []
+_run = ca.run_request
+def run_request(*args, **kwargs):
+    t = time.time()
+    try:
+        return _run(*args, **kwargs)
+    finally:
+        spans.append((t, time.time()))
+ca.run_request = run_request
+def report():
+    if spans:
+        first, last = min(s for s, _ in spans), max(e for _, e in spans)
+        print(f"TRACE {T0:.6f} {first:.6f} {last:.6f} {time.time():.6f}", flush=True)
+atexit.register(report)
+sys.argv[0] = "scons"
+SCons.Script.main()
+"""
+
+
 def scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=root,
                           capture_output=True, text=True)
     return time.perf_counter() - t, proc
+
+
+def traced_scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess, str]:
+    """As :func:`scons`, also saying how long the process took before its first compile
+    started and after its last one ended."""
+    script = root.parent / "traced_scons.py"
+    if not script.exists():
+        script.write_text(TRACED_SCONS)
+    started = time.time()
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(script), "-Q", *args], cwd=root, capture_output=True,
+                          text=True)
+    elapsed = time.perf_counter() - t
+    ended = started + elapsed
+    m = re.search(r"^TRACE ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", proc.stdout, re.M)
+    trace = ""
+    if m:
+        main, first, last, atexit_at = map(float, m.groups())
+        trace = (f"start-up {main - started:.2f} s, until 1st compile {first - main:.2f} s, "
+                 f"compiling {last - first:.2f} s, after the last {ended - last:.2f} s "
+                 f"(exit hooks {ended - atexit_at:.2f} s)")
+    return elapsed, proc, trace
 
 
 COMMAND_TIME = re.compile(r"^Command execution time: (\S+): ([\d.]+) seconds", re.M)
@@ -121,14 +168,17 @@ def phases(out: str) -> str:
 def build(root: Path, log: Log, n: int, *args: str) -> tuple[float, dict[str, bytes]]:
     for p in [*root.glob("*.vmfb"), *root.glob(".sconsign*")]:
         p.unlink()
-    elapsed, proc = scons(root, "--debug=time", *args)
+    elapsed, proc, trace = traced_scons(root, "--debug=time", *args)
     if proc.returncode != 0:
         log(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"error: scons {' '.join(args)} failed")
     outputs = {p.name: p.read_bytes() for p in root.glob("*.vmfb")}
     if len(outputs) != n:
         raise SystemExit(f"error: {len(outputs)} modules built, expected {n}")
-    build.last_phases = phases(proc.stdout)  # type: ignore[attr-defined]
+    build.last_phases = f"{phases(proc.stdout)}\n    {trace}"  # type: ignore[attr-defined]
+    if "-j1" in args:  # what each module took alone, to see which ones make the -j16 tail
+        per = sorted(((float(t), name) for name, t in COMMAND_TIME.findall(proc.stdout)), reverse=True)
+        build.last_phases += "\n    slowest: " + ", ".join(f"{n} {t:.2f}" for t, n in per[:8])  # type: ignore[attr-defined]
     return elapsed, outputs
 
 

@@ -34,9 +34,10 @@ class CompileOutcome:
 
 
 class _Worker:
-    def __init__(self, env: dict[str, str] | None) -> None:
+    def __init__(self, env: dict[str, str] | None, cwd: str | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "iree_build.compile_worker"],
+            cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=worker_env(env),
@@ -60,11 +61,21 @@ class _Worker:
         return death_reason(self.proc.wait())
 
     def close(self, timeout: float = 5.0) -> None:
+        self.end_input()
+        self.wait(timeout)
+
+    def end_input(self) -> None:
+        """Its input ends: it finishes what it is doing and exits."""
         try:
             if self.proc.stdin:
                 self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def wait(self, timeout: float) -> None:
+        try:
             self.proc.wait(timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
 
@@ -73,9 +84,10 @@ class CompilePool:
     """At most ``size`` workers, started on demand, reused across requests."""
 
     def __init__(self, size: int = 1, env: dict[str, str] | None = None,
-                 diag_dir: str | os.PathLike[str] | None = None) -> None:
+                 diag_dir: str | os.PathLike[str] | None = None, cwd: str | None = None) -> None:
         self.size = max(1, size)
         self._env = env
+        self._cwd = cwd  # where workers run: requests' relative paths start there
         self._idle: list[_Worker] = []
         self._count = 0
         self._closed = False
@@ -95,12 +107,33 @@ class CompilePool:
                 return self._idle.pop()
             self._count += 1
         try:
-            return _Worker(self._env)
+            return _Worker(self._env, self._cwd)
         except OSError:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
             raise
+
+    def prestart(self, count: int) -> None:
+        """Have at least ``count`` workers (at most the pool's size) started now, without
+        waiting: their compiler imports overlap the caller's work instead of delaying
+        the first compiles."""
+        with self._cond:
+            if self._closed:
+                return
+            new = max(0, min(count, self.size) - self._count)
+            self._count += new
+        started = []
+        try:
+            for _ in range(new):
+                started.append(_Worker(self._env, self._cwd))
+        except OSError:
+            pass  # the first compile that needs a worker will say why it cannot start one
+        finally:
+            with self._cond:
+                self._count -= new - len(started)
+                self._idle.extend(started)
+                self._cond.notify_all()
 
     def _release(self, worker: _Worker, alive: bool) -> None:
         with self._cond:
@@ -149,8 +182,10 @@ class CompilePool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._cond.notify_all()
+        for worker in idle:  # all end at once: N compiler teardowns take the time of one
+            worker.end_input()
         for worker in idle:
-            worker.close()
+            worker.wait(timeout=5.0)
         _sweep(self._diag_dir)
 
 

@@ -11,6 +11,7 @@ runs changes.
 from __future__ import annotations
 
 import os
+import threading
 
 from SCons.Script import GetOption
 
@@ -53,6 +54,36 @@ def check(env) -> None:
         _checked.add(config)
     except ClusterError as e:
         fail(e.message, where)
+
+
+def configured(env) -> bool:
+    """A cluster address is given (cheap: no parsing, no probe)."""
+    return bool(options.option("iree-cluster") or env.get(ENV_ADDRESS))
+
+
+def prestart(env) -> None:
+    """Connect in the background while the SConscripts are still read.
+
+    Called when a declaration shows this build will compile (a module's output is
+    missing): importing ``distributed`` and the handshake (about a second) then
+    overlap the reading instead of delaying the first compile. A failure is kept
+    by ``connect`` and reported, once, by the first compile that needs the cluster.
+    """
+    try:
+        config = config_for(env)
+    except ClusterError:
+        return  # check() reports it
+    if config is None:
+        return
+    from iree_build.cluster.client import connect
+
+    def quietly() -> None:
+        try:
+            connect(config)
+        except ClusterError:
+            pass
+
+    threading.Thread(target=quietly, daemon=True, name="iree-cluster-connect").start()
 
 
 def cluster_for(env):

@@ -40,9 +40,24 @@ def pool() -> CompilePool:
 
             top = SCons.Node.FS.get_default_fs().Top.get_abspath()
             _pool = CompilePool(size=int(GetOption("num_jobs") or 1),
-                                diag_dir=os.path.join(top, ".iree_build_diag"))
+                                diag_dir=os.path.join(top, ".iree_build_diag"),
+                                cwd=top)  # also when started while an SConscript's folder is current
             atexit.register(_pool.close)
         return _pool
+
+
+def prestart(env, reg) -> None:
+    """A declared module's output is missing, so this build will compile: start the
+    compile workers (one more per such module, up to ``-j``), or the cluster connection,
+    now, so that their start-up overlaps the reading of the SConscripts."""
+    if any(GetOption(o) for o in ("clean", "help", "no_exec", "question")):
+        return
+    reg.compiles_expected += 1
+    if cluster_backend.configured(env):
+        if reg.compiles_expected == 1:
+            cluster_backend.prestart(env)
+    elif reg.compiles_expected <= int(GetOption("num_jobs") or 1):
+        pool().prestart(reg.compiles_expected)
 
 
 def request_for(target, source, env) -> CompileRequest:

@@ -87,6 +87,7 @@ class Stage:
 
     node: Any  # the folder's index file (``.iree_data.json``)
     files: dict[str, Staged]  # abspath -> what goes there
+    always: bool = False  # a file is missing: run it this build (it rewrites only what differs)
 
 
 def _stage_of(env, target) -> Stage:
@@ -133,6 +134,9 @@ def _stage(env, twin, entry: Staged):
         env.Command(node, [], STAGE_ACTION)
         env.NoCache(node)
         stage = reg.stages[folder.get_abspath()] = Stage(node, {})
+    if not stage.always and not os.path.exists(path):  # new, or deleted since: restage all
+        stage.always = True
+        env.AlwaysBuild(stage.node)
     entry.stage = stage.node
     stage.files[path] = entry
     reg.staged[path] = entry

@@ -22,7 +22,7 @@ from iree_build.scan import rewrite_flag_paths
 from iree_build.targets import check_backends, device_flags, devices_for, uses_llvm_cpu
 from iree_build.toolchains import find_toolchain
 
-from . import help_summary, options
+from . import compile_action, help_summary, options
 from .arguments import checked
 from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
@@ -202,6 +202,8 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     dir_files = [f for d in rewritten.dirs for f in env.Glob(f"#{d}/*")]
     if flag_nodes or dir_files:
         env.Depends(nodes, flag_nodes + dir_files)  # spec libraries, substitutions, search folders
+    if not os.path.exists(out.get_abspath()):  # this build compiles it: get workers going now
+        compile_action.prestart(env, reg)
     return nodes
 
 

@@ -36,6 +36,7 @@ class Registry:
     flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
     selection: Any = None  # what the command line selects (iree_build.selection.Selection)
     test_alias: Any = None  # the "test" Alias node
+    compiles_expected: int = 0  # declared modules whose output is missing (compile_action.prestart)
     staged: dict[str, Any] = field(default_factory=dict)  # build-tree data path -> data_files.Staged
     stages: dict[str, Any] = field(default_factory=dict)  # folder abspath -> data_files.Stage
     _hasher: Any = None

@@ -27,7 +27,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent.parent)  # holds the iree_bui
 
 def device_resources(device: str) -> list[str]:
     """Resource names that mean ``device``: as written and as the runtime's driver."""
-    from iree_build.testing.devices import driver_name
+    from iree_build.testing.device_names import driver_name  # no runtime in the build process
 
     scheme = device.split("://", 1)[0]
     return list(dict.fromkeys([scheme, driver_name(scheme)]))
