@@ -10,21 +10,28 @@ import numpy as np
 from conftest import ADD_MLIR, Project
 
 
-def test_tests_reading_one_file_share_its_copy_in_the_build_tree(project: Project) -> None:
+def _variant_project(project: Project, sconscript: str) -> np.ndarray:
+    """An SConstruct reading ``src/SConscript`` under ``build/``, with ``add.mlir``,
+    ``x.npy`` and ``twice.npy`` (2 * x) in ``src``; returns x."""
     project.write("SConstruct", """\
         from iree_rules import *
         SConscript("src/SConscript", variant_dir="build", duplicate=False)
         """)
-    project.write("src/SConscript", """\
+    project.write("src/SConscript", sconscript)
+    project.write("src/add.mlir", ADD_MLIR)
+    x = np.arange(4, dtype=np.float32)
+    np.save(project.path("src/x.npy"), x, allow_pickle=False)
+    np.save(project.path("src/twice.npy"), x + x, allow_pickle=False)
+    return x
+
+
+def test_tests_reading_one_file_share_its_copy_in_the_build_tree(project: Project) -> None:
+    x = _variant_project(project, """\
         iree_module(name="add", src="add.mlir")
         for n in range(3):
             iree_test(name=f"t{n}", module="add", function="add", inputs=["x.npy", "x.npy"],
                       expected=["twice.npy"])
         """)
-    project.write("src/add.mlir", ADD_MLIR)
-    x = np.arange(4, dtype=np.float32)
-    np.save(project.path("src/x.npy"), x, allow_pickle=False)
-    np.save(project.path("src/twice.npy"), x + x, allow_pickle=False)
     run = project.scons("test")
     assert run.returncode == 0, run.output
     assert run.stdout.splitlines()[-1] == "3 passed, 0 failed, 0 skipped"
@@ -43,10 +50,6 @@ def test_staged_data_is_one_action_per_folder_and_restaged_when_deleted(project:
     """Literals and copies are written by the folder's stage, not one target each; a test
     depends on the copied file's source and on its literals' hashes only, so adding a
     test reruns no other; a staged file deleted by hand comes back on the next build."""
-    project.write("SConstruct", """\
-        from iree_rules import *
-        SConscript("src/SConscript", variant_dir="build", duplicate=False)
-        """)
     tests = """\
         iree_module(name="add", src="add.mlir")
         iree_test(name="lit", module="add", function="add", inputs=[[1.0, 2.0, 3.0, 4.0], "x.npy"],
@@ -54,11 +57,7 @@ def test_staged_data_is_one_action_per_folder_and_restaged_when_deleted(project:
         iree_test(name="copy", module="add", function="add", inputs=["x.npy", "x.npy"],
                   expected=["twice.npy"])
         """
-    project.write("src/SConscript", tests)
-    project.write("src/add.mlir", ADD_MLIR)
-    x = np.arange(4, dtype=np.float32)
-    np.save(project.path("src/x.npy"), x, allow_pickle=False)
-    np.save(project.path("src/twice.npy"), x + x, allow_pickle=False)
+    x = _variant_project(project, tests)
     run = project.scons("test")
     assert run.returncode == 0, run.output
     assert "2 tests run" in run.stdout
