@@ -19,6 +19,12 @@ Output (also written to ``OUT/gpu_cluster.log``)::
     BENCH j16_speedup_local X      local -j1 / local -j16
     BENCH j16_speedup X            cluster -j1 / cluster -j16   (target >= 8)
     BENCH cluster_vs_local_j16_ratio X
+    BENCH raw_threads_speedup X    the same modules compiled in this process on 1 and on 16
+                                   threads, no build tool: the machine's own ceiling
+
+Each build also prints where its time went (SCons' ``--debug=time``, and a timeline of
+the compiles: start-up, until the first compile, compiling, after the last), and for
+-j1 the slowest modules.
 
 Needs, importable by ``python3``: ``iree.compiler`` (with ``iree-lld`` executable),
 ``iree.runtime``, ``SCons``, ``toml``, ``llvmlite``, numpy and ``distributed``.
@@ -182,6 +188,41 @@ def build(root: Path, log: Log, n: int, *args: str) -> tuple[float, dict[str, by
     return elapsed, outputs
 
 
+def raw_threads(root: Path, names: list[str], threads: int) -> float:
+    """Seconds to compile every module in this process on ``threads`` threads, one
+    Session per compile, no build tool: the machine's own ceiling for -jN scaling."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from iree.compiler import api
+
+    flags = ["--iree-hal-target-backends=llvm-cpu", "--iree-llvmcpu-target-cpu=generic",
+             "--iree-llvmcpu-target-triple=x86_64-unknown-linux-gnu"]
+
+    def compile_one(name: str) -> None:
+        with api.Session() as session:
+            session.set_flags(*flags)
+            with api.Invocation(session) as inv, api.Source.open_file(
+                    session, str(root / f"{name}.mlir")) as source, api.Output.open_membuffer() as out:
+                if not (inv.parse_source(source) and inv.execute()):
+                    raise SystemExit(f"error: raw compile of {name} failed")
+                inv.output_vm_bytecode(out)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(compile_one, names))
+    return time.perf_counter() - t
+
+
+def cpu_summary() -> str:
+    """Cores and threads per core, as lscpu says (16 CPUs may be 8 cores with SMT)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return "lscpu not available"
+    keep = ("Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket", "Socket(s)")
+    return "; ".join(" ".join(line.split()) for line in out.splitlines() if line.split(":")[0].strip() in keep)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--out", default=os.environ.get("OUT") or ".", help="folder for the log")
@@ -270,6 +311,11 @@ def main() -> int:
                 log(f"round {r + 1}: {name} {elapsed:.2f} s ({n / elapsed:.2f} modules/s); "
                     f"{build.last_phases}")  # type: ignore[attr-defined]
         med = {k: statistics.median(v) for k, v in times.items()}
+        log(cpu_summary())
+        raw_1 = raw_threads(root, names, 1)
+        raw_n = raw_threads(root, names, jobs)
+        log(f"raw in-process threads: 1 thread {raw_1:.2f} s, {jobs} threads {raw_n:.2f} s "
+            f"({raw_1 / raw_n:.2f}x)")
 
         example = tmp / "gpu_example"
         shutil.copytree(REPO / "examples" / "gpu", example)
@@ -286,6 +332,7 @@ def main() -> int:
     log(f"BENCH j16_speedup_local {med['local -j1'] / med['local -j16']:.3f}")
     log(f"BENCH j16_speedup {med['cluster -j1'] / med['cluster -j16']:.3f}")
     log(f"BENCH cluster_vs_local_j16_ratio {med['cluster -j16'] / med['local -j16']:.3f}")
+    log(f"BENCH raw_threads_speedup {raw_1 / raw_n:.3f}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if proc.returncode == 0 else 1
 
