@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from iree_build.child_process import death_reason, worker_env
@@ -331,10 +332,15 @@ class RunPool:
 
     # -- tests ---------------------------------------------------------------------------
     def run_test(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str = "",
-                 timeout: float | None = None) -> TestResult:
+                 timeout: float | None = None, *, hardware: str | None = None,
+                 result_file: str | None = None) -> TestResult:
         """Run one test in a worker; a crash or a hang becomes its result, never an exception.
 
-        ``timeout`` (seconds per call or check case) overrides the test's own.
+        ``timeout`` (seconds per call or check case) overrides the test's own. For a
+        function call (not a check file), ``hardware`` has the worker compute the
+        signature (it reads the module and the data anyway), and ``result_file`` has it
+        write a passed result there (the caller renames it into place): work taken off
+        the caller's process, whose one interpreter lock SCons' own bookkeeping needs.
         """
         limit = timeout or spec.timeout or DEFAULT_TIMEOUT_S
         lane = _lane(spec.device)
@@ -344,7 +350,9 @@ class RunPool:
         try:
             if spec.kind == "check":
                 return self._run_check(spec, str(base_dir), signature, limit, lane)
-            return self._run_call(spec, str(base_dir), signature, limit, lane)
+            extra = {k: v for k, v in (("hardware", hardware), ("result_file", result_file))
+                     if v is not None}
+            return self._run_call(spec, str(base_dir), signature, limit, lane, extra)
         finally:
             if guard is not None:
                 guard.release()
@@ -364,16 +372,18 @@ class RunPool:
                 "signature": signature, "functions": functions}
 
     def _run_call(self, spec: TestSpec, base_dir: str, signature: str, limit: float,
-                  lane: str) -> TestResult:
+                  lane: str, extra: dict[str, str]) -> TestResult:
         worker = self._take(lane)
         try:
-            self._send(lane, worker, self._request(spec, base_dir, signature))
+            self._send(lane, worker, {**self._request(spec, base_dir, signature), **extra})
             reply = worker.receive(limit)
         except (_Died, TimeoutError) as exc:
             self._lost_worker(lane)
             doing = f"calling {spec.function or 'its function'} on {spec.device}"
             return expect_failure(spec, _lost(worker, exc, spec.name, spec, signature, doing, limit))
         result = result_from_json(reply["result"])
+        if "result_file" in extra and not reply.get("written"):
+            Path(extra["result_file"]).unlink(missing_ok=True)  # none left from an earlier build
         if result.status == "crashed":  # a device fault: the worker ends itself; a fresh one next
             worker.close()
         else:

@@ -7,7 +7,10 @@ per line on stdin; JSON lines back on the original stdout. A request is
 - ``{"op": "test", "spec": ENTRY, "base_dir": DIR, "signature": S, "functions": [..]|null}``
   -> for a check file ``{"event": "found", "functions": [..]}``, then per case
   ``{"event": "started", "function": F}`` and ``{"event": "finished", "result": R}``;
-  always a last ``{"event": "result", "result": R}``.
+  always a last ``{"event": "result", "result": R, "written": bool}``. Optional keys:
+  ``"hardware": H`` (this worker computes the signature, since it reads the module and
+  the data anyway) and ``"result_file": PATH`` (a passed result is written there, for
+  the parent to rename into place: ``written``).
 - ``{"op": "invoke", "spec": ENTRY, "module": PATH, "inputs": [..], "outputs": [..],
   "params_dir": DIR}`` -> ``{"ok": bool, "message": str, "count": N}``: a build-time
   call (``iree_run``) whose outputs are written here, whole or not at all.
@@ -81,6 +84,18 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "count": len(outputs), "message": ""}
 
 
+def _write(path: Path, text: str) -> bool:
+    """Write a passed result for the parent to rename; False (the parent writes it) if
+    this fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return True
+    except OSError:
+        path.unlink(missing_ok=True)
+        return False
+
+
 def main() -> int:
     """``python -m iree_build.testing.run_worker``: the same loop on stdin/stdout."""
     serve_loop(sys.stdin, worker_setup())
@@ -93,8 +108,11 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
     from iree_build.testing.devices import DevicePool
     from iree_build.testing.execute import run_test
     from iree_build.testing.manifest import spec_from_json
+    from iree_build.testing.results import result_json
+    from iree_build.testing.signature import FileHasher, test_signature
 
     pool = DevicePool()
+    hasher = FileHasher()  # a build's files do not change while its tests run
     _send(replies, {"event": "ready"})
     for line in inbox:
         if not line.strip():
@@ -106,14 +124,20 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             _send(replies, {"present": status.present, "reason": status.reason})
         elif op == "test":
             spec = spec_from_json(req["spec"])
+            signature = req.get("signature") or ""
+            if "hardware" in req:
+                signature = test_signature(spec, req["base_dir"], hasher, req["hardware"]) or ""
             try:
-                result = run_test(spec, req["base_dir"], pool, req.get("signature", ""),
+                result = run_test(spec, req["base_dir"], pool, signature,
                                   req.get("functions"), _Progress(replies))
             except _Retire as exc:
                 _send(replies, {"event": "retire", "reason": str(exc)})
                 return
             faulted = mark_device_fault(result)
-            _send(replies, {"event": "result", "result": result.to_json()})
+            written = bool(req.get("result_file")) and result.status == "passed"
+            if written:
+                written = _write(Path(req["result_file"]), result_json(result))
+            _send(replies, {"event": "result", "result": result.to_json(), "written": written})
             if faulted:
                 return  # the parent sees the result, then this worker end
         elif op == "invoke":

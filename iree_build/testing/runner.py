@@ -9,14 +9,12 @@ closing summary.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -29,8 +27,9 @@ from iree_build.testing.device_names import (
     driver_name,
     is_cpu_device,
 )
-from iree_build.testing.identity import hardware_identity, runtime_version
+from iree_build.testing.identity import hardware_identity
 from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
+from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.testing.results import (
     FAILING,
     TestResult,
@@ -44,36 +43,10 @@ from iree_build.testing.results import (
 from iree_build.validation import did_you_mean
 
 JUNIT_NAME = "iree_test_results.xml"
-SIGNATURE_VERSION = "iree_build.signature/1"
 
 
 class UsageError(IreeBuildError):
     """A bad command-line choice (exit code 2)."""
-
-
-@dataclass
-class _Digest:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    value: str | None = None
-
-
-class FileHasher:
-    """sha256 of file contents, each distinct file hashed once (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._digests: dict[str, _Digest] = {}
-
-    def digest(self, path: str | os.PathLike[str]) -> str:
-        """Hex digest of the file's bytes; raises OSError if unreadable."""
-        key = os.path.abspath(path)
-        with self._lock:
-            entry = self._digests.setdefault(key, _Digest())
-        with entry.lock:
-            if entry.value is None:
-                with open(key, "rb") as fh:
-                    entry.value = hashlib.file_digest(fh, "sha256").hexdigest()
-            return entry.value
 
 
 def device_identity(spec: TestSpec, pool: RunPool | None = None) -> str:
@@ -82,43 +55,6 @@ def device_identity(spec: TestSpec, pool: RunPool | None = None) -> str:
     pool = pool if pool is not None else default_run_pool()
     status = pool.status(spec.device)
     return hardware_identity(status.present, status.reason)
-
-
-def test_signature(
-    spec: TestSpec, base_dir: str | os.PathLike[str], hasher: FileHasher | None = None,
-    device: str = "",
-) -> str | None:
-    """What the test's outcome depends on, hashed; None if a file is missing.
-
-    Covers the module, input and expected file bytes, function, device, rtol,
-    atol, and the runtime version (a runtime upgrade reruns everything).
-    """
-    hasher = hasher if hasher is not None else FileHasher()
-    try:
-        doc = {
-            "v": SIGNATURE_VERSION,
-            "runtime": runtime_version(),
-            "module": hasher.digest(resolve(base_dir, spec.module)),
-            "inputs": [hasher.digest(resolve(base_dir, p)) for p in spec.inputs],
-            "expected": [hasher.digest(resolve(base_dir, p)) for p in spec.expected],
-            "parameters": [hasher.digest(resolve(base_dir, p)) for p in spec.parameters],
-            "parameter_scope": spec.parameter_scope,
-            "arch": spec.arch,
-            "kind": spec.kind,
-            "xfail": spec.xfail,
-            "skip": spec.skip,
-            "hardware": device,
-            "function": spec.function,
-            "device": spec.device,
-            "rtol": spec.rtol,
-            "atol": spec.atol,
-        }
-    except OSError:
-        return None
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-test_signature.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def up_to_date_result(
