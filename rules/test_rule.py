@@ -32,6 +32,7 @@ from . import cluster_backend, data_files, help_summary, options
 from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
+from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .registry import Registry, registry
 from .where import declared_at, fail, source_folder
 
@@ -66,6 +67,7 @@ class DeclaredTest:
     base: str = ""  # the path-qualified name without the device: "models/mlp:smoke"
     name: str = ""  # the label: "models/mlp:smoke[cuda]"
     selected: bool = True
+    spec: Any = None  # its TestSpec, once made (spec_of)
 
 
 def build_dir(env, first_module) -> Any:
@@ -86,6 +88,13 @@ def build_dir(env, first_module) -> Any:
 
 
 def spec_of(test: DeclaredTest, reg: Registry):
+    """The test as the runner knows it (made once: the manifest and the run share it)."""
+    if test.spec is None:
+        test.spec = _make_spec(test, reg)
+    return test.spec
+
+
+def _make_spec(test: DeclaredTest, reg: Registry):
     from iree_build.testing.manifest import TestSpec
 
     rel = reg.rel
@@ -124,25 +133,27 @@ def _say(reg: Registry, line: str) -> None:
 
 
 def _run(target, source, env):
+    from iree_build.atomic import temp_path_for
     from iree_build.testing.results import result_line, write_result
-    from iree_build.testing.run_pool import default_run_pool
-    from iree_build.testing.runner import device_identity, test_signature
 
     test, reg = _test_of(env, target)
-    spec = spec_of(test, reg)
-    base = reg.build_dir.get_abspath()
-    data_files.ensure(env, (n.get_abspath() for n in (*test.inputs, *test.expected, *test.parameters)))
-    result = cluster_backend.run_test(env, spec, base, reg.hasher())  # None: no cluster
+    ahead = _read_ahead(env, reg)
+    result = ahead.take(test) if ahead is not None else None
     if result is None:
-        pool = default_run_pool()
-        signature = test_signature(spec, base, reg.hasher(), device_identity(spec, pool))
-        result = pool.run_test(spec, base, signature or "", _timeout_override())
+        _restage(env, test)
+        spec = spec_of(test, reg)
+        result = cluster_backend.run_test(env, spec, reg.build_dir.get_abspath(), reg.hasher())
+        if result is None:  # no cluster
+            result = _run_locally(test, reg)
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))
     path = Path(target[0].get_abspath())
     if result.status == "passed":
-        write_result(result, path)
+        try:
+            os.replace(temp_path_for(path), path)  # written by the run worker
+        except FileNotFoundError:
+            write_result(result, path)
         return 0
     path.unlink(missing_ok=True)  # never recorded as up to date: rerun next time
     if result.status == "skipped":
@@ -153,6 +164,47 @@ def _run(target, source, env):
 
 
 _FAILED_WORDS = {"crashed": "crashed", "timeout": "timed out"}
+
+
+def _restage(env, test: DeclaredTest) -> None:
+    data_files.ensure(env, (n.get_abspath() for n in (*test.inputs, *test.expected, *test.parameters)))
+
+
+def _run_locally(test: DeclaredTest, reg: Registry):
+    """The test's outcome from a run worker of this machine (any thread). A passed call's
+    result file is written by the worker, beside its place under a temporary name:
+    creating a file costs about as much as a small test, and this process' time is
+    what SCons' own bookkeeping needs."""
+    from iree_build.atomic import temp_path_for
+    from iree_build.testing.run_pool import default_run_pool
+    from iree_build.testing.runner import device_identity
+    from iree_build.testing.signature import test_signature
+
+    spec = spec_of(test, reg)
+    base = reg.build_dir.get_abspath()
+    pool = default_run_pool()
+    hardware = device_identity(spec, pool)
+    if spec.kind == "call":
+        return pool.run_test(spec, base, "", _timeout_override(), hardware=hardware,
+                             result_file=str(temp_path_for(test.result.get_abspath())))
+    signature = test_signature(spec, base, reg.hasher(), hardware)
+    return pool.run_test(spec, base, signature or "", _timeout_override())
+
+
+def _drop_ahead(test: DeclaredTest) -> None:
+    """A test run ahead whose action never ran (the build stopped): no file of it stays."""
+    from iree_build.atomic import temp_path_for
+
+    temp_path_for(test.result.get_abspath()).unlink(missing_ok=True)
+
+
+def _read_ahead(env, reg: Registry) -> ReadAhead | None:
+    """The build's read-ahead, made by the first test action."""
+    if reg.read_ahead is None:
+        reg.read_ahead = (ReadAhead(reg.tests, lambda t: _restage(env, t),
+                                    lambda t: _run_locally(t, reg), _drop_ahead)
+                          if read_ahead_wanted() else False)
+    return reg.read_ahead or None
 
 
 def _timeout_override() -> float | None:
