@@ -35,6 +35,22 @@ func.func @mm(%a: tensor<8x16xf32>, %b: tensor<16x4xf32>) -> tensor<8x4xf32> {
 }
 """
 
+ENDLESS_LOOP = """\
+  %zero = util.unfoldable_constant 0 : i32
+  %one = util.unfoldable_constant 1 : i32
+  %r = scf.while (%i = %zero) : (i32) -> i32 {
+    %go = arith.cmpi sge, %i, %zero : i32
+    scf.condition(%go) %i : i32
+  } do {
+  ^bb0(%j: i32):
+    %k = arith.muli %j, %one : i32
+    scf.yield %k : i32
+  }
+  %t = tensor.from_elements %r : tensor<1xi32>
+"""
+"""Function-body lines of a host-side loop whose condition the compiler cannot fold: it
+never ends; ``%t`` (``tensor<1xi32>``) would be its value."""
+
 BAD_MLIR = """\
 func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
   %0 = arith.addf %a, %b : tensor<5xf32>

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ADD_MLIR, MATMUL_MLIR, Project
+from conftest import ADD_MLIR, ENDLESS_LOOP, MATMUL_MLIR, Project
 from crash_kernel import CRASH_C, CRASH_MLIR
 
 # IREE's e2e pattern: a dispatch writes its result into an unfoldable constant. With the
@@ -42,17 +42,7 @@ func.func @test_ok() {
   return
 }
 func.func @test_hang() {
-  %zero = util.unfoldable_constant 0 : i32
-  %one = util.unfoldable_constant 1 : i32
-  %r = scf.while (%i = %zero) : (i32) -> i32 {
-    %go = arith.cmpi sge, %i, %zero : i32
-    scf.condition(%go) %i : i32
-  } do {
-  ^bb0(%j: i32):
-    %k = arith.muli %j, %one : i32
-    scf.yield %k : i32
-  }
-  %t = tensor.from_elements %r : tensor<1xi32>
+""" + ENDLESS_LOOP + """\
   check.expect_eq_const(%t, dense<[0]> : tensor<1xi32>) : tensor<1xi32>
   return
 }

@@ -12,24 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ADD_MLIR, Project
+from conftest import ADD_MLIR, ENDLESS_LOOP, Project
 
 MUL_SAME_SIGNATURE = ADD_MLIR.replace("arith.addf", "arith.mulf")  # still @add(a, b)
 
-# A call that never returns (the compiler cannot fold the loop's condition).
+# A call that never returns.
 SPIN_MLIR = """\
 func.func @spin(%x: tensor<1xi32>) -> tensor<1xi32> {
-  %zero = util.unfoldable_constant 0 : i32
-  %one = util.unfoldable_constant 1 : i32
-  %r = scf.while (%i = %zero) : (i32) -> i32 {
-    %go = arith.cmpi sge, %i, %zero : i32
-    scf.condition(%go) %i : i32
-  } do {
-  ^bb0(%j: i32):
-    %k = arith.muli %j, %one : i32
-    scf.yield %k : i32
-  }
-  %t = tensor.from_elements %r : tensor<1xi32>
+""" + ENDLESS_LOOP + """\
   return %t : tensor<1xi32>
 }
 """
