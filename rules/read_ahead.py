@@ -22,7 +22,8 @@ import atexit
 import os
 import queue
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, TimeoutError
 from typing import Any, Callable
 
 import SCons.Node
@@ -41,6 +42,9 @@ worker (~1.5 ms) takes longer than SCons' own work between two tests (~0.6 ms)."
 DEPTH = THREADS + 1
 """Tests started ahead and not yet taken: one more than the threads, so that each goes
 from one test straight to the next instead of waiting for SCons to take the first."""
+
+CLOSE_WAIT_S = 2.0
+"""At exit, how long tests still running ahead (the build stopped) may take to end."""
 
 WINDOW = 8
 """How far past the running test to look for ones that qualify (a module may not be
@@ -89,8 +93,6 @@ class ReadAhead:
         self._done: set[str] = set()  # taken by their action, or never to be read ahead
         self._jobs: queue.SimpleQueue[tuple[Any, Future]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._closed = False
 
     def take(self, test: Any) -> Any | None:
         """``test``'s outcome if it was run ahead (waiting for it), else None: run it now.
@@ -123,8 +125,9 @@ class ReadAhead:
         node = test.result
         if node.get_state() != SCons.Node.no_state:
             return False  # SCons has been there already
-        if cluster_backend.configured(node.get_build_env()):
-            return False
+        env = node.get_build_env()
+        if cluster_backend.configured(env) or env.get_CacheDir().is_enabled():
+            return False  # run elsewhere, or SCons may retrieve the result instead of running it
         if os.path.exists(node.get_abspath()) and not options.option("iree-retest"):
             return False  # SCons may find it up to date
         return _inputs_final(node)
@@ -133,21 +136,20 @@ class ReadAhead:
         while True:
             test, future = self._jobs.get()
             try:
-                outcome = self._run(test)
+                future.set_result(self._run(test))
             except BaseException as e:  # noqa: BLE001 - handed to the action that takes it
                 future.set_exception(e)
-                continue
-            with self._lock:
-                if self._closed:
-                    self._drop(test)
-                    continue
-            future.set_result(outcome)
 
     def close(self) -> None:
-        """At exit: clean up after tests run ahead that no action took."""
-        with self._lock:
-            self._closed = True
-            for name, future in self._futures.items():
-                if future.done():
-                    self._drop(self._tests[self._index[name]])
-            self._futures.clear()
+        """At exit (before the run pool closes): let the tests still running ahead end (a
+        small test takes milliseconds; at most ``CLOSE_WAIT_S`` in all), then clean up
+        after every test run ahead that no action took."""
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for future in list(self._futures.values()):
+            try:
+                future.exception(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+        for name in list(self._futures):
+            self._drop(self._tests[self._index[name]])
+        self._futures.clear()
