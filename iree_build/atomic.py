@@ -22,6 +22,29 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> None:
         pass
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a temp name's PID says whose file it is)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temps(folder: str | os.PathLike[str], suffix: str) -> None:
+    """Remove ``.NAME{suffix}.tmp-PID`` files in ``folder`` whose process is gone (a build
+    killed while a run worker had written a result for it to rename)."""
+    try:
+        for stale in Path(folder).glob(f".*{suffix}.tmp-*"):
+            pid = stale.name.rsplit("-", 1)[1]
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                stale.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .child_process import death_reason, worker_env
-from .atomic import remove_stale_temps, temp_path_for
+from .atomic import pid_alive, remove_stale_temps, temp_path_for
 from .compile_request import CompileRequest
 from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
@@ -195,18 +195,8 @@ def _sweep(folder: Path) -> None:
     try:
         for f in folder.glob("*.log"):
             pid = f.name.split("-", 1)[0]
-            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            if pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 f.unlink(missing_ok=True)
         folder.rmdir()
     except OSError:
         pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

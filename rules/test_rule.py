@@ -137,6 +137,8 @@ def _run(target, source, env):
     from iree_build.testing.results import result_line, write_result
 
     test, reg = _test_of(env, target)
+    if reg.once("sweep results"):
+        _sweep_dead_results(reg)
     ahead = _read_ahead(env, reg)
     result = ahead.take(test) if ahead is not None else None
     if result is None:
@@ -189,6 +191,15 @@ def _run_locally(test: DeclaredTest, reg: Registry):
                              result_file=str(temp_path_for(test.result.get_abspath())))
     signature = test_signature(spec, base, reg.hasher(), hardware)
     return pool.run_test(spec, base, signature or "", _timeout_override())
+
+
+def _sweep_dead_results(reg: Registry) -> None:
+    """Results that a run worker wrote for a build killed before it renamed them: one
+    listing per folder of selected tests, once per build that runs a test."""
+    from iree_build.atomic import remove_dead_temps
+
+    for folder in {t.result.dir.get_abspath() for t in reg.tests if t.selected}:
+        remove_dead_temps(folder, ".result.json")
 
 
 def _drop_ahead(test: DeclaredTest) -> None:

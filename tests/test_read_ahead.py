@@ -135,3 +135,32 @@ def test_tests_are_not_run_ahead_of_their_module_being_rebuilt(project: Project)
     assert second.compiled() == ["b.vmfb"]
     assert second.stdout.splitlines()[-1] == "8 passed, 0 failed, 0 skipped"
     assert _temp_files(project.root) == []
+
+
+def test_results_written_for_a_killed_build_are_swept_by_the_next(project: Project) -> None:
+    project.write("SConstruct", _tests([
+        "iree_module(name='add', src='add.mlir', target_backends=['llvm-cpu'], cpu='generic')",
+        "iree_module(name='spin', src='spin.mlir', target_backends=['llvm-cpu'], cpu='generic')",
+        _add_test("t0"),
+        "iree_test(name='t1', module='spin', function='spin', inputs=[np.array([1], np.int32)], "
+        "expected=[np.array([0], np.int32)], devices=['local-task'], timeout=3)",
+        _add_test("t2"), _add_test("t3"),
+    ]))
+    project.write("add.mlir", ADD_MLIR)
+    project.write("spin.mlir", SPIN_MLIR)
+    assert project.scons().returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "SCons", "-Q", "-C", str(project.root), "test"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(".t2." in t for t in _temp_files(project.root)):
+            assert proc.poll() is None and time.monotonic() < deadline, "t2 never ran ahead"
+            time.sleep(0.02)
+    finally:
+        proc.kill()  # while t1 spins: t2's result waits under its temporary name
+        proc.wait()
+    assert any(".t2." in t for t in _temp_files(project.root))
+
+    run = project.scons("test", "-k")
+    assert run.stdout.splitlines()[-1] == "3 passed, 1 failed, 0 skipped", run.output
+    assert _temp_files(project.root) == []
