@@ -51,10 +51,12 @@ not just a run.
 
 Why
 ---
-The rules run every test in-process through ``iree.runtime`` on one shared
-device, instead of paying a process start-up, a device (task system) creation
-and a module load per test; the issue's target is a speedup of at least 5
-over the CLI loop, and 0 tests run on an unchanged rerun.
+The rules run every test in long-lived run workers (forked from one server
+that imported the runtime) that keep their device and modules, instead of
+paying a process start-up, a device (task system) creation and a module load
+per test; at ``-j1`` the next tests run ahead in two more workers while SCons
+records the current one. The issue's target is a speedup of at least 8 over
+the CLI loop, and 0 tests run on an unchanged rerun.
 
 Output: a table, then::
 
