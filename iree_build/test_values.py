@@ -53,3 +53,24 @@ def describe(array: np.ndarray) -> str:
     """Short, exact text for signatures: dtype, shape and a content hash."""
     digest = hashlib.sha256(array.tobytes()).hexdigest()[:16]
     return f"{array.dtype.str} {tuple(array.shape)} sha256:{digest}"
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def load_npy(path: Any) -> Any:
+    """``np.load`` without pickle, saying plainly what is wrong with a file that is not a
+    numeric ``.npy`` (numpy's own message for both suggests ``allow_pickle``, which is
+    never the answer for test data). Raises OSError or ValueError."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        with open(path, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+        if head != NPY_MAGIC:
+            raise ValueError("not a .npy file (it has no NumPy header)") from None
+        if "pickle" in str(exc):
+            raise ValueError("it holds Python objects (pickled), which are never loaded: "
+                             "save a numeric array") from None
+        raise
+

@@ -293,10 +293,10 @@ def load_now(env, node) -> np.ndarray:
             "exist when the SConscript is read (give expected outputs as files instead)"
         )
     source = env.fs.File(entry.source) if entry is not None else node.srcnode()
-    import numpy as np
+    from iree_build.test_values import load_npy
 
     try:
-        return np.load(source.get_abspath(), allow_pickle=False)
+        return load_npy(source.get_abspath())
     except (OSError, ValueError) as e:  # a pickled object array, a truncated file ...
         raise IreeBuildError(f"cannot read {source.get_internal_path()} as a .npy array: {e}") from None
 

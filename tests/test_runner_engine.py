@@ -292,6 +292,16 @@ def test_pickled_npy_is_refused(build: Build, pool: DevicePool) -> None:
     np.save(build.root / spec.inputs[0], np.array([{"a": 1}], dtype=object), allow_pickle=True)
     r = execute.run_test(spec, build.root, pool)
     assert r.status == "error" and "cannot read input 0" in r.message and "pickle" in r.message
+    assert "allow_pickle" not in r.message  # numpy's hint to load it unsafely is not passed on
+
+
+def test_a_file_that_is_not_npy_says_so(build: Build, pool: DevicePool) -> None:
+    spec = build.add("garbage")
+    (build.root / spec.inputs[0]).write_text("1 2 3 4\n")
+    r = execute.run_test(spec, build.root, pool)
+    assert r.status == "error"
+    assert r.message.endswith(f"cannot read input 0 '{Path(spec.inputs[0]).name}': "
+                              "not a .npy file (it has no NumPy header)"), r.message
 
 
 def test_absent_devices_are_skipped_with_reason(build: Build, pool: DevicePool) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import iree.runtime as ireert
 import numpy as np
 
+from iree_build.test_values import load_npy
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
@@ -59,7 +60,7 @@ _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64
 def load_array(path: Path, what: str) -> np.ndarray:
     """Load a ``.npy`` without pickle, in native byte order."""
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = load_npy(path)
     except FileNotFoundError:
         raise TestError(f"{what} {path.name!r} not found (build it first)") from None
     except (OSError, ValueError) as exc:
