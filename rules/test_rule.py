@@ -446,6 +446,8 @@ def _summary(reg: Registry) -> None:
 
     if any(SCons.Script.GetOption(o) for o in ("clean", "no_exec", "question")):
         return  # nothing ran: no lines, no report
+    if reg.test_alias is not None and reg.test_alias.get_state() == SCons.Node.no_state:
+        return  # the build never started (a declaration error stopped it): its one line says why
     results = []
     cached = 0
     for test in (t for t in reg.tests if t.selected):

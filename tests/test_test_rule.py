@@ -118,6 +118,10 @@ def test_declaration_errors(project: Project) -> None:
         'iree_module(name="add", src="add.mlir")\n'
         'iree_test(name="t", module="add", function="add", inputs=["missing.npy"])':
             "src/SConscript:2: iree_test inputs: data file src/missing.npy not found",
+        'iree_module(name="add", src="add.mlir")\n'
+        'iree_test(name="ok", module="add", function="add", inputs=[[1.0], [2.0]], expected=[[3.0]])\n'
+        'iree_test(name="t", module="add", function="add", inputs=["missing.npy"])':
+            "src/SConscript:3: iree_test inputs: data file src/missing.npy not found",
         'iree_test(name="t", module="nope", function="add")':
             "src/SConscript:1: iree_test module: module 'nope' is not declared here",
         'iree_module(name="add", src="add.mlir")\n'
@@ -130,6 +134,7 @@ def test_declaration_errors(project: Project) -> None:
         assert run.returncode == 2, run.output
         assert message in run.stderr, run.stderr
         assert "Traceback" not in run.output
+        assert "skipped" not in run.stdout and "JUnit" not in run.stdout, run.stdout  # one line only
 
 
 def test_iree_run_outputs_feed_a_test(project: Project) -> None:
