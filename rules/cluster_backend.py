@@ -133,7 +133,7 @@ def run_test(env, spec, base: str, hasher):
     if cluster is None:
         return None
     from iree_build.cluster.device_tests import run_test_on
-    from iree_build.testing.runner import test_signature
+    from iree_build.testing.signature import test_signature
 
     signature = test_signature(spec, base, hasher, f"cluster {cluster.config.address}")
     return run_test_on(cluster, spec, base, signature or "")

@@ -53,7 +53,7 @@ class Registry:
     def hasher(self) -> Any:
         """One file hasher per build: each built file is hashed once."""
         if self._hasher is None:
-            from iree_build.testing.runner import FileHasher
+            from iree_build.testing.signature import FileHasher
 
             self._hasher = FileHasher()
         return self._hasher

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text
+from iree_build.atomic import atomic_write_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
@@ -133,7 +133,6 @@ def _say(reg: Registry, line: str) -> None:
 
 
 def _run(target, source, env):
-    from iree_build.atomic import temp_path_for
     from iree_build.testing.results import result_line, write_result
 
     test, reg = _test_of(env, target)
@@ -177,7 +176,6 @@ def _run_locally(test: DeclaredTest, reg: Registry):
     result file is written by the worker, beside its place under a temporary name:
     creating a file costs about as much as a small test, and this process' time is
     what SCons' own bookkeeping needs."""
-    from iree_build.atomic import temp_path_for
     from iree_build.testing.run_pool import default_run_pool
     from iree_build.testing.runner import device_identity
     from iree_build.testing.signature import test_signature
@@ -196,16 +194,12 @@ def _run_locally(test: DeclaredTest, reg: Registry):
 def _sweep_dead_results(reg: Registry) -> None:
     """Results that a run worker wrote for a build killed before it renamed them: one
     listing per folder of selected tests, once per build that runs a test."""
-    from iree_build.atomic import remove_dead_temps
-
     for folder in {t.result.dir.get_abspath() for t in reg.tests if t.selected}:
         remove_dead_temps(folder, ".result.json")
 
 
 def _drop_ahead(test: DeclaredTest) -> None:
     """A test run ahead whose action never ran (the build stopped): no file of it stays."""
-    from iree_build.atomic import temp_path_for
-
     temp_path_for(test.result.get_abspath()).unlink(missing_ok=True)
 
 
