@@ -56,7 +56,7 @@ def compile_installed(package: str) -> None:
         if init.exists() and Path(importlib.util.cache_from_source(str(init))).exists():
             continue  # installed with its bytecode
         try:
-            compileall.compile_dir(folder, quiet=2, workers=os.cpu_count() or 1)
+            compileall.compile_dir(folder, quiet=2)  # workers=N would re-run this script (forkserver)
         except OSError:  # a read-only installation: time it as it is
             pass
 
