@@ -10,7 +10,10 @@ What it does (everything on this one machine, 127.0.0.1 only)
 2. Builds 48 matmul modules of growing size (32^3 ... 1536^3, llvm-cpu) from a
    clean state at -j1 and at -j16, through the local pool and through the
    cluster (``--iree-cluster``), after one warm-up build of each. The cluster's
-   modules must be byte-identical to the local ones.
+   modules must be byte-identical to the local ones. The warm-up cluster build
+   starts the cluster agent (iree_build/cluster/agent.py), which the timed cluster
+   builds attach to, as a user's later builds do; ``cluster -j16 no agent``
+   (``IREE_CLUSTER_KEEPALIVE=0``) is a build that connects itself.
 3. Builds and tests ``examples/gpu`` through the cluster (``scons test -j16
    --iree-cluster=...``) and prints its test lines and closing line.
 
@@ -19,6 +22,7 @@ Output (also written to ``OUT/gpu_cluster.log``)::
     BENCH j16_speedup_local X      local -j1 / local -j16
     BENCH j16_speedup X            cluster -j1 / cluster -j16   (target >= 8)
     BENCH cluster_vs_local_j16_ratio X
+    BENCH j16_speedup_no_agent X   cluster -j1 / cluster -j16 without the agent
     BENCH raw_threads_speedup X    the same modules compiled in this process on 1 and on 16
                                    threads, no build tool: the machine's own ceiling
 
@@ -120,24 +124,24 @@ def run_request(*args, **kwargs):
     finally:
         spans.append((t, time.time()))
 ca.run_request = run_request
-import iree_build.cluster.client as cc
+import iree_build.cluster.connect as cn
 connecting = []
-_init = cc.Cluster.__init__
-def init(self, *args, **kwargs):
-    t = time.time()
-    import distributed
-    imported = time.time()
+_open = cn._open
+def opened(config):
+    t, kind = time.time(), "failed"
     try:
-        return _init(self, *args, **kwargs)
+        got = _open(config)
+        kind = "agent" if type(got).__name__ == "AgentCluster" else "in-process"
+        return got
     finally:
-        connecting.append((t, imported, time.time()))
-cc.Cluster.__init__ = init
+        connecting.append((t, time.time(), kind))
+cn._open = opened
 def report():
     if spans:
         first, last = min(s for s, _ in spans), max(e for _, e in spans)
         print(f"TRACE {T0:.6f} {first:.6f} {last:.6f} {time.time():.6f}", flush=True)
-    for t, imported, ready in connecting:
-        print(f"CONNECT {t:.6f} {imported:.6f} {ready:.6f}", flush=True)
+    for t, ready, kind in connecting:
+        print(f"CONNECT {t:.6f} {ready:.6f} {kind}", flush=True)
 atexit.register(report)
 sys.argv[0] = "scons"
 SCons.Script.main()
@@ -151,7 +155,8 @@ def scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     return time.perf_counter() - t, proc
 
 
-def traced_scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess, str]:
+def traced_scons(root: Path, *args: str, env: dict[str, str] | None = None
+                 ) -> tuple[float, subprocess.CompletedProcess, str]:
     """As :func:`scons`, also saying how long the process took before its first compile
     started and after its last one ended."""
     script = root.parent / "traced_scons.py"
@@ -160,7 +165,7 @@ def traced_scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedPro
     started = time.time()
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script), "-Q", *args], cwd=root, capture_output=True,
-                          text=True)
+                          text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - t
     ended = started + elapsed
     m = re.search(r"^TRACE ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", proc.stdout, re.M)
@@ -170,11 +175,11 @@ def traced_scons(root: Path, *args: str) -> tuple[float, subprocess.CompletedPro
         trace = (f"start-up {main - started:.2f} s, until 1st compile {first - main:.2f} s, "
                  f"compiling {last - first:.2f} s, after the last {ended - last:.2f} s "
                  f"(exit hooks {ended - atexit_at:.2f} s)")
-        c = re.search(r"^CONNECT ([\d.]+) ([\d.]+) ([\d.]+)$", proc.stdout, re.M)
+        c = re.search(r"^CONNECT ([\d.]+) ([\d.]+) (\S+)$", proc.stdout, re.M)
         if c:  # the cluster connection, which the first compiles wait for
-            began, imported, ready = map(float, c.groups())
-            trace += (f"; connecting from {began - main:.2f} s: import distributed {imported - began:.2f} s, "
-                      f"handshake {ready - imported:.2f} s, ready {ready - first:+.2f} s from the 1st compile's start")
+            began, ready, kind = float(c[1]), float(c[2]), c[3]
+            trace += (f"; connecting ({kind}) from {began - main:.2f} s took {ready - began:.2f} s, "
+                      f"ready {ready - first:+.2f} s from the 1st compile's start")
     return elapsed, proc, trace
 
 
@@ -195,10 +200,11 @@ def phases(out: str) -> str:
             f"max {per[-1]:.2f} s")
 
 
-def build(root: Path, log: Log, n: int, *args: str) -> tuple[float, dict[str, bytes]]:
+def build(root: Path, log: Log, n: int, *args: str, env: dict[str, str] | None = None
+          ) -> tuple[float, dict[str, bytes]]:
     for p in [*root.glob("*.vmfb"), *root.glob(".sconsign*")]:
         p.unlink()
-    elapsed, proc, trace = traced_scons(root, "--debug=time", *args)
+    elapsed, proc, trace = traced_scons(root, "--debug=time", *args, env=env)
     if proc.returncode != 0:
         log(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"error: scons {' '.join(args)} failed")
@@ -271,6 +277,7 @@ def main() -> int:
         log(f"error: not importable: {', '.join(missing)} (carry them as this script's docstring says)")
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="iree_gpu_cluster_"))
+    os.environ["IREE_CLUSTER_AGENT_DIR"] = str(tmp / "agents")  # stopped with the cluster
     shim_rules(tmp)
 
     import distributed
@@ -325,14 +332,17 @@ def main() -> int:
         on = f"--iree-cluster={cluster.address}"
 
         variants = {"local -j1": ("-j1",), "local -j16": (f"-j{jobs}",),
-                    "cluster -j1": ("-j1", on), "cluster -j16": (f"-j{jobs}", on)}
+                    "cluster -j1": ("-j1", on), "cluster -j16": (f"-j{jobs}", on),
+                    "cluster -j16 no agent": (f"-j{jobs}", on)}
+        no_agent = {"IREE_CLUSTER_KEEPALIVE": "0"}  # each build connects itself
         _, reference = build(root, log, n, f"-j{jobs}")  # warm-up: page cache, compiler facts
         build(root, log, n, f"-j{jobs}", on)  # warm-up: every compile worker's compiler loaded
         times: dict[str, list[float]] = {k: [] for k in variants}
         for r in range(args.rounds):
             order = list(variants) if r % 2 == 0 else list(reversed(variants))
             for name in order:
-                elapsed, outputs = build(root, log, n, *variants[name])
+                elapsed, outputs = build(root, log, n, *variants[name],
+                                         env=no_agent if name.endswith("no agent") else None)
                 if outputs != reference:
                     raise SystemExit(f"error: {name} built different bytes")
                 times[name].append(elapsed)
@@ -360,6 +370,7 @@ def main() -> int:
     log(f"BENCH j16_speedup_local {med['local -j1'] / med['local -j16']:.3f}")
     log(f"BENCH j16_speedup {med['cluster -j1'] / med['cluster -j16']:.3f}")
     log(f"BENCH cluster_vs_local_j16_ratio {med['cluster -j16'] / med['local -j16']:.3f}")
+    log(f"BENCH j16_speedup_no_agent {med['cluster -j1'] / med['cluster -j16 no agent']:.3f}")
     log(f"BENCH raw_threads_speedup {raw_1 / raw_n:.3f}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if proc.returncode == 0 else 1

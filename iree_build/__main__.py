@@ -124,7 +124,7 @@ def _run_tests(args: argparse.Namespace) -> int:
 
 def _cluster_tests(args: argparse.Namespace):
     """Tests on a Dask cluster; an unreachable scheduler is one line (exit 2)."""
-    from iree_build.cluster.client import connect
+    from iree_build.cluster.connect import connect
     from iree_build.cluster.config import ClusterConfig
     from iree_build.cluster.device_tests import ClusterTests
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +120,21 @@ def write_onnx_matmul(path: Path, n: int = 16, weights: str = "mm.weights") -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=weights, size_threshold=0)
+
+
+# Cluster agents (iree_build/cluster/agent.py) that builds under test start live in a
+# folder of this session, and are stopped by PID when it ends.
+AGENT_DIR = tempfile.mkdtemp(prefix="iree_agents_")
+os.environ["IREE_CLUSTER_AGENT_DIR"] = AGENT_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_cluster_agents():
+    yield
+    from iree_build.cluster.agent import stop_agents
+
+    stop_agents()
+    shutil.rmtree(AGENT_DIR, ignore_errors=True)
 
 
 @pytest.fixture

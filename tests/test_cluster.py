@@ -3,6 +3,7 @@ processes on 127.0.0.1, started once for this module and stopped by PID afterwar
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -131,6 +132,55 @@ def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_pat
     assert "PASS mm_test[local-task]" in runner.stdout
     assert "FAIL sync_test[local-sync] (device required: local-sync: no worker of the Dask cluster" in runner.stdout
     assert runner.stdout.splitlines()[-1] == f"{passed} passed, 1 failed, 0 skipped"
+
+
+def agents_of(cluster: LocalCluster) -> list[int]:
+    """PIDs of the live cluster agents serving ``cluster`` (by their info files)."""
+    from iree_build.cluster.agent import _is_agent, agent_dir
+
+    pids = []
+    for info in agent_dir().glob("agent-*.json"):
+        data = json.loads(info.read_text())
+        if data["address"] == cluster.address and _is_agent(data["pid"]):
+            pids.append(data["pid"])
+    return pids
+
+
+def test_later_builds_hand_their_work_to_the_cluster_agent(cluster: LocalCluster, project: Project) -> None:
+    """The first build starts an agent that holds the connection; the next ones attach to
+    it. Killed, it is replaced; idle past IREE_CLUSTER_KEEPALIVE, it ends; 0 means none."""
+    from iree_build.cluster.agent import stop_agents
+
+    stop_agents(cluster.address)
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+    on = f"--iree-cluster={cluster.address}"
+
+    def build(text: str, env: dict[str, str] | None = None) -> None:
+        project.write("add.mlir", ADD_MLIR.replace("@add", f"@{text}"))
+        run = project.scons(on, env=env)
+        assert run.returncode == 0 and run.compiled() == ["add.vmfb"], run.output
+        assert f"@{text}".encode()[1:] in project.path("add.vmfb").read_bytes()
+
+    build("first")
+    [agent] = agents_of(cluster)
+    build("second")
+    assert agents_of(cluster) == [agent]  # the same process served both builds
+
+    os.kill(agent, signal.SIGKILL)  # its socket stays behind
+    build("third")
+    [replacement] = agents_of(cluster)
+    assert replacement != agent
+
+    assert stop_agents(cluster.address) == [replacement]
+    build("fourth", env={"IREE_CLUSTER_KEEPALIVE": "0"})  # the build connected itself
+    assert agents_of(cluster) == []
+
+    build("fifth", env={"IREE_CLUSTER_KEEPALIVE": "1"})
+    [short] = agents_of(cluster)
+    deadline = time.monotonic() + 30
+    while agents_of(cluster) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert agents_of(cluster) == [], f"agent {short} outlived its keepalive"
 
 
 def free_port() -> int:

@@ -10,17 +10,30 @@ recipe sets to 1: retried once); past that the task fails with one line.
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from .config import ClusterConfig, ClusterError, probe, require_distributed
 
 COMPILER_RESOURCE = "iree-compiler"
 NO_WORKER_GRACE = 10.0  # seconds a resource may be missing (a worker restarting) before giving up
 _OFFERS_TTL = 1.0
+
+
+class Connection(Protocol):
+    """What compiles and tests need of a cluster: ``Cluster`` here, or a cluster agent's handle."""
+
+    config: ClusterConfig
+
+    def offers(self) -> dict[str, float]: ...
+
+    def describe_offers(self) -> str: ...
+
+    def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class Cluster:
@@ -110,36 +123,3 @@ class Cluster:
             self.client.close(timeout=5)
         except Exception:  # closing at exit: the scheduler may be gone already
             pass
-
-
-_clusters: dict[ClusterConfig, Cluster | ClusterError] = {}
-_clusters_lock = threading.Lock()
-_closer_registered = False
-
-
-def connect(config: ClusterConfig) -> Cluster:
-    """The process's connection for ``config``, made once; a failure is remembered too,
-    so a build reports an unreachable scheduler once, not once per target."""
-    global _closer_registered
-    with _clusters_lock:
-        if not _closer_registered:
-            _closer_registered = True
-            atexit.register(close_all)
-        got = _clusters.get(config)
-        if got is None:
-            try:
-                got = Cluster(config)
-            except ClusterError as e:
-                got = e
-            _clusters[config] = got
-    if isinstance(got, ClusterError):
-        raise ClusterError(got.message)
-    return got
-
-
-def close_all() -> None:
-    with _clusters_lock:
-        clusters = [c for c in _clusters.values() if isinstance(c, Cluster)]
-        _clusters.clear()
-    for cluster in clusters:
-        cluster.close()

@@ -20,7 +20,7 @@ from iree_build.compile_pool import CompileOutcome, CompilePool
 from iree_build.compile_request import CompileRequest
 from iree_build.onnx_import import ImportRequest
 
-from .client import COMPILER_RESOURCE, Cluster
+from .client import COMPILER_RESOURCE, Connection
 from .config import ClusterError
 from .files import Payload, collect, pack, project_path, scratch, unpack, worker_name
 
@@ -74,7 +74,7 @@ def compile_task(request: Request, payload: Payload) -> dict:
             "message": outcome.message, "outputs": outputs}
 
 
-def compile_on(cluster: Cluster, request: Request, inputs: Iterable[str], top: str) -> CompileOutcome:
+def compile_on(cluster: Connection, request: Request, inputs: Iterable[str], top: str) -> CompileOutcome:
     """Compile (or import) on the cluster and write the outputs under ``top``.
 
     ``inputs`` are the files the compile reads besides its source (executable

@@ -18,7 +18,7 @@ from pathlib import Path
 from iree_build.testing.manifest import MANIFEST_NAME, TestSpec, manifest_json
 from iree_build.testing.results import TestResult, read_result
 
-from .client import Cluster
+from .client import Connection
 from .config import ClusterError
 from .files import Payload, pack, scratch, unpack, worker_name
 
@@ -72,7 +72,7 @@ def spec_files(spec: TestSpec) -> list[str]:
     return [spec.module, *spec.inputs, *spec.expected, *spec.parameters]
 
 
-def run_test_on(cluster: Cluster, spec: TestSpec, base_dir: str | os.PathLike[str],
+def run_test_on(cluster: Connection, spec: TestSpec, base_dir: str | os.PathLike[str],
                 signature: str = "") -> TestResult:
     """Run ``spec`` (paths relative to ``base_dir``) on a worker offering its device.
 
@@ -106,7 +106,7 @@ def run_test_on(cluster: Cluster, spec: TestSpec, base_dir: str | os.PathLike[st
 class ClusterTests:
     """The standalone runner's way to run tests on a cluster (``RemoteTests``)."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Connection) -> None:
         self.cluster = cluster
 
     def identity(self, spec: TestSpec) -> str:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .agent import stop_agents
 from .config import ClusterError
 
 SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
@@ -109,7 +110,10 @@ class LocalCluster:
             return ""
 
     def stop(self, name: str | None = None, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL, each process by its PID (all of them by default)."""
+        """SIGTERM, then SIGKILL, each process by its PID (all of them by default, and
+        the cluster agents builds started for this scheduler)."""
+        if name is None and self.address:
+            stop_agents(self.address, timeout)
         names = [name] if name else list(reversed(self.procs))
         for n in names:
             proc = self.procs[n]
