@@ -16,11 +16,16 @@ that do identical compiler work:
     module comes back as bytes; the cluster's outputs must be byte-identical to
     the local ones, or the benchmark fails.
 
-Each wall time is the whole SCons process (for the cluster: importing Dask and
-connecting included). The two alternate in rounds (``--rounds``, default 3),
-the order flipping every round; medians are reported::
+``cluster -j2 no agent``
+    the same with ``IREE_CLUSTER_KEEPALIVE=0``: the build imports Dask and connects
+    itself, where ``cluster -j2`` hands its work to the cluster agent that the
+    warm-up build started (iree_build/cluster/agent.py), as a user's later builds do.
 
-    BENCH cluster_vs_local_ratio X     cluster -j2 / local -j2     (target <= 1.2)
+Each wall time is the whole SCons process. The variants alternate in rounds
+(``--rounds``, default 3), the order flipping every round; medians are reported::
+
+    BENCH cluster_vs_local_ratio X            cluster -j2 / local -j2     (target <= 1.2)
+    BENCH cluster_no_agent_vs_local_ratio X   cluster -j2 no agent / local -j2
 
 Run: ``python benchmarks/cluster_overhead.py [--rounds N] [--keep]``.
 """
@@ -46,11 +51,11 @@ def clean(root: Path) -> None:
         p.unlink()
 
 
-def build(root: Path, *extra: str) -> tuple[float, dict[str, bytes]]:
+def build(root: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[float, dict[str, bytes]]:
     clean(root)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "SCons", "-Q", "-j2", *extra], cwd=root,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"error: scons -j2 {' '.join(extra)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             (root / f"{name}.mlir").write_text(text)
         (root / "SConstruct").write_text(SCONSTRUCT.format(names=list(mods)))
         (tmp / "dask").mkdir()
+        os.environ["IREE_CLUSTER_AGENT_DIR"] = str(tmp / "agents")  # stopped with the cluster
         cluster = LocalCluster(tmp / "dask")
         try:
             cluster.start_scheduler()
@@ -87,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"cores: {os.cpu_count()}", flush=True)
             _, reference = build(root)  # warm-up: page cache, compiler facts, the workers' compilers
             build(root, on)
-            variants = {"local -j2": (), "cluster -j2": (on,)}
+            variants = {"local -j2": (), "cluster -j2": (on,), "cluster -j2 no agent": (on,)}
+            no_agent = {"IREE_CLUSTER_KEEPALIVE": "0"}
             times: dict[str, list[float]] = {k: [] for k in variants}
             load_before = os.getloadavg()[0]
             for r in range(args.rounds):
                 order = list(variants) if r % 2 == 0 else list(reversed(variants))
                 for name in order:
-                    elapsed, outputs = build(root, *variants[name])
+                    elapsed, outputs = build(root, *variants[name],
+                                             env=no_agent if name.endswith("no agent") else None)
                     if outputs != reference:
                         differ = sorted(k for k in reference if outputs.get(k) != reference[k])
                         raise SystemExit(f"error: {name} built different bytes for {', '.join(differ)}")
@@ -105,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         med = {k: statistics.median(v) for k, v in times.items()}
         print()
         for k, v in times.items():
-            print(f"{k:<12} median {med[k]:7.3f} s  min {min(v):7.3f}  max {max(v):7.3f}")
+            print(f"{k:<22} median {med[k]:7.3f} s  min {min(v):7.3f}  max {max(v):7.3f}")
         load = max(load_before, os.getloadavg()[0])
         if load > 0.5 * (os.cpu_count() or 1):
             print(f"warning: load average was {load:.1f} on {os.cpu_count()} cores: other work "
                   "competes for the CPU", file=sys.stderr)
         print()
         print(f"BENCH cluster_vs_local_ratio {med['cluster -j2'] / med['local -j2']:.3f}")
+        print(f"BENCH cluster_no_agent_vs_local_ratio {med['cluster -j2 no agent'] / med['local -j2']:.3f}")
     return 0
 
 

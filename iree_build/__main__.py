@@ -1,4 +1,4 @@
-"""Command line: ``python -m iree_build test|bench BUILD_DIR [options]``.
+"""Command line: ``python -m iree_build test|bench BUILD_DIR [options]``, ``agents [--stop]``.
 
 Runs a built tree's tests or benchmarks with ``iree.runtime`` only. Usage and
 manifest errors are one line on stderr and exit code 2; test failures and
@@ -74,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--baseline", metavar="FILE",
                        help="compare with this saved run; a regression exits 1")
     bench.add_argument("--save", metavar="FILE", help="save this run as a baseline")
+    agents = sub.add_parser(
+        "agents",
+        help="list or stop this user's cluster agents",
+        description="The first build that uses a Dask cluster starts an agent holding the connection, "
+                    "which later builds attach to; it ends after $IREE_CLUSTER_KEEPALIVE seconds "
+                    "without work (600; 0: no agent). This lists them, or stops them.",
+    )
+    agents.add_argument("--stop", action="store_true", help="stop them (SIGTERM, then SIGKILL)")
+    agents.add_argument("--address", metavar="ADDRESS", help="only the agents of this scheduler")
     return parser
 
 
@@ -132,6 +141,23 @@ def _cluster_tests(args: argparse.Namespace):
     return ClusterTests(connect(ClusterConfig.from_values(args.cluster, tls=tls)))
 
 
+def _agents(args: argparse.Namespace) -> int:
+    """List (or stop) this user's cluster agents (iree_build/cluster/agent.py)."""
+    from iree_build.cluster.agent import agent_dir, list_agents, stop_agents
+
+    agents = list_agents(args.address)
+    if not agents:
+        print("no cluster agents running")
+        return 0
+    stopped = set(stop_agents(args.address)) if args.stop else set()
+    for agent in agents:
+        state = "stopped" if agent["pid"] in stopped else f"ends after {agent['keepalive']:g} s without work"
+        print(f"PID {agent['pid']}  {agent['address']}  ({state})")
+    if not args.stop:
+        print(f"(their sockets and logs: {agent_dir()})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 test failures, 2 usage/manifest)."""
     from iree_build.errors import IreeBuildError
@@ -142,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_tests(args)
         if args.command == "bench":
             return _run_benchmarks(args)
+        if args.command == "agents":
+            return _agents(args)
         raise _Usage(f"unknown command {args.command!r}")  # pragma: no cover
     except _Usage as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

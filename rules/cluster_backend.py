@@ -47,10 +47,12 @@ def check(env) -> None:
         config = config_for(env)
         if config is None or config in _checked:
             return
+        from iree_build.cluster.agent import keepalive
         from iree_build.cluster.config import probe, require_distributed
 
         require_distributed()
         probe(config)
+        keepalive()  # a malformed $IREE_CLUSTER_KEEPALIVE: one line now
         _checked.add(config)
     except ClusterError as e:
         fail(e.message, where)
@@ -75,7 +77,7 @@ def prestart(env) -> None:
         return  # check() reports it
     if config is None:
         return
-    from iree_build.cluster.client import connect
+    from iree_build.cluster.connect import connect
 
     def quietly() -> None:
         try:
@@ -91,7 +93,7 @@ def cluster_for(env):
     config = config_for(env)
     if config is None:
         return None
-    from iree_build.cluster.client import connect
+    from iree_build.cluster.connect import connect
 
     return connect(config)
 

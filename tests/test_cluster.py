@@ -171,9 +171,24 @@ def test_later_builds_hand_their_work_to_the_cluster_agent(cluster: LocalCluster
     [replacement] = agents_of(cluster)
     assert replacement != agent
 
-    assert stop_agents(cluster.address) == [replacement]
+    listed = subprocess.run([sys.executable, "-m", "iree_build", "agents"], capture_output=True, text=True)
+    assert f"PID {replacement}  {cluster.address}  (ends after 600 s without work)" in listed.stdout
+    stopped = subprocess.run([sys.executable, "-m", "iree_build", "agents", "--stop", "--address", cluster.address],
+                             capture_output=True, text=True)
+    assert stopped.stdout.splitlines() == [f"PID {replacement}  {cluster.address}  (stopped)"], stopped.stdout
     build("fourth", env={"IREE_CLUSTER_KEEPALIVE": "0"})  # the build connected itself
     assert agents_of(cluster) == []
+
+    shared = project.root / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)  # others may enter: no agent there, the build connects itself
+    build("open", env={"IREE_CLUSTER_AGENT_DIR": str(shared)})
+    assert agents_of(cluster) == [] and list(shared.iterdir()) == []
+
+    bad = project.scons(on, env={"IREE_CLUSTER_KEEPALIVE": "soon"})
+    errors = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.returncode == 2 and len(errors) == 1, bad.output
+    assert "IREE_CLUSTER_KEEPALIVE='soon' is not a number of seconds" in errors[0]
 
     build("fifth", env={"IREE_CLUSTER_KEEPALIVE": "1"})
     [short] = agents_of(cluster)
@@ -181,6 +196,24 @@ def test_later_builds_hand_their_work_to_the_cluster_agent(cluster: LocalCluster
     while agents_of(cluster) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert agents_of(cluster) == [], f"agent {short} outlived its keepalive"
+
+
+def test_a_handle_whose_agent_died_gets_a_new_one(cluster: LocalCluster) -> None:
+    """A build holding a handle on an agent that then went away (killed, or idle past its
+    keepalive in between) starts another and sends the request again."""
+    from iree_build.cluster.agent import _is_agent, attach
+    from iree_build.cluster.config import ClusterConfig
+
+    handle = attach(ClusterConfig.from_values(cluster.address))
+    first = handle.pid
+    assert handle.offers()["iree-compiler"] == 2
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _is_agent(first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    handle._offers_at = 0.0  # past the one-second cache
+    assert handle.offers()["iree-compiler"] == 2
+    assert handle.pid != first and _is_agent(handle.pid)
 
 
 def free_port() -> int:

@@ -136,13 +136,24 @@ class AgentCluster:
         self._offers_at = 0.0
 
     def _call(self, *message: Any, doing: str) -> Any:
-        try:
-            with Client(str(self.sock), family="AF_UNIX", authkey=self.key) as conn:
-                conn.send(message)
-                status, value = conn.recv()
-        except (OSError, EOFError):
-            raise ClusterError(f"the cluster agent (PID {self.pid}) for {self.config.address} went away while "
-                               f"{doing}; see {self.sock.with_suffix('.log')}") from None
+        """One request; an agent that went away (killed, idle past its keepalive just
+        now) is replaced once and the request sent again: compiles and tests can rerun."""
+        for attempt in (1, 2):
+            try:
+                with Client(str(self.sock), family="AF_UNIX", authkey=self.key) as conn:
+                    conn.send(message)
+                    status, value = conn.recv()
+                break
+            except (OSError, EOFError):
+                gone = (f"the cluster agent (PID {self.pid}) for {self.config.address} went away while "
+                        f"{doing}; see {self.sock.with_suffix('.log')}")
+                if attempt == 2:
+                    raise ClusterError(gone) from None
+                try:
+                    fresh = attach(self.config)
+                except AgentUnavailable:
+                    raise ClusterError(gone) from None
+                self.sock, self.key, self.pid = fresh.sock, fresh.key, fresh.pid
         if status != "ok":
             raise ClusterError(value)
         return value
@@ -230,21 +241,30 @@ def _is_agent(pid: int) -> bool:
         return False
 
 
-def stop_agents(address: str | None = None, timeout: float = 10.0) -> list[int]:
-    """SIGTERM, then SIGKILL, every agent of this user's folder (serving ``address``
-    when given), by its PID; their PIDs. For tests, benchmarks and ``LocalCluster``."""
+def list_agents(address: str | None = None) -> list[dict[str, Any]]:
+    """The live agents of this user's folder (serving ``address`` when given): their
+    ``pid``, ``address`` and ``keepalive``."""
     try:
         folder = agent_dir()
     except AgentUnavailable:
         return []
-    pids = []
-    for info in folder.glob("agent-*.json"):
+    found = []
+    for info in sorted(folder.glob("agent-*.json")):
         try:
             data = json.loads(info.read_text())
-        except (OSError, ValueError):
+            pid = int(data["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if (address is None or data.get("address") == address) and _is_agent(int(data["pid"])):
-            pids.append(int(data["pid"]))
+        if (address is None or data.get("address") == address) and _is_agent(pid):
+            found.append({"pid": pid, "address": data.get("address"), "keepalive": data.get("keepalive")})
+    return found
+
+
+def stop_agents(address: str | None = None, timeout: float = 10.0) -> list[int]:
+    """SIGTERM, then SIGKILL, every agent of this user's folder (serving ``address``
+    when given), by its PID; their PIDs. For ``python -m iree_build agents --stop``,
+    tests, benchmarks and ``LocalCluster``."""
+    pids = [agent["pid"] for agent in list_agents(address)]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
