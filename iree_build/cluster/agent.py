@@ -368,7 +368,8 @@ def main(argv: list[str]) -> int:
         return 1
     agent = _Agent(folder, name, cluster, idle)
     signal.signal(signal.SIGTERM, agent.stop)
-    print("ready", flush=True)
+    with contextlib.suppress(BrokenPipeError):  # the starting build was killed: serve the next
+        print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the starting build stopped reading
     agent.serve()
