@@ -1,4 +1,4 @@
-"""One connection to a Dask scheduler per build, shared by its threads.
+"""One connection to a Dask scheduler, held by the cluster agent (or by a build that connects itself), shared by its threads.
 
 A task asks for one unit of a worker resource named after what it needs
 (``iree-compiler``, a HAL device name such as ``cuda``). Waiting on a task also
