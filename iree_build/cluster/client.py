@@ -1,4 +1,5 @@
-"""One connection to a Dask scheduler, held by the cluster agent (or by a build that connects itself), shared by its threads.
+"""One connection to a Dask scheduler, shared by the threads of the process that holds it:
+the cluster agent (``agent.py``), or a build that connects itself.
 
 A task asks for one unit of a worker resource named after what it needs
 (``iree-compiler``, a HAL device name such as ``cuda``). Waiting on a task also
