@@ -38,14 +38,13 @@ from multiprocessing.connection import AuthenticationError, Client, Listener
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .client import Cluster
+from .client import Cluster, describe
 from .config import ClusterConfig, ClusterError
 
 ENV_DIR = "IREE_CLUSTER_AGENT_DIR"
 ENV_KEEPALIVE = "IREE_CLUSTER_KEEPALIVE"
 DEFAULT_KEEPALIVE = 600.0
 START_TIMEOUT = 120.0  # importing distributed and connecting; past it the build connects itself
-_OFFERS_TTL = 1.0
 _PACKAGE = Path(__file__).resolve().parent.parent  # iree_build
 _started: list[subprocess.Popen] = []  # agents this process started (kept: no ResourceWarning)
 
@@ -131,9 +130,6 @@ class AgentCluster:
 
     def __init__(self, config: ClusterConfig, sock: Path, key: bytes, pid: int) -> None:
         self.config, self.sock, self.key, self.pid = config, sock, key, pid
-        self._lock = threading.Lock()
-        self._offers: dict[str, float] = {}
-        self._offers_at = 0.0
 
     def _call(self, *message: Any, doing: str) -> Any:
         """One request; an agent that went away (killed, idle past its keepalive just
@@ -159,14 +155,11 @@ class AgentCluster:
         return value
 
     def offers(self) -> dict[str, float]:
-        with self._lock:
-            if time.monotonic() - self._offers_at > _OFFERS_TTL:
-                self._offers = self._call("offers", doing="asking what the workers offer")
-                self._offers_at = time.monotonic()
-            return dict(self._offers)
+        """As the agent's ``Cluster`` knows them (it refreshes them at most once a second)."""
+        return self._call("offers", doing="asking what the workers offer")
 
     def describe_offers(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in sorted(self.offers().items())) or "nothing"
+        return describe(self.offers())
 
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any:
         return self._call("run", fn, args, resource, label, doing=label)
@@ -331,7 +324,8 @@ class _Agent:
             except (OSError, EOFError):
                 return
             except Exception as e:  # a class this agent's code cannot unpickle
-                conn.send(("error", f"the cluster agent could not read the request: {e}"))
+                with contextlib.suppress(OSError):
+                    conn.send(("error", f"the cluster agent could not read the request: {e}"))
                 return
             with self.lock:
                 self.busy += 1

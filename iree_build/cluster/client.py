@@ -23,6 +23,11 @@ NO_WORKER_GRACE = 10.0  # seconds a resource may be missing (a worker restarting
 _OFFERS_TTL = 1.0
 
 
+def describe(offers: dict[str, float]) -> str:
+    """What workers offer, for messages: ``iree-compiler=2, local-task=1``."""
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(offers.items())) or "nothing"
+
+
 class Connection(Protocol):
     """What compiles and tests need of a cluster: ``Cluster`` here, or a cluster agent's handle."""
 
@@ -70,8 +75,7 @@ class Cluster:
             return dict(self._offers)
 
     def describe_offers(self) -> str:
-        offers = self.offers()
-        return ", ".join(f"{k}={v:g}" for k, v in sorted(offers.items())) or "nothing"
+        return describe(self.offers())
 
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any:
         """Run ``fn(*args)`` on a worker offering ``resource``; its return value.
