@@ -144,6 +144,34 @@ def tolerance(value: Any) -> float:
     return float(number(value, "give a finite number >= 0, e.g. 1e-5", minimum=0))
 
 
+def tolerances(value: Any) -> float | None | tuple[float | None, ...]:
+    """A test's ``rtol``/``atol``: None (IREE's default comparison), one number for every
+    output, or a list with one number (or None) per output."""
+    allowed = "give a finite number >= 0 (e.g. 1e-5), a list of them (one per output), or None"
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise IreeBuildError(f"the list is empty; {allowed}")
+        return tuple(None if item is None else float(number(item, allowed, minimum=0))
+                     for item in value)
+    return float(number(value, allowed, minimum=0))
+
+
+COMPARE_KEYS = ("f16", "bf16", "f32", "f64", "rtol", "exact")
+
+
+def compare_overrides(value: Any) -> dict[str, float]:
+    """IREE's comparison thresholds overridden by a configuration (``--expected_f32_threshold``,
+    ``--expected_rtol``), as ``{"f32": 1e-3, "rtol": 0.0}``; ``"exact": 1`` is
+    ``--equality_mode=exact`` (byte equality for every type)."""
+    allowed = f"give {{type: threshold}} with types from {', '.join(COMPARE_KEYS)}"
+    if not isinstance(value, dict):
+        raise wrong_type(value, "a dict", allowed)
+    return {one_of(k, list(COMPARE_KEYS), "comparison key"): float(number(v, allowed, minimum=0))
+            for k, v in value.items()}
+
+
 def plain_name(value: Any, example: str) -> str:
     """A name that becomes part of file and test names: no folders, brackets or spaces."""
     allowed = f"give a plain name like '{example}' (letters, digits, '_', '-', '.')"

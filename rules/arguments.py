@@ -126,24 +126,36 @@ def _text(allowed: str, none_ok: bool = True) -> Arg:
 
 
 def _data_value(value: Any, call: Call, what: str) -> Any:
-    """One input or expected value: a .npy/.pb file (or node), or a numeric literal."""
+    """One input or expected value: a .npy/.pb file (or node), a numeric literal, or a
+    value in IREE's syntax (``"2x3xf32=1 2 3 4 5 6"``, ``"4xi8=@x.bin"``, ``"@x.npy"``)."""
     import numpy as np
 
+    from iree_build.values.iree_syntax import is_iree_value, parse
+
+    if is_iree_value(value):
+        parsed = parse(value)
+        if parsed.file:
+            _file_node(parsed.file, call, "data file")
+        return parsed
+    if isinstance(value, str) and value.endswith(".bin"):
+        raise IreeBuildError(f"{value!r} is a raw file: give its shape and element type in IREE's "
+                             f"syntax, e.g. '2x3xf32=@{value}'")
     if is_node(value) or v.path_text(value) is not None or (
             is_list(value) and len(value) == 1 and is_node(value[0])):
         return _file_node(value, call, "data file", (".npy", ".pb"))
     if isinstance(value, (bool, int, float, complex, np.generic, np.ndarray, list, tuple)):
-        from iree_build.test_values import to_array
+        from iree_build.values.arrays import to_array
 
-        to_array(value)  # numbers all the way down, not ragged
+        to_array(value, what)  # numbers all the way down, not ragged; a type that travels
         return value
-    raise v.wrong_type(value, f"{what} value",
-                       "give a .npy/.pb path, a number, a nested list of numbers or a numpy array")
+    raise v.wrong_type(value, "a data value",
+                       "give a .npy/.pb path, a number, a nested list of numbers, a numpy array, "
+                       "or a value in IREE's syntax like '2x3xf32=1 2 3 4 5 6'")
 
 
 def _data(allow_function: bool) -> Arg:
     """Inputs (None: none) or expected values (None: none; or a reference function)."""
-    allowed = "give a list of .npy/.pb paths or values, e.g. ['x.npy', [1.0, 2.0]]"
+    allowed = "give a list of .npy/.pb paths or values, e.g. ['x.npy', [1.0, 2.0], 'f32=5']"
     if allow_function:
         allowed += ", or a reference function of the inputs"
 
@@ -158,7 +170,12 @@ def _data(allow_function: bool) -> Arg:
         if not single and not is_list(value):
             raise v.wrong_type(value, "a list", allowed)
         items = [value] if single else list(value)
-        return [_data_value(item, call, "a data") for item in items]
+        from iree_build.values.iree_syntax import IreeValue, number_files
+
+        checked = [_data_value(item, call, f"value {i}") for i, item in enumerate(items)]
+        values = number_files([c for c in checked if isinstance(c, IreeValue)])
+        numbered = iter(values)
+        return [next(numbered) if isinstance(c, IreeValue) else c for c in checked]
     return Arg(check, none_ok=False)
 
 
@@ -323,6 +340,31 @@ def _entries(value, call):
     return list(items)
 
 
+def _flagfile(value, call):
+    """``run_module_io_flags.txt``: read now (its values are declared like any other)."""
+    from iree_build.values.flagfile import read_flagfile
+
+    node = _file_node(value, call, "flag file")
+    node = node if is_node(node) else call.env.File(v.path_text(node))
+    src = node.srcnode()
+    if not src.exists():
+        raise IreeBuildError(f"{node} is built by another rule; a flag file is read while the "
+                             "SConscript is read, so it must exist then")
+    return read_flagfile(src.get_abspath())
+
+
+def _reason(value, call):
+    """xfail/skip of one test: a reason for every device, or {device: reason}."""
+    allowed = "give the reason as a string, or {device: reason} for some devices"
+    if isinstance(value, Mapping):
+        out = {}
+        for device, reason in value.items():
+            v.one_of(device, list(HAL_DEVICES), "HAL device")
+            out[device] = v.string(reason, allowed)
+        return out
+    return v.string(value, allowed)
+
+
 def _outputs(value, call):
     allowed = "give a count >= 1 or a list of .npy file names"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -403,6 +445,9 @@ DEVICES = Arg(_check_devices)
 BACKENDS_ARG = Arg(_check_backends)
 FLAGS = Arg(lambda value, call: v.flags(value))
 TOLERANCE = Arg(lambda value, call: v.tolerance(value), none_ok=False)
+TOLERANCES = Arg(lambda value, call: v.tolerances(value))
+FLAGFILE = Arg(_flagfile)
+REASON = Arg(_reason)
 INPUTS = _data(allow_function=False)
 EXPECTED = _data(allow_function=True)
 PARAMETERS = _files("parameter archive", (".irpa", ".safetensors", ".gguf"))
@@ -458,11 +503,11 @@ SCHEMAS: dict[str, dict[str, Arg]] = {
                          "output": Arg(_output)},
     "iree_run": {"name": NAME, "module": MODULE, "function": FUNCTION, "inputs": INPUTS,
                  "device": DEVICE, "outputs": Arg(_outputs, none_ok=False),
-                 "parameters": PARAMETERS, "parameter_scope": SCOPE},
+                 "parameters": PARAMETERS, "parameter_scope": SCOPE, "flagfile": FLAGFILE},
     "iree_test": {"name": NAME, "module": MODULE, "function": FUNCTION, "inputs": INPUTS,
-                  "expected": EXPECTED, "devices": DEVICES, "rtol": TOLERANCE, "atol": TOLERANCE,
+                  "expected": EXPECTED, "devices": DEVICES, "rtol": TOLERANCES, "atol": TOLERANCES,
                   "parameters": PARAMETERS, "parameter_scope": SCOPE, "timeout": TIMEOUT,
-                  "tags": TAGS},
+                  "tags": TAGS, "flagfile": FLAGFILE, "xfail": REASON, "skip": REASON},
     "iree_check_test_suite": {"name": NAME, "srcs": _files("check file", empty=False, none_ok=False),
                               "target_backends": BACKENDS_ARG, "toolchain": TOOLCHAIN,
                               "triple": TRIPLE, "cpu": CPU, "cpu_features": CPU_FEATURES,
@@ -489,7 +534,8 @@ SCHEMAS: dict[str, dict[str, Arg]] = {
                        "bytes": Arg(lambda value, call: v.number(value, "give a count > 0", above=0)),
                        "threshold": Arg(lambda value, call: v.number(
                            value, "give a fraction > 0, e.g. 0.1 for 10%", above=0), none_ok=False),
-                       "tags": TAGS, "parameters": PARAMETERS, "parameter_scope": SCOPE},
+                       "tags": TAGS, "parameters": PARAMETERS, "parameter_scope": SCOPE,
+                       "flagfile": FLAGFILE},
 }
 
 

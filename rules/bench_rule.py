@@ -32,6 +32,7 @@ from . import data_files, help_summary, options
 from .arguments import checked
 from .explicit_action import ExplicitAction
 from .registry import Registry, registry
+from .run_flags import from_flagfile
 from .test_rule import build_dir, command_line_selection, module_on_devices
 from .where import declared_at, fail, source_folder
 
@@ -112,12 +113,13 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
                   devices: Sequence[str] | None = None, repetitions: int = 5,
                   min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
                   bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
-                  parameters: Sequence = (), parameter_scope: str = "model") -> list:
+                  parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None) -> list:
     """Declare one benchmark per device (``NAME[device]``); returns the result nodes."""
     where = declared_at()
     try:
         if not name or "/" in name or "[" in name:
             raise IreeBuildError(f"benchmark name {name!r} must be a plain name like 'mlp_bench'")
+        function, inputs, _, _, _ = from_flagfile(flagfile, function, inputs)
         if not function or not isinstance(function, str):
             raise IreeBuildError("function is required: the exported function to measure")
         module_node, info, devices = module_on_devices(env, module, devices)
@@ -130,8 +132,7 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         except ValueError as e:
             raise IreeBuildError(str(e)) from None
         tags = check_tags(tags)
-        declared = [ValueInput(v) if is_value_input(v) else data_files.materialize(env, v, f"{name}.input{i}.npy")
-                    for i, v in enumerate(inputs)]
+        declared = [_bench_input(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
         input_nodes = [n for n in declared if not isinstance(n, ValueInput)]
         param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
         if info.parameters and parameter_scope == "model":
@@ -165,6 +166,18 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         nodes.append(_register(env, DeclaredBenchmark(spec, result, selected),
                                [module_node, *input_nodes, *param_nodes]))
     return nodes
+
+
+def _bench_input(env, value: Any, target_name: str):
+    """A literal in IREE's syntax is made by the benchmark tool itself (no file to carry);
+    anything else is a data file in the build tree."""
+    from iree_build.values.iree_syntax import IreeValue, is_iree_value, parse
+
+    if is_iree_value(value):
+        value = parse(value)
+    if isinstance(value, IreeValue) and value.is_literal and is_value_input(value.text):
+        return ValueInput(value.text)
+    return data_files.materialize(env, value, target_name)
 
 
 def _register(env, bench: DeclaredBenchmark, sources: list):
@@ -210,14 +223,15 @@ def iree_benchmark(name: str, module, function: str | None = None, inputs: Seque
                    devices: Sequence[str] | None = None, repetitions: int = 5,
                    min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
                    bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
-                   parameters: Sequence = (), parameter_scope: str = "model", env=None) -> list:
+                   parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None,
+                   env=None) -> list:
     """Declare a benchmark of ``module``'s ``function``, one per device (``name[device]``)."""
     from . import default_environment
 
     return IreeBenchmark(env or default_environment(), name, module, function, inputs=inputs,
                          devices=devices, repetitions=repetitions, min_time=min_time, warmup=warmup,
                          flops=flops, bytes=bytes, threshold=threshold, tags=tags,
-                         parameters=parameters, parameter_scope=parameter_scope)
+                         parameters=parameters, parameter_scope=parameter_scope, flagfile=flagfile)
 
 
 def _summary(reg: Registry) -> None:

@@ -21,10 +21,9 @@ from iree_build.compile_request import CompileRequest, abridge
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 from iree_build.scan import read_flag_file
-from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import cluster_backend
-from .expected_failure import run_allowing_failure
+from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
@@ -78,7 +77,6 @@ def request_for(target, source, env) -> CompileRequest:
 def run_request(request, show_diagnostics: bool = True, target=None, env=None) -> int | str:
     """Run a compile or import on the cluster (when one is set) or the local pool;
     on failure show the diagnostics, keep no output."""
-    Path(request.output + FAILED_BUILD_SUFFIX).unlink(missing_ok=True)  # an old expected failure's
     outcome = cluster_backend.compile_request(request, target, env) if env is not None else None
     if outcome is None:
         outcome = pool().compile(request)
@@ -91,9 +89,9 @@ def run_request(request, show_diagnostics: bool = True, target=None, env=None) -
 
 def run_step(request, target, env) -> int | str:
     """An import or compile action: fails the build, unless its module's tests expect it to."""
-    if env.get("_IREE_ALLOW_FAILURE"):
-        return run_allowing_failure(request, target, lambda: run_request(request, False, target, env))
-    return run_request(request, True, target, env)
+    allowed = bool(env.get("_IREE_ALLOW_FAILURE"))
+    return run_remembering_failure(request, target,
+                                   lambda: run_request(request, not allowed, target, env), allowed)
 
 
 def _failure(request, outcome, show: bool) -> str:

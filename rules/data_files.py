@@ -43,7 +43,7 @@ class Staged:
 
     source: str = ""  # a copy: the source file's abspath
     array: Any = None  # a literal: the array to write
-    digest: str = ""  # a literal: dtype, shape and content hash (iree_build.test_values.describe)
+    digest: str = ""  # a literal: dtype, shape and content hash (iree_build.values.arrays.describe)
     stage: Any = None  # the index node of the stage that writes it
 
     def what(self, top: str) -> str:
@@ -52,7 +52,7 @@ class Staged:
     def bring_up_to_date(self, path: str) -> None:
         """Write the file unless it already holds these bytes (a no-op when nothing changed)."""
         if self.source == "":
-            from iree_build.test_values import npy_bytes
+            from iree_build.values.arrays import npy_bytes
 
             data = npy_bytes(self.array)
             try:
@@ -157,7 +157,7 @@ def _stage(env, twin, entry: Staged):
 
 
 def _from_tensor_proto(target, source, env):
-    from iree_build.test_values import npy_bytes
+    from iree_build.values.arrays import npy_bytes
 
     atomic_write_bytes(str(target[0]), npy_bytes(tensor_proto_array(str(source[0]))))
     return 0
@@ -183,6 +183,55 @@ TENSOR_PROTO_ACTION = ExplicitAction(_from_tensor_proto, signature=lambda t, s, 
                                      cmdstr="")
 
 
+def _from_iree_value(target, source, env):
+    from iree_build.values.arrays import npy_bytes
+
+    value = registry(env).converted[target[0].get_abspath()]
+    try:
+        array = read_iree_value(value, source[0].get_abspath())
+    except IreeBuildError as e:
+        return e.message
+    atomic_write_bytes(str(target[0]), npy_bytes(array))
+    return 0
+
+
+def read_iree_value(value: Any, path: str) -> np.ndarray:
+    """The array an IREE file value (``4xi8=@x.bin``, a second ``@x.npy``) names, or one line."""
+    from iree_build.values.iree_syntax import read_file_value
+
+    try:
+        return read_file_value(value, path)
+    except (OSError, ValueError) as e:
+        raise IreeBuildError(f"{value.text}: {os.path.relpath(path)} {e}") from None
+
+
+_from_iree_value.strfunction = None
+IREE_VALUE_ACTION = ExplicitAction(
+    _from_iree_value, cmdstr="",
+    signature=lambda t, s, env: "IREE value " + registry(env).converted[t[0].get_abspath()].describe())
+
+
+def _iree_value(env, value: Any, target_name: str):
+    """The build-tree node of a value in IREE's syntax: a literal is staged, a file converted."""
+    if value.is_literal:
+        from iree_build.values.arrays import describe, to_array
+
+        array = to_array(value.array)
+        return _stage(env, env.File(target_name), Staged(array=array, digest=describe(array)))
+    if value.element is None and value.npy_index == 0:
+        return materialize(env, value.file, target_name, (".npy",))
+    src = env.File(value.file)
+    if not (src.has_builder() or src.is_derived()):
+        src = src.srcnode()
+        if not src.exists():
+            raise IreeBuildError(f"{value.text}: data file {src.get_internal_path()} not found")
+        read_iree_value(value, src.get_abspath())  # a wrong size is a declaration error
+    target = env.File(target_name)
+    registry(env).converted[target.get_abspath()] = value
+    env.Command(target, src, IREE_VALUE_ACTION)
+    return target
+
+
 def _single_node(value: Any):
     """The node in what a builder returned (a one-element NodeList), else None."""
     if hasattr(value, "get_abspath"):
@@ -200,10 +249,17 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
     """The node of ``value``'s file inside the build tree, named ``target_name`` if written.
 
     ``value`` is a path to a ``.npy`` file (or a node another rule builds), or a
-    literal (number, nested list, numpy array). A source file under a variant dir is
+    literal (number, nested list, numpy array), or a value in IREE's syntax
+    (:class:`iree_build.values.iree_syntax.IreeValue`). A source file under a variant dir is
     staged to its twin there, once, whichever tests read it. Consumers declare their
     targets with :func:`sources_for`, which maps staged files to what they come from.
     """
+    from iree_build.values.iree_syntax import IreeValue, is_iree_value, parse
+
+    if is_iree_value(value):
+        value = parse(value)
+    if isinstance(value, IreeValue):
+        return _iree_value(env, value, target_name)
     if is_file_reference(value):
         node = _single_node(value) or value
         if isinstance(node, (str, Path)):
@@ -225,7 +281,7 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
         if src is node:
             return node  # no variant dir: the file already lies in the build tree
         return _stage(env, node, Staged(source=src.get_abspath()))
-    from iree_build.test_values import describe, to_array
+    from iree_build.values.arrays import describe, to_array
 
     array = to_array(value)
     return _stage(env, env.File(target_name), Staged(array=array, digest=describe(array)))
@@ -285,6 +341,9 @@ def load_now(env, node) -> np.ndarray:
     entry = registry(env).staged.get(path)
     if entry is not None and not entry.source:
         return entry.array
+    converted = registry(env).converted.get(path)
+    if converted is not None and node.sources and node.sources[0].srcnode().exists():
+        return read_iree_value(converted, node.sources[0].srcnode().get_abspath())
     if entry is None and node.has_builder():
         if node.get_executor().get_action_list()[0] is TENSOR_PROTO_ACTION:
             return tensor_proto_array(node.sources[0].get_abspath())
@@ -293,7 +352,7 @@ def load_now(env, node) -> np.ndarray:
             "exist when the SConscript is read (give expected outputs as files instead)"
         )
     source = env.fs.File(entry.source) if entry is not None else node.srcnode()
-    from iree_build.test_values import load_npy
+    from iree_build.values.arrays import load_npy
 
     try:
         return load_npy(source.get_abspath())

@@ -1,11 +1,13 @@
-"""Build steps of a module whose tests are expected to fail (``xfail``).
+"""Failed import and compile steps, remembered until one of their inputs changes.
 
-Such a module may fail to import or compile: that is the failure its tests
-expect. The step then records why in ``OUTPUT.failed`` (JSON) instead of failing
-the build, the compile after a failed import passes the reason on, and the tests
-report it (``iree_build.testing.execute``). The note carries a key of the step's
-signature and input contents, so an unchanged failing step is not retried on
-every build (its output is missing, so SCons asks for it each time).
+A step that fails records why in ``OUTPUT.failed`` (JSON). The note carries a key
+of the step's signature and input contents, so an unchanged failing step is not
+retried on every build (its output is missing, so SCons asks for it each time):
+the build fails again at once with the compiler's first error line, and the
+module's tests report that line. A module whose tests are expected to fail
+(``xfail``) may fail to build: that is the failure its tests expect, so its step
+succeeds with the note, and the compile after a failed import passes the reason on.
+A crash is not remembered: it may come from the machine rather than the source.
 """
 
 from __future__ import annotations
@@ -35,26 +37,34 @@ def _key(request, target) -> str:
     return digest.hexdigest()
 
 
-def run_allowing_failure(request, target, run: Callable[[], int | str]) -> int:
-    """Run the step; a failure becomes the note the module's tests report."""
+def run_remembering_failure(request, target, run: Callable[[], int | str], allowed: bool) -> int | str:
+    """Run the step unless it failed before with the same inputs; a failure becomes the
+    note the module's tests report (and, where ``allowed``, no failure of the build)."""
     note = Path(request.output + FAILED_BUILD_SUFFIX)
     upstream = Path(request.source + FAILED_BUILD_SUFFIX)
     key, how = "", "expected to fail: its tests report it"
-    if upstream.is_file() and not Path(request.source).exists():
+    if allowed and upstream.is_file() and not Path(request.source).exists():
         message = _read(upstream).get("message", "the step before failed")
     else:
         key = _key(request, target)
         old = _read(note)
         if old.get("key") == key and old.get("message"):
-            message, how = old["message"], "expected to fail; unchanged since it failed: not retried"
+            message = old["message"]
+            how = ("expected to fail; unchanged since it failed: not retried" if allowed
+                   else "unchanged since it failed: not retried")
         else:
             note.unlink(missing_ok=True)
             outcome = run()
             if outcome == 0:
                 return 0
             message = str(outcome)
+            if not allowed:
+                if message.startswith("IREE "):  # the compiler's verdict, not a crash
+                    atomic_write_text(note, json.dumps({"key": key, "message": message}) + "\n")
+                return message
+    if not allowed:
+        return f"{message} ({how})"
     atomic_write_text(note, json.dumps({"key": key, "message": message}) + "\n")
     sys.stdout.write(f"{message} ({how})\n")
     sys.stdout.flush()
     return 0
-

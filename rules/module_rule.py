@@ -133,6 +133,20 @@ def _cpu_arch(backends: list[str], flags: list[str]) -> str | None:
     return None
 
 
+def refuse_duplicate_flags(extra: Sequence[str], derived: Sequence[str], toolchain: str | None) -> None:
+    """A flag in ``flags=`` that the rules already derive (from target_backends, cpu, triple
+    or a preset) would be a silent second copy: one line naming both."""
+    made = {str(f).split("=", 1)[0]: str(f) for f in derived}
+    if "--iree-hal-target-device" in made:  # the older spelling of the same choice
+        made["--iree-hal-target-backends"] = made["--iree-hal-target-device"]
+    source = f"toolchain {toolchain!r}" if toolchain else "target_backends/cpu/cpu_features/triple"
+    for flag in extra:
+        name = str(flag).split("=", 1)[0]
+        if name in made:
+            raise IreeBuildError(f"flags: {flag} duplicates {made[name]}, which {source} already "
+                                 f"sets; drop it from flags (or set it through {source})")
+
+
 @checked("IreeModule")
 def IreeModule(env, target, source, target_backends: Sequence[str] | None = None,
                cpu: str | None = None, cpu_features: str | None = None,
@@ -171,6 +185,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
             raise IreeBuildError("a module has exactly one output; declare one module per call")
         out = outputs[0]
         flags_for_out = target_flags(out.get_internal_path())
+        refuse_duplicate_flags(extra, flags_for_out, toolchain)
         side = [env.File("#" + p) for p in side_outputs(out.get_internal_path())]
         sources = [_source_node(n) for n in env.arg2nodes(source, env.File)]
         missing = [n for n in sources if not (n.has_builder() or n.is_derived() or n.exists())]
@@ -199,6 +214,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         _IREE_TARGET_SUMMARY=summary,
         **kw,
     )
+    env.Clean(nodes, env.File(f"{out}.failed"))  # a failed compile's note (expected_failure)
     dir_files = [f for d in rewritten.dirs for f in env.Glob(f"#{d}/*")]
     if flag_nodes or dir_files:
         env.Depends(nodes, flag_nodes + dir_files)  # spec libraries, substitutions, search folders

@@ -39,6 +39,7 @@ class Registry:
     compiles_expected: int = 0  # declared modules whose output is missing (compile_action.prestart)
     staged: dict[str, Any] = field(default_factory=dict)  # build-tree data path -> data_files.Staged
     stages: dict[str, Any] = field(default_factory=dict)  # folder abspath -> data_files.Stage
+    converted: dict[str, Any] = field(default_factory=dict)  # build-tree .npy -> IreeValue it is read from
     read_ahead: Any = None  # rules.read_ahead.ReadAhead, False when not wanted, None: not yet decided
     _hasher: Any = None
     _manifest: str | None = None

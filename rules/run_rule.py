@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
@@ -22,6 +22,7 @@ from .arguments import checked
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .registry import registry
+from .run_flags import from_flagfile
 from .where import declared_at, fail
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR"
 @checked("iree_run")
 def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequence = (),
             device: str = "local-task", outputs: int | Sequence[str] = 1,
-            parameters: Sequence = (), parameter_scope: str = "model") -> list:
+            parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None) -> list:
     """Declare the outputs of one call; returns their nodes (``NAME.npy`` for one)."""
     where = declared_at()
     try:
+        function, inputs, _, _, _ = from_flagfile(flagfile, function, inputs)
         module_node, info = find_module(env, module)
         check_device(device, info.backends, info.devices)
         if isinstance(outputs, int):
@@ -110,10 +112,10 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
 @checked("iree_run")
 def iree_run(name: str, module, function: str | None = None, inputs: Sequence = (), device: str = "local-task",
              outputs: int | Sequence[str] = 1, parameters: Sequence = (),
-             parameter_scope: str = "model", env=None) -> list:
+             parameter_scope: str = "model", flagfile: Any = None, env=None) -> list:
     """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""
     from . import default_environment
 
     return IreeRun(env or default_environment(), name, module, function, inputs=inputs,
                    device=device, outputs=outputs, parameters=parameters,
-                   parameter_scope=parameter_scope)
+                   parameter_scope=parameter_scope, flagfile=flagfile)

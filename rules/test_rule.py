@@ -13,9 +13,9 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import SCons.Node
 import SCons.Script
@@ -24,6 +24,7 @@ from iree_build.atomic import atomic_write_text, remove_dead_temps, temp_path_fo
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
+from iree_build.testing.compare import Tol
 from iree_build.testing.identity import runtime_version
 
 from iree_build.selection import Selection, check_tags
@@ -34,9 +35,12 @@ from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .registry import Registry, registry
+from .run_flags import from_flagfile
 from .where import declared_at, fail, source_folder
 
 MANIFEST_NAME = "iree_tests.json"
+Reason = Union[str, Mapping[str, str], None]  # xfail/skip: for every device, or per device
+COMPARISON = "2"  # 2: IREE's own comparison when no tolerance is declared
 REPORT_NAME = "iree_test_results.xml"
 
 
@@ -51,8 +55,8 @@ class DeclaredTest:
     function: str
     inputs: list  # nodes
     expected: list  # nodes
-    rtol: float
-    atol: float
+    rtol: Tol  # None: as iree-run-module compares; or one per output
+    atol: Tol
     declared_at: str
     result: Any  # node
     parameters: list  # nodes
@@ -68,6 +72,7 @@ class DeclaredTest:
     name: str = ""  # the label: "models/mlp:smoke[cuda]"
     selected: bool = True
     spec: Any = None  # its TestSpec, once made (spec_of)
+    compare: dict = field(default_factory=dict)  # IREE threshold overrides (a flag file's)
 
 
 def build_dir(env, first_module) -> Any:
@@ -105,7 +110,7 @@ def _make_spec(test: DeclaredTest, reg: Registry):
         declared_at=test.declared_at, result=rel(test.result),
         parameters=tuple(rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
         arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip, timeout=test.timeout,
-        tags=test.tags, folder=test.folder,
+        tags=test.tags, folder=test.folder, compare=dict(test.compare),
     )
 
 
@@ -121,6 +126,7 @@ def _signature(target, source, env) -> str:
         f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
         f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
         f"timeout: {t.timeout!r}", f"runtime: iree-base-runtime {runtime_version()}",
+        f"comparison: {COMPARISON} {sorted(t.compare.items())}",
         f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
         data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
     ])
@@ -280,14 +286,17 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
 @checked("iree_test")
 def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
-             rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
+             rtol: Tol = None, atol: Tol = None, parameters: Sequence = (),
              parameter_scope: str = "model", timeout: float | None = None,
-             tags: Sequence[str] = ()) -> list:
+             tags: Sequence[str] = (), flagfile: Any = None, xfail: Reason = None,
+             skip: Reason = None) -> list:
     """Declare one test per device; returns the result nodes."""
     where = declared_at()
     try:
         if not name or any(c in name for c in "/[]:"):
             raise IreeBuildError(f"test name {name!r} must be a plain name like 'mlp_test'")
+        function, inputs, expected, devices, compare = from_flagfile(
+            flagfile, function, inputs, expected, devices)
         module_node, info, devices = module_on_devices(env, module, devices)
         _refuse_declared_twice(env, module_node, name, devices)  # before its data is staged
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
@@ -298,8 +307,11 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
         param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
         if info.parameters and parameter_scope == "model":
             parameter_scope = info.parameter_scope
-        if float(rtol) < 0 or float(atol) < 0:
-            raise IreeBuildError("rtol and atol must not be negative")
+        for what, tol in (("rtol", rtol), ("atol", atol)):
+            if isinstance(tol, tuple) and len(tol) != len(expected_nodes):
+                raise IreeBuildError(f"{what} has {len(tol)} entries for {len(expected_nodes)} expected "
+                                     "output(s); give one per output, or one number for all")
+        _check_reasons(devices, xfail, skip)
         if timeout is not None and not 0 < float(timeout) < float("inf"):
             raise IreeBuildError(f"timeout must be a positive number of seconds, not {timeout!r}")
         test_tags = check_tags(tags)
@@ -316,12 +328,29 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
     nodes = []
     for device in devices:
         test = DeclaredTest(name, device, device, module_node, function or "", input_nodes,
-                            expected_nodes, float(rtol), float(atol), where,
+                            expected_nodes, rtol, atol, where,
                             env.File(f"{name}.{device}.result.json"), param_nodes, parameter_scope,
                             info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
-                            timeout=float(timeout or 0.0), tags=test_tags)
+                            timeout=float(timeout or 0.0), tags=test_tags,
+                            xfail=_for_device(xfail, device), skip=_for_device(skip, device),
+                            compare=compare)
         nodes.append(register(env, test, [module_node, *input_nodes, *expected_nodes, *param_nodes]))
     return nodes
+
+
+def _check_reasons(devices: Sequence[str], *reasons: Reason) -> None:
+    for reason in reasons:
+        if isinstance(reason, Mapping):
+            extra = [d for d in reason if d not in devices]
+            if extra:
+                raise IreeBuildError(f"xfail/skip names device {extra[0]!r}, which the test does not "
+                                     f"run on; its devices: {', '.join(devices)}")
+
+
+def _for_device(reason: Reason, device: str) -> str:
+    if isinstance(reason, Mapping):
+        return reason.get(device, "")
+    return reason or ""
 
 
 def _refuse_declared_twice(env, module_node, name: str, labels: Sequence[str]) -> None:
@@ -421,16 +450,17 @@ def _will_run(result) -> bool:
 @checked("iree_test")
 def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
               expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
-              rtol: float = 1e-5, atol: float = 1e-6, parameters: Sequence = (),
+              rtol: Tol = None, atol: Tol = None, parameters: Sequence = (),
               parameter_scope: str = "model", timeout: float | None = None,
-              tags: Sequence[str] = (), env=None) -> list:
+              tags: Sequence[str] = (), flagfile: Any = None, xfail: Reason = None,
+              skip: Reason = None, env=None) -> list:
     """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
     from . import default_environment
 
     return IreeTest(env or default_environment(), name, module, function, inputs=inputs,
                     expected=expected, devices=devices, rtol=rtol, atol=atol,
                     parameters=parameters, parameter_scope=parameter_scope, timeout=timeout,
-                    tags=tags)
+                    tags=tags, flagfile=flagfile, xfail=xfail, skip=skip)
 
 
 def _summary(reg: Registry) -> None:

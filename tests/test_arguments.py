@@ -55,7 +55,8 @@ CASES: list[tuple[str, str | None]] = [
     (f"iree_check_test_suite({S}, xfail=[1, 2])",
      "iree_check_test_suite xfail: 1 is an int, not 'file' or a tuple of 1 to 4 strings"),
     (f'iree_test({T}, rtol="")',
-     "iree_test rtol: '' is a string, not a number; give a finite number >= 0, e.g. 1e-5"),
+     "iree_test rtol: '' is a string, not a number; give a finite number >= 0 (e.g. 1e-5), a list of them "
+     "(one per output), or None"),
     ('iree_module(name="m2", src="")', "iree_module src: the path is empty; give the source's path"),
     ('iree_module(name="m2", src=[])', "iree_module src: 0 items given; give one source"),
     ('iree_run(name="r", module="m", function="add", inputs=[1.0], outputs=[])',
@@ -155,8 +156,8 @@ CASES: list[tuple[str, str | None]] = [
      "iree_module env: 3 is an int, not an SCons Environment"),
     ('env = IreeEnvironment()\nenv.IreeModule("m2", "add.mlir", cpu=3)',
      "IreeModule cpu: 3 is an int, not a string; give 'host', 'generic' or an LLVM CPU name"),
-    ('env = IreeEnvironment()\nenv.iree_test("t", "m", "add", [], None, None, 1e-5, 1e-6, [], "model", 5, [], 7)',
-     "iree_test: 13 positional arguments given, it takes at most 12"),
+    ('env = IreeEnvironment()\nenv.iree_test("t", "m", "add", [], None, None, 1e-5, 1e-6, [], "model", 5, [], None, None, None, 7)',
+     "iree_test: 16 positional arguments given, it takes at most 15"),
     # What SCons users expect to be lenient stays lenient.
     ('iree_module(name="m2", src=File("add.mlir"), target_backends="llvm-cpu", flags="--iree-opt-level=O2")',
      None),

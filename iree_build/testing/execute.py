@@ -20,7 +20,8 @@ from pathlib import Path
 import iree.runtime as ireert
 import numpy as np
 
-from iree_build.test_values import load_npy
+from iree_build.values.arrays import c_order, load_npy, resolve_opaque
+from iree_build.values.element_types import BY_NAME, declared_types, hal_element_type, storage_view
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
@@ -36,23 +37,6 @@ from iree_build.testing.manifest import FAILED_BUILD_SUFFIX, TestSpec, resolve
 from iree_build.testing.results import TestResult
 from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 
-_ET = ireert.HalElementType
-_ELEMENT_TYPES: dict[np.dtype, ireert.HalElementType] = {
-    np.dtype(np.float16): _ET.FLOAT_16,
-    np.dtype(np.float32): _ET.FLOAT_32,
-    np.dtype(np.float64): _ET.FLOAT_64,
-    np.dtype(np.int8): _ET.SINT_8,
-    np.dtype(np.uint8): _ET.UINT_8,
-    np.dtype(np.int16): _ET.SINT_16,
-    np.dtype(np.uint16): _ET.UINT_16,
-    np.dtype(np.int32): _ET.SINT_32,
-    np.dtype(np.uint32): _ET.UINT_32,
-    np.dtype(np.int64): _ET.SINT_64,
-    np.dtype(np.uint64): _ET.UINT_64,
-    np.dtype(np.bool_): _ET.BOOL_8,
-    np.dtype(np.complex64): _ET.COMPLEX_64,
-    np.dtype(np.complex128): _ET.COMPLEX_128,
-}
 # VM calling-convention codes for scalar arguments/results.
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
 
@@ -90,15 +74,15 @@ def _push_argument(
                 raise TestError(f"input {index} must be a float, got {arr.dtype}")
             args.push_float(float(value))
         return
-    element_type = _ELEMENT_TYPES.get(arr.dtype)
-    if element_type is None:
+    hal_name = hal_element_type(arr.dtype)
+    if hal_name is None:
         raise TestError(f"input {index} has dtype {arr.dtype}, which the runtime cannot take")
     view = device.allocator.allocate_buffer_copy(
         memory_type=ireert.MemoryType.DEVICE_LOCAL,
         allowed_usage=ireert.BufferUsage.DEFAULT,
         device=device,
-        buffer=np.ascontiguousarray(arr),
-        element_type=element_type,
+        buffer=storage_view(c_order(arr)),  # c_order keeps a 0-d array 0-d
+        element_type=getattr(ireert.HalElementType, hal_name),
     )
     args.push_ref(view)
 
@@ -123,6 +107,25 @@ def _read_results(
         else:
             raise TestError(f"output {i} is not a tensor or scalar; it cannot be compared")
     return outputs
+
+
+def _typed_inputs(inputs: list[np.ndarray], declaration: str) -> list[np.ndarray]:
+    """Inputs saved as anonymous bytes (``np.save`` of an f8 array writes ``|V1``) read as
+    the element type the function declares for them."""
+    if not any(a.dtype.kind == "V" and a.dtype.names is None for a in inputs):
+        return inputs
+    declared, _ = declared_types(declaration)
+    typed = []
+    for i, arr in enumerate(inputs):
+        name = declared[i] if i < len(declared) else None
+        known = BY_NAME.get(name) if name is not None else None
+        arr = resolve_opaque(arr, known.dtype if known is not None else None)
+        if arr.dtype.kind == "V" and not hal_element_type(arr.dtype):
+            raise TestError(f"input {i} is {arr.dtype.itemsize} raw byte(s) per element (a .npy of an "
+                            "ml_dtypes type saved by np.save) and the function does not declare a "
+                            "type of that width for it")
+        typed.append(arr)
+    return typed
 
 
 def _sole_export(exports: list[str], spec: TestSpec) -> str:
@@ -201,6 +204,7 @@ def invoke(
             f"function {name!r} takes {len(codes)} input(s), the test "
             f"gives {len(inputs)} (declared at {spec.declared_at})"
         )
+    inputs = _typed_inputs(inputs, declaration)
     args = rets = hal = context = modules = index = log = None
     try:
         args = ireert.VmVariantList(len(inputs))
@@ -326,7 +330,7 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
             Path(base_dir),
         )
         mismatch = (
-            compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol)
+            compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol, spec.compare)
             if spec.expected
             else None
         )

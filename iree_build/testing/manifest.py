@@ -40,7 +40,7 @@ _KEYS = (
 )
 _PATH_KEYS = ("module", "result")
 # Fields checked by value (not paths), with the default of those that may be absent.
-_CHECKED = {"rtol": None, "atol": None, "parameter_scope": "model", "arch": "", "kind": "call",
+_CHECKED = {"rtol": None, "atol": None, "compare": {}, "parameter_scope": "model", "arch": "", "kind": "call",
              "xfail": "", "skip": "", "timeout": 0.0, "tags": [], "folder": ""}
 _PATH_LIST_KEYS = ("inputs", "expected")
 
@@ -62,8 +62,8 @@ class TestSpec:
     function: str
     inputs: tuple[str, ...]
     expected: tuple[str, ...]
-    rtol: float
-    atol: float
+    rtol: float | None | tuple[float | None, ...]  # None: as iree-run-module compares (per type)
+    atol: float | None | tuple[float | None, ...]
     declared_at: str
     result: str
     parameters: tuple[str, ...] = ()  # parameter archives (.irpa, .safetensors, .gguf)
@@ -75,11 +75,12 @@ class TestSpec:
     timeout: float = 0.0  # seconds one call (a check case) may take; 0: the runner's default
     tags: tuple[str, ...] = ()  # what --tags/--iree-test-tags select on ("gpu", "slow")
     folder: str = ""  # the declaring SConscript's source folder, from the project's top
+    compare: dict[str, float] = field(default_factory=dict)  # IREE threshold overrides ("f32": 1e-3)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in field order (the documented order)."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in fields(self)}
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else
+                dict(v) if isinstance(v, dict) else v for f in fields(self)}
 
 
 @dataclass
@@ -162,7 +163,8 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         )
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
-    checks = {"rtol": validation.tolerance, "atol": validation.tolerance,
+    checks = {"rtol": validation.tolerances, "atol": validation.tolerances,
+              "compare": validation.compare_overrides,
               "kind": lambda value: validation.one_of(value, ("call", "check"), "test kind"),
               "timeout": lambda value: validation.number(
                   value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0),
@@ -197,6 +199,7 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         timeout=float(values["timeout"]),
         tags=tuple(values["tags"]),
         folder=values["folder"],
+        compare=values["compare"],
     )
 
 

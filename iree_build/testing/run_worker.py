@@ -62,7 +62,7 @@ def _send(out: TextIO, message: dict[str, Any]) -> None:
 
 def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     from iree_build.atomic import atomic_write_bytes
-    from iree_build.test_values import npy_bytes
+    from iree_build.values.arrays import npy_bytes
     from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import spec_from_json
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from iree_build.testing.identity import runtime_version
 from iree_build.testing.manifest import TestSpec, resolve
 
-SIGNATURE_VERSION = "iree_build.signature/1"
+SIGNATURE_VERSION = "iree_build.signature/2"  # 2: IREE's own comparison by default
 
 
 @dataclass
@@ -73,6 +73,7 @@ def test_signature(
             "device": spec.device,
             "rtol": spec.rtol,
             "atol": spec.atol,
+            "compare": spec.compare,
         }
     except OSError:
         return None

@@ -1,0 +1,145 @@
+"""Test values as numpy arrays: literals made canonical, ``.npy`` written and read.
+
+A literal is converted once, at declaration time, into a canonical array whose
+bytes are part of the test's signature; the build writes it as ``.npy`` beside
+the module so that the built tree is self-contained and can be tested elsewhere.
+
+Every array keeps its shape and element type end to end: a 0-d array stays 0-d
+(``np.ascontiguousarray`` would make it 1-d), and the ML types numpy knows only
+through ``ml_dtypes`` (bf16, the f8 family) are written with their name in the
+``.npy`` header, where ``np.save`` writes an anonymous ``|V2`` that nobody can
+read back as bf16.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from typing import Any
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+from iree_build.errors import IreeBuildError
+
+from .element_types import check_travels, is_ml_dtype
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def c_order(array: np.ndarray) -> np.ndarray:
+    """``array`` as a C-contiguous, native-order array of the same shape (0-d included)."""
+    if array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    return np.require(array, requirements="C")
+
+
+def to_array(value: Any, what: str = "a test value") -> np.ndarray:
+    """A literal (number, bool, nested list, numpy array or scalar) as an array.
+
+    Python floats become float32 and Python ints int32, the element types IREE
+    functions almost always take; numpy arrays and scalars keep theirs, ml_dtypes'
+    bf16 and f8 types included. A type the runtime cannot take is one line.
+    """
+    if isinstance(value, np.ndarray):
+        array = value
+    elif isinstance(value, np.generic):
+        array = np.asarray(value)
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise IreeBuildError(f"cannot make an array of {value!r:.60}: {e}") from None
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        elif array.dtype == np.int64:
+            array = array.astype(np.int32)
+    if array.dtype.hasobject or (array.dtype.kind not in "biufc" and not is_ml_dtype(array.dtype)):
+        raise IreeBuildError(
+            f"test values must be numbers or booleans, not {array.dtype} ({value!r:.60})"
+        )
+    check_travels(array.dtype, what)
+    return c_order(array)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The ``.npy`` file of ``array``; an ml_dtypes type keeps its name in the header."""
+    buffer = io.BytesIO()
+    if is_ml_dtype(array.dtype):
+        array = c_order(array)
+        header = {"descr": array.dtype.name, "fortran_order": False, "shape": array.shape}
+        npy_format.write_array_header_1_0(buffer, header)
+        buffer.write(array.tobytes())
+    else:
+        np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def describe(array: np.ndarray) -> str:
+    """Short, exact text for signatures: dtype, shape and a content hash."""
+    digest = hashlib.sha256(c_order(array).tobytes()).hexdigest()[:16]
+    kind = array.dtype.name if is_ml_dtype(array.dtype) else array.dtype.str
+    return f"{kind} {tuple(array.shape)} sha256:{digest}"
+
+
+def _check_size(f: Any, path: Any) -> None:
+    """Refuse a header that claims more data than the file holds (an allocation bomb
+    would otherwise be a MemoryError, or minutes of swapping, before numpy notices)."""
+    try:
+        version = npy_format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = npy_format.read_array_header_2_0(f)
+    except (ValueError, TypeError, SyntaxError, OverflowError, RecursionError, MemoryError):
+        return  # np.load says what is wrong with the header
+    count = 1
+    for n in shape:
+        count *= int(n)
+    need = count * dtype.itemsize
+    have = os.fstat(f.fileno()).st_size - f.tell()
+    if need > have:
+        raise ValueError(f"its header says {tuple(shape)} {dtype} ({need} bytes) but the file "
+                         f"holds {have} bytes of data (truncated or corrupt)")
+
+
+def load_npy(path: Any) -> Any:
+    """``np.load`` without pickle, saying plainly what is wrong with a file that is not a
+    numeric ``.npy`` (numpy's own message for both suggests ``allow_pickle``, which is
+    never the answer for test data). Raises OSError or ValueError.
+
+    An anonymous 2-byte void (what ``np.save`` writes for bf16) is read as bf16: no
+    other type numpy cannot name is 2 bytes wide.
+    """
+    import ml_dtypes  # registers "bfloat16", "float8_e4m3fn", ... for headers that name them
+
+    with open(path, "rb") as f:
+        head = f.read(len(NPY_MAGIC))
+        if head != NPY_MAGIC:
+            raise ValueError("not a .npy file (it has no NumPy header)")
+        f.seek(0)
+        _check_size(f, path)
+        f.seek(0)
+        try:
+            array = np.load(f, allow_pickle=False)
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise ValueError("it holds Python objects (pickled), which are never loaded: "
+                                 "save a numeric array") from None
+            raise
+        except (TypeError, SyntaxError, RecursionError, MemoryError) as exc:
+            raise ValueError(f"its header is not a valid .npy header ({type(exc).__name__})") from None
+    if isinstance(array, np.ndarray) and array.dtype == np.dtype("V2"):
+        array = array.view(ml_dtypes.bfloat16)
+    return array
+
+
+def resolve_opaque(array: np.ndarray, like: np.dtype | None) -> np.ndarray:
+    """A ``.npy`` of anonymous bytes (``|V1``: an f8 value saved by ``np.save``) read as
+    ``like`` when that is an ml_dtypes type of the same width; else unchanged."""
+    if (like is not None and array.dtype.kind == "V" and array.dtype.names is None
+            and not is_ml_dtype(array.dtype) and is_ml_dtype(like)
+            and np.dtype(like).itemsize == array.dtype.itemsize):
+        return array.view(like)
+    return array
