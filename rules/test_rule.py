@@ -465,6 +465,7 @@ def iree_test(name: str, module, function: str | None = None, inputs: Sequence =
 
 def _summary(reg: Registry) -> None:
     """After the build: every selected test's outcome, one closing line, the JUnit file."""
+    from iree_build.testing.manifest import failed_build_note
     from iree_build.testing.results import (TestResult, flatten, read_result, result_line,
                                             summary_line, write_junit)
 
@@ -494,8 +495,10 @@ def _summary(reg: Registry) -> None:
             if state != SCons.Node.up_to_date:
                 _say(reg, result_line(stored))
         elif state == SCons.Node.failed:
-            results.append(TestResult(test.name, "failed", "its module or data failed to build",
-                                      device=test.device, base=test.base))
+            note = failed_build_note(test.module.get_abspath())
+            why = (f"module {test.module.name} did not build: {note}" if note
+                   else "its module or data failed to build")
+            results.append(TestResult(test.name, "failed", why, device=test.device, base=test.base))
         else:
             results.append(TestResult(test.name, "skipped", "not run: the build stopped earlier (use -k)",
                                       device=test.device, base=test.base))

@@ -33,7 +33,7 @@ from iree_build.testing.devices import (
     default_pool,
     runtime_error_text,
 )
-from iree_build.testing.manifest import FAILED_BUILD_SUFFIX, TestSpec, resolve
+from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
 from iree_build.testing.results import TestResult
 from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 
@@ -272,18 +272,6 @@ def run_test(
     worker (:mod:`iree_build.testing.run_pool`).
     """
     return expect_failure(spec, _run_test(spec, base_dir, pool, signature, functions, progress))
-
-
-def failed_build_note(module: Path) -> str:
-    """Why a module expected to fail is missing (its build wrote ``.failed``), or ''."""
-    note = Path(f"{module}{FAILED_BUILD_SUFFIX}")
-    if module.exists() or not note.is_file():
-        return ""
-    try:
-        data = json.loads(note.read_text())
-    except (OSError, ValueError):
-        return "its build failed"
-    return str(data.get("message", "its build failed")) if isinstance(data, dict) else "its build failed"
 
 
 def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool | None,

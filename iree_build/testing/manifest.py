@@ -95,6 +95,19 @@ class Manifest:
         return self.path.parent
 
 
+def failed_build_note(module: str | os.PathLike[str]) -> str:
+    """Why a module is missing when its build failed (the step wrote ``MODULE.failed``:
+    the compiler's first error line), or ''."""
+    note = Path(f"{module}{FAILED_BUILD_SUFFIX}")
+    if Path(module).exists() or not note.is_file():
+        return ""
+    try:
+        data = json.loads(note.read_text())
+    except (OSError, ValueError, RecursionError):
+        return "its build failed"
+    return str(data.get("message", "its build failed")) if isinstance(data, dict) else "its build failed"
+
+
 def check_relative_path(value: Any) -> str:
     """Return ``value`` normalized, or raise ValueError if it could leave the dir.
 
