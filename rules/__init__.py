@@ -22,12 +22,13 @@ from .onnx_rule import iree_import_onnx
 from .onnx_suite_rule import iree_onnx_test_suite
 from .run_rule import iree_run
 from .test_rule import iree_test
+from .test_suite_rule import iree_test_suite
 from .bench_rule import iree_benchmark
 
 TOOLPATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")  # holds iree_tool.py
 
 __all__ = ["iree_module", "iree_import_onnx", "iree_run", "iree_test", "iree_check_test_suite",
-           "iree_benchmark", "iree_onnx_test_suite", "IreeEnvironment"]
+           "iree_benchmark", "iree_onnx_test_suite", "iree_test_suite", "IreeEnvironment"]
 
 _default_env = None
 _lock = threading.Lock()

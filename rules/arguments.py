@@ -515,6 +515,12 @@ SCHEMAS: dict[str, dict[str, Arg]] = {
                               "backend_flags": Arg(_backend_flags),
                               "cpu_features_variants": Arg(_variants),
                               "xfail": ENTRIES, "skip": ENTRIES, "timeout": TIMEOUT, "tags": TAGS},
+    "iree_test_suite": {"name": NAME, "root": Arg(lambda value, call: v.string(
+                            value, "give the folder holding the test folders, e.g. 'onnx_ops'"),
+                            none_ok=False),
+                        "config": _file("configuration file", (".json",)),
+                        "target_backends": BACKENDS_ARG, "toolchain": TOOLCHAIN, "flags": FLAGS,
+                        "devices": DEVICES, "timeout": TIMEOUT, "tags": TAGS},
     "iree_onnx_test_suite": {"name": NAME, "srcs": Arg(lambda value, call: value, none_ok=False),
                              "target_backends": BACKENDS_ARG, "toolchain": TOOLCHAIN,
                              "devices": DEVICES, "flags": FLAGS, "onnx_opset": Arg(_opset),

@@ -211,6 +211,16 @@ IREE_VALUE_ACTION = ExplicitAction(
     signature=lambda t, s, env: "IREE value " + registry(env).converted[t[0].get_abspath()].describe())
 
 
+def _local(env, path: str) -> str:
+    """A flag file's absolute path as the SConscript would write it (so that a variant
+    dir maps it into the build tree), when it lies under the SConscript's folder."""
+    if not os.path.isabs(path):
+        return path
+    here = env.Dir(".").srcnode().get_abspath()
+    rel = os.path.relpath(path, here)
+    return path if rel.startswith("..") else rel
+
+
 def _iree_value(env, value: Any, target_name: str):
     """The build-tree node of a value in IREE's syntax: a literal is staged, a file converted."""
     if value.is_literal:
@@ -218,9 +228,10 @@ def _iree_value(env, value: Any, target_name: str):
 
         array = to_array(value.array)
         return _stage(env, env.File(target_name), Staged(array=array, digest=describe(array)))
+    path = _local(env, value.file)
     if value.element is None and value.npy_index == 0:
-        return materialize(env, value.file, target_name, (".npy",))
-    src = env.File(value.file)
+        return materialize(env, path, target_name, (".npy",))
+    src = env.File(path)
     if not (src.has_builder() or src.is_derived()):
         src = src.srcnode()
         if not src.exists():

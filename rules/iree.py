@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import bench_rule, build_lock, check_rule, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
+from . import bench_rule, build_lock, check_rule, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule, test_suite_rule
 from .where import fail
 from .cache_dir import VerifiedCacheDir
 
@@ -67,6 +67,7 @@ _METHODS = {
     "IreeCheckTestSuite": check_rule.IreeCheckTestSuite,
     "iree_check_test_suite": check_rule.IreeCheckTestSuite,
     "IreeBenchmark": bench_rule.IreeBenchmark, "iree_benchmark": bench_rule.IreeBenchmark,
+    "IreeTestSuite": test_suite_rule.IreeTestSuite, "iree_test_suite": test_suite_rule.IreeTestSuite,
     "IreeOnnxTestSuite": onnx_suite_rule.IreeOnnxTestSuite,
     "iree_onnx_test_suite": onnx_suite_rule.IreeOnnxTestSuite,
 }

@@ -292,19 +292,30 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
              skip: Reason = None) -> list:
     """Declare one test per device; returns the result nodes."""
     where = declared_at()
+    if not name or any(c in name for c in "/[]:"):
+        fail(f"test name {name!r} must be a plain name like 'mlp_test'", where)
+    return declare_call_test(env, name, name, module, function, inputs, expected, devices, rtol, atol,
+                             parameters, parameter_scope, timeout, tags, flagfile, xfail, skip, where)
+
+
+def declare_call_test(env, short: str, stem: str, module, function: str | None, inputs: Sequence,
+                      expected: Sequence | Callable | None, devices: Sequence[str] | None,
+                      rtol: Tol, atol: Tol, parameters: Sequence, parameter_scope: str,
+                      timeout: float | None, tags: Sequence[str], flagfile: Any, xfail: Reason,
+                      skip: Reason, where: str) -> list:
+    """One test per device of a function call, labelled ``short[device]``; its files are
+    named from ``stem``. ``iree_test`` and the folder suite (``iree_test_suite``) share it."""
     try:
-        if not name or any(c in name for c in "/[]:"):
-            raise IreeBuildError(f"test name {name!r} must be a plain name like 'mlp_test'")
         function, inputs, expected, devices, compare = from_flagfile(
             flagfile, function, inputs, expected, devices)
         module_node, info, devices = module_on_devices(env, module, devices)
-        _refuse_declared_twice(env, module_node, name, devices)  # before its data is staged
+        _refuse_declared_twice(env, module_node, short, devices)  # before its data is staged
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
             raise IreeBuildError("inputs must be a list (of .npy paths or values)")
-        input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
-        expected_nodes = _expected_nodes(env, name, expected if expected is not None else [],
+        input_nodes = [data_files.materialize(env, v, f"{stem}.input{i}.npy") for i, v in enumerate(inputs)]
+        expected_nodes = _expected_nodes(env, stem, expected if expected is not None else [],
                                          inputs, input_nodes, where)
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
+        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, stem)
         if info.parameters and parameter_scope == "model":
             parameter_scope = info.parameter_scope
         for what, tol in (("rtol", rtol), ("atol", atol)):
@@ -323,13 +334,13 @@ def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequen
                     "keep tests in one variant dir or set IREE_BUILD_DIR"
                 )
     except IreeBuildError as e:
-        fail(e.message, where)
+        fail(str(e) if e.where else e.message, where)
 
     nodes = []
     for device in devices:
-        test = DeclaredTest(name, device, device, module_node, function or "", input_nodes,
+        test = DeclaredTest(short, device, device, module_node, function or "", input_nodes,
                             expected_nodes, rtol, atol, where,
-                            env.File(f"{name}.{device}.result.json"), param_nodes, parameter_scope,
+                            env.File(f"{stem}.{device}.result.json"), param_nodes, parameter_scope,
                             info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
                             timeout=float(timeout or 0.0), tags=test_tags,
                             xfail=_for_device(xfail, device), skip=_for_device(skip, device),

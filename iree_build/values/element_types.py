@@ -58,6 +58,10 @@ _TYPES = [
 BY_NAME: dict[str, ElementType] = {t.name: t for t in _TYPES}
 # IREE's tools also take the signed spellings; the signless ones are the canonical names.
 BY_NAME.update({f"si{bits}": BY_NAME[f"i{bits}"] for bits in (8, 16, 32, 64)})
+# IREE's tools spell complex types by their total width (cf64 = complex<f32>); IREE's
+# test-suite generators write the f8 names in lower case (f8e4m3fn).
+BY_NAME.update({"cf64": BY_NAME["complex<f32>"], "cf128": BY_NAME["complex<f64>"]})
+BY_NAME.update({t.name.lower(): t for t in _TYPES if t.name.startswith("f8")})
 _BY_DTYPE: dict[np.dtype, ElementType] = {t.dtype: t for t in _TYPES}
 
 # Types IREE has that cannot be carried as one element per byte in a numpy array:
