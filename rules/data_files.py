@@ -188,21 +188,21 @@ def _from_iree_value(target, source, env):
 
     value = registry(env).converted[target[0].get_abspath()]
     try:
-        array = read_iree_value(value, source[0].get_abspath())
+        array = read_iree_value(value, source[0])
     except IreeBuildError as e:
         return e.message
     atomic_write_bytes(str(target[0]), npy_bytes(array))
     return 0
 
 
-def read_iree_value(value: Any, path: str) -> np.ndarray:
+def read_iree_value(value: Any, node) -> np.ndarray:
     """The array an IREE file value (``4xi8=@x.bin``, a second ``@x.npy``) names, or one line."""
     from iree_build.values.iree_syntax import read_file_value
 
     try:
-        return read_file_value(value, path)
+        return read_file_value(value, node.get_abspath())
     except (OSError, ValueError) as e:
-        raise IreeBuildError(f"{value.text}: {os.path.relpath(path)} {e}") from None
+        raise IreeBuildError(f"{value.text}: {node.get_internal_path()} {e}") from None
 
 
 _from_iree_value.strfunction = None
@@ -236,7 +236,7 @@ def _iree_value(env, value: Any, target_name: str):
         src = src.srcnode()
         if not src.exists():
             raise IreeBuildError(f"{value.text}: data file {src.get_internal_path()} not found")
-        read_iree_value(value, src.get_abspath())  # a wrong size is a declaration error
+        read_iree_value(value, src)  # a wrong size is a declaration error
     target = env.File(target_name)
     registry(env).converted[target.get_abspath()] = value
     env.Command(target, src, IREE_VALUE_ACTION)
@@ -354,7 +354,7 @@ def load_now(env, node) -> np.ndarray:
         return entry.array
     converted = registry(env).converted.get(path)
     if converted is not None and node.sources and node.sources[0].srcnode().exists():
-        return read_iree_value(converted, node.sources[0].srcnode().get_abspath())
+        return read_iree_value(converted, node.sources[0].srcnode())
     if entry is None and node.has_builder():
         if node.get_executor().get_action_list()[0] is TENSOR_PROTO_ACTION:
             return tensor_proto_array(node.sources[0].get_abspath())

@@ -83,9 +83,9 @@ def _exact(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
     if expected.dtype.kind in "biu":
         return np.asarray(actual == expected)
     width = expected.dtype.itemsize
-    a = actual.view(np.uint8).reshape(actual.shape + (width,))
-    e = expected.view(np.uint8).reshape(expected.shape + (width,))
-    return np.asarray(a == e).all(axis=-1)
+    a = np.frombuffer(np.require(actual, requirements="C").tobytes(), np.uint8).reshape(-1, width)
+    e = np.frombuffer(np.require(expected, requirements="C").tobytes(), np.uint8).reshape(-1, width)
+    return np.asarray(a == e).all(axis=1).reshape(expected.shape)
 
 
 def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None,
