@@ -77,21 +77,35 @@ def request_for(target, source, env) -> CompileRequest:
 def run_request(request, show_diagnostics: bool = True, target=None, env=None) -> int | str:
     """Run a compile or import on the cluster (when one is set) or the local pool;
     on failure show the diagnostics, keep no output."""
+    outcome = _outcome(request, target, env)
+    return 0 if outcome.ok else _failure(request, outcome, show=show_diagnostics)
+
+
+def _outcome(request, target, env):
     outcome = cluster_backend.compile_request(request, target, env) if env is not None else None
     if outcome is None:
         outcome = pool().compile(request)
+    if not outcome.ok:
+        for path in (request.output, *request.side_outputs):  # no stale module beside a bad source
+            Path(path).unlink(missing_ok=True)
+    return outcome
+
+
+def _judged(request, show: bool, target, env) -> int | tuple[str, bool]:
+    """0, or the failure's line and whether it is the compiler's verdict on its inputs
+    (diagnostics; not a crash, a lost worker or an unreachable cluster), worth remembering."""
+    outcome = _outcome(request, target, env)
     if outcome.ok:
         return 0
-    for path in (request.output, *request.side_outputs):  # no stale module beside a bad source
-        Path(path).unlink(missing_ok=True)
-    return _failure(request, outcome, show=show_diagnostics)
+    verdict = bool(outcome.diagnostics) and not outcome.crash and not outcome.message
+    return _failure(request, outcome, show=show), verdict
 
 
 def run_step(request, target, env) -> int | str:
     """An import or compile action: fails the build, unless its module's tests expect it to."""
     allowed = bool(env.get("_IREE_ALLOW_FAILURE"))
     return run_remembering_failure(request, target,
-                                   lambda: run_request(request, not allowed, target, env), allowed)
+                                   lambda: _judged(request, not allowed, target, env), allowed)
 
 
 def _failure(request, outcome, show: bool) -> str:

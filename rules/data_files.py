@@ -175,7 +175,9 @@ def tensor_proto_array(path: str) -> np.ndarray:
     tensor = onnx.TensorProto()
     with open(path, "rb") as f:
         tensor.ParseFromString(f.read())
-    return np.ascontiguousarray(numpy_helper.to_array(tensor))
+    from iree_build.values.arrays import c_order
+
+    return c_order(numpy_helper.to_array(tensor))  # a 0-d tensor stays 0-d
 
 
 _from_tensor_proto.strfunction = None

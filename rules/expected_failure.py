@@ -7,7 +7,8 @@ the build fails again at once with the compiler's first error line, and the
 module's tests report that line. A module whose tests are expected to fail
 (``xfail``) may fail to build: that is the failure its tests expect, so its step
 succeeds with the note, and the compile after a failed import passes the reason on.
-A crash is not remembered: it may come from the machine rather than the source.
+A crash, a lost worker or an unreachable cluster is not remembered: it may come
+from the machine rather than the source.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def _key(request, target) -> str:
     return digest.hexdigest()
 
 
-def run_remembering_failure(request, target, run: Callable[[], int | str], allowed: bool) -> int | str:
+def run_remembering_failure(request, target, run: Callable[[], int | tuple[str, bool]],
+                            allowed: bool) -> int | str:
     """Run the step unless it failed before with the same inputs; a failure becomes the
     note the module's tests report (and, where ``allowed``, no failure of the build)."""
     note = Path(request.output + FAILED_BUILD_SUFFIX)
@@ -57,9 +59,9 @@ def run_remembering_failure(request, target, run: Callable[[], int | str], allow
             outcome = run()
             if outcome == 0:
                 return 0
-            message = str(outcome)
+            message, verdict = outcome  # type: ignore[misc]
             if not allowed:
-                if message.startswith("IREE "):  # the compiler's verdict, not a crash
+                if verdict:  # the compiler's verdict on these inputs, not a crash or a lost worker
                     atomic_write_text(note, json.dumps({"key": key, "message": message}) + "\n")
                 return message
     if not allowed:
