@@ -23,6 +23,7 @@ from iree_build.diagnostics import first_error
 from iree_build.scan import read_flag_file
 
 from . import cluster_backend
+from . import closing_summary
 from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 
@@ -104,8 +105,11 @@ def _judged(request, show: bool, target, env) -> int | tuple[str, bool]:
 def run_step(request, target, env) -> int | str:
     """An import or compile action: fails the build, unless its module's tests expect it to."""
     allowed = bool(env.get("_IREE_ALLOW_FAILURE"))
-    return run_remembering_failure(request, target,
-                                   lambda: _judged(request, not allowed, target, env), allowed)
+    outcome = run_remembering_failure(request, target,
+                                      lambda: _judged(request, not allowed, target, env), allowed)
+    if outcome != 0:
+        closing_summary.note_failed_step(env, target[0], str(outcome))
+    return outcome
 
 
 def _failure(request, outcome, show: bool) -> str:

@@ -45,7 +45,14 @@ def _start(env: Any) -> None:
     if reg.once("help"):
         from SCons.Script import Help
 
-        Help(_Text([_Summary(reg)]), append=True)
+        text = _Text([_Summary(reg)])
+        try:  # the project's summary and the IREE options; SCons' own options are `scons -H`
+            Help(text, append=True, local_only=True)
+        except TypeError:  # SCons < 4.9 spells it keep_local (4.6) or has neither
+            try:
+                Help(text, append=True, keep_local=True)
+            except TypeError:
+                Help(text, append=True)
 
 
 def note_module(env: Any) -> None:

@@ -38,6 +38,11 @@ OPTIONS: list[tuple[str, dict]] = [
                            help="write the modules and tests as a CMake project or Bazel workspace: cmake:DIR or bazel:DIR")),
     ("--iree-commands", dict(action="store_true", default=False,
                              help="write iree_compile_commands.json (every compile's exact command) beside the test manifest")),
+    ("--iree-progress", dict(metavar="MODE", type="choice", choices=["auto", "terminal", "lines", "none"],
+                             default="auto",
+                             help="how a build shows where it is: a status line on a terminal, [k/N] on "
+                                  "each IREE action line in a log, or none (auto: terminal unless "
+                                  "output is not one or CI is set)")),
     ("--iree-verbose", dict(action="store_true", default=False,
                             help="print the full compiler flag list of every compile")),
     ("--iree-cluster", dict(metavar="ADDRESS", default="",

@@ -41,6 +41,8 @@ class Registry:
     stages: dict[str, Any] = field(default_factory=dict)  # folder abspath -> data_files.Stage
     converted: dict[str, Any] = field(default_factory=dict)  # build-tree .npy -> IreeValue it is read from
     read_ahead: Any = None  # rules.read_ahead.ReadAhead, False when not wanted, None: not yet decided
+    progress: Any = None  # rules.progress.Progress, False when off, None: not yet started
+    failed_steps: list[tuple[str, str, str]] = field(default_factory=list)  # (output, why, where)
     _hasher: Any = None
     _manifest: str | None = None
 

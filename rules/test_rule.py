@@ -474,9 +474,27 @@ def iree_test(name: str, module, function: str | None = None, inputs: Sequence =
                     tags=tags, flagfile=flagfile, xfail=xfail, skip=skip)
 
 
+def _page(reg: Registry, results: list):
+    """The results page; a cached pass shows the margin its stored result recorded."""
+    from iree_build.report.publish import publish_tests
+    from iree_build.testing.results import read_result
+
+    shown = []
+    by_name = {t.name: t for t in reg.tests}
+    for r in results:
+        if r.cached and not r.cases and r.status == "passed":
+            test = by_name.get(r.name)
+            stored = read_result(test.result.get_abspath()) if test is not None else None
+            if stored is not None:
+                r.margins, r.expected_failure = stored.margins, stored.expected_failure
+        shown.append(r)
+    return publish_tests(reg.build_dir.get_abspath(), shown)
+
+
 def _summary(reg: Registry) -> None:
     """After the build: every selected test's outcome, one closing line, the JUnit file."""
     from iree_build.testing.manifest import failed_build_note
+    from iree_build.testing.summary import failure_lines
     from iree_build.testing.results import (TestResult, flatten, read_result, result_line,
                                             summary_line, write_junit)
 
@@ -521,12 +539,16 @@ def _summary(reg: Registry) -> None:
         elif r.status == "skipped" and r.name not in reg.ran:
             _say(reg, f"SKIP {r.name} ({r.message})")
     report = reg.build_dir.File(REPORT_NAME).get_abspath()
+    page = ""
     try:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
         write_junit(results, report)
+        page = "; page: " + os.path.relpath(_page(reg, results))
     except OSError as e:
         _say(reg, f"could not write the JUnit report {report}: {e}")
     ran = sum(1 for r in flatten(list(reg.ran.values())) if r.status != "skipped")
     _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
-              f"{os.path.relpath(report)}")
+              f"{os.path.relpath(report)}{page}")
+    for line in failure_lines(results, reg.failed_steps):
+        _say(reg, line)
     _say(reg, summary_line(results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class Run:
         """Targets of the ``IREE compile ... -> TARGET [...]`` progress lines."""
         out = []
         for line in self.stdout.splitlines():
+            line = re.sub(r"^\[\d+/\d+\] ", "", line)  # the progress counter of a log
             if line.startswith("IREE compile "):
                 out.append(line.split(" -> ", 1)[1].split(" [", 1)[0])
         return sorted(out)

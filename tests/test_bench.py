@@ -76,7 +76,7 @@ def test_bench_line_json_history_and_report(project: Project, tmp_path: Path) ->
     (m,) = BENCH_LINE.findall(run.stdout)
     median, gflops = float(m[0]), float(m[3])
     assert gflops == pytest.approx(2 * 256 * 256 * 64 / (median / 1e3) / 1e9, rel=2e-3)
-    assert run.stdout.splitlines()[-1] == "report: build/iree_bench_report.html"
+    assert run.stdout.splitlines()[-1] == "report: build/iree_bench_report.html; page: build/iree_test_report.html"
     assert "1 benchmark measured, 0 regressions, 0 failed, 0 skipped" in run.stdout
 
     build = project.path("build")

@@ -107,6 +107,9 @@ def finish_run(results: list[BenchResult], base_dir: str | os.PathLike[str], sta
         lines.append(f"baseline saved: {_shown(save)} ({len(measured)} benchmark"
                      f"{'s' if len(measured) != 1 else ''})")
     report, note = write_report(base, baseline)
+    from iree_build.report.publish import publish_benchmarks
+
+    page = publish_benchmarks(base)
     regressions = sum(1 for r in results if is_regression(r))
     failed = sum(1 for r in results if r.status == "failed")
     skipped = sum(1 for r in results if r.status == "skipped")
@@ -115,7 +118,7 @@ def finish_run(results: list[BenchResult], base_dir: str | os.PathLike[str], sta
                  f"{skipped} skipped")
     if note:
         lines.append(note)
-    lines.append(f"report: {_shown(report)}")
+    lines.append(f"report: {_shown(report)}; page: {_shown(page)}")
     return lines
 
 

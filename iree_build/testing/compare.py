@@ -187,3 +187,31 @@ def compare_outputs(
         if message is not None:
             return message
     return None
+
+
+def margins(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: Tol, atol: Tol,
+            compare: Mapping[str, float] | None = None) -> list[dict[str, float | int | str]]:
+    """How close each output of a passing test came to failing: the largest error, and
+    ``used``, the largest fraction of its allowance an element took (0: exact, 1: at the
+    edge), so a test drifting toward its tolerance shows before it fails."""
+    out: list[dict[str, float | int | str]] = []
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        a = _native(np.asarray(a))
+        e = resolve_opaque(_native(np.asarray(e)), a.dtype)
+        if a.shape != e.shape or a.dtype != e.dtype or e.size == 0:
+            continue
+        tol = tolerance_for(e.dtype, pick(rtol, i), pick(atol, i), compare)
+        entry: dict[str, float | int | str] = {"output": i, "mode": tol.mode}
+        if tol.mode == "approximate":
+            wide = _compute_type(e.dtype)
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                aa, ee = a.astype(wide), e.astype(wide)
+                same = (aa == ee) | (np.isnan(aa) & np.isnan(ee))
+                diff = np.where(same, 0.0, np.abs(aa - ee)).astype(np.float64)
+                allowed = (tol.atol + tol.rtol * np.abs(ee)).astype(np.float64)
+                used = np.where(diff == 0, 0.0, diff / np.where(allowed == 0, np.inf, allowed))
+            max_abs, max_rel = _errors(a, e)
+            entry.update(max_abs=max_abs, max_rel=max_rel, atol=tol.atol, rtol=tol.rtol,
+                         used=float(np.max(used)) if used.size else 0.0)
+        out.append(entry)
+    return out

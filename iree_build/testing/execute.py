@@ -25,7 +25,7 @@ from iree_build.values.element_types import BY_NAME, declared_types, hal_element
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
-from iree_build.testing.compare import compare_outputs
+from iree_build.testing.compare import compare_outputs, margins
 from iree_build.testing.host_arrays import to_host
 from iree_build.testing.devices import (
     DevicePool,
@@ -328,4 +328,7 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
         return result("error", f"{spec.name}: {type(exc).__name__}: {runtime_error_text(exc)}")
     if mismatch is not None:
         return result("failed", mismatch, time_ms)
-    return result("passed", time_ms=time_ms)
+    passed = result("passed", time_ms=time_ms)
+    if spec.expected:
+        passed.margins = margins(outputs, expected, spec.rtol, spec.atol, spec.compare)
+    return passed

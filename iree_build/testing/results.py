@@ -48,6 +48,9 @@ class TestResult:
     cases: list["TestResult"] = field(default_factory=list)
     expected_failure: bool = False  # failed as declared (strict xfail): counts as passed
     details: str = ""  # a crashed worker's last output, for the result file and JUnit
+    # A pass's closeness per output (iree_build.testing.compare.margins): errors and the
+    # largest fraction of the tolerance used.
+    margins: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -72,6 +75,7 @@ class TestResult:
             "expected_failure": self.expected_failure,
             "cases": [c.to_json() for c in self.cases],
             **({"details": self.details} if self.details else {}),
+            **({"margins": self.margins} if self.margins else {}),
         }
 
 
@@ -122,6 +126,7 @@ def result_from_json(data: dict[str, Any]) -> TestResult:
         expected_failure=bool(data.get("expected_failure", False)),
         details=str(data.get("details", "")),
         cases=[result_from_json(c) for c in data.get("cases", [])],
+        margins=[m for m in data.get("margins", []) if isinstance(m, dict)],
     )
 
 
@@ -133,7 +138,7 @@ def flatten(results: Iterable[TestResult]) -> list[TestResult]:
             out.extend(
                 TestResult(c.name, c.status, c.message, c.time_ms, c.device, c.signature,
                            c.base, cached=r.cached, expected_failure=c.expected_failure,
-                           details=c.details)
+                           details=c.details, margins=c.margins)
                 for c in r.cases
             )
         else:
@@ -181,6 +186,15 @@ def result_line(result: TestResult) -> str:
     return f"{word} {result.name} ({message})"
 
 
+def margin_text(m: dict[str, Any]) -> str:
+    """One output's margin in words: ``12% of tolerance used (max abs err 1.2e-05, ...)``."""
+    if m.get("mode") != "approximate":
+        return "exact match"
+    return (f"{100 * float(m.get('used', 0)):.3g}% of tolerance used (max abs err "
+            f"{float(m.get('max_abs', 0)):.3g}, max rel err {float(m.get('max_rel', 0)):.3g}; "
+            f"atol {float(m.get('atol', 0)):.3g}, rtol {float(m.get('rtol', 0)):.3g})")
+
+
 _XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -213,6 +227,11 @@ def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
             {"classname": r.base, "name": r.name, "time": f"{r.time_ms / 1000.0:.6f}"},
         )
         message = _xml_safe(r.message)
+        if r.margins:
+            props = ET.SubElement(case, "properties")
+            for m in r.margins:
+                ET.SubElement(props, "property", {"name": f"output {m.get('output')} margin",
+                                                  "value": margin_text(m)})
         if r.status in FAILING:
             tag = "failure" if r.status == "failed" else "error"
             ET.SubElement(case, tag, {"message": message, "type": r.status}).text = message

@@ -30,6 +30,8 @@ from iree_build.testing.device_names import (
 from iree_build.testing.identity import hardware_identity
 from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
 from iree_build.testing.signature import FileHasher, test_signature
+from iree_build.report.publish import publish_tests
+from iree_build.testing.summary import failure_lines
 from iree_build.testing.results import (
     FAILING,
     TestResult,
@@ -248,9 +250,13 @@ def run_manifest(
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)
+    page = publish_tests(manifest.base_dir, results) if results else None
     cases = flatten(results)
     cached = sum(1 for r in cases if r.cached)
-    print(f"{len(cases) - cached} tests run, {cached} up to date", file=out)
+    print(f"{len(cases) - cached} tests run, {cached} up to date"
+          + (f"; page: {os.path.relpath(page)}" if page else ""), file=out)
+    for line in failure_lines(results):
+        print(line, file=out)
     print(summary_line(results), file=out, flush=True)
     failed = any(r.status in FAILING for r in results)
     return RunReport(results, len(cases) - cached, cached, 1 if failed else 0)

@@ -1,0 +1,1 @@
+"""The results page: tests and benchmarks of a build folder in one self-contained HTML file."""

@@ -1,0 +1,81 @@
+"""The last runs of a build folder's tests, kept so the page can tell a flaky test.
+
+``iree_test_history.jsonl``: one JSON object a run (its time and each test's
+outcome, message and margin), the newest last, at most :data:`KEPT` runs.
+Rewritten whole (temp file + rename) each run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from iree_build.atomic import atomic_write_text
+from iree_build.testing.results import TestResult, flatten, margin_text
+
+HISTORY_NAME = "iree_test_history.jsonl"
+KEPT = 10
+_MESSAGE = 600  # characters of a message kept (the JUnit report has the whole)
+
+
+def outcome(result: TestResult) -> str:
+    """The page's word for a result: pass, fail, crash, timeout, skip, xfail."""
+    if result.status == "passed":
+        return "xfail" if result.expected_failure else "pass"
+    return {"skipped": "skip", "crashed": "crash", "timeout": "timeout"}.get(result.status, "fail")
+
+
+def entry(result: TestResult) -> dict[str, Any]:
+    used = max((float(m.get("used", 0.0)) for m in result.margins), default=None)
+    out: dict[str, Any] = {"o": outcome(result), "d": result.device, "b": result.base,
+                           "t": round(result.time_ms, 3)}
+    if result.message:
+        out["m"] = result.message[:_MESSAGE]
+    if result.margins:
+        out["mg"] = "; ".join(f"output {m.get('output')}: {margin_text(m)}" for m in result.margins)
+        out["u"] = used
+    if result.cached:
+        out["c"] = 1
+    return out
+
+
+def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The kept runs, oldest first; unreadable lines are dropped (it is only history)."""
+    runs = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    for line in text.splitlines()[-KEPT:]:
+        try:
+            run = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(run, dict) and isinstance(run.get("tests"), dict):
+            runs.append(run)
+    return runs
+
+
+def record_run(base_dir: str | os.PathLike[str], results: Sequence[TestResult]) -> list[dict[str, Any]]:
+    """Add this run to the folder's history; returns the kept runs, this one last."""
+    path = Path(base_dir) / HISTORY_NAME
+    runs = load(path)
+    this = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "tests": {r.name: entry(r) for r in flatten(results)}}
+    runs = [*runs, this][-KEPT:]
+    atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in runs))
+    return runs
+
+
+def flaky(runs: Sequence[dict[str, Any]]) -> set[str]:
+    """Tests that both passed and failed (crash and timeout count as failing) among the runs."""
+    seen: dict[str, set[str]] = {}
+    for run in runs:
+        for name, e in run["tests"].items():
+            o = e.get("o") if isinstance(e, dict) else None
+            if o in ("pass", "fail", "crash", "timeout"):
+                seen.setdefault(name, set()).add("pass" if o == "pass" else "fail")
+    return {name for name, kinds in seen.items() if len(kinds) > 1}
