@@ -28,7 +28,7 @@ _MARK = {"pass": "pass", "fail": "FAIL", "crash": "CRASH", "timeout": "TIMEOUT",
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:1em;color:#222}
 h1{font-size:1.3em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.5em}
-.counts span{display:inline-block;margin-right:1em}
+
 .filters{margin:.6em 0;position:sticky;top:0;background:#fff;padding:.4em 0;z-index:2}
 .filters input[type=search]{width:22em;padding:.2em}
 table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:2px 6px;text-align:left}
