@@ -78,6 +78,8 @@ def test_bench_line_json_history_and_report(project: Project, tmp_path: Path) ->
     assert gflops == pytest.approx(2 * 256 * 256 * 64 / (median / 1e3) / 1e9, rel=2e-3)
     assert run.stdout.splitlines()[-1] == "report: build/iree_bench_report.html; page: build/iree_test_report.html"
     assert "1 benchmark measured, 0 regressions, 0 failed, 0 skipped" in run.stdout
+    page = project.path("build/iree_test_report.html").read_text()
+    assert "<h2>Benchmarks</h2>" in page and "<tr><th>mm</th><td>local-task</td><td>measured</td>" in page
 
     build = project.path("build")
     record = json.loads((build / "iree_bench_results.json").read_text())
