@@ -68,7 +68,7 @@ def checkout(root: Path, cache: Path, sconscript: str, sources: dict[str, str]) 
 
 def built_files(project: Project) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(project.path("build").iterdir())
-            if p.is_file() and not p.name.endswith((".mlir", ".xml"))}
+            if p.is_file() and not p.name.endswith((".mlir", ".xml", ".html", ".jsonl"))}  # reports: dated
 
 
 def retrieved(output: str) -> list[str]:
