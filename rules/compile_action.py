@@ -84,7 +84,15 @@ def run_request(request, show_diagnostics: bool = True, target=None, env=None) -
         return 0
     for path in (request.output, *request.side_outputs):  # no stale module beside a bad source
         Path(path).unlink(missing_ok=True)
-    return _failure(request, outcome, show=show_diagnostics)
+    message = _failure(request, outcome, show=show_diagnostics)
+    return NotAVerdict(message) if outcome.lost else message
+
+
+class NotAVerdict(str):
+    """A failure message that is no verdict of the compiler on its inputs (the cluster lost
+    the work, or could not be reached): never remembered as the step's failure."""
+
+    not_a_verdict = True
 
 
 def run_step(request, target, env) -> int | str:

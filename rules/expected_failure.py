@@ -59,7 +59,8 @@ def run_remembering_failure(request, target, run: Callable[[], int | str], allow
                 return 0
             message = str(outcome)
             if not allowed:
-                if message.startswith("IREE "):  # the compiler's verdict, not a crash
+                verdict = not getattr(outcome, "not_a_verdict", False)  # a cluster's loss is none
+                if verdict and message.startswith("IREE "):  # the compiler's verdict, not a crash
                     atomic_write_text(note, json.dumps({"key": key, "message": message}) + "\n")
                 return message
     if not allowed:
