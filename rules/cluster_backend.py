@@ -115,7 +115,7 @@ def compile_request(request, target, env):
     try:
         cluster = cluster_for(env)
     except ClusterError as e:
-        return CompileOutcome(False, "", message=e.message)
+        return CompileOutcome(False, "", message=e.message, lost=True)
     if cluster is None:
         return None
     from iree_build.cluster.compile import compile_on
@@ -134,8 +134,8 @@ def run_test(env, spec, base: str, hasher):
                           base=spec.base)
     if cluster is None:
         return None
-    from iree_build.cluster.device_tests import run_test_on
+    from iree_build.cluster.device_tests import cluster_identity, run_test_on
     from iree_build.testing.signature import test_signature
 
-    signature = test_signature(spec, base, hasher, f"cluster {cluster.config.address}")
+    signature = test_signature(spec, base, hasher, cluster_identity(cluster, spec.device))
     return run_test_on(cluster, spec, base, signature or "")

@@ -189,7 +189,7 @@ def _run_locally(test: DeclaredTest, reg: Registry):
     spec = spec_of(test, reg)
     base = reg.build_dir.get_abspath()
     pool = default_run_pool()
-    hardware = device_identity(spec, pool)
+    hardware = device_identity(spec)
     if spec.kind == "call":
         return pool.run_test(spec, base, "", _timeout_override(), hardware=hardware,
                              result_file=str(temp_path_for(test.result.get_abspath())))

@@ -215,6 +215,26 @@ def test_a_handle_whose_agent_died_gets_a_new_one(cluster: LocalCluster) -> None
     assert handle.pid != first and _is_agent(handle.pid)
 
 
+def test_a_cluster_result_holds_for_its_workers_hardware(cluster: LocalCluster) -> None:
+    """A result obtained on the cluster is signed with the hardware of the workers that offer
+    its device (read there by iree_build.hardware, as locally), through the agent or not."""
+    from iree_build.cluster.agent import attach
+    from iree_build.cluster.client import Cluster
+    from iree_build.cluster.config import ClusterConfig
+    from iree_build.cluster.device_tests import cluster_identity
+    from iree_build.hardware import hardware_identity
+
+    config = ClusterConfig.from_values(cluster.address)
+    own = Cluster(config)
+    try:
+        for conn in (own, attach(config)):
+            assert cluster_identity(conn, "local-task") == \
+                f"cluster {cluster.address}: {hardware_identity('local-task')}"
+            assert cluster_identity(conn, "cuda") == f"cluster {cluster.address}: no worker offers cuda"
+    finally:
+        own.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

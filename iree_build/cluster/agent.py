@@ -164,6 +164,9 @@ class AgentCluster:
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any:
         return self._call("run", fn, args, resource, label, doing=label)
 
+    def hardware(self, resource: str, device: str) -> str:
+        return self._call("hardware", resource, device, doing=f"asking the {device} workers' hardware")
+
     def close(self) -> None:
         """The agent stays for the next build."""
 
@@ -312,6 +315,8 @@ class _Agent:
             return "ok", os.getpid()
         if op == "offers":
             return "ok", self.cluster.offers()
+        if op == "hardware":
+            return "ok", self.cluster.hardware(*message[1:])
         if op == "run":
             fn, args, resource, label = message[1:]
             return "ok", self.cluster.run(fn, *args, resource=resource, label=label)
