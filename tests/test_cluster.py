@@ -185,6 +185,7 @@ def test_later_builds_hand_their_work_to_the_cluster_agent(cluster: LocalCluster
     build("open", env={"IREE_CLUSTER_AGENT_DIR": str(shared)})
     assert agents_of(cluster) == [] and list(shared.iterdir()) == []
 
+    project.write("add.mlir", ADD_MLIR.replace("@add", "@bad"))  # a compile: the first use of the cluster
     bad = project.scons(on, env={"IREE_CLUSTER_KEEPALIVE": "soon"})
     errors = [line for line in bad.stderr.splitlines() if line.strip()]
     assert bad.returncode == 2 and len(errors) == 1, bad.output
@@ -255,9 +256,11 @@ def test_unreachable_scheduler_is_one_line_and_builds_nothing(project: Project) 
         errors = [line for line in run.stderr.splitlines() if line.strip()]
         assert len(errors) == 1 and f"cannot reach the Dask scheduler at {address}" in errors[0], run.stderr
         assert "Traceback" not in run.output
-    # Nothing built: only the sources (and the tree's build lock, see rules/build_lock.py).
-    assert sorted(p.name for p in project.root.iterdir() if p.name != ".iree_build.lock") == [
-        "SConstruct", "add.mlir"]
+    # Found by the first action that needs the scheduler (loading the tool connects to
+    # nothing): nothing built, no failure remembered.
+    assert errors[0].startswith("scons: *** [add.vmfb] IREE compile failed: "), errors
+    assert not [p.name for p in project.root.iterdir() if p.suffix in (".vmfb", ".failed")
+                or p.name.endswith(".result.json")]
 
     project.write("SConstruct", f"""\
         from iree_rules import *
