@@ -236,6 +236,47 @@ def test_a_cluster_result_holds_for_its_workers_hardware(cluster: LocalCluster) 
         own.close()
 
 
+def test_an_agent_cleans_up_after_itself_and_ends_when_its_code_changes(cluster: LocalCluster, tmp_path: Path) -> None:
+    """An agent keeps its log bounded; when the package's code on disk changes (a newer
+    agent would be started for it) it ends, leaving no socket, lock, log or info file."""
+    import shutil
+
+    import iree_build
+    from iree_build.cluster import agent as agent_module
+
+    copy = tmp_path / "code"
+    shutil.copytree(Path(iree_build.__file__).parent, copy / "iree_build",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    folder = tmp_path / "agents"
+    folder.mkdir(mode=0o700)
+    env = {**os.environ, "PYTHONPATH": str(copy), "IREE_CLUSTER_AGENT_DIR": str(folder)}
+    attach = ("from iree_build.cluster.agent import attach; from iree_build.cluster.config import ClusterConfig; "
+              f"print(attach(ClusterConfig.from_values({cluster.address!r})).pid)")
+    got = subprocess.run([sys.executable, "-c", attach], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)  # not here: `-c` imports from the current folder first
+    assert got.returncode == 0, got.stderr
+    pid = int(got.stdout)
+    (name,) = {p.name.split(".")[0] for p in folder.glob("agent-*")}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["authkey", *(f"{name}.{ext}" for ext in ("json", "lock", "log", "sock"))])
+
+    log = folder / f"{name}.log"
+    with open(log, "ab") as f:
+        f.write(b"x" * (agent_module.LOG_LIMIT + 1))
+    deadline = time.monotonic() + 10
+    while log.exists() and log.stat().st_size > agent_module.LOG_LIMIT and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert log.stat().st_size <= agent_module.LOG_LIMIT, "the log was not rotated"
+    assert (folder / f"{name}.log.1").stat().st_size > agent_module.LOG_LIMIT
+
+    (copy / "iree_build" / "errors.py").write_text((copy / "iree_build" / "errors.py").read_text() + "\n# edited\n")
+    deadline = time.monotonic() + 3 * agent_module.CODE_CHECK_S + 5
+    while agent_module._is_agent(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not agent_module._is_agent(pid), "an agent for outdated code stayed"
+    assert sorted(p.name for p in folder.iterdir()) == ["authkey"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
