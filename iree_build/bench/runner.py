@@ -26,7 +26,7 @@ from iree_build.selection import parse_tag_filter, tags_selected
 from iree_build.errors import IreeBuildError
 from iree_build.testing.devices import (KNOWN_DEVICES, canonical_device, default_pool, driver_name,
                                         runtime_version)
-from iree_build.testing.manifest import resolve
+from iree_build.testing.manifest import check_contained, resolve
 
 
 def _shown(path: str | os.PathLike[str]) -> str:
@@ -156,6 +156,7 @@ def run_manifest(path: str | os.PathLike[str], options: BenchOptions | None = No
     out = out if out is not None else sys.stdout
     manifest = find_benchmarks(path)
     specs = load_benchmarks(manifest)
+    check_contained(Path(manifest), specs, "benchmark")
     known = {driver_name(d) for d in (*KNOWN_DEVICES, *(s.device for s in specs))}
     for name in options.devices or ():
         if driver_name(name) not in known:

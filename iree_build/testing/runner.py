@@ -28,7 +28,8 @@ from iree_build.testing.device_names import (
     is_cpu_device,
 )
 from iree_build.testing.identity import hardware_identity
-from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
+from iree_build.testing.manifest import (MANIFEST_NAME, Manifest, TestSpec, check_contained, load_manifest,
+                                         resolve)
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.testing.results import (
     FAILING,
@@ -218,6 +219,7 @@ def run_manifest(
     tests = select_tests(manifest.tests, Selection(
         devices=tuple(options.devices or ()), pattern=options.pattern or "",
         tags=options.tags or "", folders=tuple(options.folders)))
+    check_contained(manifest.path, tests)
     if tests:
         pool.prestart()
     if manifest.tests and not tests:
