@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .child_process import death_reason, worker_env
-from .atomic import pid_alive, remove_stale_temps, temp_path_for
+from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
 from .compile_request import CompileRequest
 from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
+from .interrupt import interrupted, which_signal
 
 
 @dataclass
@@ -31,6 +32,9 @@ class CompileOutcome:
     diagnostics: str  # the compiler's own messages, cleaned of noise
     crash: str | None = None  # e.g. "SIGSEGV" when the worker died
     message: str = ""  # a failure the library raised rather than diagnosed
+    # Not the compiler's verdict on these inputs (a full disk, an interrupt, a cluster that
+    # cannot be reached): the next build tries again instead of remembering the failure.
+    transient: bool = False
 
 
 class _Worker:
@@ -174,7 +178,14 @@ class CompilePool:
         if crash:
             for path in (temp, Path(f"{temp}.params.irpa"), *(base / p for p in request.side_outputs)):
                 path.unlink(missing_ok=True)
+            cause = named_death(crash, text, output)
+            if cause:
+                return CompileOutcome(False, "" if interrupted() else clean_diagnostics(text), message=cause,
+                                      transient=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
+        if not reply["ok"] and interrupted():  # LLVM's own signal handlers delete its outputs, lld
+            return CompileOutcome(False, "", message=f"interrupted ({which_signal()}) while it ran",  # stops
+                                  transient=True)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
 
     def close(self) -> None:
@@ -187,6 +198,22 @@ class CompilePool:
         for worker in idle:
             worker.wait(timeout=5.0)
         _sweep(self._diag_dir)
+
+
+def named_death(crash: str, diagnostics: str, output: Path) -> str:
+    """What a worker's death really was when it was not the compiler crashing: the build
+    interrupted, a full disk (LLVM exits 1 on an output stream it cannot write), or a
+    signal sent from outside. '' for a crash."""
+    from .interrupt import STOP_SIGNALS
+
+    if interrupted():
+        return f"interrupted ({which_signal()}) while it ran"
+    if "No space left on device" in diagnostics or disk_full(output.parent):
+        return f"no space left on device (writing {output})"
+    if crash in STOP_SIGNALS:
+        return (f"its compile worker was stopped by {crash} from outside the build "
+                "(not a compiler crash)")
+    return ""
 
 
 def _sweep(folder: Path) -> None:

@@ -105,8 +105,16 @@ def _failure(request, outcome, show: bool) -> str:
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
-    return f"IREE {request.verb} failed: " + (outcome.message or first_error(outcome.diagnostics)
-                                              or "no diagnostics")
+    why = f"IREE {request.verb} failed: " + (outcome.message or first_error(outcome.diagnostics)
+                                             or "no diagnostics")
+    return Transient(why) if outcome.transient else why
+
+
+class Transient(str):
+    """A failure that is not the compiler's verdict (disk full, interrupted, no cluster):
+    not remembered as the module's failure, so the next build tries again."""
+
+    transient = True
 
 
 def _run(target, source, env):

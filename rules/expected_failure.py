@@ -58,6 +58,8 @@ def run_remembering_failure(request, target, run: Callable[[], int | str], allow
             if outcome == 0:
                 return 0
             message = str(outcome)
+            if getattr(outcome, "transient", False):
+                return message  # not the step's own verdict: a failure of this build, not remembered
             if not allowed:
                 if message.startswith("IREE "):  # the compiler's verdict, not a crash
                     atomic_write_text(note, json.dumps({"key": key, "message": message}) + "\n")

@@ -15,7 +15,10 @@ from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
+    from iree_build.interrupt import watch
+
     options.register()
+    watch()  # Ctrl-C/SIGTERM reach the actions that wait (compiles, tests, the cluster)
     _lock_tree(env)
     test_rule.declare_test_alias(env)
     env.SetDefault(

@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text, remove_dead_temps, temp_path_for
+from iree_build.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
+from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
@@ -504,18 +505,37 @@ def _summary(reg: Registry) -> None:
                                       device=test.device, base=test.base))
     if not results:
         return
+    cut: list = []
+    if interrupted():  # what the stop cut short or kept from running is no outcome: not counted
+        cut = [r for r in results if _cut_short(r, reg)]
+        results = [r for r in results if r not in cut]
     for r in results:
         if r.status == "failed" and r.name not in reg.ran:
             _say(reg, f"FAIL {r.name} ({r.message})")
         elif r.status == "skipped" and r.name not in reg.ran:
             _say(reg, f"SKIP {r.name} ({r.message})")
     report = reg.build_dir.File(REPORT_NAME).get_abspath()
+    where = f"; JUnit report: {os.path.relpath(report)}"
     try:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
         write_junit(results, report)
     except OSError as e:
-        _say(reg, f"could not write the JUnit report {report}: {e}")
-    ran = sum(1 for r in flatten(list(reg.ran.values())) if r.status != "skipped")
-    _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
-              f"{os.path.relpath(report)}")
+        _say(reg, f"could not write the JUnit report {os.path.relpath(report)}: {os_error_text(e)}")
+        where = "; no JUnit report"
+    ran = sum(1 for r in flatten([r for r in reg.ran.values() if r not in cut]) if r.status != "skipped")
+    _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date{where}")
+    if cut:
+        _say(reg, f"INTERRUPTED ({which_signal() or 'stopped'}): {len(cut)} test{'s' if len(cut) != 1 else ''} "
+                  "cut short or not run, not counted: " + ", ".join(r.name for r in cut[:5])
+             + (", ..." if len(cut) > 5 else ""))
     _say(reg, summary_line(results))
+
+
+def _cut_short(result, reg: Registry) -> bool:
+    """After Ctrl-C/SIGTERM: whether a test's outcome is the interruption's, not its own:
+    not run, its module's build stopped, or its worker killed by the stop."""
+    if result.name not in reg.ran:
+        return result.status != "passed" and ("did not build" not in result.message
+                                              or "interrupted" in result.message)
+    return result.status in ("crashed", "error") and (
+        "interrupted" in result.message or any(sig in result.message for sig in STOP_SIGNALS))
