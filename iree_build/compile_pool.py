@@ -88,9 +88,16 @@ class CompilePool:
     """At most ``size`` workers, started on demand, reused across requests."""
 
     def __init__(self, size: int = 1, env: dict[str, str] | None = None,
-                 diag_dir: str | os.PathLike[str] | None = None, cwd: str | None = None) -> None:
+                 diag_dir: str | os.PathLike[str] | None = None, cwd: str | None = None,
+                 tmp_dir: str | os.PathLike[str] | None = None) -> None:
         self.size = max(1, size)
         self._env = env
+        # The compiler's own temporaries (iree-lld's objects and libraries) go to TMPDIR: give
+        # the workers a folder of this build's (in the build tree), swept like the diagnostics.
+        self._tmp_dir = Path(tmp_dir) / str(os.getpid()) if tmp_dir else None
+        if self._tmp_dir is not None:
+            _sweep_tmp(self._tmp_dir.parent)
+            self._env = dict(os.environ if env is None else env, TMPDIR=str(self._tmp_dir))
         self._cwd = cwd  # where workers run: requests' relative paths start there
         self._idle: list[_Worker] = []
         self._count = 0
@@ -100,6 +107,11 @@ class CompilePool:
         # in the build tree, never in /tmp, and swept when their build is gone.
         self._diag_dir = Path(diag_dir) if diag_dir else Path(tempfile.gettempdir()) / "iree_build_diag"
         _sweep(self._diag_dir)
+
+    def _start(self) -> _Worker:
+        if self._tmp_dir is not None:
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        return _Worker(self._env, self._cwd)
 
     def _acquire(self) -> _Worker:
         with self._cond:
@@ -111,7 +123,7 @@ class CompilePool:
                 return self._idle.pop()
             self._count += 1
         try:
-            return _Worker(self._env, self._cwd)
+            return self._start()
         except OSError:
             with self._cond:
                 self._count -= 1
@@ -130,7 +142,7 @@ class CompilePool:
         started = []
         try:
             for _ in range(new):
-                started.append(_Worker(self._env, self._cwd))
+                started.append(self._start())
         except OSError:
             pass  # the first compile that needs a worker will say why it cannot start one
         finally:
@@ -198,6 +210,8 @@ class CompilePool:
         for worker in idle:
             worker.wait(timeout=5.0)
         _sweep(self._diag_dir)
+        if self._tmp_dir is not None:
+            _sweep_tmp(self._tmp_dir.parent, mine=True)
 
 
 def named_death(crash: str, diagnostics: str, output: Path) -> str:
@@ -224,6 +238,20 @@ def _sweep(folder: Path) -> None:
             pid = f.name.split("-", 1)[0]
             if pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 f.unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _sweep_tmp(folder: Path, mine: bool = False) -> None:
+    """Remove the temporary folders of builds that are gone (killed ones too; this one's
+    too when ``mine``), then ``folder`` itself once empty."""
+    import shutil
+
+    try:
+        for sub in folder.iterdir():
+            if sub.name.isdigit() and ((mine and int(sub.name) == os.getpid()) or not pid_alive(int(sub.name))):
+                shutil.rmtree(sub, ignore_errors=True)
         folder.rmdir()
     except OSError:
         pass

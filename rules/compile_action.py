@@ -27,6 +27,7 @@ from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
+TMP_DIR = ".iree_build_tmp"  # the compiler's own temporaries (TMPDIR of the compile workers)
 _pool_lock = threading.Lock()
 
 
@@ -40,6 +41,7 @@ def pool() -> CompilePool:
             top = SCons.Node.FS.get_default_fs().Top.get_abspath()
             _pool = CompilePool(size=int(GetOption("num_jobs") or 1),
                                 diag_dir=os.path.join(top, ".iree_build_diag"),
+                                tmp_dir=os.path.join(top, TMP_DIR),
                                 cwd=top)  # also when started while an SConscript's folder is current
             atexit.register(_pool.close)
         return _pool

@@ -9,7 +9,7 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import bench_rule, build_lock, check_rule, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
+from . import bench_rule, build_lock, check_rule, cleanup, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule
 from .where import fail
 from .cache_dir import VerifiedCacheDir
 
@@ -43,6 +43,7 @@ def generate(env) -> None:
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
     export_rule.set_up(env)
+    cleanup.set_up(env)  # scons -c: results, reports, plots, temporaries too
     cluster_backend.check(env)
 
 
@@ -54,7 +55,7 @@ def _lock_tree(env) -> None:
         return
     why = build_lock.acquire(env.Dir("#").get_abspath())
     if why:
-        fail(why)
+        fail(why, build_lock.LOCK_NAME)  # not a declaration's mistake: no SConscript line
 
 
 def _iree_module(env, *args, **kw):

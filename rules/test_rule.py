@@ -202,7 +202,7 @@ def _sweep_dead_results(reg: Registry) -> None:
     """Results that a run worker wrote for a build killed before it renamed them: one
     listing per folder of selected tests, once per build that runs a test."""
     for folder in {t.result.dir.get_abspath() for t in reg.tests if t.selected}:
-        remove_dead_temps(folder, ".result.json")
+        remove_dead_temps(folder, "")
 
 
 def _drop_ahead(test: DeclaredTest) -> None:
@@ -234,12 +234,31 @@ def _manifest_text(target, source, env) -> str:
 
 
 def _write_manifest(target, source, env):
+    remove_dead_temps(target[0].dir.get_abspath(), "")  # a killed build's manifest, report, data
     atomic_write_text(str(target[0]), _manifest_text(target, source, env))
     return 0
 
 
 _write_manifest.strfunction = None
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
+
+
+def _looks_whole(path: str) -> bool:
+    """A manifest as this build writes it, by its first and last bytes (cheap: no parse on
+    every build); a missing one is SCons' to build anyway."""
+    from iree_build.testing.manifest import FORMAT
+
+    head = f'{{\n  "format": "{FORMAT}",\n'.encode()
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(head))
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 2))
+            end = f.read()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return start == head and end == b"}\n"
 
 
 def command_line_selection(env) -> Selection:
@@ -405,6 +424,8 @@ def register(env, test: DeclaredTest, sources: list):
     manifest = env.File(reg.build_dir.File(MANIFEST_NAME))
     if reg.once("manifest"):
         env.Command(manifest, [], MANIFEST_ACTION)
+        if not _looks_whole(manifest.get_abspath()):
+            env.AlwaysBuild(manifest)  # edited by hand into something else: SCons would keep it
         env.Alias("test", manifest)
         env.Clean("test", [manifest, reg.build_dir.File(REPORT_NAME)])
     if "test" in SCons.Script.COMMAND_LINE_TARGETS:

@@ -211,6 +211,7 @@ def run_manifest(
     out = out if out is not None else sys.stdout
     pool = pool if pool is not None else default_run_pool()
     manifest = load_manifest(manifest_path)
+    _lock_tree(manifest.base_dir)
     if options.devices:
         check_devices(options.devices, manifest)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
@@ -256,6 +257,20 @@ def run_manifest(
     print(summary_line(results), file=out, flush=True)
     failed = any(r.status in FAILING for r in results)
     return RunReport(results, len(cases) - cached, cached, 1 if failed else 0)
+
+
+def _lock_tree(folder: Path) -> None:
+    """Share the build's lock: a runner started while ``scons`` builds or tests the tree
+    (or while another runner runs) refuses in one line, and holds the lock while it runs."""
+    from iree_build.build_lock import LOCK_NAME, acquire, tree_of
+
+    top = tree_of(folder)
+    try:
+        why = acquire(top, "python -m iree_build test")
+    except OSError:  # a read-only tree: nothing can be written there anyway
+        return
+    if why:
+        raise UsageError(f"{os.path.relpath(top / LOCK_NAME)}: {why}")
 
 
 def _run_all(
