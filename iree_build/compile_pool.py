@@ -23,7 +23,7 @@ from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
 from .compile_request import CompileRequest
 from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
-from .interrupt import interrupted, which_signal
+from .interrupt import interrupted, on_interrupt, which_signal
 
 
 @dataclass
@@ -103,6 +103,8 @@ class CompilePool:
         self._count = 0
         self._closed = False
         self._cond = threading.Condition()
+        self._busy: set[_Worker] = set()
+        on_interrupt(self._stop_busy)  # Ctrl-C/SIGTERM: a compile in flight ends now, not when done
         # The compiler's messages go to a file per request (the worker may die mid-compile):
         # in the build tree, never in /tmp, and swept when their build is gone.
         self._diag_dir = Path(diag_dir) if diag_dir else Path(tempfile.gettempdir()) / "iree_build_diag"
@@ -179,7 +181,15 @@ class CompilePool:
         if cwd:
             wire["cwd"] = str(cwd)
         worker = self._acquire()
-        reply = worker.ask(wire)
+        with self._cond:
+            self._busy.add(worker)
+        try:
+            reply = worker.ask(wire) if not interrupted() else None
+        finally:
+            with self._cond:
+                self._busy.discard(worker)
+        if reply is None and worker.proc.poll() is None:
+            worker.proc.kill()  # interrupted before it was asked
         crash = None if reply is not None else worker.death()
         self._release(worker, alive=reply is not None)
         try:
@@ -199,6 +209,15 @@ class CompilePool:
             return CompileOutcome(False, "", message=f"interrupted ({which_signal()}) while it ran",  # stops
                                   transient=True)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
+
+    def _stop_busy(self) -> None:
+        with self._cond:
+            busy = list(self._busy)
+        for worker in busy:
+            try:
+                worker.proc.kill()
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._cond:

@@ -31,10 +31,26 @@ def interrupted() -> bool:
     return _stop.is_set()
 
 
+_callbacks: list = []
+
+
+def on_interrupt(callback) -> None:
+    """Call ``callback()`` (from the watcher thread) when a stop arrives: work that waits on a
+    child process (a compile) cannot poll, so its child is stopped for it."""
+    _callbacks.append(callback)
+
+
 def set_interrupted(signum: int = signal.SIGINT) -> None:
-    _stop.set()
     global _signal
+    first = not _stop.is_set()
     _signal = signum
+    _stop.set()
+    if first:
+        for callback in list(_callbacks):
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - stopping must go on
+                pass
 
 
 _signal = 0
