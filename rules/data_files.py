@@ -176,7 +176,8 @@ def tensor_proto_array(path: str) -> np.ndarray:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise IreeBuildError(f"reading {path} needs the onnx package: pip install onnx") from None
+        raise IreeBuildError(f"reading {os.path.relpath(path)} needs the onnx package: "
+                             "pip install 'iree-build-scons[onnx]'") from None
     tensor = onnx.TensorProto()
     try:
         with open(path, "rb") as f:
