@@ -19,8 +19,12 @@ LOCK_NAME = ".iree_build.lock"
 _held: dict[str, int] = {}  # folder -> open fd (one per process; never closed)
 
 
-def acquire(top: str | os.PathLike[str], who: str = "scons") -> str | None:
-    """Take the folder's lock; returns None, or why it cannot be taken (another holder)."""
+def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = False) -> str | None:
+    """Take the folder's lock; returns None, or why it cannot be taken (another holder).
+
+    A build takes it alone; test runners (``shared``) take it together, so that ctest may
+    run an exported tree's tests in parallel, but never beside a build.
+    """
     top = str(top)
     if top in _held:
         return None
@@ -31,17 +35,30 @@ def acquire(top: str | os.PathLike[str], who: str = "scons") -> str | None:
     path = os.path.join(top, LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError:
         text = os.read(fd, 200).decode(errors="replace").strip() or "?"
         os.close(fd)
         pid, _, what = text.partition(" ")
-        return (f"another {what or 'scons'} (PID {pid}) is using this tree; wait for it to finish "
-                "(nothing was touched)")
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {who}".encode())
+        holder = f"another {what or 'scons'} (PID {pid})"
+        if not (pid.isdigit() and _alive(int(pid))):  # held by test runners, which leave no name
+            holder = "a test run (python -m iree_build test)"
+        return f"{holder} is using this tree; wait for it to finish (nothing was touched)"
+    if not shared:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {who}".encode())
     _held[top] = fd
     return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def tree_of(folder: str | os.PathLike[str]) -> Path:

@@ -261,12 +261,12 @@ def run_manifest(
 
 def _lock_tree(folder: Path) -> None:
     """Share the build's lock: a runner started while ``scons`` builds or tests the tree
-    (or while another runner runs) refuses in one line, and holds the lock while it runs."""
+    refuses in one line, and holds the lock (shared with other runners) while it runs."""
     from iree_build.build_lock import LOCK_NAME, acquire, tree_of
 
     top = tree_of(folder)
     try:
-        why = acquire(top, "python -m iree_build test")
+        why = acquire(top, "python -m iree_build test", shared=True)  # runners share it
     except OSError:  # a read-only tree: nothing can be written there anyway
         return
     if why:
