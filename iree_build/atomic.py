@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -58,3 +59,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def os_error_text(error: OSError) -> str:
+    """An OSError for a person: a full disk is named as such ("no space left on device")."""
+    if error.errno == errno.ENOSPC:
+        return "no space left on device"
+    return error.strerror or str(error)
+
+
+def disk_full(path: str | os.PathLike[str], margin: int = 1 << 20) -> bool:
+    """Whether the filesystem holding ``path`` (or its nearest existing folder) has less
+    than ``margin`` bytes left for this user."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        st = os.statvfs(p)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .child_process import death_reason, worker_env
-from .atomic import pid_alive, remove_stale_temps, temp_path_for
+from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
 from .compile_request import CompileRequest
 from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
+from .interrupt import interrupted, on_interrupt, which_signal
 
 
 @dataclass
@@ -31,7 +32,9 @@ class CompileOutcome:
     diagnostics: str  # the compiler's own messages, cleaned of noise
     crash: str | None = None  # e.g. "SIGSEGV" when the worker died
     message: str = ""  # a failure the library raised rather than diagnosed
-    lost: bool = False  # the work was lost on its way (a cluster failing): no verdict on the source
+    # Not the compiler's verdict on these inputs (a full disk, an interrupt, a cluster that
+    # cannot be reached): the next build tries again instead of remembering the failure.
+    transient: bool = False
 
 
 class _Worker:
@@ -85,18 +88,32 @@ class CompilePool:
     """At most ``size`` workers, started on demand, reused across requests."""
 
     def __init__(self, size: int = 1, env: dict[str, str] | None = None,
-                 diag_dir: str | os.PathLike[str] | None = None, cwd: str | None = None) -> None:
+                 diag_dir: str | os.PathLike[str] | None = None, cwd: str | None = None,
+                 tmp_dir: str | os.PathLike[str] | None = None) -> None:
         self.size = max(1, size)
         self._env = env
+        # The compiler's own temporaries (iree-lld's objects and libraries) go to TMPDIR: give
+        # the workers a folder of this build's (in the build tree), swept like the diagnostics.
+        self._tmp_dir = Path(tmp_dir) / str(os.getpid()) if tmp_dir else None
+        if self._tmp_dir is not None:
+            _sweep_tmp(self._tmp_dir.parent)
+            self._env = dict(os.environ if env is None else env, TMPDIR=str(self._tmp_dir))
         self._cwd = cwd  # where workers run: requests' relative paths start there
         self._idle: list[_Worker] = []
         self._count = 0
         self._closed = False
         self._cond = threading.Condition()
+        self._busy: set[_Worker] = set()
+        on_interrupt(self._stop_busy)  # Ctrl-C/SIGTERM: a compile in flight ends now, not when done
         # The compiler's messages go to a file per request (the worker may die mid-compile):
         # in the build tree, never in /tmp, and swept when their build is gone.
         self._diag_dir = Path(diag_dir) if diag_dir else Path(tempfile.gettempdir()) / "iree_build_diag"
         _sweep(self._diag_dir)
+
+    def _start(self) -> _Worker:
+        if self._tmp_dir is not None:
+            self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        return _Worker(self._env, self._cwd)
 
     def _acquire(self) -> _Worker:
         with self._cond:
@@ -108,7 +125,7 @@ class CompilePool:
                 return self._idle.pop()
             self._count += 1
         try:
-            return _Worker(self._env, self._cwd)
+            return self._start()
         except OSError:
             with self._cond:
                 self._count -= 1
@@ -127,7 +144,7 @@ class CompilePool:
         started = []
         try:
             for _ in range(new):
-                started.append(_Worker(self._env, self._cwd))
+                started.append(self._start())
         except OSError:
             pass  # the first compile that needs a worker will say why it cannot start one
         finally:
@@ -164,7 +181,15 @@ class CompilePool:
         if cwd:
             wire["cwd"] = str(cwd)
         worker = self._acquire()
-        reply = worker.ask(wire)
+        with self._cond:
+            self._busy.add(worker)
+        try:
+            reply = worker.ask(wire) if not interrupted() else None
+        finally:
+            with self._cond:
+                self._busy.discard(worker)
+        if reply is None and worker.proc.poll() is None:
+            worker.proc.kill()  # interrupted before it was asked
         crash = None if reply is not None else worker.death()
         self._release(worker, alive=reply is not None)
         try:
@@ -175,8 +200,24 @@ class CompilePool:
         if crash:
             for path in (temp, Path(f"{temp}.params.irpa"), *(base / p for p in request.side_outputs)):
                 path.unlink(missing_ok=True)
+            cause = named_death(crash, text, output)
+            if cause:
+                return CompileOutcome(False, "" if interrupted() else clean_diagnostics(text), message=cause,
+                                      transient=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
+        if not reply["ok"] and interrupted():  # LLVM's own signal handlers delete its outputs, lld
+            return CompileOutcome(False, "", message=f"interrupted ({which_signal()}) while it ran",  # stops
+                                  transient=True)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
+
+    def _stop_busy(self) -> None:
+        with self._cond:
+            busy = list(self._busy)
+        for worker in busy:
+            try:
+                worker.proc.kill()
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._cond:
@@ -188,6 +229,24 @@ class CompilePool:
         for worker in idle:
             worker.wait(timeout=5.0)
         _sweep(self._diag_dir)
+        if self._tmp_dir is not None:
+            _sweep_tmp(self._tmp_dir.parent, mine=True)
+
+
+def named_death(crash: str, diagnostics: str, output: Path) -> str:
+    """What a worker's death really was when it was not the compiler crashing: the build
+    interrupted, a full disk (LLVM exits 1 on an output stream it cannot write), or a
+    signal sent from outside. '' for a crash."""
+    from .interrupt import STOP_SIGNALS
+
+    if interrupted():
+        return f"interrupted ({which_signal()}) while it ran"
+    if "No space left on device" in diagnostics or disk_full(output.parent):
+        return f"no space left on device (writing {output})"
+    if crash in STOP_SIGNALS:
+        return (f"its compile worker was stopped by {crash} from outside the build "
+                "(not a compiler crash)")
+    return ""
 
 
 def _sweep(folder: Path) -> None:
@@ -198,6 +257,20 @@ def _sweep(folder: Path) -> None:
             pid = f.name.split("-", 1)[0]
             if pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
                 f.unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _sweep_tmp(folder: Path, mine: bool = False) -> None:
+    """Remove the temporary folders of builds that are gone (killed ones too; this one's
+    too when ``mine``), then ``folder`` itself once empty."""
+    import shutil
+
+    try:
+        for sub in folder.iterdir():
+            if sub.name.isdigit() and ((mine and int(sub.name) == os.getpid()) or not pid_alive(int(sub.name))):
+                shutil.rmtree(sub, ignore_errors=True)
         folder.rmdir()
     except OSError:
         pass

@@ -73,6 +73,17 @@ class OnnxPolicy:
         return f"{what}: {self.reason}" if self.reason else what
 
 
+ONNX_EXTRA = "pip install 'iree-build-scons[onnx]'"
+
+
+def require_onnx(what: str) -> None:
+    """The onnx package is an optional extra: say how to get it, in one line."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise IreeBuildError(f"{what} needs the onnx package: {ONNX_EXTRA}") from None
+
+
 def check_opset(value) -> int | str | None:
     """``onnx_opset``: None (automatic), a positive opset number, or ``"own"``."""
     if value is None or value == "own":

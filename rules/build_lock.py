@@ -1,18 +1,13 @@
 """One build at a time per tree: a second ``scons`` says so and touches nothing.
 
-Two builds in one tree would write the same outputs, results and temporary
-files at once. The lock is an ``flock`` on ``#/.iree_build.lock``, held for the
-life of the SCons process (the OS drops it when the process ends, also when it
-is killed); its text names the holder's PID for the message.
+The lock itself is the engine's (``iree_build/build_lock.py``), shared with the
+standalone test runner.
 """
 
 from __future__ import annotations
 
-import os
+from iree_build.build_lock import LOCK_NAME, acquire
 
-LOCK_NAME = ".iree_build.lock"
-
-_held: dict[str, int] = {}  # top folder -> open fd (one per process; never closed)
 _wanted: list[str] = []  # top folders the tool was loaded for, to lock at the first declaration
 _deferred: list[tuple[str, str]] = []  # (message, where): problems found while the tool loaded
 
@@ -41,28 +36,8 @@ def before_declaration() -> None:
     while _wanted:
         why = acquire(_wanted[0])
         if why:
-            fail(why)
+            fail(why, LOCK_NAME)  # not a declaration's mistake: no SConscript line
         _wanted.pop(0)
 
 
-def acquire(top: str) -> str | None:
-    """Take the tree's lock; returns None, or why it cannot be taken (another build)."""
-    if top in _held:
-        return None
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as before
-        return None
-    path = os.path.join(top, LOCK_NAME)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        return (f"another scons (PID {holder}) is building this tree; wait for it to finish "
-                "(nothing was touched)")
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    _held[top] = fd
-    return None
+__all__ = ["LOCK_NAME", "acquire", "want", "defer", "before_declaration"]

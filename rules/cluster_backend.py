@@ -89,7 +89,7 @@ def compile_request(request, target, env):
     try:
         cluster = cluster_for(env)
     except ClusterError as e:
-        return CompileOutcome(False, "", message=e.message, lost=True)
+        return CompileOutcome(False, "", message=e.message, transient=True)
     if cluster is None:
         return None
     from iree_build.cluster.compile import compile_on

@@ -28,6 +28,7 @@ from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
+TMP_DIR = ".iree_build_tmp"  # the compiler's own temporaries (TMPDIR of the compile workers)
 _pool_lock = threading.Lock()
 
 
@@ -41,6 +42,7 @@ def pool() -> CompilePool:
             top = SCons.Node.FS.get_default_fs().Top.get_abspath()
             _pool = CompilePool(size=int(GetOption("num_jobs") or 1),
                                 diag_dir=os.path.join(top, ".iree_build_diag"),
+                                tmp_dir=os.path.join(top, TMP_DIR),
                                 cwd=top)  # also when started while an SConscript's folder is current
             atexit.register(_pool.close)
         return _pool
@@ -99,7 +101,7 @@ def _judged(request, show: bool, target, env) -> int | tuple[str, bool]:
     if outcome.ok:
         return 0
     verdict = (bool(outcome.diagnostics) and not outcome.crash and not outcome.message
-               and not outcome.lost)  # the cluster lost the work: no verdict
+               and not outcome.transient)  # a full disk, an interrupt, a lost cluster: no verdict
     return _failure(request, outcome, show=show), verdict
 
 
@@ -124,8 +126,9 @@ def _failure(request, outcome, show: bool) -> str:
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
-    return f"IREE {request.verb} failed: " + (outcome.message or first_error(outcome.diagnostics)
-                                              or "no diagnostics")
+    why = f"IREE {request.verb} failed: " + (outcome.message or first_error(outcome.diagnostics)
+                                             or "no diagnostics")
+    return why
 
 
 def _run(target, source, env):

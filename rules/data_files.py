@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # numpy is imported when data is written, not for every build
 import SCons.Util
 
 from iree_build import validation
-from iree_build.atomic import atomic_write_bytes, atomic_write_text, temp_path_for
+from iree_build.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
 
 from .explicit_action import ExplicitAction
@@ -101,6 +101,7 @@ def _stage_signature(target, source, env) -> str:
 
 
 def _write_stage(target, source, env):
+    remove_dead_temps(target[0].dir.get_abspath(), "")  # what a killed build left half-written
     stage = _stage_of(env, target)
     top = env.Dir("#").get_abspath()
     for path, entry in stage.files.items():
@@ -159,25 +160,37 @@ def _stage(env, twin, entry: Staged):
 def _from_tensor_proto(target, source, env):
     from iree_build.values.arrays import npy_bytes
 
-    atomic_write_bytes(str(target[0]), npy_bytes(tensor_proto_array(str(source[0]))))
+    try:
+        array = tensor_proto_array(str(source[0]))
+    except IreeBuildError as e:
+        return e.message
+    atomic_write_bytes(str(target[0]), npy_bytes(array))
     return 0
 
 
 def tensor_proto_array(path: str) -> np.ndarray:
     """An ONNX ``TensorProto`` file (``input_0.pb``, as shipped beside ONNX models)."""
-    import numpy as np
 
     try:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise IreeBuildError(f"reading {path} needs the onnx package: pip install onnx") from None
+        raise IreeBuildError(f"reading {os.path.relpath(path)} needs the onnx package: "
+                             "pip install 'iree-build-scons[onnx]'") from None
     tensor = onnx.TensorProto()
-    with open(path, "rb") as f:
-        tensor.ParseFromString(f.read())
-    from iree_build.values.arrays import c_order
+    try:
+        with open(path, "rb") as f:
+            tensor.ParseFromString(f.read())
+        from iree_build.values.arrays import c_order
 
-    return c_order(numpy_helper.to_array(tensor))  # a 0-d tensor stays 0-d
+        return c_order(numpy_helper.to_array(tensor))  # a 0-d tensor stays 0-d
+    except OSError as e:
+        raise IreeBuildError(f"cannot read {os.path.relpath(path)}: {e.strerror}") from None
+    except MemoryError:
+        raise IreeBuildError(f"{os.path.relpath(path)}: the tensor it describes does not fit in memory") from None
+    except Exception as e:  # protobuf's DecodeError, a shape its data does not fill, ...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise IreeBuildError(f"{os.path.relpath(path)} is not an ONNX TensorProto file ({first})") from None
 
 
 _from_tensor_proto.strfunction = None
@@ -371,6 +384,9 @@ def load_now(env, node) -> np.ndarray:
         return load_npy(source.get_abspath())
     except (OSError, ValueError) as e:  # a pickled object array, a truncated file ...
         raise IreeBuildError(f"cannot read {source.get_internal_path()} as a .npy array: {e}") from None
+    except MemoryError:
+        raise IreeBuildError(f"cannot read {source.get_internal_path()}: the array it holds does not fit "
+                             "in memory") from None
 
 
 PARAMETER_SUFFIXES = (".irpa", ".safetensors", ".gguf")

@@ -9,12 +9,15 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import bench_rule, build_lock, check_rule, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule, test_suite_rule
+from . import bench_rule, build_lock, check_rule, cleanup, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule, test_suite_rule
 from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
+    from iree_build.interrupt import watch
+
     options.register()
+    watch()  # Ctrl-C/SIGTERM reach the actions that wait (compiles, tests, the cluster)
     _lock_tree(env)
     test_rule.declare_test_alias(env)
     env.SetDefault(
@@ -39,6 +42,7 @@ def generate(env) -> None:
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
     export_rule.set_up(env)
+    cleanup.set_up(env)  # scons -c: results, reports, plots, temporaries too
 
 
 def _lock_tree(env) -> None:

@@ -104,6 +104,7 @@ def declare_import(env, name: str, src, opset: int | str | None = None,
     """The import step and the opset policy chosen for the model (see ``onnx_policy``)."""
     where = declared_at()
     try:
+        onnx_policy.require_onnx(f"importing {src}")
         opset = check_opset(opset)
         source = env.File(src) if isinstance(src, str) else env.Flatten([src])[0]
         if not str(source).endswith(".onnx"):

@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text, remove_dead_temps, temp_path_for
+from iree_build.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
+from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
@@ -203,7 +204,7 @@ def _sweep_dead_results(reg: Registry) -> None:
     """Results that a run worker wrote for a build killed before it renamed them: one
     listing per folder of selected tests, once per build that runs a test."""
     for folder in {t.result.dir.get_abspath() for t in reg.tests if t.selected}:
-        remove_dead_temps(folder, ".result.json")
+        remove_dead_temps(folder, "")
 
 
 def _drop_ahead(test: DeclaredTest) -> None:
@@ -235,12 +236,31 @@ def _manifest_text(target, source, env) -> str:
 
 
 def _write_manifest(target, source, env):
+    remove_dead_temps(target[0].dir.get_abspath(), "")  # a killed build's manifest, report, data
     atomic_write_text(str(target[0]), _manifest_text(target, source, env))
     return 0
 
 
 _write_manifest.strfunction = None
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
+
+
+def _looks_whole(path: str) -> bool:
+    """A manifest as this build writes it, by its first and last bytes (cheap: no parse on
+    every build); a missing one is SCons' to build anyway."""
+    from iree_build.testing.manifest import FORMAT
+
+    head = f'{{\n  "format": "{FORMAT}",\n'.encode()
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(head))
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 2))
+            end = f.read()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return start == head and end == b"}\n"
 
 
 def command_line_selection(env) -> Selection:
@@ -417,6 +437,8 @@ def register(env, test: DeclaredTest, sources: list):
     manifest = env.File(reg.build_dir.File(MANIFEST_NAME))
     if reg.once("manifest"):
         env.Command(manifest, [], MANIFEST_ACTION)
+        if not _looks_whole(manifest.get_abspath()):
+            env.AlwaysBuild(manifest)  # edited by hand into something else: SCons would keep it
         env.Alias("test", manifest)
         env.Clean("test", [manifest, reg.build_dir.File(REPORT_NAME)])
     if "test" in SCons.Script.COMMAND_LINE_TARGETS:
@@ -535,22 +557,44 @@ def _summary(reg: Registry) -> None:
                                       device=test.device, base=test.base))
     if not results:
         return
+    cut: list = []
+    if interrupted():  # what the stop cut short or kept from running is no outcome: not counted
+        cut = [r for r in results if _cut_short(r, reg)]
+        results = [r for r in results if r not in cut]
     for r in results:
         if r.status == "failed" and r.name not in reg.ran:
             _say(reg, f"FAIL {r.name} ({r.message})")
         elif r.status == "skipped" and r.name not in reg.ran:
             _say(reg, f"SKIP {r.name} ({r.message})")
     report = reg.build_dir.File(REPORT_NAME).get_abspath()
-    page = ""
+    where = f"; JUnit report: {os.path.relpath(report)}"
     try:
         Path(report).parent.mkdir(parents=True, exist_ok=True)
         write_junit(results, report)
-        page = "; page: " + os.path.relpath(_page(reg, results))
     except OSError as e:
-        _say(reg, f"could not write the JUnit report {report}: {e}")
-    ran = sum(1 for r in flatten(list(reg.ran.values())) if r.status != "skipped")
-    _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date; JUnit report: "
-              f"{os.path.relpath(report)}{page}")
+        _say(reg, f"could not write the JUnit report {os.path.relpath(report)}: {os_error_text(e)}")
+        where = "; no JUnit report"
+    else:
+        try:
+            where += "; page: " + os.path.relpath(_page(reg, results))
+        except OSError as e:
+            _say(reg, f"could not write the results page: {os_error_text(e)}")
+    ran = sum(1 for r in flatten([r for r in reg.ran.values() if r not in cut]) if r.status != "skipped")
+    _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date{where}")
+    if cut:
+        _say(reg, f"INTERRUPTED ({which_signal() or 'stopped'}): {len(cut)} test{'s' if len(cut) != 1 else ''} "
+                  "cut short or not run, not counted: " + ", ".join(r.name for r in cut[:5])
+             + (", ..." if len(cut) > 5 else ""))
     for line in failure_lines(results, reg.failed_steps):
         _say(reg, line)
     _say(reg, summary_line(results))
+
+
+def _cut_short(result, reg: Registry) -> bool:
+    """After Ctrl-C/SIGTERM: whether a test's outcome is the interruption's, not its own:
+    not run, its module's build stopped, or its worker killed by the stop."""
+    if result.name not in reg.ran:
+        return result.status != "passed" and ("did not build" not in result.message
+                                              or "interrupted" in result.message)
+    return result.status in ("crashed", "error") and (
+        "interrupted" in result.message or any(sig in result.message for sig in STOP_SIGNALS))

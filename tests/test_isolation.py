@@ -236,7 +236,7 @@ def test_a_second_build_in_the_same_tree_stops_touching_nothing(project: Project
     assert first.returncode == 0, out + err
     assert second.returncode == 2
     assert err2.strip().splitlines() == [
-        f"scons: *** SConstruct:3: another scons (PID {first.pid}) is building this tree; "
+        f"scons: *** .iree_build.lock: another scons (PID {first.pid}) is using this tree; "
         "wait for it to finish (nothing was touched)"]
     assert not out2.replace(f"scons: Entering directory `{project.root}'\n", "")
     assert not touched  # its temporary files would carry its PID

@@ -130,6 +130,8 @@ def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise IreeBuildError(f"cannot read it: {exc}", where=str(path)) from None
     except json.JSONDecodeError as exc:
         raise IreeBuildError(f"not valid JSON: {exc}", where=str(path)) from None
+    except RecursionError:
+        raise IreeBuildError("not a saved run (JSON nested too deeply)", where=str(path)) from None
     return _check_run(raw, str(path))
 
 
@@ -143,6 +145,6 @@ def load_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for line in lines:
         try:
             runs.append(_check_run(json.loads(line), str(path)))
-        except (json.JSONDecodeError, IreeBuildError):
+        except (json.JSONDecodeError, RecursionError, IreeBuildError):
             continue  # a line cut short by a full disk, or a future format
     return runs

@@ -23,7 +23,7 @@ from iree_build.bench.spec import MANIFEST_NAME, BenchSpec, load_benchmarks
 from iree_build.bench.stats import fmt_ms, per_second, summarize
 from iree_build.selection import Selection, check_devices
 from iree_build.testing.devices import default_pool, runtime_version
-from iree_build.testing.manifest import resolve
+from iree_build.testing.manifest import check_contained, resolve
 
 
 def _shown(path: str | os.PathLike[str]) -> str:
@@ -166,6 +166,7 @@ def run_manifest(path: str | os.PathLike[str], options: BenchOptions | None = No
     out = out if out is not None else sys.stdout
     manifest = find_benchmarks(path)
     specs = load_benchmarks(manifest)
+    check_contained(Path(manifest), specs, "benchmark")
     check_devices(options.devices or (), (s.device for s in specs))
     baseline = load_run(options.baseline) if options.baseline else None
     chosen = select(specs, options.devices, options.pattern, options.tags)

@@ -160,6 +160,8 @@ def load_benchmarks(path: str | os.PathLike[str]) -> list[BenchSpec]:
         raise _fail(p, f"cannot read the benchmark manifest: {exc}") from None
     except json.JSONDecodeError as exc:
         raise _fail(p, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _fail(p, "not a benchmark manifest (JSON nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _fail(p, f"not a benchmark manifest (expected format {FORMAT!r})")
     if not isinstance(data.get("benchmarks"), list):

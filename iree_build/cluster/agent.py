@@ -41,6 +41,8 @@ from multiprocessing.connection import AuthenticationError, Client, Listener
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from iree_build.interrupt import POLL, interrupted
+
 from .client import Cluster, describe
 from .config import ClusterConfig, ClusterError
 
@@ -163,6 +165,9 @@ class AgentCluster:
             try:
                 with Client(str(self.sock), family="AF_UNIX", authkey=self.key) as conn:
                     conn.send(message)
+                    while not conn.poll(POLL):  # the agent has its own deadlines; Ctrl-C is ours
+                        if interrupted():
+                            raise ClusterError(f"interrupted while {doing}")
                     status, value = conn.recv()
                 break
             except (OSError, EOFError):
@@ -242,7 +247,10 @@ def _start(config: ClusterConfig, folder: Path, name: str) -> int:
                                 cwd=folder, env=env, start_new_session=True)
     _started.append(proc)
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT + config.connect_timeout)
+    deadline = time.monotonic() + START_TIMEOUT + config.connect_timeout
+    ready: list = []
+    while not ready and time.monotonic() < deadline and not interrupted():
+        ready, _, _ = select.select([proc.stdout], [], [], POLL)
     line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
     proc.stdout.close()
     if line == "ready":

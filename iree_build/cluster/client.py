@@ -16,10 +16,13 @@ import time
 import uuid
 from typing import Any, Callable, Protocol
 
-from .config import ClusterConfig, ClusterError, probe, require_distributed
+from iree_build.interrupt import interrupted, wait_event
+
+from .config import ClusterConfig, ClusterError, bounded, probe, require_distributed
 
 COMPILER_RESOURCE = "iree-compiler"
 NO_WORKER_GRACE = 10.0  # seconds a resource may be missing (a worker restarting) before giving up
+ANSWER_TIMEOUT = 10.0  # seconds the scheduler may take to answer a question before it is an error
 _OFFERS_TTL = 1.0
 
 
@@ -54,9 +57,13 @@ class Cluster:
         from distributed import Client
 
         security = config.security()
-        try:
-            self.client = Client(config.address, timeout=config.connect_timeout,
-                                 security=security, set_as_default=False)
+        try:  # Dask's own timeout does not bound every step of its handshake: ours does
+            self.client = bounded(
+                lambda: Client(config.address, timeout=config.connect_timeout, security=security,
+                               set_as_default=False),
+                config.connect_timeout + 5.0, f"connecting to the Dask scheduler at {config.address}")
+        except ClusterError:
+            raise
         except Exception as e:  # refused, timed out, a TLS mismatch: Dask raises several kinds
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ClusterError(f"cannot connect to the Dask scheduler at {config.address} ({first})") from None
@@ -71,7 +78,9 @@ class Cluster:
         with self._lock:
             if time.monotonic() - self._offers_at > _OFFERS_TTL:
                 totals: dict[str, float] = {}
-                workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+                workers = bounded(lambda: self.client.scheduler_info(n_workers=-1), ANSWER_TIMEOUT,
+                                  f"asking the Dask scheduler at {self.config.address} about its "
+                                  "workers").get("workers", {})
                 for info in workers.values():
                     for name, amount in (info.get("resources") or {}).items():
                         totals[name] = totals.get(name, 0.0) + float(amount)
@@ -107,7 +116,6 @@ class Cluster:
         resource, when the workers running it died past the scheduler's limit, or
         when the scheduler goes away.
         """
-        from distributed import TimeoutError as DaskTimeout
         from distributed.scheduler import KilledWorker
 
         if resource not in self.offers():
@@ -115,13 +123,15 @@ class Cluster:
                                f"'{resource}' (its workers offer {self.describe_offers()})")
         key = f"iree-{label.split(' ', 1)[0]}-{uuid.uuid4().hex}"
         future = self.client.submit(fn, *args, key=key, resources={resource: 1}, retries=1, pure=False)
+        finished = threading.Event()
+        future.add_done_callback(lambda _: finished.set())
         missing_since: float | None = None
         try:
             while True:
-                try:
-                    return future.result(timeout=1.0)
-                except (DaskTimeout, TimeoutError):
-                    pass
+                if wait_event(finished, 1.0):
+                    return future.result(timeout=ANSWER_TIMEOUT)
+                if interrupted():
+                    raise ClusterError(f"interrupted while {label}")
                 if self.client.status in ("closed", "closing"):
                     raise ClusterError(f"lost the connection to the Dask scheduler at {self.config.address} "
                                        f"while {label}")

@@ -104,14 +104,104 @@ def require_distributed() -> None:
 
 
 def probe(config: ClusterConfig) -> None:
-    """A plain TCP connect to the scheduler (milliseconds): unreachable is one line now,
-    before the build starts, rather than one failed target per compile."""
+    """A TCP connect to the scheduler and its first bytes (milliseconds): unreachable, or
+    a peer that accepts and never speaks Dask, is one line now (within the connect
+    timeout), before the build starts, rather than a build that waits for ever."""
+    import time
+
+    from iree_build.interrupt import interrupted
+
     host, port = config.host_port()
+    deadline = time.monotonic() + config.connect_timeout
     try:
-        with socket.create_connection((host, port), timeout=min(config.connect_timeout, 5.0)):
-            pass
+        sock = socket.create_connection((host, port), timeout=min(config.connect_timeout, 5.0))
     except OSError as e:
         reason = e.strerror or type(e).__name__
         if isinstance(e, (socket.timeout, TimeoutError)):
             reason = "no answer"
         raise ClusterError(f"cannot reach the Dask scheduler at {config.address} ({reason})") from None
+    with sock:
+        try:
+            answered = (_tls_answers if config.uses_tls else _answers)(sock, deadline, interrupted)
+        except OSError:
+            answered = True  # it spoke, or hung up: Dask's own connect names what is wrong
+    if answered is None:
+        raise ClusterError(f"interrupted while connecting to {config.address}")
+    if not answered:
+        raise ClusterError(f"{config.address} did not answer as a Dask scheduler within "
+                           f"{config.connect_timeout:g} s (is it a Dask scheduler's address?)")
+
+
+def _answers(sock: socket.socket, deadline: float, interrupted) -> bool | None:
+    """A Dask scheduler writes its handshake as soon as it accepts; True once a byte came,
+    False past the deadline, None when the process is interrupted."""
+    import select
+    import time
+
+    while True:
+        if interrupted():
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        ready, _, _ = select.select([sock], [], [], min(left, 0.1))
+        if ready:
+            return True
+
+
+def _tls_answers(sock: socket.socket, deadline: float, interrupted) -> bool | None:
+    """A TLS server answers a ClientHello (a certificate we do not check here, or an
+    alert): True when it did, False past the deadline, None when interrupted."""
+    import select
+    import ssl
+    import time
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    sock.setblocking(False)
+    tls = context.wrap_socket(sock, do_handshake_on_connect=False)
+    while True:
+        try:
+            tls.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            want = ([tls], [])
+        except ssl.SSLWantWriteError:
+            want = ([], [tls])
+        except (ssl.SSLError, OSError):
+            return True  # an alert (it wants a client certificate ...): a TLS server answered
+        if interrupted():
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        select.select(*want, [], min(left, 0.1))
+
+
+def bounded(fn, timeout: float, what: str):
+    """``fn()`` with a deadline: ClusterError naming ``what`` past ``timeout`` seconds or
+    on Ctrl-C/SIGTERM (the call is left to finish in a daemon thread, its result dropped)."""
+    import threading
+
+    from iree_build.interrupt import interrupted, wait_event
+
+    done = threading.Event()
+    box: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=call, daemon=True, name="iree-cluster-call").start()
+    if not wait_event(done, timeout):
+        if interrupted():
+            raise ClusterError(f"interrupted while {what}")
+        raise ClusterError(f"{what}: no answer within {timeout:g} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]

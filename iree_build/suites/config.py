@@ -14,7 +14,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from iree_build.errors import IreeBuildError
 from iree_build.validation import did_you_mean

@@ -10,7 +10,6 @@ costs ~0.1 ms on CPU, ~7 ms on Vulkan) on the pool's shared device.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from iree_build.testing.devices import (
     runtime_error_text,
 )
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
+from iree_build.errors import IreeBuildError
 from iree_build.testing.results import TestResult
 from iree_build.testing.vm import (TestError, calling_convention, context_error, exports,
                                    function_to_call, load_module)
@@ -305,6 +305,8 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
         )
     except TestError as exc:
         return result("error", f"{spec.name}: {exc}")
+    except IreeBuildError as exc:  # a path that leads out of the build folder through a link
+        return result("error", f"{spec.name}: {exc.message}")
     except Exception as exc:  # a bug or an odd runtime failure: still one line
         return result("error", f"{spec.name}: {type(exc).__name__}: {runtime_error_text(exc)}")
     if mismatch is not None:

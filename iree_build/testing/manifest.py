@@ -130,9 +130,51 @@ def check_relative_path(value: Any) -> str:
     return norm
 
 
+class PathEscapeError(ManifestError, ValueError):
+    """A manifest path that is spelled inside its folder but leads out of it through a link."""
+
+
+def contained(base_dir: str | os.PathLike[str], rel: str) -> Path:
+    """The real path ``rel`` names under ``base_dir``; links are followed and the result
+    must still lie inside ``base_dir`` (itself resolved), else PathEscapeError.
+
+    Spelling (``check_relative_path``) is not enough: ``build/evil.npy -> /elsewhere``
+    or a linked folder would lead the runner out of the build folder.
+    """
+    norm = check_relative_path(rel)
+    base = os.path.realpath(base_dir)
+    real = os.path.realpath(os.path.join(base, norm))
+    if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
+        raise PathEscapeError(f"{rel!r} leads outside {base} through a link (to {real}); "
+                              "refusing to read or write it", where=None)
+    return Path(base_dir) / norm
+
+
 def resolve(base_dir: str | os.PathLike[str], rel: str) -> Path:
-    """Absolute path of a manifest-relative path, re-checked so callers can't slip."""
-    return Path(base_dir) / check_relative_path(rel)
+    """Absolute path of a manifest-relative path, re-checked so callers can't slip: by
+    spelling, then by where it really leads (links followed), see :func:`contained`."""
+    return contained(base_dir, rel)
+
+
+def spec_paths(spec: Any) -> list[tuple[str, str]]:
+    """``(key, path)`` of every file a test (or benchmark) entry names."""
+    out = [("module", spec.module), ("result", spec.result)]
+    for key in ("inputs", "expected", "parameters"):
+        out += [(f"{key}[{i}]", p) for i, p in enumerate(getattr(spec, key, ()) or ())
+                if isinstance(p, str)]
+    return out
+
+
+def check_contained(manifest_path: Path, specs: Any, what: str = "test") -> None:
+    """Refuse, in one line naming the entry, a manifest whose paths lead out of its folder
+    through links (checked before anything is read or run)."""
+    base = manifest_path.parent
+    for spec in specs:
+        for key, rel in spec_paths(spec):
+            try:
+                contained(base, rel)
+            except PathEscapeError as exc:
+                raise _fail(manifest_path, f"{what} {spec.name!r} {key}: {exc.message}") from None
 
 
 def manifest_error(path: Path, message: str) -> ManifestError:
@@ -265,6 +307,8 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(p, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _fail(p, "not a test manifest (JSON nested too deeply)") from None
     return parse_manifest(p, data)
 
 

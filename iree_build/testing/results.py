@@ -109,7 +109,7 @@ def read_result(path: str | os.PathLike[str]) -> TestResult | None:
         if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
             return None
         return result_from_json(data)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

@@ -24,7 +24,8 @@ from iree_build.selection import Selection
 from iree_build.testing.run_pool import RunPool, default_run_pool
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.hardware import hardware_identity
-from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
+from iree_build.testing.manifest import (MANIFEST_NAME, Manifest, TestSpec, check_contained, load_manifest,
+                                         resolve)
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.report.publish import publish_tests
 from iree_build.testing.summary import failure_lines
@@ -192,6 +193,7 @@ def run_manifest(
     out = out if out is not None else sys.stdout
     pool = pool if pool is not None else default_run_pool()
     manifest = load_manifest(manifest_path)
+    _lock_tree(manifest.base_dir)
     if options.devices:
         check_devices(options.devices, manifest)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
@@ -200,6 +202,7 @@ def run_manifest(
     tests = select_tests(manifest.tests, Selection(
         devices=tuple(options.devices or ()), pattern=options.pattern or "",
         tags=options.tags or "", folders=tuple(options.folders)))
+    check_contained(manifest.path, tests)
     if tests:
         pool.prestart()
     if manifest.tests and not tests:
@@ -240,6 +243,20 @@ def run_manifest(
     print(summary_line(results), file=out, flush=True)
     failed = any(r.status in FAILING for r in results)
     return RunReport(results, len(cases) - cached, cached, 1 if failed else 0)
+
+
+def _lock_tree(folder: Path) -> None:
+    """Share the build's lock: a runner started while ``scons`` builds or tests the tree
+    refuses in one line, and holds the lock (shared with other runners) while it runs."""
+    from iree_build.build_lock import LOCK_NAME, acquire, tree_of
+
+    top = tree_of(folder)
+    try:
+        why = acquire(top, "python -m iree_build test", shared=True)  # runners share it
+    except OSError:  # a read-only tree: nothing can be written there anyway
+        return
+    if why:
+        raise UsageError(f"{os.path.relpath(top / LOCK_NAME)}: {why}")
 
 
 def _run_all(
