@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -27,6 +27,7 @@ from iree_build.testing.device_names import (
     driver_name,
     is_cpu_device,
 )
+from iree_build.testing.emulation import lane_identity
 from iree_build.testing.identity import hardware_identity
 from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
 from iree_build.testing.signature import FileHasher, test_signature
@@ -54,7 +55,9 @@ def device_identity(spec: TestSpec, pool: RunPool | None = None) -> str:
     driver on one machine says nothing about an NVIDIA GPU on another."""
     pool = pool if pool is not None else default_run_pool()
     status = pool.status(spec.device)
-    return hardware_identity(status.present, status.reason)
+    identity = hardware_identity(status.present, status.reason)
+    lane = lane_identity(spec.arch, spec.device, spec.emulator)  # another CPU's code, emulated
+    return f"{identity}; {lane}" if lane else identity
 
 
 def up_to_date_result(
@@ -155,6 +158,7 @@ class RunOptions:
     junit: str | os.PathLike[str] | None = None
     timeout: float | None = None  # seconds per call (check case), overriding the tests' own
     remote: RemoteTests | None = None  # run on a cluster instead of this machine's devices
+    emulators: dict[str, tuple[str, ...]] | None = None  # arch -> emulator argv, over the manifest's
 
 
 @dataclass
@@ -218,6 +222,9 @@ def run_manifest(
     tests = select_tests(manifest.tests, Selection(
         devices=tuple(options.devices or ()), pattern=options.pattern or "",
         tags=options.tags or "", folders=tuple(options.folders)))
+    if options.emulators:
+        tests = [replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
+                 for t in tests]
     if tests:
         pool.prestart()
     if manifest.tests and not tests:
