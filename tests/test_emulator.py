@@ -94,6 +94,8 @@ iree_test(name="out_of_bounds", module="crash", function="gather",
 iree_test(name="endless", module="hang", function="hang", expected=["1xi32=0"], timeout=3)
 iree_run(name="sum", module="add", function="add", **ADD)
 iree_check_test_suite(name="checks", srcs=["check.mlir"], toolchain="aarch64-linux")
+iree_benchmark(name="speed", module="add", function="add", inputs=["4xf32=1", "4xf32=2"],
+               devices=["local-task"], repetitions=2, min_time="10x", warmup=0)
 """
 
 
@@ -227,3 +229,16 @@ def test_check_files_are_not_judged_without_the_check_module(aarch64_tools: Path
     assert lane is None and "a check file needs IREE's check module to be judged" in why
     lane, why = lane_for("c.vmfb", "aarch64", "local-task", tuple(QEMU))
     assert lane is not None and lane.tools == aarch64_tools and not why
+
+
+def test_benchmarks_measure_the_emulated_code(built) -> None:
+    import json
+
+    project, _ = built
+    run = project.scons("bench")
+    assert run.returncode == 0, run.output
+    assert _line(run, "BENCH speed[local-task@aarch64]: median ").endswith("2 repetitions x 10 calls")
+    record = json.loads(project.path("iree_bench_results.json").read_text())
+    (entry,) = record["results"]
+    assert "aarch64 emulated by qemu-aarch64 -L /usr/aarch64-linux-gnu [qemu-aarch64 version" in \
+        entry["hardware"], entry  # a baseline is compared only within the same lane
