@@ -242,3 +242,22 @@ def test_benchmarks_measure_the_emulated_code(built) -> None:
     (entry,) = record["results"]
     assert "aarch64 emulated by qemu-aarch64 -L /usr/aarch64-linux-gnu [qemu-aarch64 version" in \
         entry["hardware"], entry  # a baseline is compared only within the same lane
+
+
+def test_a_cluster_worker_offering_the_lane_runs_it(built, tmp_path: Path) -> None:
+    from iree_build.cluster.local import LocalCluster
+
+    project, _ = built
+    cluster = LocalCluster(tmp_path)
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("arm", {"local-task@aarch64": 1})  # emulates aarch64 (or is one)
+        cluster.wait_for(["arm"])
+        run = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root), "--retest",
+                              "--filter=good*", "--devices=local-task", "--cluster", cluster.address],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "IREE_CLUSTER_KEEPALIVE": "0"})
+    finally:
+        cluster.stop()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "PASS good[local-task@aarch64] (" in run.stdout, run.stdout
