@@ -15,7 +15,7 @@ from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
 
-from iree_build.testing.emulation import lane_identity
+from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 
 from . import data_files
@@ -118,7 +118,7 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
         tuple(n.get_path() for n in param_nodes), parameter_scope,
         data_files.signature(env, [*input_nodes, *param_nodes]), arch, emulator)
     sources = data_files.sources_for(env, targets, [module_node, *input_nodes, *param_nodes])
-    return env.Command(targets, sources, RUN_ACTION, _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
+    return env.Command(targets, sources, RUN_ACTION, _IREE_RUN_WHAT=f"{function or 'its function'} on {lane_label(device, arch)}")
 
 
 @checked("iree_run")

@@ -261,3 +261,16 @@ def test_a_cluster_worker_offering_the_lane_runs_it(built, tmp_path: Path) -> No
         cluster.stop()
     assert run.returncode == 0, run.stdout + run.stderr
     assert "PASS good[local-task@aarch64] (" in run.stdout, run.stdout
+
+
+def test_the_aarch64_example_builds_and_tests_under_qemu(aarch64_tools: Path, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "aarch64"
+    shutil.copytree(example, tmp_path / "aarch64", ignore=shutil.ignore_patterns("build", ".sconsign*"))
+    run = Project(tmp_path / "aarch64").scons("test", "build/hidden.npy")
+    assert run.returncode == 0, run.output
+    for name in ("mlp_test[local-task@aarch64]", "mlp_test[local-sync@aarch64]",
+                 "matmul_test[local-task@aarch64]"):
+        assert f"PASS {name} (" in run.stdout, run.output
+    assert "IREE compile src/matmul.mlir -> build/matmul.vmfb [llvm-cpu, cpu=neoverse-n1, aarch64]" in run.stdout
+    assert "IREE run predict on local-task@aarch64 -> build/hidden.npy" in run.stdout
+    assert run.stdout.splitlines()[-1] == "3 passed, 0 failed, 0 skipped"
