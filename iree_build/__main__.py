@@ -1,4 +1,5 @@
-"""Command line: ``python -m iree_build test|bench BUILD_DIR [options]``, ``agents [--stop]``.
+"""Command line: ``python -m iree_build test|bench BUILD_DIR [options]``, ``runtime ARCH``,
+``agents [--stop]``.
 
 Runs a built tree's tests or benchmarks with ``iree.runtime`` only. Usage and
 manifest errors are one line on stderr and exit code 2; test failures and
@@ -61,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="run the tests on the Dask cluster whose scheduler is at ADDRESS "
                            "(default $IREE_CLUSTER); TLS files from $IREE_CLUSTER_TLS_CA_FILE, "
                            "$IREE_CLUSTER_TLS_CERT, $IREE_CLUSTER_TLS_KEY or the options below")
+    test.add_argument("--emulator", metavar="ARCH:COMMAND", action="append", default=[],
+                      help="run CPU tests of ARCH code under COMMAND, over what the manifest says "
+                           "(--emulator='aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu'); the ARCH "
+                           "tools come from $IREE_RUNTIME_TOOLS_<ARCH> or `runtime ARCH`")
     test.add_argument("--tls-ca-file", metavar="PATH", help="CA certificate of a tls:// cluster")
     test.add_argument("--tls-cert", metavar="PATH", help="this client's certificate for a tls:// cluster")
     test.add_argument("--tls-key", metavar="PATH", help="this client's private key for a tls:// cluster")
@@ -74,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--baseline", metavar="FILE",
                        help="compare with this saved run; a regression exits 1")
     bench.add_argument("--save", metavar="FILE", help="save this run as a baseline")
+    runtime = sub.add_parser(
+        "runtime",
+        help="fetch IREE's runtime tools for another CPU architecture",
+        description="Fetch the iree-base-runtime wheel of ARCH (at the installed runtime's version) "
+                    "and unpack its tools (iree-run-module, iree-benchmark-module) into this user's "
+                    "cache, where emulated test lanes find them ($IREE_RUNTIME_TOOLS_<ARCH> wins).",
+    )
+    runtime.add_argument("arch", metavar="ARCH", help="the architecture, as in LLVM triples: aarch64")
+    runtime.add_argument("--version", help="the runtime version (default: the installed one)")
+    runtime.add_argument("--force", action="store_true", help="fetch again even if it is there")
     agents = sub.add_parser(
         "agents",
         help="list or stop this user's cluster agents",
@@ -112,6 +127,7 @@ def _run_benchmarks(args: argparse.Namespace) -> int:
 
 def _run_tests(args: argparse.Namespace) -> int:
     _need_runtime()
+    from iree_build.testing.emulation import parse_emulators
     from iree_build.testing.runner import RunOptions, find_manifest, run_manifest
 
     if args.timeout is not None and not 0 < args.timeout < float("inf"):
@@ -126,6 +142,7 @@ def _run_tests(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         junit=args.junit,
         timeout=args.timeout,
+        emulators=parse_emulators(args.emulator, "--emulator") or None,
         remote=_cluster_tests(args) if args.cluster else None,
     )
     return run_manifest(find_manifest(args.build_dir), options).exit_code
@@ -139,6 +156,15 @@ def _cluster_tests(args: argparse.Namespace):
 
     tls = {"ca_file": args.tls_ca_file, "cert": args.tls_cert, "key": args.tls_key}
     return ClusterTests(connect(ClusterConfig.from_values(args.cluster, tls=tls)))
+
+
+def _runtime(args: argparse.Namespace) -> int:
+    """Fetch another architecture's runtime tools into the cache; print their folder."""
+    from iree_build.testing.emulation import normal_arch
+    from iree_build.testing.runtime_tools import fetch
+
+    print(fetch(normal_arch(args.arch), args.version, args.force))
+    return 0
 
 
 def _agents(args: argparse.Namespace) -> int:
@@ -168,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_tests(args)
         if args.command == "bench":
             return _run_benchmarks(args)
+        if args.command == "runtime":
+            return _runtime(args)
         if args.command == "agents":
             return _agents(args)
         raise _Usage(f"unknown command {args.command!r}")  # pragma: no cover

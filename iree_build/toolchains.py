@@ -8,6 +8,8 @@ instead of flag lists that rot with each compiler release. A preset file::
     target_backends = ["cuda"]
     devices = ["cuda"]             # optional: runtime HAL devices (default: all that fit)
     flags = ["--iree-opt-level=O2"]  # optional: extra compiler flags
+    emulator = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]  # optional: runs its CPU code
+                                   # on a machine of another architecture (tests, runs)
     [options]                      # version-independent keys, see target_options.OPTIONS
     cuda_target = "sm_80"
 
@@ -39,7 +41,7 @@ from .errors import IreeBuildError
 from .targets import BACKENDS, HAL_DEVICES, check_backends, device_flags, devices_for
 
 ENV_VAR = "IREE_TOOLCHAIN_PATH"
-KEYS = ("description", "extends", "target_backends", "options", "flags", "devices")
+KEYS = ("description", "extends", "target_backends", "options", "flags", "devices", "emulator")
 
 
 def shipped_dirs() -> list[Path]:
@@ -82,6 +84,7 @@ class Toolchain:
     extra_flags: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     chain: tuple[Path, ...] = ()  # this file, then the files it extends
+    emulator: tuple[str, ...] = ()  # how its CPU code runs on a machine of another architecture
 
     @property
     def where(self) -> str:
@@ -264,6 +267,10 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
         if dev not in usable:
             raise fail(f"devices: '{dev}' cannot run code built for {', '.join(backends)}; "
                        f"its code runs on: {', '.join(usable)}")
+    emulator = _strings(data, "emulator", path) or []
+    if "emulator" in data and not emulator:
+        raise fail('emulator is empty; write the command that runs this preset\'s CPU code here, '
+                   'e.g. emulator = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]')
     return Toolchain(
         name=path.stem,
         path=path,
@@ -273,6 +280,7 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
         extra_flags=tuple(extra_flags),
         devices=tuple(devices if devices else usable),
         chain=chain,
+        emulator=tuple(emulator),
     )
 
 

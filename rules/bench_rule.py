@@ -27,9 +27,11 @@ from iree_build.bench.spec import (MANIFEST_NAME, BenchSpec, ValueInput, check_n
                                    manifest_json, min_time_text)
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
+from iree_build.testing.emulation import lane_label
 
 from . import data_files, help_summary, options
 from .arguments import checked
+from .emulators import emulator_for
 from .explicit_action import ExplicitAction
 from .registry import Registry, registry
 from .run_flags import from_flagfile
@@ -150,14 +152,19 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         result = env.File(f"{name}.{device}.bench.json")
         folder = reg.label_folder(env.Dir("."))
         base = f"{folder}:{name}" if folder else name
+        arch = info.cpu_arch or "" if device in ("local-sync", "local-task") else ""
+        try:
+            emulator = emulator_for(env, arch, info.emulator)
+        except IreeBuildError as e:
+            fail(e.message, where)
         spec = BenchSpec(
-            name=f"{base}[{device}]", base=base, device=device, module=rel(module_node),
+            name=f"{base}[{lane_label(device, arch)}]", base=base, device=device, module=rel(module_node),
             function=function or "", result=rel(result),
             inputs=tuple(i if isinstance(i, ValueInput) else rel(i) for i in declared),
             declared_at=where, repetitions=repetitions, min_time=min_time, warmup=float(warmup),
             flops=None if flops is None else float(flops), bytes=None if bytes is None else float(bytes),
             threshold=float(threshold), tags=tags, parameters=tuple(rel(n) for n in param_nodes),
-            parameter_scope=parameter_scope)
+            parameter_scope=parameter_scope, arch=arch, emulator=emulator)
         selected = command_line_selection(env).matches(
             spec.name, device, spec.tags,
             (source_folder(env), env.Dir(".").get_internal_path().replace(os.sep, "/")))

@@ -43,6 +43,7 @@ class ModuleInfo:
     label: str = ""  # its output, from the top folder: "build/models/mlp.vmfb"
     folder: str = ""  # the declaring SConscript's source folder ("" = top)
     toolchain: str = ""  # the preset it was declared with, if any
+    emulator: tuple = ()  # its preset's emulator: how its CPU code runs on another architecture
 
 
 builder = SCons.Builder.Builder(
@@ -96,7 +97,8 @@ def toolchain_dirs(env) -> list[str]:
 
 
 def _target(env, toolchain, target_backends, cpu, cpu_features, triple):
-    """(backends, devices, target flags for an output path, side outputs, suffix, cli, summary)."""
+    """(backends, devices, target flags for an output path, side outputs, suffix, cli, summary,
+    the preset's emulator)."""
     if toolchain is None and target_backends is None:
         toolchain = options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None
     if toolchain is not None:
@@ -107,7 +109,7 @@ def _target(env, toolchain, target_backends, cpu, cpu_features, triple):
         tc = find_toolchain(str(toolchain), extra_dirs=toolchain_dirs(env))
         tc.check_registered()
         return (list(tc.target_backends), list(tc.devices), tc.flags, tc.side_outputs,
-                tc.output_suffix, tc.needs_cli, tc.summary())
+                tc.output_suffix, tc.needs_cli, tc.summary(), tc.emulator)
     backends = check_backends(
         _as_list(target_backends) or _as_list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])),
         compiler_info().targets,
@@ -120,7 +122,7 @@ def _target(env, toolchain, target_backends, cpu, cpu_features, triple):
         flags += cpu_target.flags()
         summary += ", " + cpu_target.summary()
     return (backends, devices_for(backends), lambda out: list(flags), lambda out: [],
-            ".vmfb", False, summary)
+            ".vmfb", False, summary, ())
 
 
 def _cpu_arch(backends: list[str], flags: list[str]) -> str | None:
@@ -169,7 +171,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         source, params = imported[0], tuple(imported[1:])
         flags = [*policy.compile_flags(_as_list(flags)), *_as_list(flags)]  # f64 models
     try:
-        backends, devices, target_flags, side_outputs, suffix, cli, summary = _target(
+        backends, devices, target_flags, side_outputs, suffix, cli, summary, emulator = _target(
             env, toolchain, target_backends, cpu, cpu_features, triple)
         extra = _as_list(flags)
         for flag in extra:
@@ -202,7 +204,7 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
         if target_backends is None else ""
     reg.modules[out.get_abspath()] = ModuleInfo(
         backends, devices, _cpu_arch(backends, flags_for_out), params, params_scope, where, summary,
-        out.get_internal_path(), source_folder(env), preset)
+        out.get_internal_path(), source_folder(env), preset, emulator)
     if preset:
         reg.presets.add(preset)
     help_summary.note_module(env)

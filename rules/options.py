@@ -34,6 +34,10 @@ OPTIONS: list[tuple[str, dict]] = [
                                       "else 300)")),
     ("--iree-toolchain", dict(metavar="NAME", default="",
                               help="target preset for every module that names none")),
+    ("--iree-emulator", dict(metavar="ARCH:COMMAND", action="append", default=[],
+                             help="run tests of modules built for another CPU architecture under this "
+                                  "emulator, e.g. --iree-emulator='aarch64:qemu-aarch64 -L "
+                                  "/usr/aarch64-linux-gnu' (again for another ARCH)")),
     ("--iree-export", dict(metavar="KIND:DIR", default="",
                            help="write the modules and tests as a CMake project or Bazel workspace: cmake:DIR or bazel:DIR")),
     ("--iree-commands", dict(action="store_true", default=False,

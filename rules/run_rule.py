@@ -15,10 +15,12 @@ from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
 
+from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 
 from . import data_files
 from .arguments import checked
+from .emulators import emulator_for
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .registry import registry
@@ -35,6 +37,8 @@ class DeclaredRun:
     parameters: tuple[str, ...]  # as the manifest names them: relative to the top folder
     parameter_scope: str
     data: str  # the literal inputs' hashes (data_files.signature)
+    arch: str = ""  # CPU architecture the module's code needs on a local device ("" = any)
+    emulator: tuple = ()  # how that code runs here when this machine is another architecture
 
 
 def _key(env, target) -> DeclaredRun:
@@ -45,7 +49,12 @@ def _signature(target, source, env) -> str:
     run = _key(env, target)
     return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
             f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
-            f"hardware: {hardware_identity(run.device)}\n{run.data}")
+            f"hardware: {hardware_identity(run.device)}\n{_lane(run)}{run.data}")
+
+
+def _lane(run: DeclaredRun) -> str:
+    lane = lane_identity(run.arch, run.device, run.emulator) if run.emulator else ""
+    return f"lane: {lane}\n" if lane else ""
 
 
 def _run(target, source, env):
@@ -60,7 +69,8 @@ def _run(target, source, env):
     spec = TestSpec(name=str(target[0]), base=str(target[0]), device=device, module=str(module),
                     function=function, inputs=(), expected=(), rtol=0.0, atol=0.0,
                     declared_at=where, result=str(target[0]),
-                    parameters=run.parameters, parameter_scope=run.parameter_scope)
+                    parameters=run.parameters, parameter_scope=run.parameter_scope,
+                    arch=run.arch, emulator=run.emulator)
     # In a run worker: a crash in the call fails this target, not the build.
     reply = default_run_pool().invoke(spec, module.get_abspath(), list(run.inputs),
                                       [t.get_abspath() for t in target], env.Dir("#").get_abspath())
@@ -98,15 +108,17 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
         param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
         if info.parameters and parameter_scope == "model":
             parameter_scope = info.parameter_scope
+        arch = info.cpu_arch or "" if device in ("local-sync", "local-task") else ""
+        emulator = emulator_for(env, arch, info.emulator)
     except IreeBuildError as e:
         fail(e.message, where)
     targets = [env.File(n) for n in names]
     registry(env).runs[targets[0].get_abspath()] = DeclaredRun(
         device, function or "", where, len(targets), tuple(n.get_abspath() for n in input_nodes),
         tuple(n.get_path() for n in param_nodes), parameter_scope,
-        data_files.signature(env, [*input_nodes, *param_nodes]))
+        data_files.signature(env, [*input_nodes, *param_nodes]), arch, emulator)
     sources = data_files.sources_for(env, targets, [module_node, *input_nodes, *param_nodes])
-    return env.Command(targets, sources, RUN_ACTION, _IREE_RUN_WHAT=f"{function or 'its function'} on {device}")
+    return env.Command(targets, sources, RUN_ACTION, _IREE_RUN_WHAT=f"{function or 'its function'} on {lane_label(device, arch)}")
 
 
 @checked("iree_run")

@@ -26,12 +26,14 @@ from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
 from iree_build.testing.compare import Tol
+from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 
 from iree_build.selection import Selection, check_tags
 
 from . import cluster_backend, data_files, help_summary, options
 from .arguments import checked
+from .emulators import emulator_for
 from .explicit_action import ExplicitAction
 from .module_rule import find_module
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
@@ -74,6 +76,7 @@ class DeclaredTest:
     selected: bool = True
     spec: Any = None  # its TestSpec, once made (spec_of)
     compare: dict = field(default_factory=dict)  # IREE threshold overrides (a flag file's)
+    emulator: tuple = ()  # how `arch` code runs on a machine of another architecture
 
 
 def build_dir(env, first_module) -> Any:
@@ -111,7 +114,7 @@ def _make_spec(test: DeclaredTest, reg: Registry):
         declared_at=test.declared_at, result=rel(test.result),
         parameters=tuple(rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
         arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip, timeout=test.timeout,
-        tags=test.tags, folder=test.folder, compare=dict(test.compare),
+        tags=test.tags, folder=test.folder, compare=dict(test.compare), emulator=tuple(test.emulator),
     )
 
 
@@ -129,8 +132,16 @@ def _signature(target, source, env) -> str:
         f"timeout: {t.timeout!r}", f"runtime: iree-base-runtime {runtime_version()}",
         f"comparison: {COMPARISON} {sorted(t.compare.items())}",
         f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
+        *_lane_line(t),
         data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
     ])
+
+
+def _lane_line(t: DeclaredTest) -> list[str]:
+    """An emulated lane's identity (the emulated architecture, the emulator's version, the
+    tools'): a result under one emulator is not taken for another's."""
+    lane = lane_identity(t.arch, t.device, t.emulator) if t.emulator else ""
+    return [f"lane: {lane}"] if lane else []
 
 
 def _say(reg: Registry, line: str) -> None:
@@ -402,6 +413,13 @@ def register(env, test: DeclaredTest, sources: list):
     build_dir(env, test.module)
     folder = reg.label_folder(env.Dir("."))
     test.folder = source_folder(env)
+    if test.arch:  # another architecture's code runs on an emulated lane: "[local-task@aarch64]"
+        info = reg.modules.get(test.module.get_abspath())
+        try:
+            test.emulator = emulator_for(env, test.arch, info.emulator if info else ())
+        except IreeBuildError as e:
+            fail(e.message, test.declared_at)
+        test.label = lane_label(test.label, test.arch)
     test.base = f"{folder}:{test.short}" if folder else test.short
     test.name = f"{test.base}[{test.label}]"
     if test.name in reg.names:

@@ -22,6 +22,7 @@ from typing import Any
 
 from iree_build.bench.spec import BenchSpec, ValueInput
 from iree_build.errors import IreeBuildError
+from iree_build.testing.emulation import Lane
 from iree_build.testing.devices import canonical_device, runtime_error_text
 from iree_build.testing.manifest import resolve
 
@@ -122,9 +123,14 @@ def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tupl
 
 
 def measure(spec: BenchSpec, base_dir: str | os.PathLike[str], timeout: float | None = None,
-            tool: str | None = None) -> Measurement:
-    """Run the benchmark once (all its repetitions) in a child process."""
-    args = command(spec, base_dir, tool or find_tool())
+            tool: str | None = None, lane: Lane | None = None) -> Measurement:
+    """Run the benchmark once (all its repetitions) in a child process; with an emulated
+    ``lane``, that architecture's tool under its emulator."""
+    if lane is not None:
+        emulated = lane.command(TOOL)
+        args = [*emulated[:-1], *command(spec, base_dir, emulated[-1])]
+    else:
+        args = command(spec, base_dir, tool or find_tool())
     files = [spec.module, *(i for i in spec.inputs if isinstance(i, str)), *spec.parameters]
     for path in (resolve(base_dir, f) for f in files):
         if not path.is_file():

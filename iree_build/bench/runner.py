@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from iree_build.bench import identity
+from iree_build.testing.emulation import lane_for
 from iree_build.bench.compare import compare, comparison_line, is_regression
 from iree_build.bench.measure import BenchError, measure
 from iree_build.bench.record import (HISTORY_NAME, RUN_NAME, BenchResult, append_history,
@@ -39,15 +40,18 @@ def run_benchmark(spec: BenchSpec, base_dir: str | os.PathLike[str],
                          function=spec.function, flops=spec.flops, bytes=spec.bytes,
                          threshold=spec.threshold, declared_at=spec.declared_at)
     status = default_pool().status(spec.device)
-    if not status.present:
-        result.status, result.message = "skipped", status.reason
+    lane, why = lane_for(spec.module, spec.arch, spec.device, spec.emulator)
+    if not status.present or why:
+        result.status, result.message = "skipped", why or status.reason
         return result
     result.hardware = identity.device_hardware(spec.device)
+    if lane is not None:  # another architecture's code under its emulator: its own hardware
+        result.hardware += f"; {lane.identity}"
     try:
         result.module_sha256 = sha256_of(resolve(base_dir, spec.module))
         spec = replace(spec, function=function_of(spec, base_dir))
         result.function = spec.function
-        got = measure(spec, base_dir, timeout)
+        got = measure(spec, base_dir, timeout, lane=lane)
     except (BenchError, OSError) as exc:
         result.message = str(exc)
         return result

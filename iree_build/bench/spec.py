@@ -77,6 +77,8 @@ class BenchSpec:
     tags: tuple[str, ...] = ()
     parameters: tuple[str, ...] = ()
     parameter_scope: str = "model"
+    arch: str = ""  # CPU architecture the module's code needs on a local device ("" = any)
+    emulator: tuple[str, ...] = ()  # how that code runs on a machine of another architecture
 
     def to_json(self) -> dict[str, Any]:
         doc = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
@@ -129,10 +131,10 @@ def _parse(path: Path, index: int, raw: Any) -> BenchSpec:
     if unknown:
         raise _fail(path, f"benchmark {label!r} has unknown key(s): {', '.join(unknown)}")
     try:
-        for key in ("name", "base", "device", "function", "declared_at", "parameter_scope"):
+        for key in ("name", "base", "device", "function", "declared_at", "parameter_scope", "arch"):
             if key in raw and not isinstance(raw[key], str):
                 raise ValueError(f"{key!r} must be a string")
-        for key in ("inputs", "parameters", "tags"):
+        for key in ("inputs", "parameters", "tags", "emulator"):
             if not isinstance(raw.get(key, []), list):
                 raise ValueError(f"{key!r} must be a list")
         values = dict(raw)
@@ -141,6 +143,9 @@ def _parse(path: Path, index: int, raw: Any) -> BenchSpec:
         values["inputs"] = tuple(_input(p) for p in raw["inputs"])
         values["parameters"] = tuple(check_relative_path(p) for p in raw.get("parameters", []))
         values["tags"] = tuple(check_tag(t) for t in raw.get("tags", []))
+        if not all(isinstance(w, str) and w for w in raw.get("emulator", [])):
+            raise ValueError("'emulator' must be a list of words (the emulator's command)")
+        values["emulator"] = tuple(raw.get("emulator", []))
         values["min_time"] = min_time_text(raw.get("min_time", "0.5s"))
         check_numbers(raw.get("repetitions", 5), raw.get("warmup", 0.1), raw.get("flops"),
                       raw.get("bytes"), raw.get("threshold", 0.1))

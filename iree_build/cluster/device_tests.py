@@ -25,12 +25,16 @@ from .files import Payload, pack, scratch, unpack, worker_name
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)  # holds the iree_build package
 
 
-def device_resources(device: str) -> list[str]:
-    """Resource names that mean ``device``: as written and as the runtime's driver."""
+def device_resources(device: str, arch: str = "") -> list[str]:
+    """Resource names that mean ``device``: as written and as the runtime's driver. CPU code
+    for one architecture first asks for a worker offering that lane (``local-task@aarch64``:
+    an aarch64 host, or one that emulates it), then any worker offering the device (which
+    runs it natively, emulates it, or says why it cannot)."""
     from iree_build.testing.device_names import driver_name  # no runtime in the build process
 
     scheme = device.split("://", 1)[0]
-    return list(dict.fromkeys([scheme, driver_name(scheme)]))
+    names = list(dict.fromkeys([scheme, driver_name(scheme)]))
+    return [*(f"{n}@{arch}" for n in names), *names] if arch else names
 
 
 def worker_hardware(device: str) -> str:
@@ -108,7 +112,7 @@ def run_test_on(cluster: Connection, spec: TestSpec, base_dir: str | os.PathLike
         return result("skipped", spec.skip)
     try:
         offers = cluster.offers()
-        resource = next((r for r in device_resources(spec.device) if r in offers), None)
+        resource = next((r for r in device_resources(spec.device, spec.arch) if r in offers), None)
         if resource is None:
             return result("skipped", f"{spec.device}: no worker of the Dask cluster at "
                                      f"{cluster.config.address} offers it (its workers offer "

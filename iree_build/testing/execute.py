@@ -18,13 +18,14 @@ from pathlib import Path
 import iree.runtime as ireert
 import numpy as np
 
-from iree_build.hardware import architecture
-from iree_build.values.arrays import c_order, load_npy, resolve_opaque
-from iree_build.values.element_types import BY_NAME, declared_types, hal_element_type, storage_view
+from iree_build.values.arrays import c_order, load_npy
+from iree_build.values.element_types import hal_element_type, storage_view
+from iree_build.testing import emulated_run
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
 from iree_build.testing.compare import compare_outputs, margins
+from iree_build.testing.emulation import lane_for
 from iree_build.testing.host_arrays import to_host
 from iree_build.testing.devices import (
     DevicePool,
@@ -35,8 +36,7 @@ from iree_build.testing.devices import (
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
 from iree_build.errors import IreeBuildError
 from iree_build.testing.results import TestResult
-from iree_build.testing.vm import (TestError, calling_convention, context_error, exports,
-                                   function_to_call, load_module)
+from iree_build.testing.vm import TestError, context_error, find_function, load_module, typed_inputs
 
 # VM calling-convention codes for scalar arguments/results.
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
@@ -110,28 +110,6 @@ def _read_results(
     return outputs
 
 
-def _typed_inputs(inputs: list[np.ndarray], declaration: str) -> list[np.ndarray]:
-    """Inputs saved as anonymous bytes (``np.save`` of an f8 array writes ``|V1``) read as
-    the element type the function declares for them."""
-    if not any(a.dtype.kind == "V" and a.dtype.names is None for a in inputs):
-        return inputs
-    declared, _ = declared_types(declaration)
-    typed = []
-    for i, arr in enumerate(inputs):
-        name = declared[i] if i < len(declared) else None
-        known = BY_NAME.get(name) if name is not None else None
-        arr = resolve_opaque(arr, known.dtype if known is not None else None)
-        if arr.dtype.kind == "V" and not hal_element_type(arr.dtype):
-            raise TestError(f"input {i} is {arr.dtype.itemsize} raw byte(s) per element (a .npy of an "
-                            "ml_dtypes type saved by np.save) and the function does not declare a "
-                            "type of that width for it")
-        typed.append(arr)
-    return typed
-
-
-host_arch = architecture  # this machine's CPU architecture, spelled as in LLVM triples
-
-
 def load_parameters(base_dir: Path, spec: TestSpec) -> ireert.ParameterIndex:
     """The parameter archives a module reads at run time, in one index.
 
@@ -168,24 +146,10 @@ def invoke(
         raise TestError(str(exc)) from None
     instance = pool.instance
     module = load_module(module_path, instance, spec.module)
-    name = function_to_call(exports(module), spec.function, spec.module, spec.declared_at)
-    function = module.lookup_function(name)
-    if function is None:  # listed, yet not found: the runtime's word against its own list
-        raise TestError(f"function {name!r} not found in {spec.module!r} (declared at {spec.declared_at})")
-    declaration = function.reflection.get("iree.abi.declaration", "")
-    if declaration.startswith("async"):
-        raise TestError(
-            f"function {name!r} uses the async (fences) ABI; only sync "
-            "functions can be tested"
-        )
-    cconv = calling_convention(function)
+    callee = find_function(module, spec, len(inputs))
+    name, function, cconv = callee.name, callee.function, callee.cconv
     codes = cconv.args if cconv is not None and cconv.is_exact else None
-    if codes is not None and len(codes) != len(inputs):
-        raise TestError(
-            f"function {name!r} takes {len(codes)} input(s), the test "
-            f"gives {len(inputs)} (declared at {spec.declared_at})"
-        )
-    inputs = _typed_inputs(inputs, declaration)
+    inputs = typed_inputs(inputs, callee.declaration)
     args = rets = hal = context = modules = index = log = None
     try:
         args = ireert.VmVariantList(len(inputs))
@@ -224,16 +188,15 @@ def invoke(
 
 
 def skip_reason(spec: TestSpec, pool: DevicePool) -> str | None:
-    """Why this test cannot run here (declared skip, absent device, foreign CPU code), or None."""
+    """Why this test cannot run here (declared skip, absent device, foreign CPU code and no
+    emulated lane for it), or None."""
     if spec.skip:
         return spec.skip
     status = pool.status(spec.device)
     if not status.present:
         return status.reason
-    if spec.arch and spec.arch != host_arch():
-        return (f"{spec.module} holds {spec.arch} code only; this machine is "
-                f"{host_arch()} (no {spec.arch} device here)")
-    return None
+    # CPU code for another architecture: its emulated lane, or why there is none
+    return lane_for(spec.module, spec.arch, spec.device, spec.emulator, spec.kind)[1] or None
 
 
 def run_test(
@@ -288,16 +251,21 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
             load_array(resolve(base_dir, p), f"expected output {i}")
             for i, p in enumerate(spec.expected)
         ]
-        outputs, time_ms = pool.run_on(
-            spec.device,
-            invoke,
-            pool,
-            spec,
-            resolve(base_dir, spec.module),
-            inputs,
-            bool(spec.expected),
-            Path(base_dir),
-        )
+        lane, _ = lane_for(spec.module, spec.arch, spec.device, spec.emulator, spec.kind)
+        if lane is not None:  # another architecture's code, under its emulator
+            outputs, time_ms = emulated_run.call(lane, spec, resolve(base_dir, spec.module), inputs,
+                                                 bool(spec.expected), Path(base_dir))
+        else:
+            outputs, time_ms = pool.run_on(
+                spec.device,
+                invoke,
+                pool,
+                spec,
+                resolve(base_dir, spec.module),
+                inputs,
+                bool(spec.expected),
+                Path(base_dir),
+            )
         mismatch = (
             compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol, spec.compare)
             if spec.expected
@@ -307,6 +275,9 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
         return result("error", f"{spec.name}: {exc}")
     except IreeBuildError as exc:  # a path that leads out of the build folder through a link
         return result("error", f"{spec.name}: {exc.message}")
+    except emulated_run.EmulatedFault as exc:  # the emulated program crashed or hung
+        return TestResult(name=spec.name, status=exc.status, message=f"{spec.name}: {exc.message}",
+                          device=spec.device, signature=signature, base=spec.base, details=exc.details)
     except Exception as exc:  # a bug or an odd runtime failure: still one line
         return result("error", f"{spec.name}: {type(exc).__name__}: {runtime_error_text(exc)}")
     if mismatch is not None:

@@ -41,7 +41,7 @@ _KEYS = (
 _PATH_KEYS = ("module", "result")
 # Fields checked by value (not paths), with the default of those that may be absent.
 _CHECKED = {"rtol": None, "atol": None, "compare": {}, "parameter_scope": "model", "arch": "", "kind": "call",
-             "xfail": "", "skip": "", "timeout": 0.0, "tags": [], "folder": ""}
+             "xfail": "", "skip": "", "timeout": 0.0, "tags": [], "folder": "", "emulator": []}
 _PATH_LIST_KEYS = ("inputs", "expected")
 
 
@@ -76,6 +76,7 @@ class TestSpec:
     tags: tuple[str, ...] = ()  # what --tags/--iree-test-tags select on ("gpu", "slow")
     folder: str = ""  # the declaring SConscript's source folder, from the project's top
     compare: dict[str, float] = field(default_factory=dict)  # IREE threshold overrides ("f32": 1e-3)
+    emulator: tuple[str, ...] = ()  # how `arch` code runs on a machine of another CPU ("qemu-aarch64", ...)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in field order (the documented order)."""
@@ -224,7 +225,9 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
               "timeout": lambda value: validation.number(
                   value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0),
               "tags": lambda value: validation.strings(value, "give a list of tag names", single=False,
-                                                       empty=True)}
+                                                       empty=True),
+              "emulator": lambda value: validation.strings(
+                  value, "give the emulator's command as a list of words", single=False, empty=True)}
     values: dict[str, Any] = {}
     for key, default in _CHECKED.items():
         value = raw.get(key, default)
@@ -255,6 +258,7 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         tags=tuple(values["tags"]),
         folder=values["folder"],
         compare=values["compare"],
+        emulator=tuple(values["emulator"]),
     )
 
 

@@ -63,6 +63,8 @@ def _send(out: TextIO, message: dict[str, Any]) -> None:
 def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     from iree_build.atomic import atomic_write_bytes
     from iree_build.values.arrays import npy_bytes
+    from iree_build.testing import emulated_run
+    from iree_build.testing.emulation import lane_for
     from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import spec_from_json
 
@@ -71,12 +73,21 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     if not status.present:
         return {"ok": False, "message": f"cannot run {spec.function or 'it'} on {spec.device}: "
                                         f"{status.reason}"}
+    lane, why = lane_for(spec.module, spec.arch, spec.device, spec.emulator)
+    if why:
+        return {"ok": False, "message": f"cannot run {spec.function or 'it'} on {spec.device}: {why}"}
     try:
         arrays = [load_array(Path(p), f"input {i}") for i, p in enumerate(req["inputs"])]
-        outputs, _ = pool.run_on(spec.device, invoke, pool, spec, Path(req["module"]), arrays,
-                                 True, Path(req["params_dir"]))
+        if lane is not None:  # another architecture's code, under its emulator
+            outputs, _ = emulated_run.call(lane, spec, Path(req["module"]), arrays, True,
+                                           Path(req["params_dir"]))
+        else:
+            outputs, _ = pool.run_on(spec.device, invoke, pool, spec, Path(req["module"]), arrays,
+                                     True, Path(req["params_dir"]))
     except TestError as exc:
         return {"ok": False, "message": f"{spec.function or 'its function'} on {spec.device}: {exc}"}
+    except emulated_run.EmulatedFault as exc:
+        return {"ok": False, "message": f"{spec.function or 'its function'} on {spec.device}: {exc.message}"}
     if len(outputs) != len(req["outputs"]):
         return {"ok": False, "count": len(outputs), "message": ""}
     for path, array in zip(req["outputs"], outputs):

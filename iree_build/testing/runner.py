@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -26,6 +26,7 @@ from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.hardware import hardware_identity
 from iree_build.testing.manifest import (MANIFEST_NAME, Manifest, TestSpec, check_contained, load_manifest,
                                          resolve)
+from iree_build.testing.emulation import lane_identity
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.report.publish import publish_tests
 from iree_build.testing.summary import failure_lines
@@ -50,8 +51,11 @@ class UsageError(IreeBuildError):
 def device_identity(spec: TestSpec) -> str:
     """Which hardware a result on this machine holds for (:mod:`iree_build.hardware`, as
     ``scons test`` signs it): a result copied from another machine, or from a software
-    Vulkan driver, says nothing about this one's CPU or GPU."""
-    return hardware_identity(spec.device)
+    Vulkan driver, says nothing about this one's CPU or GPU; an emulated lane adds the
+    emulated architecture, the emulator and its tools."""
+    identity = hardware_identity(spec.device)
+    lane = lane_identity(spec.arch, spec.device, spec.emulator)  # another CPU's code, emulated
+    return f"{identity}; {lane}" if lane else identity
 
 
 def up_to_date_result(
@@ -138,6 +142,7 @@ class RunOptions:
     junit: str | os.PathLike[str] | None = None
     timeout: float | None = None  # seconds per call (check case), overriding the tests' own
     remote: RemoteTests | None = None  # run on a cluster instead of this machine's devices
+    emulators: dict[str, tuple[str, ...]] | None = None  # arch -> emulator argv, over the manifest's
 
 
 @dataclass
@@ -203,6 +208,9 @@ def run_manifest(
         devices=tuple(options.devices or ()), pattern=options.pattern or "",
         tags=options.tags or "", folders=tuple(options.folders)))
     check_contained(manifest.path, tests)
+    if options.emulators:
+        tests = [replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
+                 for t in tests]
     if tests:
         pool.prestart()
     if manifest.tests and not tests:

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import iree.runtime as ireert
+import numpy as np
 
 from iree_build.testing.devices import runtime_error_text
+from iree_build.testing.manifest import TestSpec
+from iree_build.values.arrays import resolve_opaque
+from iree_build.values.element_types import BY_NAME, declared_types, hal_element_type
 
 
 class TestError(Exception):
@@ -97,3 +101,58 @@ def context_error(exc: BaseException, module_name: str, device: str) -> str:
         wanted = ", ".join(dict.fromkeys(targets))
         return f"module {module_name!r} was compiled for {wanted}, cannot run on {device}"
     return f"cannot initialize module {module_name!r} on {device}: {text}"
+
+
+@dataclass(frozen=True)
+class Callee:
+    """The function a test calls, as the module declares it."""
+
+    name: str
+    function: ireert.VmFunction
+    declaration: str  # its ``iree.abi.declaration``: argument and result types
+    cconv: CallingConvention | None
+
+
+def find_function(module: ireert.VmModule, spec: TestSpec, n_inputs: int) -> Callee:
+    """``spec.function`` (or the module's only export) of a loaded module, checked against
+    the test's inputs; raises TestError. Needs no device: a module built for another CPU
+    loads here too."""
+    name = function_to_call(exports(module), spec.function, spec.module, spec.declared_at)
+    function = module.lookup_function(name)
+    if function is None:  # listed, yet not found: the runtime's word against its own list
+        raise TestError(f"function {name!r} not found in {spec.module!r} (declared at {spec.declared_at})")
+    declaration = function.reflection.get("iree.abi.declaration", "")
+    if declaration.startswith("async"):
+        raise TestError(
+            f"function {name!r} uses the async (fences) ABI; only sync "
+            "functions can be tested"
+        )
+    cconv = calling_convention(function)
+    codes = cconv.args if cconv is not None and cconv.is_exact else None
+    if codes is not None and len(codes) != n_inputs:
+        raise TestError(
+            f"function {name!r} takes {len(codes)} input(s), the test "
+            f"gives {n_inputs} (declared at {spec.declared_at})"
+        )
+    return Callee(name, function, declaration, cconv)
+
+
+def typed_inputs(inputs: list[np.ndarray], declaration: str) -> list[np.ndarray]:
+    """Inputs saved as anonymous bytes (``np.save`` of an f8 array writes ``|V1``) read as
+    the element type the function declares for them."""
+    if not any(a.dtype.kind == "V" and a.dtype.names is None for a in inputs):
+        return inputs
+    declared, _ = declared_types(declaration)
+    typed = []
+    for i, arr in enumerate(inputs):
+        name = declared[i] if i < len(declared) else None
+        known = BY_NAME.get(name) if name is not None else None
+        arr = resolve_opaque(arr, known.dtype if known is not None else None)
+        if arr.dtype.kind == "V" and not hal_element_type(arr.dtype):
+            raise TestError(f"input {i} is {arr.dtype.itemsize} raw byte(s) per element (a .npy of an "
+                            "ml_dtypes type saved by np.save) and the function does not declare a "
+                            "type of that width for it")
+        typed.append(arr)
+    return typed
+
+
