@@ -72,6 +72,21 @@ def cluster_for(env):
     return connect(config)
 
 
+def unreachable(env, error: ClusterError) -> None:
+    """The cluster cannot be reached: the build stops at the first action that needs it
+    (SCons' StopError), which says why; an action already running beside it only says
+    "not reached", instead of each repeating the reason."""
+    import SCons.Errors
+
+    from .registry import registry
+
+    reg = registry(env)
+    with reg.print_lock:
+        first = reg.once("cluster unreachable")
+    raise SCons.Errors.StopError(f"--iree-cluster: {error.message}" if first else
+                                 "--iree-cluster: not reached (see the first line)")
+
+
 def input_files(target) -> list[str]:
     """What the compile reads, as SCons knows it: sources, scanned executable objects,
     files named by flags (and flag files), ONNX external data."""
@@ -89,6 +104,7 @@ def compile_request(request, target, env):
     try:
         cluster = cluster_for(env)
     except ClusterError as e:
+        unreachable(env, e)
         return CompileOutcome(False, "", message=e.message, transient=True)
     if cluster is None:
         return None
@@ -104,6 +120,7 @@ def run_test(env, spec, base: str, hasher):
     try:
         cluster = cluster_for(env)
     except ClusterError as e:
+        unreachable(env, e)
         return TestResult(spec.name, "error", f"{spec.name}: {e.message}", device=spec.device,
                           base=spec.base)
     if cluster is None:

@@ -326,13 +326,13 @@ def test_loading_the_tool_neither_exits_nor_connects(project: Project) -> None:
         lock = os.open(project.path(".iree_build.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(lock, b"4242")
+            os.write(lock, f"{os.getpid()} scons".encode())  # a live holder
             held = project.scons("--iree-export=nonsense")
             assert held.returncode == 0 and "generate returned" in held.stdout, held.output
             declared = project.scons("declare=1")
             assert declared.returncode == 2 and "generate returned" in declared.stdout, declared.output
             assert declared.stderr.strip() == (
-                "scons: *** SConstruct:5: another scons (PID 4242) is building this tree; "
+                f"scons: *** .iree_build.lock: another scons (PID {os.getpid()}) is using this tree; "
                 "wait for it to finish (nothing was touched)")
             bad = project.scons("declare=1", "--iree-export=nonsense")
             assert bad.stderr.strip() == ("scons: *** command line: --iree-export=nonsense: "
