@@ -82,8 +82,7 @@ def _collect(env) -> tuple[Declarations, list]:
             read += nodes
             generated.update(t.get_abspath() for t in src.get_executor().get_all_targets())
         step, nodes = _step_of(module, where)
-        benv = module.get_executor().get_build_env()
-        decl.flag_files |= any(str(f).startswith("@") for f in benv.Flatten(benv.get("IREE_COMPILEFLAGS", [])))
+        decl.flag_files |= bool(compile_action.plan_of(module.get_executor().get_build_env()).flag_files)
         decl.steps.append(step)
         read += nodes
         generated.update(t.get_abspath() for t in module.get_executor().get_all_targets())

@@ -234,7 +234,7 @@ def test_builder_with_clone_and_overrides(project: Project) -> None:
     project.write("add.mlir", ADD_MLIR)
     run = project.scons("--iree-verbose")
     assert run.returncode == 0, run.output
-    lines = {l.rsplit(" -o ", 1)[1]: l for l in run.stdout.splitlines() if l.startswith("iree-compile")}
+    lines = run.commands()
     assert "--iree-hal-local-target-device-backends=vmvx" in lines["plain.vmfb"]
     assert "--iree-opt-level" not in lines["plain.vmfb"]
     assert "--iree-opt-level=O2" in lines["fast.vmfb"]
