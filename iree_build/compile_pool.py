@@ -31,6 +31,7 @@ class CompileOutcome:
     diagnostics: str  # the compiler's own messages, cleaned of noise
     crash: str | None = None  # e.g. "SIGSEGV" when the worker died
     message: str = ""  # a failure the library raised rather than diagnosed
+    lost: bool = False  # the work was lost on its way (a cluster failing): no verdict on the source
 
 
 class _Worker:

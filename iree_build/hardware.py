@@ -1,15 +1,20 @@
-"""Which hardware a test or run result was obtained on, as one line of its signature.
+"""Which hardware a result holds for: the one place that reads it.
 
 A result is a build target: with a shared ``CacheDir`` a passed result would be
-served to every machine whose signature matches. Naming the hardware in the
+served to every machine whose signature matches, and a built tree copied to
+another machine carries its stored results along. Naming the hardware in the
 signature keeps a result on the hardware it was obtained on: a pass on a
 software Vulkan driver says nothing about an NVIDIA GPU, nor an AVX-512 run
-about a machine without it.
+about a machine without it. ``scons test``, ``python -m iree_build test``, the
+cluster's workers and the benchmarks' records all take it from here.
 
 Read from ``/proc`` and ``/sys`` (Linux), never by creating a device: a no-op
 ``scons test`` computes every result's signature, and a CUDA device takes
 ~0.4 s to create. Elsewhere the machine's name stands in (conservative: results
-are then kept to one machine). Imports neither SCons nor the runtime.
+are then kept to one machine). ``$IREE_BUILD_HARDWARE_ROOT`` names another
+folder to read them under (a container whose ``/proc`` describes the host
+wrongly, or a test that plays another machine). Standard library only: the
+runner imports it on machines that have only the runtime.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ import platform
 from functools import lru_cache
 
 CPU_DEVICES = frozenset({"local-sync", "local-task"})
+ENV_ROOT = "IREE_BUILD_HARDWARE_ROOT"
 _ACCELERATOR_CLASSES = ("0x03", "0x12")  # PCI display controllers, processing accelerators
+# /proc/cpuinfo lines that change between reads or between cores, not between CPUs.
+VOLATILE = frozenset({"processor", "cpu MHz", "bogomips", "BogoMIPS", "core id", "apicid",
+                      "initial apicid", "physical id", "siblings", "cpu cores", "power management"})
+
+
+def _root(root: str | None) -> str:
+    return root if root is not None else (os.environ.get(ENV_ROOT) or "/")
 
 
 def _read(path: str) -> str:
@@ -31,36 +44,69 @@ def _read(path: str) -> str:
         return ""
 
 
-def _first_block(cpuinfo: str) -> dict[str, str]:
-    """The first processor's ``key: value`` lines of ``/proc/cpuinfo``."""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
+@lru_cache(maxsize=None)
+def cpuinfo_lines(root: str | None = None) -> tuple[str, ...]:
+    """The first processor's lines of ``/proc/cpuinfo`` (empty where there is none)."""
+    lines = []
+    for line in _read(os.path.join(_root(root), "proc/cpuinfo")).splitlines():
         if not line.strip():
-            if fields:
+            if lines:
                 break
             continue
+        lines.append(line)
+    return tuple(lines)
+
+
+def _fields(root: str | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in cpuinfo_lines(root):
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
     return fields
 
 
+def stable_cpuinfo(root: str | None = None) -> list[str]:
+    """The first processor's lines less those that change between reads or cores: what
+    tells one CPU from another (the key of ``host_cpu``'s cache of llvmlite's answer)."""
+    return sorted(ln for ln in cpuinfo_lines(root) if ln.split(":", 1)[0].strip() not in VOLATILE)
+
+
+def architecture() -> str:
+    """This machine's CPU architecture, spelled as in LLVM triples (``x86_64``, ``aarch64``)."""
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def cpu_model(root: str | None = None) -> str:
+    """The CPU's name (``AMD EPYC 7B13``), else what ``platform`` says."""
+    fields = _fields(root)
+    model = (fields.get("model name") or fields.get("Model") or fields.get("cpu model")
+             or fields.get("Hardware") or fields.get("uarch")
+             or " ".join(fields.get(k, "") for k in ("CPU implementer", "CPU part")).strip())
+    return model or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_features(root: str | None = None) -> tuple[str, ...]:
+    """The CPU's feature flags as the kernel lists them, sorted."""
+    fields = _fields(root)
+    return tuple(sorted(set((fields.get("flags") or fields.get("Features") or fields.get("isa")
+                             or "").split())))
+
+
 @lru_cache(maxsize=None)
-def cpu_identity(root: str = "/") -> str:
+def cpu_identity(root: str | None = None) -> str:
     """``x86_64 AMD EPYC 7B13 (features sha256 0123456789ab)``: the CPU model and its features."""
-    fields = _first_block(_read(os.path.join(root, "proc/cpuinfo")))
-    model = (fields.get("model name") or fields.get("Hardware") or fields.get("uarch") or
-             " ".join(fields.get(k, "") for k in ("CPU implementer", "CPU part")).strip())
-    features = fields.get("flags") or fields.get("Features") or fields.get("isa") or ""
-    if not model and not features:  # no /proc/cpuinfo: keep results to this one machine
+    if not cpuinfo_lines(root):  # no /proc/cpuinfo: keep results to this one machine
         return f"{platform.machine()} {platform.processor() or 'cpu'} on host {platform.node()}"
-    digest = hashlib.sha256(" ".join(sorted(features.split())).encode()).hexdigest()[:12]
-    return f"{platform.machine()} {model} (features sha256 {digest})"
+    digest = hashlib.sha256(" ".join(cpu_features(root)).encode()).hexdigest()[:12]
+    return f"{platform.machine()} {cpu_model(root)} (features sha256 {digest})"
 
 
 @lru_cache(maxsize=None)
-def accelerator_identity(root: str = "/") -> str:
+def accelerator_identity(root: str | None = None) -> str:
     """``gpus 10de:2330; nvidia 560.35.03``: PCI ids of the GPUs/accelerators and the driver
     version that JIT-compiles their code (PTX), or ``no gpus``."""
+    root = _root(root)
     base = os.path.join(root, "sys/bus/pci/devices")
     ids = []
     try:
@@ -83,7 +129,7 @@ def accelerator_identity(root: str = "/") -> str:
     return text
 
 
-def hardware_identity(device: str, root: str = "/") -> str:
+def hardware_identity(device: str, root: str | None = None) -> str:
     """The hardware a result on ``device`` depends on: the CPU for host devices; the CPU
     and the accelerators for the others (a software Vulkan driver runs on the CPU)."""
     if device.split("://", 1)[0] in CPU_DEVICES:

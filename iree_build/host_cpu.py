@@ -20,6 +20,7 @@ from pathlib import Path
 from .cpu_features import arch_of
 from .atomic import atomic_write_text
 from .compiler_info import cache_dir
+from .hardware import stable_cpuinfo
 from .errors import IreeBuildError
 from .validation import did_you_mean
 
@@ -59,22 +60,15 @@ def _cache_file() -> Path | None:
         return None
     libs = sorted(Path(list(spec.submodule_search_locations)[0], "binding").glob("libllvmlite*"))
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            block = f.read().split("\n\n", 1)[0]
         lib = os.stat(libs[0]) if libs else None
-    except (OSError, IndexError):
+    except OSError:
         return None
     if lib is None:
         return None
-    stable = sorted(line for line in block.splitlines() if line.split(":", 1)[0].strip() not in _VOLATILE)
+    stable = stable_cpuinfo("/")  # this machine's CPU: llvmlite answers for it, whatever else plays
     key = hashlib.sha256("\n".join([*stable, str(libs[0]), str(lib.st_size), str(lib.st_mtime_ns),
                                      platform.machine()]).encode()).hexdigest()[:20]
     return cache_dir() / f"host-cpu-{key}.json"
-
-
-# /proc/cpuinfo lines that change between reads or between cores, not between CPUs.
-_VOLATILE = {"processor", "cpu MHz", "bogomips", "BogoMIPS", "core id", "apicid", "initial apicid",
-             "physical id", "siblings", "cpu cores", "power management"}
 
 
 @lru_cache(maxsize=1)

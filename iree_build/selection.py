@@ -11,10 +11,12 @@ import fnmatch
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 from iree_build.errors import IreeBuildError
-from iree_build.testing.device_names import canonical_device
+from iree_build.testing.device_names import KNOWN_DEVICES, canonical_device, driver_name
+from iree_build.validation import did_you_mean
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
 
@@ -102,3 +104,26 @@ class Selection:
             return False
         return (name_matches(name, self.pattern) and tags_selected(tags, *self._tags)
                 and in_folders(folders, self.folders))
+
+    def select(self, entries: Iterable[Any]) -> list[Any]:
+        """The tests or benchmarks (manifest entries: ``name``, ``device``, ``tags``,
+        ``base`` and, for tests, ``folder``) that this selection takes, in their order."""
+        return [e for e in entries if self.matches(e.name, e.device, e.tags, folders_of(e))]
+
+
+def folders_of(entry: Any) -> tuple[str, ...]:
+    """An entry's source folder and its label's folder (``models/mlp:smoke[cuda]``)."""
+    base = getattr(entry, "base", "")
+    label = base.split(":", 1)[0] if ":" in base else ""
+    return (getattr(entry, "folder", "") or label, label)
+
+
+def check_devices(devices: Iterable[str], named: Iterable[str], usage: type[IreeBuildError] = IreeBuildError,
+                  option: str = "--devices") -> None:
+    """Refuse a typo among ``devices`` (it would silently select nothing): each must be a
+    known device or one that an entry (``named``) runs on."""
+    known = {driver_name(d) for d in (*KNOWN_DEVICES, *named)}
+    for name in devices:
+        if driver_name(name) not in known:
+            raise usage(f"unknown device {name!r} in {option}{did_you_mean(name, KNOWN_DEVICES)} "
+                        f"(known: {', '.join(KNOWN_DEVICES)})")

@@ -43,6 +43,9 @@ def default_environment():
 
             _default_env = DefaultEnvironment()
             generate(_default_env)
+            from . import build_lock
+
+            build_lock.before_declaration()  # made for a declaration: the tool's problems, the lock
         return _default_env
 
 

@@ -33,6 +33,7 @@ from iree_build import validation as v
 from iree_build.errors import IreeBuildError
 from iree_build.targets import BACKENDS, HAL_DEVICES
 
+from . import build_lock
 from .where import declared_at, fail
 
 
@@ -573,6 +574,7 @@ def checked(rule: str, schema: Mapping[str, Arg] | None = None):
                 return func(*args, **kwargs)
             _active.on = True
             try:
+                build_lock.before_declaration()
                 args, kwargs = _check_call(rule, schema, sig, names, positional, overrides,
                                            builder_style, args, kwargs)
                 return func(*args, **kwargs)

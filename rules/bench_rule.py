@@ -120,8 +120,6 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         if not name or "/" in name or "[" in name:
             raise IreeBuildError(f"benchmark name {name!r} must be a plain name like 'mlp_bench'")
         function, inputs, _, _, _ = from_flagfile(flagfile, function, inputs)
-        if not function or not isinstance(function, str):
-            raise IreeBuildError("function is required: the exported function to measure")
         module_node, info, devices = module_on_devices(env, module, devices)
         if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
             raise IreeBuildError("inputs must be a list (of .npy paths, values, or IREE inputs like "
@@ -154,7 +152,7 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         base = f"{folder}:{name}" if folder else name
         spec = BenchSpec(
             name=f"{base}[{device}]", base=base, device=device, module=rel(module_node),
-            function=function, result=rel(result),
+            function=function or "", result=rel(result),
             inputs=tuple(i if isinstance(i, ValueInput) else rel(i) for i in declared),
             declared_at=where, repetitions=repetitions, min_time=min_time, warmup=float(warmup),
             flops=None if flops is None else float(flops), bytes=None if bytes is None else float(bytes),
@@ -225,7 +223,8 @@ def iree_benchmark(name: str, module, function: str | None = None, inputs: Seque
                    bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
                    parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None,
                    env=None) -> list:
-    """Declare a benchmark of ``module``'s ``function``, one per device (``name[device]``)."""
+    """Declare a benchmark of ``module``'s ``function`` (default: its only export, as for a
+    test), one per device (``name[device]``)."""
     from . import default_environment
 
     return IreeBenchmark(env or default_environment(), name, module, function, inputs=inputs,

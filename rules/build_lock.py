@@ -13,6 +13,36 @@ import os
 LOCK_NAME = ".iree_build.lock"
 
 _held: dict[str, int] = {}  # top folder -> open fd (one per process; never closed)
+_wanted: list[str] = []  # top folders the tool was loaded for, to lock at the first declaration
+_deferred: list[tuple[str, str]] = []  # (message, where): problems found while the tool loaded
+
+
+def want(top: str) -> None:
+    """The tool was loaded for this tree (``generate``): lock it when the first rule is
+    declared. Loading the tool itself never stops the process."""
+    if top not in _wanted:
+        _wanted.append(top)
+
+
+def defer(message: str, where: str) -> None:
+    """A problem found while the tool loaded, said (exit 2) at the first declaration."""
+    _deferred.append((message, where))
+
+
+def before_declaration() -> None:
+    """At each rule declaration (cheap after the first): say a deferred problem, take the
+    tree's lock (another build there: one line, exit 2, nothing touched)."""
+    if not _deferred and not _wanted:
+        return
+    from .where import fail
+
+    if _deferred:
+        fail(*_deferred[0])
+    while _wanted:
+        why = acquire(_wanted[0])
+        if why:
+            fail(why)
+        _wanted.pop(0)
 
 
 def acquire(top: str) -> str | None:

@@ -2,10 +2,10 @@
 
 ``--iree-cluster=ADDRESS`` wins over the construction variable ``IREE_CLUSTER``,
 which defaults to ``$IREE_CLUSTER``; empty means the local worker pool. The
-scheduler is probed while the SConscripts are read, so an unreachable one is a
-single line before anything is built. Everything else (signatures, CacheDir,
-``-k``, test lines, JUnit) is the same as without a cluster: only where the work
-runs changes.
+scheduler is first reached by the first action that uses it (loading the tool
+opens no connection): an unreachable one fails that action in one line.
+Everything else (signatures, CacheDir, ``-k``, test lines, JUnit) is the same as
+without a cluster: only where the work runs changes.
 """
 
 from __future__ import annotations
@@ -13,14 +13,9 @@ from __future__ import annotations
 import os
 import threading
 
-from SCons.Script import GetOption
-
 from iree_build.cluster.config import ENV_ADDRESS, ENV_TLS, ClusterConfig, ClusterError
 
 from . import options
-from .where import fail
-
-_checked: set[ClusterConfig] = set()
 
 
 def defaults() -> dict[str, str]:
@@ -35,27 +30,6 @@ def config_for(env) -> ClusterConfig | None:
         return None
     tls = {key: str(env.get(var) or "") for key, var in ENV_TLS.items()}
     return ClusterConfig.from_values(address, tls=tls, environ={})
-
-
-def check(env) -> None:
-    """While reading SConscripts: a bad address, TLS setting or unreachable scheduler
-    stops the build in one line (not for ``-c``, ``-h`` or ``-n``)."""
-    if GetOption("clean") or GetOption("help") or GetOption("no_exec"):
-        return
-    where = "--iree-cluster" if options.option("iree-cluster") else ENV_ADDRESS
-    try:
-        config = config_for(env)
-        if config is None or config in _checked:
-            return
-        from iree_build.cluster.agent import keepalive
-        from iree_build.cluster.config import probe, require_distributed
-
-        require_distributed()
-        probe(config)
-        keepalive()  # a malformed $IREE_CLUSTER_KEEPALIVE: one line now
-        _checked.add(config)
-    except ClusterError as e:
-        fail(e.message, where)
 
 
 def configured(env) -> bool:
@@ -115,7 +89,7 @@ def compile_request(request, target, env):
     try:
         cluster = cluster_for(env)
     except ClusterError as e:
-        return CompileOutcome(False, "", message=e.message)
+        return CompileOutcome(False, "", message=e.message, lost=True)
     if cluster is None:
         return None
     from iree_build.cluster.compile import compile_on
@@ -134,8 +108,8 @@ def run_test(env, spec, base: str, hasher):
                           base=spec.base)
     if cluster is None:
         return None
-    from iree_build.cluster.device_tests import run_test_on
+    from iree_build.cluster.device_tests import cluster_identity, run_test_on
     from iree_build.testing.signature import test_signature
 
-    signature = test_signature(spec, base, hasher, f"cluster {cluster.config.address}")
+    signature = test_signature(spec, base, hasher, cluster_identity(cluster, spec.device))
     return run_test_on(cluster, spec, base, signature or "")

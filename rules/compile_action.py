@@ -101,7 +101,8 @@ def _judged(request, show: bool, target, env) -> int | tuple[str, bool]:
     outcome = _outcome(request, target, env)
     if outcome.ok:
         return 0
-    verdict = bool(outcome.diagnostics) and not outcome.crash and not outcome.message
+    verdict = (bool(outcome.diagnostics) and not outcome.crash and not outcome.message
+               and not outcome.lost)  # the cluster lost the work: no verdict
     return _failure(request, outcome, show=show), verdict
 
 

@@ -23,7 +23,7 @@ from iree_build.export import bazel, cmake
 from iree_build.export.model import Declarations, Step, Test
 from iree_build.export.tree import INDEX_NAME, write_tree
 
-from . import compile_action, data_files, declarations, onnx_rule, options
+from . import build_lock, compile_action, data_files, declarations, onnx_rule, options
 from .explicit_action import ExplicitAction
 from .mlir_scanner import MLIR_SCANNER
 from .where import fail
@@ -190,10 +190,20 @@ _builder = SCons.Builder.Builder(
 
 
 def _parse(value: str) -> tuple[str, str]:
-    kind, sep, folder = (value or "").partition(":")
-    if not sep or kind not in KINDS or not folder:
-        fail(f"--iree-export={value}: expected cmake:DIR or bazel:DIR", "command line")
+    kind, folder = _split(value)
+    if not kind:
+        fail(_bad_export(value), "command line")
     return kind, folder
+
+
+def _split(value: str) -> tuple[str, str]:
+    """(kind, folder) of ``--iree-export=KIND:DIR``, ("", "") when it is not that."""
+    kind, sep, folder = (value or "").partition(":")
+    return (kind, folder) if sep and kind in KINDS and folder else ("", "")
+
+
+def _bad_export(value: str) -> str:
+    return f"--iree-export={value}: expected cmake:DIR or bazel:DIR"
 
 
 def set_up(env) -> None:
@@ -204,7 +214,10 @@ def set_up(env) -> None:
     _set_up = True
     spec = options.option("iree-export")
     if spec:
-        _, folder = _parse(spec)
+        _, folder = _split(spec)
+        if not folder:  # said at the first declaration: the tool's set-up never exits
+            build_lock.defer(_bad_export(spec), "command line")
+            return
         node = _builder(env, env.Dir("#").Dir(folder).File(INDEX_NAME), [])
         env.AlwaysBuild(node)
         SCons.Script.BUILD_TARGETS.append(node[0])

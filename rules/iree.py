@@ -10,7 +10,6 @@ User-set variables are never overwritten (``SetDefault``).
 from __future__ import annotations
 
 from . import bench_rule, build_lock, check_rule, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule, test_suite_rule
-from .where import fail
 from .cache_dir import VerifiedCacheDir
 
 
@@ -40,18 +39,17 @@ def generate(env) -> None:
     for name, method in _METHODS.items():
         env.AddMethod(method, name)
     export_rule.set_up(env)
-    cluster_backend.check(env)
 
 
 def _lock_tree(env) -> None:
-    """Refuse a second build in a tree that is building (dry runs and help touch nothing)."""
+    """Refuse a second build in a tree that is building (dry runs and help touch nothing),
+    at the first rule declaration: ``generate`` neither exits nor touches the network (a
+    cluster is first reached by the first action that uses it)."""
     from SCons.Script import GetOption
 
     if GetOption("help") or GetOption("no_exec") or GetOption("question"):
         return
-    why = build_lock.acquire(env.Dir("#").get_abspath())
-    if why:
-        fail(why)
+    build_lock.want(env.Dir("#").get_abspath())
 
 
 def _iree_module(env, *args, **kw):

@@ -1,10 +1,11 @@
-"""At ``-j1``, the next CPU tests run in other workers while SCons records this one.
+"""At ``-j1``, the next CPU test runs while SCons records the one before: one at a time.
 
 With one job SCons runs one action at a time: between two tests it does its own
 bookkeeping (signatures, ``.sconsign``, checking the next node) while the run worker
-idles, then waits while the worker runs the test. Here, whenever a test's action
-starts, the next tests that SCons is certain to run are started on background threads,
-each in a worker of its own (on other cores), so the two overlap.
+idles, then waits while the worker runs the test. Here, when a test's action has its
+outcome, the next test that SCons is certain to run is started on a background thread,
+so SCons' bookkeeping overlaps that test. Never more than one test runs at a time:
+``-j1`` means one test at a time; running tests side by side is what ``-j N`` is for.
 
 Only a test whose outcome cannot differ from running it in its own action qualifies:
 a CPU test (a GPU lane runs one test at a time anyway), without a cluster, whose
@@ -35,13 +36,9 @@ from . import cluster_backend, options
 
 _READY = (SCons.Node.up_to_date, SCons.Node.executed)
 
-THREADS = 2
-"""Background threads, each with a worker of its own: a small test's round trip to a
-worker (~1.5 ms) takes longer than SCons' own work between two tests (~0.6 ms)."""
-
-DEPTH = THREADS + 1
-"""Tests started ahead and not yet taken: one more than the threads, so that each goes
-from one test straight to the next instead of waiting for SCons to take the first."""
+DEPTH = 1
+"""Tests started ahead and not yet taken: one, started only once the test before has its
+outcome, so that no two tests ever run at once."""
 
 CLOSE_WAIT_S = 2.0
 """At exit, how long tests still running ahead (the build stopped) may take to end."""
@@ -95,13 +92,22 @@ class ReadAhead:
         self._threads: list[threading.Thread] = []
 
     def take(self, test: Any) -> Any | None:
-        """``test``'s outcome if it was run ahead (waiting for it), else None: run it now.
-
-        Either way the next test that qualifies is started first."""
+        """``test``'s outcome if it was run ahead (waiting for it), else None: run it now,
+        then call :meth:`done`."""
         self._done.add(test.name)
         future = self._futures.pop(test.name, None)
-        self._start_next(self._index.get(test.name, -1) + 1)
-        return future.result() if future is not None else None
+        if future is None:
+            for other in list(self._futures.values()):
+                other.exception()  # a test run ahead ends first (its outcome waits for its action)
+            return None
+        result = future.result()
+        self.done(test)
+        return result
+
+    def done(self, test: Any) -> None:
+        """``test`` has its outcome: start the next test that qualifies (none runs now)."""
+        if not self._futures:
+            self._start_next(self._index.get(test.name, -1) + 1)
 
     def _start_next(self, first: int) -> None:
         for test in self._tests[first:first + WINDOW]:
@@ -115,7 +121,7 @@ class ReadAhead:
             self._jobs.put((test, future))
             if not self._threads:
                 atexit.register(self.close)
-            if len(self._threads) < THREADS:
+            if not self._threads:
                 thread = threading.Thread(target=self._serve, daemon=True,
                                           name=f"iree-test-read-ahead-{len(self._threads)}")
                 thread.start()

@@ -152,6 +152,8 @@ def _run(target, source, env):
         result = cluster_backend.run_test(env, spec, reg.build_dir.get_abspath(), reg.hasher())
         if result is None:  # no cluster
             result = _run_locally(test, reg)
+        if ahead is not None:
+            ahead.done(test)  # the next test may start now: one at a time
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))
@@ -189,7 +191,7 @@ def _run_locally(test: DeclaredTest, reg: Registry):
     spec = spec_of(test, reg)
     base = reg.build_dir.get_abspath()
     pool = default_run_pool()
-    hardware = device_identity(spec, pool)
+    hardware = device_identity(spec)
     if spec.kind == "call":
         return pool.run_test(spec, base, "", _timeout_override(), hardware=hardware,
                              result_file=str(temp_path_for(test.result.get_abspath())))

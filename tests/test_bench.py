@@ -78,6 +78,8 @@ def test_bench_line_json_history_and_report(project: Project, tmp_path: Path) ->
     assert gflops == pytest.approx(2 * 256 * 256 * 64 / (median / 1e3) / 1e9, rel=2e-3)
     assert run.stdout.splitlines()[-1] == "report: build/iree_bench_report.html; page: build/iree_test_report.html"
     assert "1 benchmark measured, 0 regressions, 0 failed, 0 skipped" in run.stdout
+    page = project.path("build/iree_test_report.html").read_text()
+    assert "<h2>Benchmarks</h2>" in page and "<tr><th>mm</th><td>local-task</td><td>measured</td>" in page
 
     build = project.path("build")
     record = json.loads((build / "iree_bench_results.json").read_text())
@@ -187,8 +189,8 @@ def test_inputs_in_iree_syntax_and_a_failing_call(project: Project) -> None:
 
 
 @pytest.mark.parametrize("call, message", [
-    ('iree_benchmark(name="b", module="mm", inputs=[])',
-     "function is required: the exported function to measure"),
+    ('iree_benchmark(name="b", module="mm", function=3)',
+     "iree_benchmark function: "),
     ('iree_benchmark(name="b", module="mm", function="mm", min_time=0)',
      "min_time must be more than 0 seconds, not 0"),
     ('iree_benchmark(name="b", module="mm", function="mm", repetitions=0)',
@@ -301,3 +303,72 @@ def test_gate_runs_a_benchmark_alone() -> None:
     for t in (first, b, second):
         t.join()
     assert events == ["c1 start", "c1 end", "bench start", "bench end", "c2 start", "c2 end"]
+
+
+def _named(stdout: str, words: tuple[str, ...]) -> list[str]:
+    return sorted(re.split(r":? ", ln, maxsplit=2)[1] for ln in stdout.splitlines()
+                  if ln.startswith(words))
+
+
+@pytest.mark.parametrize("pattern, want", [
+    ("mm[local-task]", ["mm[local-task]"]),
+    ("mm[local-*]", ["mm[local-sync]", "mm[local-task]"]),
+    ("*[local-sync]", ["add[local-sync]", "mm[local-sync]"]),
+    ("m?", []),
+])
+def test_one_filter_selects_alike_in_every_front_end(project: Project, pattern: str, want: list[str]) -> None:
+    """``scons test``, ``scons bench``, ``python -m iree_build test`` and ``... bench`` read a
+    filter alike (iree_build.selection): a literal ``[device]`` matches, globs still work."""
+    project.write("SConstruct", SCONSTRUCT)
+    project.write("src/mm.mlir", matmul(8))
+    project.write("src/SConscript", """\
+        iree_module(name="mm", src="mm.mlir")
+        for name in ("mm", "add"):
+            iree_test(name=name, module="mm", inputs=["256x8xf32=1", "8x256xf32=1"],
+                      expected=["256x256xf32=8"], devices=["local-task", "local-sync"])
+            iree_benchmark(name=name, module="mm", function="mm", inputs=["256x8xf32=1", "8x256xf32=1"],
+                           devices=["local-task", "local-sync"], repetitions=1, min_time="1x", warmup=0)
+        """)
+    assert project.scons().returncode == 0
+    build = str(project.path("build"))
+    fronts = {
+        "scons test": project.scons("test", f"--iree-test-filter={pattern}").stdout,
+        "scons bench": project.scons("bench", f"--iree-test-filter={pattern}").stdout,
+    }
+    for command in ("test", "bench"):
+        proc = subprocess.run([sys.executable, "-m", "iree_build", command, build, "--filter", pattern,
+                               *(["--retest"] if command == "test" else [])],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        fronts[f"python -m iree_build {command}"] = proc.stdout
+    for front, stdout in fronts.items():
+        assert _named(stdout, ("PASS ", "BENCH ", "FAIL ", "SKIP ")) == want, (front, stdout)
+
+
+def test_benchmark_resolves_its_function_as_a_test_does(project: Project) -> None:
+    """No function named: the module's only export is measured (as iree_test calls it); a
+    wrong name lists the module's exports in the FAIL line, in SCons and the standalone runner."""
+    project.write("SConstruct", SCONSTRUCT)
+    project.write("src/mm.mlir", matmul(8))
+    project.write("src/SConscript", """\
+        iree_module(name="mm", src="mm.mlir")
+        iree_benchmark(name="sole", module="mm", inputs=["256x8xf32=1", "8x256xf32=1"],
+                       repetitions=1, min_time="1x", warmup=0)
+        iree_benchmark(name="wrong", module="mm", function="main_graph", inputs=["256x8xf32=1", "8x256xf32=1"],
+                       repetitions=1, min_time="1x", warmup=0)
+        iree_test(name="wrong_test", module="mm", function="main_graph", inputs=["256x8xf32=1", "8x256xf32=1"])
+        """)
+    want = ("FAIL wrong[local-task] (function 'main_graph' not found in 'mm.vmfb' (exports: mm; "
+            "declared at src/SConscript:4))")
+    run = project.scons("bench", "-k")
+    assert run.returncode == 2, run.output
+    assert re.search(r"^BENCH sole\[local-task\]: median ", run.stdout, re.M), run.stdout
+    assert want in run.stdout.splitlines(), run.stdout
+    assert json.loads(project.path("build/sole.local-task.bench.json").read_text())["function"] == "mm"
+    test = project.scons("test", "-k")
+    assert ("FAIL wrong_test[local-task] (function 'main_graph' not found in 'mm.vmfb' (exports: mm; "
+            "declared at src/SConscript:6))") in test.stdout.splitlines(), test.stdout
+    tool = subprocess.run([sys.executable, "-m", "iree_build", "bench", str(project.path("build"))],
+                          capture_output=True, text=True, timeout=120)
+    assert tool.returncode == 1 and want in tool.stdout.splitlines(), tool.stdout + tool.stderr
+    assert re.search(r"^BENCH sole\[local-task\]: median ", tool.stdout, re.M), tool.stdout

@@ -68,7 +68,7 @@ def checkout(root: Path, cache: Path, sconscript: str, sources: dict[str, str]) 
 
 def built_files(project: Project) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(project.path("build").iterdir())
-            if p.is_file() and not p.name.endswith((".mlir", ".xml"))}
+            if p.is_file() and not p.name.endswith((".mlir", ".xml", ".html", ".jsonl"))}  # reports: dated
 
 
 def retrieved(output: str) -> list[str]:
@@ -232,3 +232,40 @@ def test_hardware_identity_tells_cpus_and_gpus_apart(tmp_path: Path) -> None:
     assert hardware_identity("local-task", h100) == hardware_identity("local-task", a100)
     assert hardware_identity("local-task", h100) != hardware_identity("local-task", old)
     assert "AMD EPYC 9454" in hardware_identity("local-sync", old)
+
+
+def test_a_result_from_another_cpu_is_rerun_by_scons_and_the_runner(project: Project, tmp_path: Path) -> None:
+    """A built tree whose results were obtained on another x86-64 machine (same OS, another
+    CPU model and features: ``$IREE_BUILD_HARDWARE_ROOT`` plays it, as a copied tree carries
+    its results along) reruns its tests under ``scons test`` and ``python -m iree_build test``
+    alike; on the same hardware both take them as up to date."""
+    import os
+    import subprocess
+    import sys
+
+    project.write("SConstruct", f"""\
+        from iree_rules import *
+        iree_module(name="m", src="add.mlir", cpu="host")
+        iree_test(name="t", module="m", {ADD_TEST}, devices=["local-task"])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    other = {"IREE_BUILD_HARDWARE_ROOT": _machine(tmp_path / "other", "Another CPU 9000", "fpu sse", [])}
+
+    def runner(env: dict[str, str] | None = None) -> str:
+        proc = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root), "-j1"],
+                              capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def scons(env: dict[str, str] | None = None) -> str:
+        run = project.scons("test", env=env)
+        assert run.returncode == 0, run.output
+        return run.stdout
+
+    assert "1 test run, 0 up to date" in scons(other)  # obtained on the other machine
+    assert "1 tests run, 0 up to date" in runner(), "the runner took the other CPU's result"
+    assert "0 tests run, 1 up to date" in runner()
+    assert "1 test run, 0 up to date" in scons(), "scons took the other CPU's result"
+    assert "0 test" in scons() and "1 up to date" in scons()
+    assert "0 tests run, 1 up to date" in runner()  # SCons' result holds for the runner too
+    assert "1 tests run, 0 up to date" in runner(other)

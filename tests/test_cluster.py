@@ -104,8 +104,11 @@ def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_pat
     assert re.search(rf"^SKIP sync_test\[local-sync\] \(local-sync: no worker of the Dask cluster at {address} "
                      r"offers it \(its workers offer iree-compiler=2, local-task=1", first.stdout, re.M), first.stdout
     passed = 3 if VULKAN else 2
-    assert first.stdout.splitlines()[-2:] == [
-        f"{passed} tests run, 0 up to date; JUnit report: iree_test_results.xml", f"{passed} passed, 0 failed, 1 skipped"]
+    lines = first.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if " tests run, " in line)
+    assert lines[start] == (f"{passed} tests run, 0 up to date; JUnit report: iree_test_results.xml; "
+                            "page: iree_test_report.html")
+    assert lines[start + 1] == "Failed compiles (2):" and lines[-1] == f"{passed} passed, 0 failed, 1 skipped"
     assert 'skipped="1"' in remote.path("iree_test_results.xml").read_text()
     # a bad source and a compiler crash fail only their own module, as locally; the workers live on
     assert "bad.mlir:2:" in first.stderr and "scons: *** [bad.vmfb] IREE compile failed: bad.mlir:2:" in first.stderr
@@ -118,7 +121,8 @@ def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_pat
     again = remote.scons(".", "test", vulkan, env={"IREE_CLUSTER": cluster.address})
     assert again.returncode == 0, again.output
     assert again.compiled() == [] and "PASS" not in again.stdout
-    assert again.stdout.splitlines()[-2] == f"0 tests run, {passed} up to date; JUnit report: iree_test_results.xml"
+    assert again.stdout.splitlines()[-2].startswith(
+        f"0 tests run, {passed} up to date; JUnit report: iree_test_results.xml")
 
     assert remote.scons("-c", vulkan).returncode == 0
     cached = remote.scons(vulkan, on)
@@ -185,6 +189,7 @@ def test_later_builds_hand_their_work_to_the_cluster_agent(cluster: LocalCluster
     build("open", env={"IREE_CLUSTER_AGENT_DIR": str(shared)})
     assert agents_of(cluster) == [] and list(shared.iterdir()) == []
 
+    project.write("add.mlir", ADD_MLIR.replace("@add", "@bad"))  # a compile: the first use of the cluster
     bad = project.scons(on, env={"IREE_CLUSTER_KEEPALIVE": "soon"})
     errors = [line for line in bad.stderr.splitlines() if line.strip()]
     assert bad.returncode == 2 and len(errors) == 1, bad.output
@@ -215,6 +220,67 @@ def test_a_handle_whose_agent_died_gets_a_new_one(cluster: LocalCluster) -> None
     assert handle.pid != first and _is_agent(handle.pid)
 
 
+def test_a_cluster_result_holds_for_its_workers_hardware(cluster: LocalCluster) -> None:
+    """A result obtained on the cluster is signed with the hardware of the workers that offer
+    its device (read there by iree_build.hardware, as locally), through the agent or not."""
+    from iree_build.cluster.agent import attach
+    from iree_build.cluster.client import Cluster
+    from iree_build.cluster.config import ClusterConfig
+    from iree_build.cluster.device_tests import cluster_identity
+    from iree_build.hardware import hardware_identity
+
+    config = ClusterConfig.from_values(cluster.address)
+    own = Cluster(config)
+    try:
+        for conn in (own, attach(config)):
+            assert cluster_identity(conn, "local-task") == \
+                f"cluster {cluster.address}: {hardware_identity('local-task')}"
+            assert cluster_identity(conn, "cuda") == f"cluster {cluster.address}: no worker offers cuda"
+    finally:
+        own.close()
+
+
+def test_an_agent_cleans_up_after_itself_and_ends_when_its_code_changes(cluster: LocalCluster, tmp_path: Path) -> None:
+    """An agent keeps its log bounded; when the package's code on disk changes (a newer
+    agent would be started for it) it ends, leaving no socket, lock, log or info file."""
+    import shutil
+
+    import iree_build
+    from iree_build.cluster import agent as agent_module
+
+    copy = tmp_path / "code"
+    shutil.copytree(Path(iree_build.__file__).parent, copy / "iree_build",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    folder = tmp_path / "agents"
+    folder.mkdir(mode=0o700)
+    env = {**os.environ, "PYTHONPATH": str(copy), "IREE_CLUSTER_AGENT_DIR": str(folder)}
+    attach = ("from iree_build.cluster.agent import attach; from iree_build.cluster.config import ClusterConfig; "
+              f"print(attach(ClusterConfig.from_values({cluster.address!r})).pid)")
+    got = subprocess.run([sys.executable, "-c", attach], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)  # not here: `-c` imports from the current folder first
+    assert got.returncode == 0, got.stderr
+    pid = int(got.stdout)
+    (name,) = {p.name.split(".")[0] for p in folder.glob("agent-*")}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["authkey", *(f"{name}.{ext}" for ext in ("json", "lock", "log", "sock"))])
+
+    log = folder / f"{name}.log"
+    with open(log, "ab") as f:
+        f.write(b"x" * (agent_module.LOG_LIMIT + 1))
+    deadline = time.monotonic() + 10
+    while log.exists() and log.stat().st_size > agent_module.LOG_LIMIT and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert log.stat().st_size <= agent_module.LOG_LIMIT, "the log was not rotated"
+    assert (folder / f"{name}.log.1").stat().st_size > agent_module.LOG_LIMIT
+
+    (copy / "iree_build" / "errors.py").write_text((copy / "iree_build" / "errors.py").read_text() + "\n# edited\n")
+    deadline = time.monotonic() + 3 * agent_module.CODE_CHECK_S + 5
+    while agent_module._is_agent(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not agent_module._is_agent(pid), "an agent for outdated code stayed"
+    assert sorted(p.name for p in folder.iterdir()) == ["authkey"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -235,9 +301,11 @@ def test_unreachable_scheduler_is_one_line_and_builds_nothing(project: Project) 
         errors = [line for line in run.stderr.splitlines() if line.strip()]
         assert len(errors) == 1 and f"cannot reach the Dask scheduler at {address}" in errors[0], run.stderr
         assert "Traceback" not in run.output
-    # Nothing built: only the sources (and the tree's build lock, see rules/build_lock.py).
-    assert sorted(p.name for p in project.root.iterdir() if p.name != ".iree_build.lock") == [
-        "SConstruct", "add.mlir"]
+    # Found by the first action that needs the scheduler (loading the tool connects to
+    # nothing): nothing built, no failure remembered.
+    assert errors[0].startswith("scons: *** [add.vmfb] IREE compile failed: "), errors
+    assert not [p.name for p in project.root.iterdir() if p.suffix in (".vmfb", ".failed")
+                or p.name.endswith(".result.json")]
 
     project.write("SConstruct", f"""\
         from iree_rules import *

@@ -234,7 +234,7 @@ def test_builder_with_clone_and_overrides(project: Project) -> None:
     project.write("add.mlir", ADD_MLIR)
     run = project.scons("--iree-verbose")
     assert run.returncode == 0, run.output
-    lines = run.commands()
+    lines = {l.rsplit(" -o ", 1)[1]: l for l in run.stdout.splitlines() if "iree-compile " in l}
     assert "--iree-hal-local-target-device-backends=vmvx" in lines["plain.vmfb"]
     assert "--iree-opt-level" not in lines["plain.vmfb"]
     assert "--iree-opt-level=O2" in lines["fast.vmfb"]
@@ -254,13 +254,25 @@ def test_signature_does_not_hang_on_python_bytecode(project: Project, tmp_path_f
     project.write("add.mlir", ADD_MLIR)
     env = {"PYTHONPATH": str(copy)}
     assert project.scons(env=env).compiled() == ["add.vmfb"]
+    # The action's own function: what a plain SCons function action signs (its bytecode
+    # and constants); edited, such an action would rebuild every module.
     action = copy / "iree_rules" / "compile_action.py"
     text = action.read_text()
-    text = text.replace("    outcome = pool().compile(request)\n",
-                        "    outcome = pool().compile(request)\n    unused = [1, 2, 3]\n", 1)
-    assert "unused = [1, 2, 3]" in text
-    action.write_text(text)
+    body = "def _run(target, source, env):\n    return run_step("
+    assert body in text
+    action.write_text(text.replace(body, "def _run(target, source, env):\n    unused = [1, 2, 3]\n"
+                                         "    return run_step(", 1))
     assert project.scons(env=env).compiled() == []
+    # Signed as SCons' own FunctionAction signs (its bytecode), such an edit rebuilds: the
+    # check above can fail.
+    explicit = copy / "iree_rules" / "explicit_action.py"
+    explicit.write_text(explicit.read_text().replace(
+        "    def get_presig(self, target, source, env, executor=None) -> bytes:",
+        "    def _unused_get_presig(self, target, source, env, executor=None) -> bytes:", 1))
+    assert project.scons(env=env).compiled() == ["add.vmfb"]  # another kind of signature
+    assert project.scons(env=env).compiled() == []
+    action.write_text(action.read_text().replace("unused = [1, 2, 3]", "unused = 'changed'"))
+    assert project.scons(env=env).compiled() == ["add.vmfb"]
 
 
 def test_tool_loads_by_name_and_by_function(project: Project) -> None:
@@ -277,3 +289,54 @@ def test_tool_loads_by_name_and_by_function(project: Project) -> None:
     assert run.returncode == 0, run.output
     assert run.compiled() == ["a.vmfb", "b.vmfb"]
     assert "[vmvx]" in run.stdout
+
+
+def test_loading_the_tool_neither_exits_nor_connects(project: Project) -> None:
+    """``generate`` with a cluster configured, another build holding the tree and a bad
+    ``--iree-export``: it returns, and nothing connects to the scheduler; what is wrong is
+    said at the first declaration (or the first action that needs the cluster)."""
+    import fcntl
+    import os
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        address = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+        project.write("SConstruct", f"""\
+            import iree_rules
+            env = Environment(tools=["default", iree_rules.generate], IREE_CLUSTER="{address}")
+            print("generate returned")
+            if ARGUMENTS.get("declare"):
+                env.iree_module("add", "add.mlir")
+            """)
+        project.write("add.mlir", ADD_MLIR)
+
+        def no_connection() -> None:
+            try:
+                listener.accept()
+                raise AssertionError("loading the tool connected to the scheduler")
+            except BlockingIOError:
+                pass
+
+        plain = project.scons()
+        assert plain.returncode == 0 and "generate returned" in plain.stdout, plain.output
+        no_connection()
+        lock = os.open(project.path(".iree_build.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(lock, b"4242")
+            held = project.scons("--iree-export=nonsense")
+            assert held.returncode == 0 and "generate returned" in held.stdout, held.output
+            declared = project.scons("declare=1")
+            assert declared.returncode == 2 and "generate returned" in declared.stdout, declared.output
+            assert declared.stderr.strip() == (
+                "scons: *** SConstruct:5: another scons (PID 4242) is building this tree; "
+                "wait for it to finish (nothing was touched)")
+            bad = project.scons("declare=1", "--iree-export=nonsense")
+            assert bad.stderr.strip() == ("scons: *** command line: --iree-export=nonsense: "
+                                          "expected cmake:DIR or bazel:DIR"), bad.output
+        finally:
+            os.close(lock)
+        no_connection()

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -530,16 +531,22 @@ def test_compare_edge_cases() -> None:
 # --- runner: cache, selection, require-devices, JUnit -----------------------------
 
 
+def _closing(lines: list[str]) -> list[str]:
+    """The runner's closing lines from "N tests run", the page's path left out."""
+    start = max(i for i, ln in enumerate(lines) if " tests run, " in ln)
+    return [ln.split("; page: ")[0] for ln in lines[start:]]
+
+
 def test_runner_cache_rerun_and_retest(build: Build) -> None:
     for i in range(3):
         build.add(f"c{i}", inputs=[A + i, B], expected=[(A + i) @ B])
     report, lines = build.run()
     assert report.exit_code == 0 and report.ran == 3 and report.cached == 0
-    assert lines[-2:] == ["3 tests run, 0 up to date", "3 passed, 0 failed, 0 skipped"]
+    assert _closing(lines) == ["3 tests run, 0 up to date", "3 passed, 0 failed, 0 skipped"]
     report, lines = build.run()
     assert report.ran == 0 and report.cached == 3
     assert sorted(lines[:3]) == [f"PASS c{i}[local-task] (cached)" for i in range(3)]
-    assert lines[-2:] == ["0 tests run, 3 up to date", "3 passed, 0 failed, 0 skipped"]
+    assert _closing(lines) == ["0 tests run, 3 up to date", "3 passed, 0 failed, 0 skipped"]
     # Change one input (and its expected value): only that test reruns.
     np.save(build.root / "c1[local-task].in0.npy", A + 10)
     np.save(build.root / "c1[local-task].out0.npy", (A + 10) @ B)
@@ -554,7 +561,8 @@ def test_runner_cache_rerun_and_retest(build: Build) -> None:
     assert (report.ran, report.cached, report.exit_code) == (1, 2, 1)
     report, lines = build.run(retest=True)
     assert (report.ran, report.cached) == (3, 0)
-    assert lines[-2:] == ["3 tests run, 0 up to date", "2 passed, 1 failed, 0 skipped"]
+    assert _closing(lines) == ["3 tests run, 0 up to date", "Failed tests by cause (1):",
+                               "  value mismatch (1): c2[local-task]", "2 passed, 1 failed, 0 skipped"]
 
 
 def test_signature_covers_what_the_outcome_depends_on(build: Build) -> None:
@@ -666,11 +674,11 @@ def test_standalone_runner_without_scons_or_compiler(build: Build) -> None:
         "PASS mm[local-sync]", "PASS mm[local-task]", ("PASS" if vulkan else "SKIP") + " mm[vulkan]",
         "SKIP mm[webgpu]",
     ]
-    assert lines[-2:] == ["4 tests run, 0 up to date", f"{4 - n_skip} passed, 0 failed, {n_skip} skipped"]
+    assert _closing(lines) == ["4 tests run, 0 up to date", f"{4 - n_skip} passed, 0 failed, {n_skip} skipped"]
     proc = _runtime_only("test", str(build.root))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL bad[local-task] (output 0 mismatch: max abs err 0.5" in proc.stdout
-    assert proc.stdout.splitlines()[-2] == f"{1 + n_skip} tests run, {4 - n_skip} up to date"
+    assert _closing(proc.stdout.splitlines())[0] == f"{1 + n_skip} tests run, {4 - n_skip} up to date"
     assert ET.parse(build.root / "iree_test_results.xml").getroot().find("testsuite").get("tests") == "5"
     proc = _runtime_only("test", str(build.root), "--filter", "mm*", "--require-devices")
     assert proc.returncode == 1 and proc.stdout.splitlines()[-1].endswith(f"{n_skip} failed, 0 skipped")
@@ -681,3 +689,141 @@ def test_standalone_runner_without_scons_or_compiler(build: Build) -> None:
     assert proc.stderr.strip() == (
         f"python -m iree_build: error: {bad}: unknown manifest format 'nope' (expected 'iree_build.tests/1')"
     )
+
+
+# --- the run pool: locks and PIDs ---------------------------------------------------------
+
+def _in_thread(fn, limit: float = 30.0):
+    """``fn()``'s value, or AssertionError when it is still blocked after ``limit`` s."""
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(fn()), daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} blocked for {limit:g} s"
+    return got[0]
+
+
+@pytest.fixture
+def stopped_zygote():
+    """Stops the run pool's fork server (SIGSTOP: every fork request hangs, as a fork server
+    stuck in a driver would) when called; resumes it afterwards."""
+    import signal
+
+    from iree_build.testing import run_pool
+
+    stopped: list[int] = []
+
+    class Control:
+        @staticmethod
+        def stop() -> None:
+            pid = run_pool._zygote().proc.pid
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+
+        @staticmethod
+        def resume() -> None:
+            while stopped:
+                os.kill(stopped.pop(), signal.SIGCONT)
+
+    yield Control
+    Control.resume()
+
+
+def test_a_hanging_probe_stalls_neither_other_devices_nor_cpu_tests(build: Build, stopped_zygote) -> None:
+    """A probe of one device that hangs (its worker cannot even be started) holds no lock
+    that a CPU test or another device's known status needs."""
+    from iree_build.testing.run_pool import RunPool
+
+    spec = build.add("mm")
+    pool = RunPool(keep_spare=False)
+    try:
+        assert pool.run_test(spec, build.root).status == "passed"  # an idle CPU worker now
+        assert pool.status("local-task").present
+        stopped_zygote.stop()
+        probing = threading.Thread(target=lambda: pool.status("cuda"), daemon=True)
+        probing.start()
+        time.sleep(0.5)  # it waits for a worker that cannot be forked
+        assert probing.is_alive()
+        assert _in_thread(lambda: pool.status("local-task")).present
+        assert _in_thread(lambda: pool.run_test(spec, build.root)).status == "passed"
+    finally:
+        stopped_zygote.resume()
+        pool.close()
+
+
+def test_a_stuck_fork_of_the_spare_holds_up_no_other_test(build: Build, stopped_zygote) -> None:
+    """Taking the spare worker forks the next one; while that fork hangs, tests running
+    at the same time still take and give back workers."""
+    from iree_build.testing.run_pool import RunPool
+
+    spec = build.add("mm")
+    pool = RunPool(keep_spare=True)
+    try:
+        assert pool.run_test(spec, build.root).status == "passed"  # one idle worker, one spare
+        deadline = time.monotonic() + 30
+        while pool._spare is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool._spare is not None
+        stopped_zygote.stop()
+        barrier = threading.Barrier(2)
+
+        def test_in_parallel():
+            barrier.wait()
+            return pool.run_test(spec, build.root).status
+
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(test_in_parallel()), daemon=True)
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results == ["passed", "passed"], "a test waited for the spare's fork"
+    finally:
+        stopped_zygote.resume()
+        pool.close()
+
+
+PID_REUSE = """\
+import os, signal, sys, time
+from iree_build.testing.manifest import load_manifest
+from iree_build.testing.run_pool import RunPool
+
+manifest = load_manifest(sys.argv[1])
+pool = RunPool(keep_spare=False)
+
+def run():
+    result = pool.run_test(manifest.tests[0], manifest.base_dir)
+    assert result.status == "passed", result.message
+    return [w.pid for w in pool._idle["cpu"]]
+
+[first] = run()
+worker = pool._idle["cpu"][0]
+os.kill(first, signal.SIGKILL)
+deadline = time.monotonic() + 30
+while worker.alive and time.monotonic() < deadline:
+    time.sleep(0.01)
+assert not worker.alive
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+    f.write(str(first - 1))  # the next process of this PID namespace gets the dead worker's PID
+second = run()
+third = run()
+print(first, str(second).replace(" ", ""), str(third).replace(" ", ""))
+"""
+
+
+def test_a_fresh_worker_with_a_dead_workers_pid_is_kept(build: Build, tmp_path: Path) -> None:
+    """PIDs are reused: a worker forked with the PID of one that died (forced here in a PID
+    namespace of its own) is alive, and is kept for the next test."""
+    build.add("mm")
+    script = tmp_path / "pid_reuse.py"
+    script.write_text(PID_REUSE)
+    probe = subprocess.run(["unshare", "-p", "-f", "--mount-proc", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"needs a PID namespace (unshare -p): {probe.stderr.decode().strip()}")
+    proc = subprocess.run(["unshare", "-p", "-f", "--mount-proc", sys.executable, str(script),
+                           str(build.manifest)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first, second, third = proc.stdout.split()
+    assert second == third == f"[{first}]", proc.stdout

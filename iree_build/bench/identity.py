@@ -2,7 +2,8 @@
 
 A baseline is compared only with a run on the same hardware: the same CPU
 model, architecture and logical CPU count for CPU devices, and the same GPU
-model for the others. The host name is recorded but not compared, so CI
+model for the others. The CPU is read by :mod:`iree_build.hardware`, the one
+reader of the machine's description. The host name is recorded but not compared, so CI
 runners that are identical machines under different names share baselines.
 """
 
@@ -14,21 +15,8 @@ import platform
 import socket
 from typing import Any
 
+from iree_build.hardware import cpu_identity, cpu_model
 from iree_build.testing.devices import driver_name, is_cpu_device
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The CPU's marketing name (``/proc/cpuinfo``), else what ``platform`` says."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,6 +26,7 @@ def machine() -> dict[str, Any]:
         "host": socket.gethostname(),
         "arch": platform.machine(),
         "cpu": cpu_model(),
+        "cpu_identity": cpu_identity(),  # model and features, as test results name the hardware
         "cpus": os.cpu_count() or 0,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

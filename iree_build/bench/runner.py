@@ -7,11 +7,10 @@ rule calls :func:`run_benchmark` from each benchmark's action and
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,10 +21,8 @@ from iree_build.bench.record import (HISTORY_NAME, RUN_NAME, BenchResult, append
                                      load_run, now, run_record, sha256_of, write_result, write_run)
 from iree_build.bench.spec import MANIFEST_NAME, BenchSpec, load_benchmarks
 from iree_build.bench.stats import fmt_ms, per_second, summarize
-from iree_build.selection import parse_tag_filter, tags_selected
-from iree_build.errors import IreeBuildError
-from iree_build.testing.devices import (KNOWN_DEVICES, canonical_device, default_pool, driver_name,
-                                        runtime_version)
+from iree_build.selection import Selection, check_devices
+from iree_build.testing.devices import default_pool, runtime_version
 from iree_build.testing.manifest import resolve
 
 
@@ -48,6 +45,8 @@ def run_benchmark(spec: BenchSpec, base_dir: str | os.PathLike[str],
     result.hardware = identity.device_hardware(spec.device)
     try:
         result.module_sha256 = sha256_of(resolve(base_dir, spec.module))
+        spec = replace(spec, function=function_of(spec, base_dir))
+        result.function = spec.function
         got = measure(spec, base_dir, timeout)
     except (BenchError, OSError) as exc:
         result.message = str(exc)
@@ -61,6 +60,18 @@ def run_benchmark(spec: BenchSpec, base_dir: str | os.PathLike[str],
         compare(result, baseline, identity.machine())
     write_result(result, resolve(base_dir, spec.result))
     return result
+
+
+def function_of(spec: BenchSpec, base_dir: str | os.PathLike[str]) -> str:
+    """The function to measure, resolved as a test resolves it (the named one, else the
+    module's only sync export); BenchError listing the exports when there is none such."""
+    from iree_build.testing.vm import TestError, exports, function_to_call, load_module
+
+    try:
+        module = load_module(resolve(base_dir, spec.module), default_pool().instance, spec.module)
+        return function_to_call(exports(module), spec.function, spec.module, spec.declared_at)
+    except TestError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def result_line(result: BenchResult) -> str:
@@ -124,13 +135,9 @@ def finish_run(results: list[BenchResult], base_dir: str | os.PathLike[str], sta
 
 def select(specs: Sequence[BenchSpec], devices: Sequence[str] | None, pattern: str | None,
            tags: str | None) -> list[BenchSpec]:
-    """Benchmarks on one of ``devices``, whose name matches ``pattern``, with the tags asked for."""
-    include, exclude = parse_tag_filter(tags or "")
-    wanted = {canonical_device(d) for d in devices} if devices else None
-    return [s for s in specs
-            if (wanted is None or canonical_device(s.device) in wanted)
-            and (not pattern or fnmatch.fnmatchcase(s.name, pattern))
-            and tags_selected(s.tags, include, exclude)]
+    """Benchmarks on one of ``devices``, whose name matches ``pattern``, with the tags asked
+    for: :class:`iree_build.selection.Selection`, as ``scons bench`` and the tests select."""
+    return Selection(devices=tuple(devices or ()), pattern=pattern or "", tags=tags or "").select(specs)
 
 
 @dataclass
@@ -159,10 +166,7 @@ def run_manifest(path: str | os.PathLike[str], options: BenchOptions | None = No
     out = out if out is not None else sys.stdout
     manifest = find_benchmarks(path)
     specs = load_benchmarks(manifest)
-    known = {driver_name(d) for d in (*KNOWN_DEVICES, *(s.device for s in specs))}
-    for name in options.devices or ():
-        if driver_name(name) not in known:
-            raise IreeBuildError(f"unknown device {name!r} in --devices (known: {', '.join(KNOWN_DEVICES)})")
+    check_devices(options.devices or (), (s.device for s in specs))
     baseline = load_run(options.baseline) if options.baseline else None
     chosen = select(specs, options.devices, options.pattern, options.tags)
     if specs and not chosen:

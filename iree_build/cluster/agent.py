@@ -8,7 +8,9 @@ cluster starts an agent: a process of the same user holding one
 (a millisecond to attach), as Bazel's server or sccache do for the same reason.
 It ends itself after ``$IREE_CLUSTER_KEEPALIVE`` seconds without work (600 by
 default; ``0`` means no agent: each build connects itself), when the scheduler
-goes away, or on SIGTERM.
+goes away, on SIGTERM, and, once idle, when the package's code on disk changed
+(an edit means a new agent, so the old one would only idle). Ending, it removes
+its socket, lock, log and info file.
 
 One agent serves one scheduler with one TLS setup, one Python, one copy of this
 package and one Dask configuration from the environment: a build that differs
@@ -16,7 +18,8 @@ in any of these gets its own. Its socket lives in a folder only this user can
 enter, and a connection must prove it knows a random key kept there
 (``multiprocessing.connection``'s HMAC challenge) before anything it sends is
 unpickled: the agent runs only what this user's builds send it, as the Dask
-workers do. Its log is ``NAME.log`` beside the socket.
+workers do. Its log is ``NAME.log`` beside the socket, kept under
+``LOG_LIMIT`` bytes (the older half moves to ``NAME.log.1``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ ENV_DIR = "IREE_CLUSTER_AGENT_DIR"
 ENV_KEEPALIVE = "IREE_CLUSTER_KEEPALIVE"
 DEFAULT_KEEPALIVE = 600.0
 START_TIMEOUT = 120.0  # importing distributed and connecting; past it the build connects itself
+LOG_LIMIT = 1 << 20  # bytes of log an agent keeps (and as much again in NAME.log.1)
+CODE_CHECK_S = 5.0  # how often an agent looks whether its code changed on disk
 _PACKAGE = Path(__file__).resolve().parent.parent  # iree_build
 _started: list[subprocess.Popen] = []  # agents this process started (kept: no ResourceWarning)
 
@@ -120,9 +125,29 @@ def authkey(folder: Path) -> bytes:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
+    """Hold ``path``'s flock; a lock file that an ending agent removed meanwhile is made again
+    (the lock is on the file that has that name now, or two builds could both hold one)."""
+    while True:
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield
+                return
+
+
+def _rotate(log: Path) -> bool:
+    """Move a log past ``LOG_LIMIT`` to ``NAME.log.1`` (replacing the older one)."""
+    try:
+        if log.stat().st_size <= LOG_LIMIT:
+            return False
+        os.replace(log, log.with_name(log.name + ".1"))
+        return True
+    except OSError:
+        return False
 
 
 class AgentCluster:
@@ -163,6 +188,9 @@ class AgentCluster:
 
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any:
         return self._call("run", fn, args, resource, label, doing=label)
+
+    def hardware(self, resource: str, device: str) -> str:
+        return self._call("hardware", resource, device, doing=f"asking the {device} workers' hardware")
 
     def close(self) -> None:
         """The agent stays for the next build."""
@@ -206,6 +234,7 @@ def _start(config: ClusterConfig, folder: Path, name: str) -> int:
     """Start the agent and wait until it is connected; its PID."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE.parent), env.get("PYTHONPATH")) if p)
+    _rotate(folder / f"{name}.log")
     with open(folder / f"{name}.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "iree_build.cluster.agent", str(folder), name,
                                  json.dumps(asdict(config)), str(keepalive())],
@@ -278,6 +307,8 @@ class _Agent:
         self.folder, self.name, self.cluster, self.idle = folder, name, cluster, idle
         self.sock = folder / f"{name}.sock"
         self.info = folder / f"{name}.json"
+        self.log = folder / f"{name}.log"
+        self.code = _code_stamp()  # the code this agent runs
         self.busy = 0
         self.last = time.monotonic()
         self.lock = threading.Lock()
@@ -288,23 +319,50 @@ class _Agent:
                                          "keepalive": idle}))
 
     def stop(self, *_: Any) -> None:
-        """Leave no socket behind (unless a newer agent owns it), close, exit."""
+        """Leave nothing behind (unless a newer agent owns it now), close, exit."""
         try:
-            if json.loads(self.info.read_text()).get("pid") == os.getpid():
-                self.info.unlink()
-                self.sock.unlink()
+            ours = json.loads(self.info.read_text()).get("pid") == os.getpid()
         except (OSError, ValueError):
-            pass
+            ours = False
+        if ours:
+            for path in (self.info, self.sock):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._remove_lock()
+            for path in (self.log, self.log.with_name(self.log.name + ".1")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
         self.cluster.close()
         os._exit(0)
 
+    def _remove_lock(self) -> None:
+        """Remove the start lock unless a build holds it (one that is starting an agent)."""
+        path = self.folder / f"{self.name}.lock"
+        try:
+            with open(path, "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()  # while held: who waits on it next sees another file (_locked)
+        except OSError:
+            pass
+
     def watch(self) -> None:
+        checked = time.monotonic()
         while True:
             time.sleep(1.0)
             with self.lock:
-                idle = self.busy == 0 and time.monotonic() - self.last > self.idle
+                busy = self.busy
+                idle = busy == 0 and time.monotonic() - self.last > self.idle
             if idle or self.cluster.client.status in ("closed", "closing", "failed"):
                 self.stop()
+            if _rotate(self.log):  # the log goes on in a new file
+                with contextlib.suppress(OSError):
+                    fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                    os.dup2(fd, 2)
+                    os.close(fd)
+            if time.monotonic() - checked > CODE_CHECK_S:
+                checked = time.monotonic()
+                if busy == 0 and _code_stamp() != self.code:
+                    self.stop()  # outdated: builds of the edited code start their own agent
 
     def answer(self, message: tuple) -> tuple[str, Any]:
         op = message[0]
@@ -312,6 +370,8 @@ class _Agent:
             return "ok", os.getpid()
         if op == "offers":
             return "ok", self.cluster.offers()
+        if op == "hardware":
+            return "ok", self.cluster.hardware(*message[1:])
         if op == "run":
             fn, args, resource, label = message[1:]
             return "ok", self.cluster.run(fn, *args, resource=resource, label=label)

@@ -39,6 +39,8 @@ class Connection(Protocol):
 
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any: ...
 
+    def hardware(self, resource: str, device: str) -> str: ...
+
     def close(self) -> None: ...
 
 
@@ -61,6 +63,8 @@ class Cluster:
         self._lock = threading.Lock()
         self._offers: dict[str, float] = {}
         self._offers_at = 0.0
+        self._workers: dict[str, dict[str, float]] = {}  # address -> its resources
+        self._hardware: dict[tuple[str, str], str] = {}  # (worker address, device) -> identity
 
     def offers(self) -> dict[str, float]:
         """Resource name -> total units over the live workers (refreshed at most once a second)."""
@@ -72,7 +76,26 @@ class Cluster:
                     for name, amount in (info.get("resources") or {}).items():
                         totals[name] = totals.get(name, 0.0) + float(amount)
                 self._offers, self._offers_at = totals, time.monotonic()
+                self._workers = {addr: dict(info.get("resources") or {}) for addr, info in workers.items()}
             return dict(self._offers)
+
+    def hardware(self, resource: str, device: str) -> str:
+        """The hardware identities (:mod:`iree_build.hardware`) of the workers offering
+        ``resource`` for a result on ``device``, distinct and sorted, ``" | "`` between
+        them: what a result obtained on this cluster holds for. Each worker is asked once."""
+        from .device_tests import worker_hardware
+
+        self.offers()
+        with self._lock:
+            workers = sorted(a for a, res in self._workers.items() if res.get(resource))
+            unknown = [a for a in workers if (a, device) not in self._hardware]
+        if unknown:
+            got = self.client.run(worker_hardware, device, workers=unknown)
+            with self._lock:
+                self._hardware.update({(a, device): str(v) for a, v in got.items()})
+        with self._lock:
+            return " | ".join(sorted({self._hardware[(a, device)] for a in workers
+                                      if (a, device) in self._hardware})) or "no worker"
 
     def describe_offers(self) -> str:
         return describe(self.offers())

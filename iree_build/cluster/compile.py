@@ -87,7 +87,7 @@ def compile_on(cluster: Connection, request: Request, inputs: Iterable[str], top
         reply = cluster.run(compile_task, request, payload, resource=COMPILER_RESOURCE,
                             label=f"{request.doing} {request.source}")
     except ClusterError as e:
-        return CompileOutcome(False, "", message=e.message)
+        return CompileOutcome(False, "", message=e.message, lost=True)
     ok = bool(reply["ok"])
     if ok:
         main = project_path(top, request.output)

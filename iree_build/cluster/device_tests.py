@@ -33,6 +33,27 @@ def device_resources(device: str) -> list[str]:
     return list(dict.fromkeys([scheme, driver_name(scheme)]))
 
 
+def worker_hardware(device: str) -> str:
+    """Runs on a worker: the hardware a result on ``device`` obtained there holds for."""
+    from iree_build.hardware import hardware_identity
+
+    return hardware_identity(device)
+
+
+def cluster_identity(cluster: Connection, device: str) -> str:
+    """What stands for the hardware in the signature of a result obtained on the cluster:
+    its address and the hardware of the workers offering ``device`` (a worker with
+    another CPU or GPU joining means such results hold no more)."""
+    try:
+        offers = cluster.offers()
+        resource = next((r for r in device_resources(device) if r in offers), None)
+        if resource is None:
+            return f"cluster {cluster.config.address}: no worker offers {device}"
+        return f"cluster {cluster.config.address}: {cluster.hardware(resource, device)}"
+    except ClusterError as e:
+        return f"cluster {cluster.config.address}: {e.message}"
+
+
 def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
     """Run one test of a one-test manifest in ``folder`` in a child process.
 
@@ -110,7 +131,7 @@ class ClusterTests:
         self.cluster = cluster
 
     def identity(self, spec: TestSpec) -> str:
-        return f"cluster {self.cluster.config.address}"
+        return cluster_identity(self.cluster, spec.device)
 
     def run(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str) -> TestResult:
         return run_test_on(self.cluster, spec, base_dir, signature)

@@ -97,6 +97,7 @@ def _bench_rows(record: dict[str, Any] | None) -> str:
         return ""
     rows = []
     for r in record["results"]:
+        r = r.to_json() if hasattr(r, "to_json") else r
         stats = r.get("stats") or {}
         median = stats.get("median_ms")
         change = (r.get("comparison") or {}).get("change")

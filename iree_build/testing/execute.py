@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import iree.runtime as ireert
 import numpy as np
 
+from iree_build.hardware import architecture
 from iree_build.values.arrays import c_order, load_npy, resolve_opaque
 from iree_build.values.element_types import BY_NAME, declared_types, hal_element_type, storage_view
 from iree_build.testing.check_module import CheckLog, create_check_module
@@ -35,7 +35,8 @@ from iree_build.testing.devices import (
 )
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
 from iree_build.testing.results import TestResult
-from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
+from iree_build.testing.vm import (TestError, calling_convention, context_error, exports,
+                                   function_to_call, load_module)
 
 # VM calling-convention codes for scalar arguments/results.
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
@@ -128,23 +129,7 @@ def _typed_inputs(inputs: list[np.ndarray], declaration: str) -> list[np.ndarray
     return typed
 
 
-def _sole_export(exports: list[str], spec: TestSpec) -> str:
-    """The function a test that names none calls: the module's only sync export.
-
-    ONNX models export their graph under the graph's name (``torch-jit-export``,
-    ``main_graph``), which a generated declaration does not know.
-    """
-    sync = [n for n in exports if not n.endswith("$async")]
-    if len(sync) != 1:
-        raise TestError(f"{spec.module!r} exports {', '.join(sync) or 'nothing'}; name the function "
-                        f"to call (declared at {spec.declared_at})")
-    return sync[0]
-
-
-def host_arch() -> str:
-    """This machine's CPU architecture, spelled as in LLVM triples."""
-    machine = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+host_arch = architecture  # this machine's CPU architecture, spelled as in LLVM triples
 
 
 def load_parameters(base_dir: Path, spec: TestSpec) -> ireert.ParameterIndex:
@@ -183,14 +168,10 @@ def invoke(
         raise TestError(str(exc)) from None
     instance = pool.instance
     module = load_module(module_path, instance, spec.module)
-    exports = [n for n in module.function_names if not n.startswith("__")]
-    name = spec.function or _sole_export(exports, spec)
+    name = function_to_call(exports(module), spec.function, spec.module, spec.declared_at)
     function = module.lookup_function(name)
-    if function is None:
-        raise TestError(
-            f"function {name!r} not found in {spec.module!r} "
-            f"(exports: {', '.join(exports) or 'none'}; declared at {spec.declared_at})"
-        )
+    if function is None:  # listed, yet not found: the runtime's word against its own list
+        raise TestError(f"function {name!r} not found in {spec.module!r} (declared at {spec.declared_at})")
     declaration = function.reflection.get("iree.abi.declaration", "")
     if declaration.startswith("async"):
         raise TestError(

@@ -1,14 +1,13 @@
-"""What a test result was obtained with: the runtime's version and the hardware.
+"""What a test result was obtained with: the runtime's version (the hardware is
+:mod:`iree_build.hardware`'s).
 
-Both enter every test's signature: a runtime upgrade reruns tests, and a result
-from one machine's device (a software Vulkan driver, say) is never taken as a
-result for another's. Read without loading ``iree.runtime``.
+It enters every test's signature: a runtime upgrade reruns tests. Read without
+loading ``iree.runtime``.
 """
 
 from __future__ import annotations
 
 import functools
-import platform
 
 
 @functools.lru_cache(maxsize=None)
@@ -26,7 +25,3 @@ def runtime_version() -> str:
     """The installed ``iree-base-runtime`` version: part of every test's signature."""
     return package_version("iree-base-runtime")
 
-
-def hardware_identity(present: bool, reason: str) -> str:
-    """This machine's architecture and what the runtime reports of the device."""
-    return f"{platform.machine()} {reason if present else 'absent'}"

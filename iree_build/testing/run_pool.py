@@ -68,8 +68,21 @@ _FAULT_NOISE = re.compile(r"^(Fatal Python error|Current thread|Thread 0x|Extens
                           r"\s*File |\s*$|<no Python frame>)")
 
 
+class _Exit:
+    """How one forked worker ended: set once the fork server has reaped it."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.done = threading.Event()
+
+
 class _Zygote:
-    """The fork server (:mod:`run_zygote`) of this process: started on first use."""
+    """The fork server (:mod:`run_zygote`) of this process: started on first use.
+
+    Only live workers are known by PID: a worker's exit, once reported, goes to that
+    worker's own record and its PID is forgotten, so a later worker given the same PID
+    (PIDs are reused) is never taken for the dead one.
+    """
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
@@ -79,9 +92,9 @@ class _Zygote:
             pass_fds=[theirs.fileno()], env=worker_env(), stdin=subprocess.DEVNULL)
         theirs.close()
         self._lock = threading.Lock()  # one fork request at a time
-        self._forks: queue.SimpleQueue[tuple[dict[str, Any], list[int]] | None] = queue.SimpleQueue()
-        self._exits: dict[int, int] = {}
-        self._exited = threading.Condition()
+        self._forks: queue.SimpleQueue[tuple[dict[str, Any], list[int], _Exit] | None] = queue.SimpleQueue()
+        self._live: dict[int, _Exit] = {}  # PID -> its exit, for the workers not yet reaped
+        self._exited = threading.Lock()
         self._gone = False
         threading.Thread(target=self._read, daemon=True, name="iree-run-zygote").start()
 
@@ -99,21 +112,30 @@ class _Zygote:
                 line, pending = pending.split(b"\n", 1)
                 message = json.loads(line)
                 if "pid" in message:
-                    self._forks.put((message, fds))
+                    # Registered here, in the order the server reports: an earlier worker's
+                    # exit under this PID has been read already.
+                    record = _Exit()
+                    with self._exited:
+                        self._live[int(message["pid"])] = record
+                    self._forks.put((message, fds, record))
                     fds = []
                 elif "exit" in message:
                     with self._exited:
-                        self._exits[int(message["exit"])] = int(message["code"])
-                        self._exited.notify_all()
+                        record = self._live.pop(int(message["exit"]), None)
+                    if record is not None:
+                        record.code = int(message["code"])
+                        record.done.set()
                 elif "ready" in message:
                     pass
         with self._exited:
             self._gone = True
-            self._exited.notify_all()
+            records, self._live = list(self._live.values()), {}
+        for record in records:
+            record.done.set()
         self._forks.put(None)
 
-    def fork(self) -> tuple[int, list[int]]:
-        """A new worker's PID and its (requests, replies, stderr) pipe ends."""
+    def fork(self) -> tuple[int, list[int], _Exit]:
+        """A new worker's PID, its (requests, replies, stderr) pipe ends and its exit record."""
         with self._lock:
             try:
                 self._sock.sendall(b"fork\n")
@@ -122,16 +144,12 @@ class _Zygote:
             got = self._forks.get(timeout=_STARTUP_LIMIT_S)
         if got is None:
             raise _Died
-        message, fds = got
-        return int(message["pid"]), fds
+        message, fds, record = got
+        return int(message["pid"]), fds, record
 
-    def exit_code(self, pid: int, timeout: float) -> int | None:
-        with self._exited:
-            self._exited.wait_for(lambda: pid in self._exits or self._gone, timeout)
-            return self._exits.get(pid)
-
-    def alive(self, pid: int) -> bool:
-        return pid not in self._exits and not self._gone
+    @property
+    def gone(self) -> bool:
+        return self._gone
 
 
 _ZYGOTE: _Zygote | None = None
@@ -151,7 +169,7 @@ class _Worker:
 
     def __init__(self) -> None:
         self._zygote = _zygote()
-        self.pid, (req_w, rep_r, err_r) = self._zygote.fork()
+        self.pid, (req_w, rep_r, err_r), self._exit = self._zygote.fork()
         self._inbox = os.fdopen(req_w, "w", buffering=1)
         self._outbox = os.fdopen(rep_r, "r")
         self._errors = os.fdopen(err_r, "r", errors="replace")
@@ -175,7 +193,12 @@ class _Worker:
 
     @property
     def alive(self) -> bool:
-        return self._zygote.alive(self.pid)
+        return not self._exit.done.is_set() and not self._zygote.gone
+
+    def exit_code(self, timeout: float) -> int | None:
+        """Its exit code once the fork server has reaped it (None: not within ``timeout``)."""
+        self._exit.done.wait(timeout)
+        return self._exit.code
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one request once the worker is ready; raises _Died if it is gone.
@@ -210,7 +233,7 @@ class _Worker:
         return reply
 
     def death(self) -> str:
-        code = self._zygote.exit_code(self.pid, timeout=10)
+        code = self.exit_code(timeout=10)
         if code is None:
             self.kill()
             return "closed its output and hung"
@@ -231,11 +254,12 @@ class _Worker:
         return "\n".join(self._tail)
 
     def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self._zygote.exit_code(self.pid, timeout=10)
+        if not self._exit.done.is_set():  # once reaped, its PID may be another process'
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.exit_code(timeout=10)
         self._close_pipes()
 
     def _close_pipes(self) -> None:
@@ -249,7 +273,7 @@ class _Worker:
             self.kill()
             return
         self._close_pipes()  # end of its input: the worker's loop ends and it exits
-        if self._zygote.exit_code(self.pid, timeout) is None:
+        if self.exit_code(timeout) is None:
             self.kill()
 
 
@@ -263,7 +287,8 @@ class RunPool:
         self._spare: _Worker | None = None
         self._lanes: dict[str, threading.Lock] = {}
         self._status: dict[str, DeviceStatus] = {}
-        self._status_lock = threading.Lock()
+        self._probing: dict[str, threading.Lock] = {}  # device -> held while it is probed
+        self._refilling = False  # a thread is forking the next spare
         self._closed = False
         self._crashed_at: dict[str, float] = {}  # lane -> when its last worker was lost
         self.recoveries_ms: list[float] = []
@@ -272,18 +297,48 @@ class RunPool:
 
     # -- workers -------------------------------------------------------------------------
     def _take(self, lane: str) -> _Worker:
+        """An idle worker of ``lane``, else the spare, else a new one. Forking (a request to
+        the fork server, which may be slow or stuck) never happens under the pool's lock:
+        other threads keep giving back and taking workers meanwhile."""
+        dead: list[_Worker] = []
         with self._lock:
             if self._closed:
                 raise RuntimeError("the run pool is closed")
             idle = self._idle.setdefault(lane, [])
-            while idle:
-                worker = idle.pop()
-                if worker.alive:
-                    return worker
-                worker.close()
-            worker = self._spare if self._spare is not None and self._spare.alive else None
-            self._spare = _Worker() if self._keep_spare else None
+            worker = None
+            while idle and worker is None:
+                candidate = idle.pop()
+                if candidate.alive:
+                    worker = candidate
+                else:
+                    dead.append(candidate)
+            if worker is None:
+                spare, self._spare = self._spare, None
+                if spare is not None and spare.alive:
+                    worker = spare
+                elif spare is not None:
+                    dead.append(spare)
+                refill = self._keep_spare and not self._refilling
+                self._refilling = self._refilling or refill
+            else:
+                refill = False
+        for gone in dead:
+            gone.close()
+        if refill:  # the next spare, forked beside this caller's test
+            threading.Thread(target=self._refill, daemon=True, name="iree-run-spare").start()
         return worker or _Worker()
+
+    def _refill(self) -> None:
+        try:
+            spare: _Worker | None = _Worker()
+        except (_Died, OSError):
+            spare = None
+        with self._lock:
+            self._refilling = False
+            if not self._closed and self._spare is None and spare is not None:
+                self._spare, spare = spare, None
+        if spare is not None:  # closed meanwhile, or another spare came first
+            spare.close()
 
     def prestart(self) -> None:
         """Start the fork server now, without waiting for it: its imports overlap the
@@ -309,8 +364,13 @@ class RunPool:
 
     # -- device presence -----------------------------------------------------------------
     def status(self, device: str) -> DeviceStatus:
-        """Whether ``device`` is present, asked once per run of a worker (a probe may crash)."""
-        with self._status_lock:
+        """Whether ``device`` is present, asked once per run of a worker (a probe may crash).
+
+        One probe per device at a time, each under its own lock: a driver that hangs for
+        the probe's whole timeout delays only the callers asking about that device."""
+        with self._lock:
+            probing = self._probing.setdefault(device, threading.Lock())
+        with probing:
             known = self._status.get(device)
             if known is not None:
                 return known

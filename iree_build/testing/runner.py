@@ -19,15 +19,11 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from iree_build.errors import IreeBuildError
+from iree_build import selection
 from iree_build.selection import Selection
 from iree_build.testing.run_pool import RunPool, default_run_pool
-from iree_build.testing.device_names import (
-    KNOWN_DEVICES,
-    canonical_device,
-    driver_name,
-    is_cpu_device,
-)
-from iree_build.testing.identity import hardware_identity
+from iree_build.testing.device_names import canonical_device, is_cpu_device
+from iree_build.hardware import hardware_identity
 from iree_build.testing.manifest import MANIFEST_NAME, Manifest, TestSpec, load_manifest, resolve
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.report.publish import publish_tests
@@ -42,7 +38,6 @@ from iree_build.testing.results import (
     write_junit,
     write_result,
 )
-from iree_build.validation import did_you_mean
 
 JUNIT_NAME = "iree_test_results.xml"
 
@@ -51,12 +46,11 @@ class UsageError(IreeBuildError):
     """A bad command-line choice (exit code 2)."""
 
 
-def device_identity(spec: TestSpec, pool: RunPool | None = None) -> str:
-    """Which hardware a result was obtained on: a result from a software Vulkan
-    driver on one machine says nothing about an NVIDIA GPU on another."""
-    pool = pool if pool is not None else default_run_pool()
-    status = pool.status(spec.device)
-    return hardware_identity(status.present, status.reason)
+def device_identity(spec: TestSpec) -> str:
+    """Which hardware a result on this machine holds for (:mod:`iree_build.hardware`, as
+    ``scons test`` signs it): a result copied from another machine, or from a software
+    Vulkan driver, says nothing about this one's CPU or GPU."""
+    return hardware_identity(spec.device)
 
 
 def up_to_date_result(
@@ -94,7 +88,7 @@ def run_one(
     """Run one test (in a run worker, or on a cluster) unless its stored result is up to
     date; record it."""
     pool = pool if pool is not None else default_run_pool()
-    identity = remote.identity(spec) if remote else device_identity(spec, pool)
+    identity = remote.identity(spec) if remote else device_identity(spec)
     signature = test_signature(spec, base_dir, hasher, identity)
     if not retest:
         cached = up_to_date_result(spec, base_dir, signature)
@@ -121,26 +115,12 @@ def find_manifest(path: str | os.PathLike[str], name: str = MANIFEST_NAME,
 
 def check_devices(devices: Sequence[str], manifest: Manifest) -> None:
     """Refuse typos in ``--devices`` (a misspelled name would silently select nothing)."""
-    known = {driver_name(d) for d in KNOWN_DEVICES}
-    known |= {driver_name(t.device) for t in manifest.tests}
-    for name in devices:
-        if driver_name(name) not in known:
-            raise UsageError(
-                f"unknown device {name!r} in --devices{did_you_mean(name, KNOWN_DEVICES)} "
-                f"(known: {', '.join(KNOWN_DEVICES)})"
-            )
+    selection.check_devices(devices, (t.device for t in manifest.tests), UsageError)
 
 
-def select_tests(tests: Sequence[TestSpec], selection: Selection) -> list[TestSpec]:
+def select_tests(tests: Sequence[TestSpec], chosen: Selection) -> list[TestSpec]:
     """The tests a selection takes (devices, name glob, tags, folders), as ``scons test`` does."""
-    return [spec for spec in tests
-            if selection.matches(spec.name, spec.device, spec.tags, _folders(spec))]
-
-
-def _folders(spec: TestSpec) -> tuple[str, ...]:
-    """A test's source folder and its label's folder (``models/mlp:smoke[cuda]``)."""
-    label = spec.base.split(":", 1)[0] if ":" in spec.base else ""
-    return (spec.folder, label)
+    return chosen.select(tests)
 
 
 @dataclass

@@ -43,6 +43,28 @@ def load_module(
         raise TestError(f"cannot load module {what!r}: {runtime_error_text(exc)}") from None
 
 
+def exports(module: ireert.VmModule) -> list[str]:
+    """The functions a module exports for callers (not its ``__init``-style internals)."""
+    return [n for n in module.function_names if not n.startswith("__")]
+
+
+def function_to_call(names: list[str], function: str, module: str, declared_at: str) -> str:
+    """The function a test, run or benchmark calls: ``function`` if the module exports it,
+    else (when none is named) the module's only sync export; TestError listing the exports
+    otherwise. ONNX models export their graph under the graph's name (``torch-jit-export``,
+    ``main_graph``), which a generated declaration does not know."""
+    if not function:
+        sync = [n for n in names if not n.endswith("$async")]
+        if len(sync) != 1:
+            raise TestError(f"{module!r} exports {', '.join(sync) or 'nothing'}; name the function "
+                            f"to call (declared at {declared_at})")
+        return sync[0]
+    if function not in names:
+        raise TestError(f"function {function!r} not found in {module!r} "
+                        f"(exports: {', '.join(names) or 'none'}; declared at {declared_at})")
+    return function
+
+
 @dataclass(frozen=True)
 class CallingConvention:
     """Argument and result codes of a VM function, e.g. ``0rr_r`` -> ("rr", "r")."""
