@@ -114,6 +114,13 @@ def _data_scan(node, env, path) -> list:
     return _collect(env)[1]
 
 
+def read_first(env, nodes) -> None:
+    """Files other rules make that ``--iree-commands`` reads (flag files it expands): made
+    before it runs (an alias cannot scan for them as the export's file does)."""
+    if nodes and options.option("iree-commands"):
+        env.Depends(env.Alias("iree-commands"), nodes)
+
+
 def _notes(decl: Declarations, env) -> list[str]:
     """What does not carry over as it was declared, one line each."""
     notes = []

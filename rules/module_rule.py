@@ -19,7 +19,7 @@ from iree_build.compile.plan import declared_flags, plan_module
 from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 
-from . import compile_action, help_summary, options
+from . import compile_action, export_rule, help_summary, options
 from .arguments import checked
 from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
@@ -182,7 +182,8 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     env.Clean(nodes, env.File(f"{out}.failed"))  # a failed compile's note (expected_failure)
     dir_files = [f for d in plan.dirs for f in env.Glob(f"#{d}/*")]
     if flag_nodes or dir_files:
-        env.Depends(nodes, flag_nodes + dir_files)  # spec libraries, substitutions, search folders
+        env.Depends(nodes, flag_nodes + dir_files)  # flag files, specs, substitutions, folders
+        export_rule.read_first(env, [n for n in flag_nodes if n.has_builder()])
     if not os.path.exists(out.get_abspath()):  # this build compiles it: get workers going now
         compile_action.prestart(env, reg)
     return nodes

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 from conftest import ADD_MLIR, MUL_MLIR, Project
 
 SPEC = """\
@@ -153,6 +156,12 @@ def test_a_generated_flag_file_is_built_first(project: Project) -> None:
     again = project.scons()
     assert again.compiled() == ["build/e.vmfb", "build/g.vmfb"]
     assert project.scons("-q").returncode == 0
+
+    shutil.rmtree(project.path("build"))  # --iree-commands expands it too: made first
+    commands = project.scons("--iree-commands")
+    assert commands.returncode == 0, commands.output
+    listed = json.loads(project.path("build/iree_compile_commands.json").read_text())
+    assert [c["arguments"].count("--iree-opt-level=O1") for c in listed] == [1, 1]
 
 
 def test_a_missing_flag_file_is_a_declaration_error(project: Project) -> None:
