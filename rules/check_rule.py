@@ -97,10 +97,10 @@ def _targets(env, backends: list[str], toolchain: str | None, cpu, cpu_features,
     out = []
     for backend in backends:
         cpu_kw = dict(cpu=cpu, triple=triple) if backend == "llvm-cpu" else {}
-        extra = [*flags, *backend_flags.get(backend, [])]
         for name, features in (_variants(variants, arch) if backend == "llvm-cpu" else [("", "")]):
             joined = ",".join(f for f in (cpu_features or "", features) if f) or None
-            kw = dict(target_backends=[backend], flags=extra, **cpu_kw)
+            kw = dict(target_backends=[backend], flags=list(flags), **cpu_kw,
+                      _IREE_BACKEND_FLAGS=backend_flags)  # the plan takes its backend's
             if backend == "llvm-cpu":
                 kw["cpu_features"] = joined
             out.append(SuiteTarget(f"{backend}:{name}" if name else backend, backend, kw))

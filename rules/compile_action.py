@@ -16,11 +16,11 @@ from pathlib import Path
 
 from SCons.Script import GetOption
 
+from iree_build.compile.plan import CompilePlan
 from iree_build.compile_pool import CompilePool
 from iree_build.compile_request import CompileRequest, abridge
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
-from iree_build.scan import read_flag_file
 
 from . import cluster_backend
 from . import closing_summary
@@ -62,18 +62,21 @@ def prestart(env, reg) -> None:
         pool().prestart(reg.compiles_expected)
 
 
-def request_for(target, source, env) -> CompileRequest:
-    """Expand a module's declaration (in its override environment) into a request."""
-    flags = [str(f) for f in env["_IREE_TARGET_FLAGS"]]
-    for flag in (str(f) for f in env.Flatten(env.get("IREE_COMPILEFLAGS", []))):
-        flags += read_flag_file(flag[1:]) if flag.startswith("@") else [flag]
+def plan_of(env) -> CompilePlan:
+    """The module's compile plan, made when it was declared (``module_rule``)."""
+    return env["_IREE_PLAN"]
+
+
+def request_for(target, source, env, missing_ok: bool = False) -> CompileRequest:
+    """The module's plan as a request: its flag files read now (after they are built)."""
+    plan = plan_of(env)
     return CompileRequest(
         source=str(source[0].rfile()),
         output=str(target[0]),
-        flags=tuple(flags),
+        flags=plan.flags(env.Dir("#").get_abspath(), missing_ok=missing_ok),
         compiler=compiler_info().identity,
         side_outputs=tuple(str(t) for t in target[1:]),
-        cli=bool(env.get("_IREE_NEEDS_CLI")),
+        cli=plan.cli,
     )
 
 
@@ -144,7 +147,8 @@ _run.strfunction = _full_command  # shown when $IREE_COMPILECOMSTR is empty (ver
 
 COMPILE_ACTION = ExplicitAction(
     _run,
-    signature=lambda target, source, env: request_for(target, source, env).signature_text(),
+    # asked for before a generated flag file exists (scons -n), the signature differs
+    signature=lambda target, source, env: request_for(target, source, env, missing_ok=True).signature_text(),
     abridge=abridge,
     cmdstr="$IREE_COMPILECOMSTR",
 )

@@ -82,8 +82,7 @@ def _collect(env) -> tuple[Declarations, list]:
             read += nodes
             generated.update(t.get_abspath() for t in src.get_executor().get_all_targets())
         step, nodes = _step_of(module, where)
-        benv = module.get_executor().get_build_env()
-        decl.flag_files |= any(str(f).startswith("@") for f in benv.Flatten(benv.get("IREE_COMPILEFLAGS", [])))
+        decl.flag_files |= bool(compile_action.plan_of(module.get_executor().get_build_env()).flag_files)
         decl.steps.append(step)
         read += nodes
         generated.update(t.get_abspath() for t in module.get_executor().get_all_targets())
@@ -113,6 +112,13 @@ def _collect(env) -> tuple[Declarations, list]:
 def _data_scan(node, env, path) -> list:
     """The export's dependencies: files SCons makes that the export carries as data."""
     return _collect(env)[1]
+
+
+def read_first(env, nodes) -> None:
+    """Files other rules make that ``--iree-commands`` reads (flag files it expands): made
+    before it runs (an alias cannot scan for them as the export's file does)."""
+    if nodes and options.option("iree-commands"):
+        env.Depends(env.Alias("iree-commands"), nodes)
 
 
 def _notes(decl: Declarations, env) -> list[str]:

@@ -7,9 +7,11 @@ says which file is missing and which target needed it).
 
 from __future__ import annotations
 
+import os
+
 import SCons.Scanner
 
-from iree_build.scan import object_paths, resolve_object
+from iree_build.scan import object_paths
 
 
 def objects_in(node) -> list[str]:
@@ -29,15 +31,16 @@ def _scan_mlir(node, env, path):
     paths = objects_in(node)
     if not paths:
         return []
-    # The compiler runs in the top folder and resolves relative paths there;
-    # the source's own folder is searched too, so a misplaced object is still tracked.
-    top = env.Dir("#").get_abspath()
-    search = [top, node.rfile().dir.get_abspath()]
+    # The compiler runs in the top folder and resolves relative paths there; a file
+    # another rule builds there is that node, before it exists. The source's own
+    # folder is searched too, so a misplaced object is still tracked.
+    top, here = env.Dir("#"), node.rfile().dir
     found = []
     for p in paths:
-        resolved = resolve_object(p, search)
+        candidates = [env.File(p)] if os.path.isabs(p) else [top.File(p), here.File(p)]
         # A missing object becomes a dependency SCons reports as "not found".
-        found.append(env.File(resolved) if resolved else node.rfile().dir.File(p))
+        found.append(next((c for c in candidates if c.has_builder() or c.is_derived() or c.rexists()),
+                          candidates[0]))
     return found
 
 

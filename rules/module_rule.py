@@ -15,14 +15,11 @@ from typing import Sequence
 import SCons.Builder
 import SCons.Util
 
+from iree_build.compile.plan import declared_flags, plan_module
 from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
-from iree_build.host_cpu import resolve
-from iree_build.scan import rewrite_flag_paths
-from iree_build.targets import check_backends, device_flags, devices_for, uses_llvm_cpu
-from iree_build.toolchains import find_toolchain
 
-from . import compile_action, help_summary, options
+from . import compile_action, export_rule, help_summary, options
 from .arguments import checked
 from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
@@ -56,14 +53,15 @@ builder = SCons.Builder.Builder(
 
 
 def _flag_path_resolver(env, where_files: list):
-    """Map a path in a flag (relative to the SConscript) to the compiler's view."""
+    """Map a path in a flag (relative to the SConscript) to the compiler's view; a file
+    another rule builds is fine (and built first), a missing one a declaration error."""
 
-    def resolve(path: str) -> str:
+    def resolve(path: str, origin: str) -> str:
         node = env.Entry(path)
         if not (node.has_builder() or node.is_derived()):
             node = node.srcnode()
             if not node.exists():
-                raise IreeBuildError(f"a compiler flag names '{path}', which does not exist "
+                raise IreeBuildError(f"{origin} names '{path}', which does not exist "
                                      f"({node.get_internal_path()})")
         where_files.append(node)
         return node.get_internal_path()
@@ -96,43 +94,11 @@ def toolchain_dirs(env) -> list[str]:
     return [d for d in dirs if os.path.isdir(d)]
 
 
-def _target(env, toolchain, target_backends, cpu, cpu_features, triple):
-    """(backends, devices, target flags for an output path, side outputs, suffix, cli, summary,
-    the preset's emulator)."""
-    if toolchain is None and target_backends is None:
-        toolchain = options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None
-    if toolchain is not None:
-        if target_backends is not None or cpu or cpu_features or triple:
-            raise IreeBuildError(
-                f"toolchain='{toolchain}' already says the targets; drop target_backends/cpu/"
-                "cpu_features/triple, or write a preset that extends it")
-        tc = find_toolchain(str(toolchain), extra_dirs=toolchain_dirs(env))
-        tc.check_registered()
-        return (list(tc.target_backends), list(tc.devices), tc.flags, tc.side_outputs,
-                tc.output_suffix, tc.needs_cli, tc.summary(), tc.emulator)
-    backends = check_backends(
-        _as_list(target_backends) or _as_list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])),
-        compiler_info().targets,
-    )
-    flags = device_flags(backends)
-    summary = ", ".join(backends)
-    if uses_llvm_cpu(backends):
-        cpu_target = resolve(cpu or env.get("IREE_CPU"), cpu_features or env.get("IREE_CPU_FEATURES"),
-                             triple or env.get("IREE_TRIPLE"))
-        flags += cpu_target.flags()
-        summary += ", " + cpu_target.summary()
-    return (backends, devices_for(backends), lambda out: list(flags), lambda out: [],
-            ".vmfb", False, summary, ())
-
-
-def _cpu_arch(backends: list[str], flags: list[str]) -> str | None:
-    """The CPU architecture a module's local code needs (None: any; vmvx runs everywhere)."""
-    if "llvm-cpu" not in backends or "vmvx" in backends:
-        return None
-    for flag in flags:
-        if flag.startswith("--iree-llvmcpu-target-triple="):
-            return flag.split("=", 1)[1].split("-", 1)[0]
-    return None
+def _defaults(env) -> dict:
+    """What a declaration that names no target gets: the command line, then the environment."""
+    return dict(toolchain=options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None,
+                target_backends=env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"]), cpu=env.get("IREE_CPU"),
+                cpu_features=env.get("IREE_CPU_FEATURES"), triple=env.get("IREE_TRIPLE"))
 
 
 def refuse_duplicate_flags(extra: Sequence[str], derived: Sequence[str], toolchain: str | None) -> None:
@@ -161,6 +127,8 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     """
     where = declared_at()
     params: tuple = ()
+    model_flags: list[str] = []
+    backend_flags = kw.pop("_IREE_BACKEND_FLAGS", None)  # a check suite's flags for one backend
     if str(env.Flatten([source])[0]).endswith(".onnx"):
         from .onnx_rule import declare_import
 
@@ -169,26 +137,30 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
             env, stem, source, onnx_opset, externalize_params, params_scope,
             output=f"{stem}.imported.mlir", allow_failure=bool(kw.get("_IREE_ALLOW_FAILURE")))
         source, params = imported[0], tuple(imported[1:])
-        flags = [*policy.compile_flags(_as_list(flags)), *_as_list(flags)]  # f64 models
-    try:
-        backends, devices, target_flags, side_outputs, suffix, cli, summary, emulator = _target(
-            env, toolchain, target_backends, cpu, cpu_features, triple)
-        extra = _as_list(flags)
-        for flag in extra:
-            if not flag.startswith(("-", "@")):
-                raise IreeBuildError(f"compiler flag {flag!r} does not start with '-' (or '@' for a flag file)")
-        flag_nodes: list = []
-        rewritten = rewrite_flag_paths(extra, _flag_path_resolver(env, flag_nodes))
-        outputs = [
-            t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", suffix))
-            for t in env.Flatten([target])
-        ]
+        model_flags = policy.compile_flags(_as_list(flags))  # f64 models
+    flag_nodes: list = []
+    outputs: list = []
+
+    def output_for(suffix: str) -> str:
+        outputs.extend(t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", suffix))
+                       for t in env.Flatten([target]))
         if len(outputs) != 1:
             raise IreeBuildError("a module has exactly one output; declare one module per call")
+        return outputs[0].get_internal_path()
+
+    defaults = _defaults(env)
+    try:
+        plan = plan_module(
+            output_for, resolve=_flag_path_resolver(env, flag_nodes), registered=compiler_info().targets,
+            toolchain=toolchain, target_backends=target_backends, cpu=cpu, cpu_features=cpu_features,
+            triple=triple, defaults=defaults,
+            toolchain_dirs=toolchain_dirs(env) if toolchain or defaults["toolchain"] else (),
+            env_flags=env.Flatten([env.get("IREE_COMPILEFLAGS", [])]), model_flags=model_flags,
+            flags=_as_list(flags), backend_flags=backend_flags)
+        refuse_duplicate_flags(declared_flags(model_flags, flags, backend_flags, plan.backends),
+                               plan.target_flags, toolchain)
         out = outputs[0]
-        flags_for_out = target_flags(out.get_internal_path())
-        refuse_duplicate_flags(extra, flags_for_out, toolchain)
-        side = [env.File("#" + p) for p in side_outputs(out.get_internal_path())]
+        side = [env.File("#" + p) for p in plan.side_outputs]
         sources = [_source_node(n) for n in env.arg2nodes(source, env.File)]
         missing = [n for n in sources if not (n.has_builder() or n.is_derived() or n.exists())]
         if missing:
@@ -200,26 +172,19 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     if previous and previous.where != where:
         fail(f"{out} is already declared at {previous.where} [{previous.summary}]; "
              "give this module another name", where)
-    preset = str(toolchain or options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or "") \
-        if target_backends is None else ""
+    preset = plan.toolchain
     reg.modules[out.get_abspath()] = ModuleInfo(
-        backends, devices, _cpu_arch(backends, flags_for_out), params, params_scope, where, summary,
-        out.get_internal_path(), source_folder(env), preset, emulator)
+        list(plan.backends), list(plan.devices), plan.cpu_arch, params, params_scope, where,
+        plan.summary, plan.output, source_folder(env), preset, plan.emulator)
     if preset:
         reg.presets.add(preset)
     help_summary.note_module(env)
-    nodes = builder(
-        env, [out, *side], sources,
-        _IREE_TARGET_FLAGS=flags_for_out,
-        _IREE_NEEDS_CLI=cli,
-        IREE_COMPILEFLAGS=env.Flatten([env.get("IREE_COMPILEFLAGS", []), rewritten.flags]),
-        _IREE_TARGET_SUMMARY=summary,
-        **kw,
-    )
+    nodes = builder(env, [out, *side], sources, _IREE_PLAN=plan, _IREE_TARGET_SUMMARY=plan.summary, **kw)
     env.Clean(nodes, env.File(f"{out}.failed"))  # a failed compile's note (expected_failure)
-    dir_files = [f for d in rewritten.dirs for f in env.Glob(f"#{d}/*")]
+    dir_files = [f for d in plan.dirs for f in env.Glob(f"#{d}/*")]
     if flag_nodes or dir_files:
-        env.Depends(nodes, flag_nodes + dir_files)  # spec libraries, substitutions, search folders
+        env.Depends(nodes, flag_nodes + dir_files)  # flag files, specs, substitutions, folders
+        export_rule.read_first(env, [n for n in flag_nodes if n.has_builder()])
     if not os.path.exists(out.get_abspath()):  # this build compiles it: get workers going now
         compile_action.prestart(env, reg)
     return nodes

@@ -81,6 +81,11 @@ class Run:
                 out.append(line.split(" -> ", 1)[1].split(" [", 1)[0])
         return sorted(out)
 
+    def commands(self) -> dict[str, str]:
+        """``iree-compile`` command lines (``--iree-verbose``) by output, without the progress counter."""
+        lines = (re.sub(r"^\[\d+/\d+\] ", "", line) for line in self.stdout.splitlines())
+        return {l.rsplit(" -o ", 1)[1]: l for l in lines if l.startswith("iree-compile ")}
+
 
 class Project:
     """A temporary SCons project; ``scons()`` runs a real SCons process in it."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import ADD_MLIR, Project
+import json
+import shutil
+
+from conftest import ADD_MLIR, MUL_MLIR, Project
 
 SPEC = """\
 module attributes { transform.with_named_sequence } {
@@ -80,3 +83,123 @@ def test_missing_referenced_files_are_clear_errors(project: Project) -> None:
     assert ("scons: *** sub/SConscript:1: a compiler flag names 'spec.mlir', which does not exist "
             "(sub/spec.mlir)") in run.stderr
     assert "Traceback" not in run.output
+
+
+def test_compileflags_flag_files_are_dependencies_relative_to_their_sconscript(project: Project) -> None:
+    """``$IREE_COMPILEFLAGS`` names files the way ``flags=`` does: relative to the SConscript
+    declaring the module, each a dependency (a flag file, a tuning spec)."""
+    project.write("SConstruct", """\
+        from iree_rules import *
+        tuned = IreeEnvironment(IREE_COMPILEFLAGS=["@opt.flags"])
+        tuned.IreeModule("a", "add.mlir")
+        tuned.IreeModule("b", "mul.mlir")
+        iree_module(name="plain", src="add.mlir")
+        spec = IreeEnvironment(IREE_COMPILEFLAGS=["--iree-codegen-tuning-spec-path=spec.mlir"])
+        spec.IreeModule("specced", "add.mlir")
+        SConscript("sub/SConscript", exports="tuned")
+        """)
+    project.write("sub/SConscript", """\
+        Import("tuned")
+        tuned.IreeModule("c", "../add.mlir")
+        IreeEnvironment(IREE_COMPILEFLAGS=["@#opt.flags"]).IreeModule("d", "../add.mlir")  # the top's
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    project.write("mul.mlir", MUL_MLIR)
+    project.write("spec.mlir", SPEC)
+    project.write("opt.flags", "--iree-opt-level=O2\n")
+    project.write("sub/opt.flags", "--iree-opt-level=O1\n")
+    first = project.scons("--iree-verbose")
+    assert first.returncode == 0, first.output
+    lines = first.commands()
+    assert "--iree-opt-level=O2" in lines["a.vmfb"] and "--iree-opt-level=O2" in lines["b.vmfb"]
+    assert "--iree-opt-level=O1" in lines["sub/c.vmfb"]  # sub/opt.flags, not the top folder's
+    assert "--iree-opt-level=O2" in lines["sub/d.vmfb"]
+    assert "--iree-opt-level" not in lines["plain.vmfb"]
+
+    project.write("opt.flags", "--iree-opt-level=O3\n")
+    edited = project.scons("--debug=explain")
+    assert edited.compiled() == ["a.vmfb", "b.vmfb", "sub/d.vmfb"]
+    assert "rebuilding `a.vmfb' because `opt.flags' changed" in edited.stdout
+
+    project.write("sub/opt.flags", "--iree-opt-level=O3\n")
+    assert project.scons().compiled() == ["sub/c.vmfb"]
+
+    project.write("spec.mlir", SPEC + "// edited\n")
+    assert project.scons().compiled() == ["specced.vmfb"]
+    assert project.scons("-q").returncode == 0
+
+
+def test_a_generated_flag_file_is_built_first(project: Project) -> None:
+    project.write("SConstruct", """\
+        from iree_rules import *
+        SConscript("src/SConscript", variant_dir="build", duplicate=False)
+        """)
+    project.write("src/SConscript", """\
+        def write_flags(target, source, env):
+            with open(str(target[0]), "w") as f:
+                f.write(source[0].get_text_contents().replace("LEVEL", "O2"))
+        Command("gen.flags", "flags.in", write_flags)
+        iree_module(name="g", src="add.mlir", flags=["@gen.flags"])
+        env = IreeEnvironment(IREE_COMPILEFLAGS=["@gen.flags"])
+        env.IreeModule("e", "add.mlir")
+        """)
+    project.write("src/add.mlir", ADD_MLIR)
+    project.write("src/flags.in", "--iree-opt-level=LEVEL\n")
+    run = project.scons("--iree-verbose")
+    assert run.returncode == 0, run.output
+    lines = run.commands()
+    assert "--iree-opt-level=O2" in lines["build/g.vmfb"] and "--iree-opt-level=O2" in lines["build/e.vmfb"]
+    order = [l for l in run.stdout.splitlines() if l.startswith("write_flags") or "iree-compile " in l]
+    assert order[0].startswith("write_flags"), order
+
+    project.write("src/flags.in", "--iree-opt-level=O1\n# LEVEL\n")
+    again = project.scons()
+    assert again.compiled() == ["build/e.vmfb", "build/g.vmfb"]
+    assert project.scons("-q").returncode == 0
+
+    shutil.rmtree(project.path("build"))  # --iree-commands expands it too: made first
+    commands = project.scons("--iree-commands")
+    assert commands.returncode == 0, commands.output
+    listed = json.loads(project.path("build/iree_compile_commands.json").read_text())
+    assert [c["arguments"].count("--iree-opt-level=O1") for c in listed] == [1, 1]
+
+
+def test_a_missing_flag_file_is_a_declaration_error(project: Project) -> None:
+    project.write("SConstruct", 'from iree_rules import *\nSConscript("sub/SConscript")\n')
+    project.write("add.mlir", ADD_MLIR)
+    cases = {
+        'iree_module(name="a", src="../add.mlir", flags=["@nope.flags"])':
+            "a compiler flag names 'nope.flags', which does not exist (sub/nope.flags)",
+        'IreeEnvironment(IREE_COMPILEFLAGS=["@nope.flags"]).IreeModule("a", "../add.mlir")':
+            "$IREE_COMPILEFLAGS names 'nope.flags', which does not exist (sub/nope.flags)",
+        'IreeEnvironment(IREE_COMPILEFLAGS=["--iree-codegen-tuning-spec-path=s.mlir"]).IreeModule("a", "../add.mlir")':
+            "$IREE_COMPILEFLAGS names 's.mlir', which does not exist (sub/s.mlir)",
+    }
+    for line, message in cases.items():
+        project.write("sub/SConscript", "# a comment\n" + line + "\n")
+        run = project.scons()
+        assert run.returncode == 2, run.output
+        assert run.stderr.strip() == f"scons: *** sub/SConscript:2: {message}", run.stderr
+
+
+GEN_OBJ_MLIR = OBJ_MLIR.replace("kernels/k.o", "build/k.o")
+
+
+def test_an_object_another_rule_builds_is_found_from_the_top_folder(project: Project) -> None:
+    """``#hal.executable.object`` paths are relative to the top folder (where the compiler
+    runs); one that names a file SCons builds is that node, before it exists."""
+    project.write("SConstruct", """\
+        from iree_rules import *
+        SConscript("src/SConscript", variant_dir="build", duplicate=False)
+        """)
+    project.write("src/SConscript", """\
+        Command("k.o", "k.txt", Copy("$TARGET", "$SOURCE"))
+        iree_module(name="obj", src="obj.mlir")
+        """)
+    project.write("src/obj.mlir", GEN_OBJ_MLIR)
+    project.write("src/k.txt", "not really an object\n")
+    run = project.scons("build/obj.vmfb")  # the module first: its object does not exist yet
+    assert run.returncode == 0, run.output
+    assert run.compiled() == ["build/obj.vmfb"]
+    project.write("src/k.txt", "changed\n")
+    assert project.scons().compiled() == ["build/obj.vmfb"]

@@ -1,0 +1,1 @@
+"""What a module's compile is: its plan (:mod:`iree_build.compile.plan`)."""
