@@ -249,6 +249,12 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
     return ""
 
 
+def sweep_dead(diag_dir: str | os.PathLike[str], tmp_dir: str | os.PathLike[str]) -> None:
+    """What compile workers of killed builds left (diagnostics, temporaries), removed."""
+    _sweep(Path(diag_dir))
+    _sweep_tmp(Path(tmp_dir))
+
+
 def _sweep(folder: Path) -> None:
     """Remove the diagnostics files of builds that are gone (killed ones too), then the
     folder itself once empty."""

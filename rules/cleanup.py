@@ -29,6 +29,18 @@ BUILD_FILES = ("iree_tests.json", "iree_test_results.xml", "iree_benchmarks.json
 PLOTS = "iree_bench_plots"
 
 
+def sweep_dead_workers(env) -> None:
+    """Once per build that runs an IREE action: the folders compile workers of a killed
+    build left in the top folder (a build that compiles sweeps them anyway)."""
+    reg = registry(env)
+    if not reg.once("sweep worker folders"):
+        return
+    from iree_build.compile_pool import sweep_dead
+
+    top = env.Dir("#").get_abspath()
+    sweep_dead(os.path.join(top, TOP_FOLDERS[1]), os.path.join(top, TOP_FOLDERS[0]))
+
+
 def sweep_temps(folders) -> None:
     """Remove ``.NAME.tmp-PID`` files whose process is gone, in each folder."""
     for folder in set(folders):

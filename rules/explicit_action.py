@@ -48,8 +48,10 @@ class ExplicitAction(SCons.Action.FunctionAction):
         self._what = what or _what
 
     def __call__(self, target, source, env, *args, **kw):
-        from . import progress
+        from . import cleanup, progress
 
+        if self.counted:
+            cleanup.sweep_dead_workers(env)
         board = progress.of(env) if self.counted else None
         if board is None:
             return super().__call__(target, source, env, *args, **kw)

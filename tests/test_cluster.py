@@ -303,7 +303,7 @@ def test_unreachable_scheduler_is_one_line_and_builds_nothing(project: Project) 
         assert "Traceback" not in run.output
     # Found by the first action that needs the scheduler (loading the tool connects to
     # nothing): nothing built, no failure remembered.
-    assert errors[0].startswith("scons: *** [add.vmfb] IREE compile failed: "), errors
+    assert errors[0].startswith("scons: *** [add.vmfb] --iree-cluster: "), errors
     assert not [p.name for p in project.root.iterdir() if p.suffix in (".vmfb", ".failed")
                 or p.name.endswith(".result.json")]
 
@@ -417,7 +417,7 @@ def test_a_tls_cluster_takes_the_certificates_from_the_environment(project: Proj
         project.write("add.mlir", ADD_MLIR)
         plain = project.scons(f"--iree-cluster={local.address}")  # no certificates: refused
         assert plain.returncode == 2
-        assert (f"[add.vmfb] IREE compile failed: {local.address} is a TLS scheduler: set IREE_CLUSTER_TLS_CA_FILE, "
+        assert (f"[add.vmfb] --iree-cluster: {local.address} is a TLS scheduler: set IREE_CLUSTER_TLS_CA_FILE, "
                 "IREE_CLUSTER_TLS_CERT and IREE_CLUSTER_TLS_KEY") in plain.stderr
         assert not project.path("add.vmfb").exists()
         env = dict(zip(("IREE_CLUSTER_TLS_CA_FILE", "IREE_CLUSTER_TLS_CERT", "IREE_CLUSTER_TLS_KEY"), tls))
