@@ -13,40 +13,16 @@ from __future__ import annotations
 
 import atexit
 import os
-import threading
 
-from .iree import exists, generate
-from .check_rule import iree_check_test_suite
-from .module_rule import iree_module
-from .onnx_rule import iree_import_onnx
-from .onnx_suite_rule import iree_onnx_test_suite
-from .run_rule import iree_run
-from .test_rule import iree_test
-from .test_suite_rule import iree_test_suite
-from .bench_rule import iree_benchmark
+from .default_env import default_environment as default_environment
+from .free_functions import (iree_benchmark, iree_check_test_suite, iree_import_onnx, iree_module,
+                             iree_onnx_test_suite, iree_run, iree_test, iree_test_suite)
+from .iree import exists as exists, generate
 
 TOOLPATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")  # holds iree_tool.py
 
 __all__ = ["iree_module", "iree_import_onnx", "iree_run", "iree_test", "iree_check_test_suite",
            "iree_benchmark", "iree_onnx_test_suite", "iree_test_suite", "IreeEnvironment"]
-
-_default_env = None
-_lock = threading.Lock()
-
-
-def default_environment():
-    """The environment the free functions use: SCons' default one with the tool loaded."""
-    global _default_env
-    with _lock:
-        if _default_env is None:
-            from SCons.Script import DefaultEnvironment
-
-            _default_env = DefaultEnvironment()
-            generate(_default_env)
-            from . import build_lock
-
-            build_lock.before_declaration()  # made for a declaration: the tool's problems, the lock
-        return _default_env
 
 
 def IreeEnvironment(**kw):

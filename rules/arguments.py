@@ -49,10 +49,10 @@ class Call:
     @property
     def env(self):
         if self._env is None:
-            from . import default_environment
-
             env = self.args.get("env")
-            self._env = env if env is not None else default_environment()
+            if env is None:  # every rule is called with its environment (free_functions)
+                raise TypeError(f"{self.rule} was called without an environment")
+            self._env = env
         return self._env
 
 
@@ -271,7 +271,7 @@ def _check_features(value, call):
 def _check_toolchain(value, call):
     from iree_build.toolchains import find_toolchain
 
-    from .module_rule import toolchain_dirs
+    from .declared_modules import toolchain_dirs
 
     name = v.string(value, "give a preset name like 'cuda-sm80' (see the README's Toolchains)")
     find_toolchain(name, extra_dirs=toolchain_dirs(call.env))
@@ -383,7 +383,7 @@ def _output(value, call):
 
 def _module_ref(value, call):
     """A declared module: its name, path or iree_module's result."""
-    from .module_rule import find_module
+    from .declared_modules import find_module
 
     allowed = "give a module's name (as declared with iree_module) or iree_module's result"
     if is_list(value):  # iree_module's result: the module and its side outputs (.o, .h)

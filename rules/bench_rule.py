@@ -232,9 +232,7 @@ def iree_benchmark(name: str, module, function: str | None = None, inputs: Seque
                    env=None) -> list:
     """Declare a benchmark of ``module``'s ``function`` (default: its only export, as for a
     test), one per device (``name[device]``)."""
-    from . import default_environment
-
-    return IreeBenchmark(env or default_environment(), name, module, function, inputs=inputs,
+    return IreeBenchmark(env, name, module, function, inputs=inputs,
                          devices=devices, repetitions=repetitions, min_time=min_time, warmup=warmup,
                          flops=flops, bytes=bytes, threshold=threshold, tags=tags,
                          parameters=parameters, parameter_scope=parameter_scope, flagfile=flagfile)

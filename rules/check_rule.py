@@ -190,9 +190,7 @@ def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None
                           env=None) -> list:
     """Compile each check file for each target; one test per (file, target, device), a case
     per function."""
-    from . import default_environment
-
-    return IreeCheckTestSuite(env or default_environment(), name, srcs,
+    return IreeCheckTestSuite(env, name, srcs,
                               target_backends=target_backends, devices=devices, flags=flags,
                               xfail=xfail, skip=skip, cpu=cpu, cpu_features=cpu_features,
                               triple=triple, toolchain=toolchain, backend_flags=backend_flags,

@@ -9,7 +9,6 @@ the SCons way.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Sequence
 
 import SCons.Builder
@@ -23,24 +22,9 @@ from . import compile_action, export_rule, help_summary, options
 from .arguments import checked
 from .compile_action import COMPILE_ACTION
 from .mlir_scanner import MLIR_SCANNER
+from .declared_modules import ModuleInfo, toolchain_dirs
 from .registry import registry
 from .where import declared_at, fail, source_folder
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    """What runs and tests need to know of a declared module."""
-
-    backends: list[str]
-    devices: list[str]  # HAL devices that can run it
-    cpu_arch: str | None  # architecture its CPU code needs, when it has no portable variant
-    parameters: tuple = ()  # archives it reads at run time (externalized ONNX weights)
-    parameter_scope: str = "model"
-    where: str = ""  # SConscript:line that declared it
-    summary: str = ""  # its targets in words, "llvm-cpu, cpu=znver3"
-    label: str = ""  # its output, from the top folder: "build/models/mlp.vmfb"
-    folder: str = ""  # the declaring SConscript's source folder ("" = top)
-    toolchain: str = ""  # the preset it was declared with, if any
-    emulator: tuple = ()  # its preset's emulator: how its CPU code runs on another architecture
 
 
 builder = SCons.Builder.Builder(
@@ -86,12 +70,6 @@ def _source_node(node):
     if node.has_builder() or node.is_derived():
         return node
     return node.srcnode()
-
-
-def toolchain_dirs(env) -> list[str]:
-    """Project preset folders: ``$IREE_TOOLCHAIN_DIRS`` (default ``#toolchains``)."""
-    dirs = [env.Dir(d).get_abspath() for d in env.Flatten([env.get("IREE_TOOLCHAIN_DIRS", [])])]
-    return [d for d in dirs if os.path.isdir(d)]
 
 
 def _defaults(env) -> dict:
@@ -197,9 +175,6 @@ def iree_module(name: str, src: str, target_backends: Sequence[str] | None = Non
                 toolchain: str | None = None, onnx_opset: int | None = None,
                 externalize_params: bool = False, params_scope: str = "model", env=None, **kw):
     """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir)."""
-    from . import default_environment
-
-    env = env or default_environment()
     if not name or "/" in name:
         fail(f"module name {name!r} must be a plain name like 'mlp'")
     return IreeModule(env, name, src, target_backends=target_backends, cpu=cpu,
@@ -208,18 +183,3 @@ def iree_module(name: str, src: str, target_backends: Sequence[str] | None = Non
                       externalize_params=externalize_params, params_scope=params_scope, **kw)
 
 
-def find_module(env, module) -> tuple[object, ModuleInfo]:
-    """The ``.vmfb`` node a run or test names (a name, a path, or iree_module's result)."""
-    if isinstance(module, (list, tuple)) and len(module) == 1:
-        module = module[0]
-    if isinstance(module, str):
-        node = env.File(module if module.endswith(".vmfb") else module + ".vmfb")
-    else:
-        node = module
-    info = registry(env).modules.get(node.get_abspath())
-    if info is None:
-        raise IreeBuildError(
-            f"module '{module}' is not declared here; declare it with "
-            f"iree_module(name='{getattr(module, 'name', module)}', ...) before its runs and tests"
-        )
-    return node, info

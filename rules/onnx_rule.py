@@ -144,7 +144,5 @@ def IreeImportOnnx(env, name: str, src, opset: int | str | None = None,
 def iree_import_onnx(name: str, src, opset: int | str | None = None, externalize_params: bool = False,
                      params_scope: str = "model", env=None) -> list:
     """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""
-    from . import default_environment
-
-    return IreeImportOnnx(env or default_environment(), name, src, opset=opset,
+    return IreeImportOnnx(env, name, src, opset=opset,
                           externalize_params=externalize_params, params_scope=params_scope)

@@ -160,9 +160,7 @@ def iree_onnx_test_suite(name: str, srcs, target_backends: Sequence[str] | None 
                          rtol: float | None = None, atol: float | None = None,
                          xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (), env=None) -> list:
     """One module per model folder, one test per ``test_data_set_N`` and device."""
-    from . import default_environment
-
-    return IreeOnnxTestSuite(env or default_environment(), name, srcs,
+    return IreeOnnxTestSuite(env, name, srcs,
                              target_backends=target_backends, devices=devices, flags=flags,
                              toolchain=toolchain, onnx_opset=onnx_opset, rtol=rtol, atol=atol,
                              xfail=xfail, skip=skip)

@@ -22,7 +22,7 @@ from . import data_files
 from .arguments import checked
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
-from .module_rule import find_module
+from .declared_modules import find_module
 from .registry import registry
 from .run_flags import from_flagfile
 from .where import declared_at, fail
@@ -126,8 +126,6 @@ def iree_run(name: str, module, function: str | None = None, inputs: Sequence = 
              outputs: int | Sequence[str] = 1, parameters: Sequence = (),
              parameter_scope: str = "model", flagfile: Any = None, env=None) -> list:
     """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""
-    from . import default_environment
-
-    return IreeRun(env or default_environment(), name, module, function, inputs=inputs,
+    return IreeRun(env, name, module, function, inputs=inputs,
                    device=device, outputs=outputs, parameters=parameters,
                    parameter_scope=parameter_scope, flagfile=flagfile)

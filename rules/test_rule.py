@@ -35,7 +35,7 @@ from . import cluster_backend, data_files, help_summary, options
 from .arguments import checked
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
-from .module_rule import find_module
+from .declared_modules import find_module
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .registry import Registry, registry
 from .run_flags import from_flagfile
@@ -508,9 +508,7 @@ def iree_test(name: str, module, function: str | None = None, inputs: Sequence =
               tags: Sequence[str] = (), flagfile: Any = None, xfail: Reason = None,
               skip: Reason = None, env=None) -> list:
     """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
-    from . import default_environment
-
-    return IreeTest(env or default_environment(), name, module, function, inputs=inputs,
+    return IreeTest(env, name, module, function, inputs=inputs,
                     expected=expected, devices=devices, rtol=rtol, atol=atol,
                     parameters=parameters, parameter_scope=parameter_scope, timeout=timeout,
                     tags=tags, flagfile=flagfile, xfail=xfail, skip=skip)

@@ -104,8 +104,6 @@ def iree_test_suite(name: str, root: str = ".", config=None,
                     timeout: float | None = None, tags: Sequence[str] = (), env=None) -> list:
     """A module and a test per generated test folder under ``root`` (IREE's layout), with
     an IREE CI ``config`` file as it is."""
-    from . import default_environment
-
-    return IreeTestSuite(env or default_environment(), name, root, config=config,
+    return IreeTestSuite(env, name, root, config=config,
                          target_backends=target_backends, toolchain=toolchain, flags=flags,
                          devices=devices, timeout=timeout, tags=tags)

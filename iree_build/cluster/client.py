@@ -92,8 +92,6 @@ class Cluster:
         """The hardware identities (:mod:`iree_build.hardware`) of the workers offering
         ``resource`` for a result on ``device``, distinct and sorted, ``" | "`` between
         them: what a result obtained on this cluster holds for. Each worker is asked once."""
-        from .device_tests import worker_hardware
-
         self.offers()
         with self._lock:
             workers = sorted(a for a, res in self._workers.items() if res.get(resource))
@@ -161,3 +159,10 @@ class Cluster:
             self.client.close(timeout=5)
         except Exception:  # closing at exit: the scheduler may be gone already
             pass
+
+
+def worker_hardware(device: str) -> str:
+    """Runs on a worker: the hardware a result on ``device`` obtained there holds for."""
+    from iree_build.hardware import hardware_identity
+
+    return hardware_identity(device)

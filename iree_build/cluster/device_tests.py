@@ -37,13 +37,6 @@ def device_resources(device: str, arch: str = "") -> list[str]:
     return [*(f"{n}@{arch}" for n in names), *names] if arch else names
 
 
-def worker_hardware(device: str) -> str:
-    """Runs on a worker: the hardware a result on ``device`` obtained there holds for."""
-    from iree_build.hardware import hardware_identity
-
-    return hardware_identity(device)
-
-
 def cluster_identity(cluster: Connection, device: str) -> str:
     """What stands for the hardware in the signature of a result obtained on the cluster:
     its address and the hardware of the workers offering ``device`` (a worker with
