@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from iree_build.atomic import pid_alive
+
 LOCK_NAME = ".iree_build.lock"
 
 _held: dict[str, int] = {}  # folder -> open fd (one per process; never closed)
@@ -41,7 +43,7 @@ def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = Fals
         os.close(fd)
         pid, _, what = text.partition(" ")
         holder = f"another {what or 'scons'} (PID {pid})"
-        if not (pid.isdigit() and _alive(int(pid))):  # held by test runners, which leave no name
+        if not (pid.isdigit() and pid_alive(int(pid))):  # held by test runners, which leave no name
             holder = "a test run (python -m iree_build test)"
         return f"{holder} is using this tree; wait for it to finish (nothing was touched)"
     if not shared:
@@ -51,14 +53,6 @@ def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = Fals
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tree_of(folder: str | os.PathLike[str]) -> Path:

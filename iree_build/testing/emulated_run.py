@@ -32,7 +32,7 @@ from iree_build.child_process import death_reason
 from iree_build.testing.devices import canonical_device, runtime_error_text, vm_instance
 from iree_build.testing.emulation import Lane
 from iree_build.testing.manifest import TestSpec
-from iree_build.testing.vm import TestError, find_function, load_module, typed_inputs
+from iree_build.testing.vm import TestError, find_function, load_module, scalar_argument, typed_inputs
 from iree_build.values.arrays import c_order, load_npy
 from iree_build.values.element_types import BY_NAME, declared_types, is_ml_dtype, of_dtype
 
@@ -81,16 +81,8 @@ def _result_types(declaration: str) -> list[str | None]:
 
 def _input_flag(folder: Path, index: int, code: str, arr: np.ndarray) -> str:
     if code in _SCALARS:
-        if arr.size != 1:
-            raise TestError(f"input {index} must be a scalar, got shape {arr.shape}")
-        value = arr.reshape(()).item()
-        if code in "iI":
-            if arr.dtype.kind not in "biu":
-                raise TestError(f"input {index} must be an integer, got {arr.dtype}")
-            return f"--input={int(value)}"
-        if arr.dtype.kind not in "fiu":
-            raise TestError(f"input {index} must be a float, got {arr.dtype}")
-        return f"--input={float(value)!r}"
+        value = scalar_argument(index, code, arr)
+        return f"--input={value!r}"
     element = of_dtype(arr.dtype)
     if element is None:
         raise TestError(f"input {index} has dtype {arr.dtype}, which the runtime cannot take")

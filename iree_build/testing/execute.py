@@ -36,7 +36,8 @@ from iree_build.testing.devices import (
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
 from iree_build.errors import IreeBuildError
 from iree_build.testing.results import TestResult
-from iree_build.testing.vm import TestError, context_error, find_function, load_module, typed_inputs
+from iree_build.testing.vm import (TestError, context_error, find_function, load_module, scalar_argument,
+                                   typed_inputs)
 
 # VM calling-convention codes for scalar arguments/results.
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
@@ -63,16 +64,10 @@ def _push_argument(
     args: ireert.VmVariantList, device: ireert.HalDevice, index: int, code: str, arr: np.ndarray
 ) -> None:
     if code in _SCALAR_DTYPES:
-        if arr.size != 1:
-            raise TestError(f"input {index} must be a scalar, got shape {arr.shape}")
-        value = arr.reshape(()).item()
+        value = scalar_argument(index, code, arr)
         if code in "iI":
-            if arr.dtype.kind not in "biu":
-                raise TestError(f"input {index} must be an integer, got {arr.dtype}")
             args.push_int(int(value))
         else:
-            if arr.dtype.kind not in "fiu":
-                raise TestError(f"input {index} must be a float, got {arr.dtype}")
             args.push_float(float(value))
         return
     hal_name = hal_element_type(arr.dtype)

@@ -156,3 +156,16 @@ def typed_inputs(inputs: list[np.ndarray], declaration: str) -> list[np.ndarray]
     return typed
 
 
+def scalar_argument(index: int, code: str, arr: np.ndarray) -> int | float:
+    """The value of a scalar argument (VM calling-convention code ``i``/``I``: an
+    integer, ``f``/``F``: a float) given as a one-element array; TestError otherwise."""
+    if arr.size != 1:
+        raise TestError(f"input {index} must be a scalar, got shape {arr.shape}")
+    value = arr.reshape(()).item()
+    if code in "iI":
+        if arr.dtype.kind not in "biu":
+            raise TestError(f"input {index} must be an integer, got {arr.dtype}")
+        return int(value)
+    if arr.dtype.kind not in "fiu":
+        raise TestError(f"input {index} must be a float, got {arr.dtype}")
+    return float(value)
