@@ -18,12 +18,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .child_process import death_reason, worker_env
 from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
+from .child_process import death_reason, worker_env
 from .compile_request import CompileRequest
-from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
 from .interrupt import interrupted, on_interrupt, which_signal
+from .onnx_import import ImportRequest
 
 
 @dataclass

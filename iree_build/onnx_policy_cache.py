@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .testing.identity import package_version
 from .onnx_policy import TARGET_OPSET, OnnxPolicy, decide
+from .testing.identity import package_version
 
 FORMAT = "iree_build.onnx_policy/1"
 

@@ -13,7 +13,8 @@ import difflib
 import math
 import numbers
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .errors import IreeBuildError
 

@@ -26,8 +26,9 @@ import functools
 import inspect
 import os
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from iree_build import validation as v
 from iree_build.errors import IreeBuildError

@@ -16,15 +16,23 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import SCons.Node
 import SCons.Script
 
 from iree_build.atomic import atomic_write_text
-from iree_build.bench.spec import (MANIFEST_NAME, BenchSpec, ValueInput, check_numbers, is_value_input,
-                                   manifest_json, min_time_text)
+from iree_build.bench.spec import (
+    MANIFEST_NAME,
+    BenchSpec,
+    ValueInput,
+    check_numbers,
+    is_value_input,
+    manifest_json,
+    min_time_text,
+)
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
 from iree_build.testing.emulation import lane_label

@@ -16,8 +16,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags

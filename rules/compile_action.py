@@ -22,8 +22,7 @@ from iree_build.compile_request import CompileRequest, abridge
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 
-from . import cluster_backend
-from . import closing_summary
+from . import closing_summary, cluster_backend
 from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 

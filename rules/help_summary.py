@@ -22,10 +22,10 @@ class _Text:
     def __init__(self, parts: list[Any]) -> None:
         self.parts = parts
 
-    def __radd__(self, other: Any) -> "_Text":
+    def __radd__(self, other: Any) -> _Text:
         return _Text([other, *self.parts])
 
-    def __add__(self, other: Any) -> "_Text":
+    def __add__(self, other: Any) -> _Text:
         return _Text([*self.parts, other])
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from conftest import ADD_MLIR
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from conftest import ADD_MLIR
 
 CHECK_MLIR = """\
 func.func @test_add() {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import Project
+
 from iree_build.bench.compare import compare, comparison_line
 from iree_build.bench.record import BenchResult
 from iree_build.bench.stats import Stats, per_second, summarize

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from distributed import Client
-
 from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, Project, write_onnx_matmul
+from distributed import Client
+from test_dependencies import OBJ_MLIR, SPEC
+
 from iree_build.cluster.local import LocalCluster
 from iree_build.testing.devices import probe_device
-from test_dependencies import OBJ_MLIR, SPEC
 
 VULKAN = probe_device("vulkan").present  # lavapipe in CI: a second real device host resource
 COMPILERS = ["compile-a", "compile-b"]

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import Project
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

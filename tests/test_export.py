@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ADD_MLIR, MATMUL_MLIR, Project, write_onnx_matmul
 
 BIN = Path(sys.executable).parent  # the venv's cmake, ninja, ctest, iree-compile

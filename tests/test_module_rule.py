@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, MUL_MLIR, Project, worker_pids
 
 THREE = """\
@@ -244,8 +243,9 @@ def test_builder_with_clone_and_overrides(project: Project) -> None:
 
 def test_signature_does_not_hang_on_python_bytecode(project: Project, tmp_path_factory) -> None:
     """Changing the rules' Python code (as a Python upgrade changes bytecode) rebuilds nothing."""
-    import iree_build
     import iree_rules
+
+    import iree_build
 
     copy = tmp_path_factory.mktemp("rules_copy")
     shutil.copytree(Path(iree_rules.__file__).parent, copy / "iree_rules")

@@ -7,7 +7,6 @@ import os
 import struct
 
 import numpy as np
-
 from conftest import Project, write_onnx_matmul
 
 PARAM_MLIR = """\

@@ -6,7 +6,6 @@ import json
 import textwrap
 
 import numpy as np
-
 from conftest import ADD_MLIR, Project
 
 

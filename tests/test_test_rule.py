@@ -8,7 +8,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
-
 from conftest import ADD_MLIR, Project
 
 SCONSTRUCT = """\

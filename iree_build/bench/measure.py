@@ -22,8 +22,8 @@ from typing import Any
 
 from iree_build.bench.spec import BenchSpec, ValueInput
 from iree_build.errors import IreeBuildError
-from iree_build.testing.emulation import Lane
 from iree_build.testing.devices import canonical_device, runtime_error_text
+from iree_build.testing.emulation import Lane
 from iree_build.testing.manifest import resolve
 
 TOOL = "iree-benchmark-module"

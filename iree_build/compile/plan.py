@@ -16,8 +16,8 @@ built, so a generated one is read after it is made.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 from ..errors import IreeBuildError
 from ..host_cpu import resolve as resolve_cpu

@@ -21,7 +21,7 @@ from iree_build.values.element_types import is_ml_dtype, of_dtype
 from iree_build.values.tolerance import IREE_RTOL, Tolerance, declared_tolerance, default_tolerance
 
 # One tolerance for every output, or one per output; None: IREE's default.
-Tol = Union[float, None, Sequence[Union[float, None]]]
+Tol = Union[float, None, Sequence[float | None]]
 
 
 def _fmt_num(value: float) -> str:
