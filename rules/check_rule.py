@@ -52,7 +52,7 @@ def _match(entries: Sequence[Entry], file: str, backend: str, device: str, what:
             raise IreeBuildError(
                 f"{what} entry {entry!r} must be 'file' or (file, backend, device[, reason])")
         pattern = (parts + ("*", "*"))[:3]
-        if all(fnmatch.fnmatchcase(v, p) for v, p in zip((file, backend, device), pattern)):
+        if all(fnmatch.fnmatchcase(v, p) for v, p in zip((file, backend, device), pattern, strict=True)):
             return parts[3] if len(parts) == 4 else f"declared in {what}"
     return ""
 

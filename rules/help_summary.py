@@ -74,7 +74,7 @@ def render(reg: Registry, full: bool = False) -> str:
                  "(scons builds the modules; scons test runs the tests; scons test FOLDER, "
                  "--iree-test-tags, --iree-test-filter and --iree-devices select)"]
     if full:
-        for path, info in modules:
+        for _path, info in modules:
             lines.append(f"  module {info.label}  [{info.summary}]  {info.where}")
         for t in tests:
             tags = f"  tags: {','.join(t.tags)}" if t.tags else ""

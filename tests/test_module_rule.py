@@ -233,7 +233,7 @@ def test_builder_with_clone_and_overrides(project: Project) -> None:
     project.write("add.mlir", ADD_MLIR)
     run = project.scons("--iree-verbose")
     assert run.returncode == 0, run.output
-    lines = {l.rsplit(" -o ", 1)[1]: l for l in run.stdout.splitlines() if "iree-compile " in l}
+    lines = {ln.rsplit(" -o ", 1)[1]: ln for ln in run.stdout.splitlines() if "iree-compile " in ln}
     assert "--iree-hal-local-target-device-backends=vmvx" in lines["plain.vmfb"]
     assert "--iree-opt-level" not in lines["plain.vmfb"]
     assert "--iree-opt-level=O2" in lines["fast.vmfb"]
@@ -303,7 +303,7 @@ def test_loading_the_tool_neither_exits_nor_connects(project: Project) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listener.setblocking(False)
-        address = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
         project.write("SConstruct", f"""\
             import iree_rules
             env = Environment(tools=["default", iree_rules.generate], IREE_CLUSTER="{address}")

@@ -55,7 +55,7 @@ def test_log_progress_summary_margins_and_page(project: Project) -> None:
     # 2 compiles + 5 tests this build runs: N is known before the first line.
     assert [n for _, n in counters] == ["7", "7"] and counters[0][0] == "1", run.stdout
     lines = run.stdout.splitlines()
-    tail = lines[lines.index(next(l for l in lines if l.startswith("Failed compiles"))):]
+    tail = lines[lines.index(next(ln for ln in lines if ln.startswith("Failed compiles"))):]
     assert tail == [
         "Failed compiles (1):",
         "  build/broken.vmfb: IREE compile failed: src/broken.mlir:2:10: error: use of undeclared "

@@ -95,7 +95,7 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
         bars = bar_ax.bar(devices, [r.stats.median_ms for r in latest],
                           yerr=_quartile_bars(latest), capsize=4,
                           color=[colors[k % len(colors)] for k in range(len(devices))])
-        for bar, r in zip(bars, latest):
+        for bar, r in zip(bars, latest, strict=True):
             rate = (f"{r.gflops:.3g} GFLOP/s" if r.gflops is not None else
                     f"{r.gbps:.3g} GB/s" if r.gbps is not None else f"{r.stats.median_ms:.3g} ms")
             bar_ax.annotate(rate, (bar.get_x() + bar.get_width() / 2, r.stats.q3_ms),

@@ -12,7 +12,6 @@ values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Union
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from iree_build.values.element_types import is_ml_dtype, of_dtype
 from iree_build.values.tolerance import IREE_RTOL, Tolerance, declared_tolerance, default_tolerance
 
 # One tolerance for every output, or one per output; None: IREE's default.
-Tol = Union[float, None, Sequence[float | None]]
+Tol = float | None | Sequence[float | None]
 
 
 def _fmt_num(value: float) -> str:
@@ -182,7 +181,7 @@ def compare_outputs(
             f"{test}: function returned {len(actual)} output(s), "
             f"expected {len(expected)}"
         )
-    for i, (a, e) in enumerate(zip(actual, expected)):
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
         message = compare_output(test, i, a, e, pick(rtol, i), pick(atol, i), compare)
         if message is not None:
             return message
@@ -195,7 +194,7 @@ def margins(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
     ``used``, the largest fraction of its allowance an element took (0: exact, 1: at the
     edge), so a test drifting toward its tolerance shows before it fails."""
     out: list[dict[str, float | int | str]] = []
-    for i, (a, e) in enumerate(zip(actual, expected)):
+    for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
         a = _native(np.asarray(a))
         e = resolve_opaque(_native(np.asarray(e)), a.dtype)
         if a.shape != e.shape or a.dtype != e.dtype or e.size == 0:
