@@ -205,6 +205,7 @@ class CompilePool:
                 return CompileOutcome(False, "" if interrupted() else clean_diagnostics(text), message=cause,
                                       transient=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
+        assert reply is not None  # no reply is a crash, answered above
         if not reply["ok"] and interrupted():  # LLVM's own signal handlers delete its outputs, lld
             return CompileOutcome(False, "", message=f"interrupted ({which_signal()}) while it ran",  # stops
                                   transient=True)

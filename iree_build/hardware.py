@@ -47,7 +47,7 @@ def _read(path: str) -> str:
 @cache
 def cpuinfo_lines(root: str | None = None) -> tuple[str, ...]:
     """The first processor's lines of ``/proc/cpuinfo`` (empty where there is none)."""
-    lines = []
+    lines: list[str] = []
     for line in _read(os.path.join(_root(root), "proc/cpuinfo")).splitlines():
         if not line.strip():
             if lines:

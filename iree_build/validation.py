@@ -14,7 +14,7 @@ import math
 import numbers
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .errors import IreeBuildError
 
@@ -131,7 +131,9 @@ def number(value: Any, allowed: str, minimum: float | None = None, integer: bool
         raise IreeBuildError(f"{value!r} is below {minimum:g}; {allowed}")
     if above is not None and value <= above:
         raise IreeBuildError(f"{value!r} is not above {above:g}; {allowed}")
-    return int(value) if integer else value
+    if integer:
+        return int(cast(numbers.Integral, value))
+    return cast(float, value)  # a numbers.Real: float or one that acts as one (numpy, Fraction)
 
 
 def boolean(value: Any, allowed: str = "give True or False") -> bool:

@@ -38,6 +38,7 @@ from iree_build.selection import check_tags
 from iree_build.testing.emulation import lane_label
 
 from . import data_files, help_summary, options
+from .action_text import set_strfunction
 from .arguments import checked
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
@@ -99,7 +100,7 @@ def _run(target, source, env):
     return 0
 
 
-_run.strfunction = None  # the BENCH line is the progress line
+set_strfunction(_run, None)  # the BENCH line is the progress line
 BENCH_ACTION = ExplicitAction(
     _run, signature=lambda t, s, env: "benchmark " + registry(env).bench_by_result[t[0].get_abspath()].spec.name,
     cmdstr="", exclusive=True)
@@ -114,7 +115,7 @@ def _write_manifest(target, source, env):
     return 0
 
 
-_write_manifest.strfunction = None
+set_strfunction(_write_manifest, None)
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
 
 

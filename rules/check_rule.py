@@ -29,7 +29,7 @@ from .registry import registry
 from .test_rule import DeclaredTest, register
 from .where import declared_at, fail
 
-Entry = str | tuple
+Entry = str | tuple | list
 
 
 @dataclass(frozen=True)

@@ -97,9 +97,9 @@ def render(reg: Registry, full: bool = False) -> str:
     devices = Counter(t.device for t in tests)
     if devices:
         lines.append("  tests per device: " + ", ".join(f"{d} {n}" for d, n in sorted(devices.items())))
-    tags = Counter(tag for t in tests for tag in t.tags)
-    if tags:
-        lines.append("  tags: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(tags.items())))
+    tag_counts = Counter(tag for t in tests for tag in t.tags)
+    if tag_counts:
+        lines.append("  tags: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(tag_counts.items())))
     if reg.presets:
         lines.append("  toolchain presets in use: " + ", ".join(sorted(reg.presets)))
     lines.append("  scons -h --iree-list lists every module and test.")

@@ -118,7 +118,7 @@ def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tupl
         iterations = tuple(int(b["iterations"]) for b in runs)
     except (KeyError, TypeError, ValueError) as exc:
         raise BenchError(f"{TOOL} JSON entry lacks a usable field: {exc}") from None
-    context = doc.get("context") if isinstance(doc.get("context"), dict) else {}
+    context = doc["context"] if isinstance(doc.get("context"), dict) else {}
     return times, cpu, iterations, context
 
 

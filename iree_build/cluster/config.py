@@ -166,7 +166,7 @@ def _tls_answers(sock: socket.socket, deadline: float, interrupted) -> bool | No
             tls.do_handshake()
             return True
         except ssl.SSLWantReadError:
-            want = ([tls], [])
+            want: tuple[list[ssl.SSLSocket], list[ssl.SSLSocket]] = ([tls], [])
         except ssl.SSLWantWriteError:
             want = ([], [tls])
         except (ssl.SSLError, OSError):

@@ -153,7 +153,7 @@ def plan_module(output_for: Callable[[str], str], *, resolve: Resolve, registere
         **target)
 
 
-def declared_flags(model_flags: Sequence[str] = (), flags: Sequence[str] = (),
+def declared_flags(model_flags: Sequence[str] | None = (), flags: Sequence[str] | None = (),
                    backend_flags: Mapping[str, Sequence[str]] | None = None,
                    backends: Sequence[str] = ()) -> list[str]:
     """The flags a declaration adds itself (not $IREE_COMPILEFLAGS), as written."""
