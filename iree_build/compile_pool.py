@@ -18,12 +18,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .child_process import death_reason, worker_env
 from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
+from .child_process import death_reason, worker_env
 from .compile_request import CompileRequest
-from .onnx_import import ImportRequest
 from .diagnostics import clean_diagnostics
 from .interrupt import interrupted, on_interrupt, which_signal
+from .onnx_import import ImportRequest
 
 
 @dataclass
@@ -205,6 +205,7 @@ class CompilePool:
                 return CompileOutcome(False, "" if interrupted() else clean_diagnostics(text), message=cause,
                                       transient=True)
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
+        assert reply is not None  # no reply is a crash, answered above
         if not reply["ok"] and interrupted():  # LLVM's own signal handlers delete its outputs, lld
             return CompileOutcome(False, "", message=f"interrupted ({which_signal()}) while it ran",  # stops
                                   transient=True)

@@ -141,9 +141,10 @@ def _import_onnx(req: dict) -> dict:
         sys.stderr.flush()
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
-        for path in (req.get("prepared_model"),) if req.get("prepared_model") else ():
+        prepared = req.get("prepared_model")
+        if prepared:
             try:
-                os.unlink(path)
+                os.unlink(prepared)
             except OSError:
                 pass
         if not ok:
@@ -194,7 +195,9 @@ def _whole_compiler_package() -> None:
     package = sys.modules.get("iree.compiler")
     if package is not None and getattr(package, _PARTIAL, False):
         delattr(package, _PARTIAL)
-        package.__spec__.loader.exec_module(package)
+        spec = package.__spec__
+        assert spec is not None and spec.loader is not None  # an imported package's
+        spec.loader.exec_module(package)
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from .errors import IreeBuildError
@@ -58,7 +58,7 @@ def _shipped() -> dict[str, list[str]]:
     return json.loads(text)["features"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def known_features(triple: str) -> frozenset[str]:
     """Every feature name LLVM knows for ``triple``'s architecture (cached per arch)."""
     arch = arch_of(triple)

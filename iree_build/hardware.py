@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-from functools import lru_cache
+from functools import cache
 
 CPU_DEVICES = frozenset({"local-sync", "local-task"})
 ENV_ROOT = "IREE_BUILD_HARDWARE_ROOT"
@@ -44,10 +44,10 @@ def _read(path: str) -> str:
         return ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpuinfo_lines(root: str | None = None) -> tuple[str, ...]:
     """The first processor's lines of ``/proc/cpuinfo`` (empty where there is none)."""
-    lines = []
+    lines: list[str] = []
     for line in _read(os.path.join(_root(root), "proc/cpuinfo")).splitlines():
         if not line.strip():
             if lines:
@@ -93,7 +93,7 @@ def cpu_features(root: str | None = None) -> tuple[str, ...]:
                              or "").split())))
 
 
-@lru_cache(maxsize=None)
+@cache
 def cpu_identity(root: str | None = None) -> str:
     """``x86_64 AMD EPYC 7B13 (features sha256 0123456789ab)``: the CPU model and its features."""
     if not cpuinfo_lines(root):  # no /proc/cpuinfo: keep results to this one machine
@@ -102,7 +102,7 @@ def cpu_identity(root: str | None = None) -> str:
     return f"{platform.machine()} {cpu_model(root)} (features sha256 {digest})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def accelerator_identity(root: str | None = None) -> str:
     """``gpus 10de:2330; nvidia 560.35.03``: PCI ids of the GPUs/accelerators and the driver
     version that JIT-compiles their code (PTX), or ``no gpus``."""

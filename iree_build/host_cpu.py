@@ -17,11 +17,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .cpu_features import arch_of
 from .atomic import atomic_write_text
 from .compiler_info import cache_dir
-from .hardware import stable_cpuinfo
+from .cpu_features import arch_of
 from .errors import IreeBuildError
+from .hardware import stable_cpuinfo
 from .validation import did_you_mean
 
 

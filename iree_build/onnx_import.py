@@ -33,7 +33,7 @@ class ImportRequest:
     allow_failure: bool = False  # an expected failure: record it instead of failing the build
 
     @classmethod
-    def with_policy(cls, policy: OnnxPolicy, **kw) -> "ImportRequest":
+    def with_policy(cls, policy: OnnxPolicy, **kw) -> ImportRequest:
         return cls(opset=policy.opset, ir_version=policy.ir_version, policy=policy.describe(), **kw)
 
     @property

@@ -23,7 +23,9 @@ own opset; ``describe()`` is what ``--debug=explain`` shows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from .errors import IreeBuildError
 
@@ -44,7 +46,7 @@ class OnnxPolicy:
     keep_f64: bool = False  # compile with KEEP_F64_FLAG
     reason: str = ""
 
-    def compile_flags(self, declared: list[str] = ()) -> list[str]:
+    def compile_flags(self, declared: Sequence[str] = ()) -> list[str]:
         """Flags the model needs, unless the declared flags already decide the same."""
         name = KEEP_F64_FLAG.split("=", 1)[0]
         if not self.keep_f64 or any(f.split("=", 1)[0] == name for f in declared):
@@ -84,7 +86,7 @@ def require_onnx(what: str) -> None:
         raise IreeBuildError(f"{what} needs the onnx package: {ONNX_EXTRA}") from None
 
 
-def check_opset(value) -> int | str | None:
+def check_opset(value) -> int | Literal["own"] | None:
     """``onnx_opset``: None (automatic), a positive opset number, or ``"own"``."""
     if value is None or value == "own":
         return value
@@ -143,7 +145,7 @@ def upgrade_error(model, opset: int) -> str:
     return ""
 
 
-def decide(path: str, requested: int | str | None = None, target: int = TARGET_OPSET) -> OnnxPolicy:
+def decide(path: str, requested: int | Literal["own"] | None = None, target: int = TARGET_OPSET) -> OnnxPolicy:
     """The policy for the model at ``path``; ``requested`` is the user's ``onnx_opset``."""
     model = _load_header(path)
     own, ir = default_opset(model), model.ir_version

@@ -14,10 +14,11 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 from .atomic import atomic_write_text
-from .testing.identity import package_version
 from .onnx_policy import TARGET_OPSET, OnnxPolicy, decide
+from .testing.identity import package_version
 
 FORMAT = "iree_build.onnx_policy/1"
 
@@ -45,7 +46,7 @@ class PolicyCache:
         return json.dumps([os.path.abspath(model), st.st_size, st.st_mtime_ns, onnx_version(),
                            requested, target])
 
-    def decide(self, model: str, requested: int | str | None = None,
+    def decide(self, model: str, requested: int | Literal["own"] | None = None,
                target: int = TARGET_OPSET) -> OnnxPolicy:
         key = self._key(model, requested, target)
         with self._lock:

@@ -11,8 +11,8 @@ import fnmatch
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from iree_build.errors import IreeBuildError
 from iree_build.testing.device_names import KNOWN_DEVICES, canonical_device, driver_name

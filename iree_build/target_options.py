@@ -52,10 +52,10 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Mapping, Sequence
 
 from .cpu_features import arch_of as _arch
 from .cpu_features import check_features, check_triple

@@ -7,8 +7,8 @@ module built only for ``llvm-cpu`` is an error, not a runtime surprise).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .errors import IreeBuildError
 

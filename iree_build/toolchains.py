@@ -28,10 +28,10 @@ Search path, first match wins (so a project can override a shipped preset, and
 from __future__ import annotations
 
 import os
-from types import MappingProxyType
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 import toml
 

@@ -13,7 +13,8 @@ import difflib
 import math
 import numbers
 import os
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from .errors import IreeBuildError
 
@@ -130,7 +131,9 @@ def number(value: Any, allowed: str, minimum: float | None = None, integer: bool
         raise IreeBuildError(f"{value!r} is below {minimum:g}; {allowed}")
     if above is not None and value <= above:
         raise IreeBuildError(f"{value!r} is not above {above:g}; {allowed}")
-    return int(value) if integer else value
+    if integer:
+        return int(cast(numbers.Integral, value))
+    return cast(float, value)  # a numbers.Real: float or one that acts as one (numpy, Fraction)
 
 
 def boolean(value: Any, allowed: str = "give True or False") -> bool:

@@ -15,9 +15,18 @@ import atexit
 import os
 
 from .default_env import default_environment as default_environment
-from .free_functions import (iree_benchmark, iree_check_test_suite, iree_import_onnx, iree_module,
-                             iree_onnx_test_suite, iree_run, iree_test, iree_test_suite)
-from .iree import exists as exists, generate
+from .free_functions import (
+    iree_benchmark,
+    iree_check_test_suite,
+    iree_import_onnx,
+    iree_module,
+    iree_onnx_test_suite,
+    iree_run,
+    iree_test,
+    iree_test_suite,
+)
+from .iree import exists as exists
+from .iree import generate
 
 TOOLPATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")  # holds iree_tool.py
 

@@ -26,8 +26,9 @@ import functools
 import inspect
 import os
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from iree_build import validation as v
 from iree_build.errors import IreeBuildError
@@ -334,7 +335,7 @@ def _entries(value, call):
         plain = [not any(c in p for c in "*?[") for p in parts]  # no glob: must name a real one
         known = [files, list(BACKENDS), list(HAL_DEVICES)]
         nouns = [("file in srcs", "files in srcs"), ("backend", "backends"), ("HAL device", "HAL devices")]
-        for part, exact, choices, (noun, plural) in zip(parts, plain, known, nouns):
+        for part, exact, choices, (noun, plural) in zip(parts, plain, known, nouns, strict=False):  # a 4th part has no name to check
             if exact and choices and part not in choices:
                 raise IreeBuildError(f"entry {entry!r} names '{part}', which is no {noun}"
                                      f"{v.did_you_mean(part, choices)}; {plural}: {v.listing(choices)}")

@@ -16,20 +16,29 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import SCons.Node
 import SCons.Script
 
 from iree_build.atomic import atomic_write_text
-from iree_build.bench.spec import (MANIFEST_NAME, BenchSpec, ValueInput, check_numbers, is_value_input,
-                                   manifest_json, min_time_text)
+from iree_build.bench.spec import (
+    MANIFEST_NAME,
+    BenchSpec,
+    ValueInput,
+    check_numbers,
+    is_value_input,
+    manifest_json,
+    min_time_text,
+)
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
 from iree_build.testing.emulation import lane_label
 
 from . import data_files, help_summary, options
+from .action_text import set_strfunction
 from .arguments import checked
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
@@ -91,7 +100,7 @@ def _run(target, source, env):
     return 0
 
 
-_run.strfunction = None  # the BENCH line is the progress line
+set_strfunction(_run, None)  # the BENCH line is the progress line
 BENCH_ACTION = ExplicitAction(
     _run, signature=lambda t, s, env: "benchmark " + registry(env).bench_by_result[t[0].get_abspath()].spec.name,
     cmdstr="", exclusive=True)
@@ -106,7 +115,7 @@ def _write_manifest(target, source, env):
     return 0
 
 
-_write_manifest.strfunction = None
+set_strfunction(_write_manifest, None)
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
 
 

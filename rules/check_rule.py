@@ -16,8 +16,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
@@ -29,7 +29,7 @@ from .registry import registry
 from .test_rule import DeclaredTest, register
 from .where import declared_at, fail
 
-Entry = str | tuple
+Entry = str | tuple | list
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def _match(entries: Sequence[Entry], file: str, backend: str, device: str, what:
             raise IreeBuildError(
                 f"{what} entry {entry!r} must be 'file' or (file, backend, device[, reason])")
         pattern = (parts + ("*", "*"))[:3]
-        if all(fnmatch.fnmatchcase(v, p) for v, p in zip((file, backend, device), pattern)):
+        if all(fnmatch.fnmatchcase(v, p) for v, p in zip((file, backend, device), pattern, strict=True)):
             return parts[3] if len(parts) == 4 else f"declared in {what}"
     return ""
 

@@ -22,8 +22,8 @@ from iree_build.compile_request import CompileRequest, abridge
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
 
-from . import cluster_backend
-from . import closing_summary
+from . import closing_summary, cluster_backend
+from .action_text import set_strfunction
 from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 
@@ -142,7 +142,7 @@ def _full_command(target, source, env) -> str:
     return request_for(target, source, env).command_line()
 
 
-_run.strfunction = _full_command  # shown when $IREE_COMPILECOMSTR is empty (verbose)
+set_strfunction(_run, _full_command)  # shown when $IREE_COMPILECOMSTR is empty (verbose)
 
 
 COMPILE_ACTION = ExplicitAction(

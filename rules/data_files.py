@@ -31,6 +31,7 @@ from iree_build import validation
 from iree_build.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
 
+from .action_text import set_strfunction
 from .explicit_action import ExplicitAction
 from .registry import registry
 
@@ -113,7 +114,7 @@ def _write_stage(target, source, env):
     return 0
 
 
-_write_stage.strfunction = None
+set_strfunction(_write_stage, None)
 STAGE_ACTION = ExplicitAction(_write_stage, signature=_stage_signature, cmdstr="")
 
 
@@ -193,7 +194,7 @@ def tensor_proto_array(path: str) -> np.ndarray:
         raise IreeBuildError(f"{os.path.relpath(path)} is not an ONNX TensorProto file ({first})") from None
 
 
-_from_tensor_proto.strfunction = None
+set_strfunction(_from_tensor_proto, None)
 TENSOR_PROTO_ACTION = ExplicitAction(_from_tensor_proto, signature=lambda t, s, env: "TensorProto to npy",
                                      cmdstr="")
 
@@ -220,7 +221,7 @@ def read_iree_value(value: Any, node) -> np.ndarray:
         raise IreeBuildError(f"{value.text}: {node.get_internal_path()} {e}") from None
 
 
-_from_iree_value.strfunction = None
+set_strfunction(_from_iree_value, None)
 IREE_VALUE_ACTION = ExplicitAction(
     _from_iree_value, cmdstr="",
     signature=lambda t, s, env: "IREE value " + registry(env).converted[t[0].get_abspath()].describe())

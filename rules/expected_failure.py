@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from iree_build.atomic import atomic_write_text
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX

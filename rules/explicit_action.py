@@ -13,7 +13,7 @@ and kept on the target node.
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import SCons.Action
 

@@ -24,6 +24,7 @@ from iree_build.export.model import Declarations, Step, Test
 from iree_build.export.tree import INDEX_NAME, write_tree
 
 from . import build_lock, compile_action, data_files, declarations, onnx_rule, options
+from .action_text import set_strfunction
 from .explicit_action import ExplicitAction
 from .mlir_scanner import MLIR_SCANNER
 from .where import fail
@@ -48,17 +49,19 @@ def _step_of(node, where: str) -> tuple[Step, list]:
     targets, sources, env = ex.get_all_targets(), ex.get_all_sources(), ex.get_build_env()
     src = sources[0]
     if _is_import(node):
-        req = onnx_rule.request_for(targets, sources, env)
+        imp = onnx_rule.request_for(targets, sources, env)
         deps = onnx_rule.ONNX_SCANNER(src, env, ()) if src.rexists() else []
-        args = req.argv(req.output, req.params)
+        args = imp.argv(imp.output, imp.params)
+        source = imp.source
         tool = "iree-import-onnx"
     else:
         req = compile_action.request_for(targets, sources, env)
         deps = MLIR_SCANNER(src, env, ()) if src.rexists() else []
         args = [*req.flags, req.source, "-o", req.output]
+        source = req.source
         tool = "iree-compile"
     read = [src, *dict.fromkeys([*deps, *node.depends])]
-    step = Step(tool=tool, args=tuple(args), source=req.source,
+    step = Step(tool=tool, args=tuple(args), source=source,
                 outputs=tuple(_path(t) for t in targets),
                 inputs=tuple(_path(n) for n in read), declared_at=where)
     return step, read
@@ -187,8 +190,8 @@ def _commands(target, source, env):
     return 0
 
 
-_export.strfunction = None
-_commands.strfunction = None
+set_strfunction(_export, None)
+set_strfunction(_commands, None)
 EXPORT_ACTION = ExplicitAction(_export, signature=lambda t, s, env: "iree export", cmdstr="")
 COMMANDS_ACTION = ExplicitAction(_commands, signature=lambda t, s, env: "iree commands", cmdstr="")
 _builder = SCons.Builder.Builder(

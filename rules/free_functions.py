@@ -8,10 +8,19 @@ imports the package that imports it.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from . import bench_rule, check_rule, module_rule, onnx_rule, onnx_suite_rule, run_rule, test_rule
-from . import test_suite_rule
+from . import (
+    bench_rule,
+    check_rule,
+    module_rule,
+    onnx_rule,
+    onnx_suite_rule,
+    run_rule,
+    test_rule,
+    test_suite_rule,
+)
 from .default_env import default_environment
 
 

@@ -22,10 +22,10 @@ class _Text:
     def __init__(self, parts: list[Any]) -> None:
         self.parts = parts
 
-    def __radd__(self, other: Any) -> "_Text":
+    def __radd__(self, other: Any) -> _Text:
         return _Text([other, *self.parts])
 
-    def __add__(self, other: Any) -> "_Text":
+    def __add__(self, other: Any) -> _Text:
         return _Text([*self.parts, other])
 
     def __str__(self) -> str:
@@ -74,7 +74,7 @@ def render(reg: Registry, full: bool = False) -> str:
                  "(scons builds the modules; scons test runs the tests; scons test FOLDER, "
                  "--iree-test-tags, --iree-test-filter and --iree-devices select)"]
     if full:
-        for path, info in modules:
+        for _path, info in modules:
             lines.append(f"  module {info.label}  [{info.summary}]  {info.where}")
         for t in tests:
             tags = f"  tags: {','.join(t.tags)}" if t.tags else ""
@@ -97,9 +97,9 @@ def render(reg: Registry, full: bool = False) -> str:
     devices = Counter(t.device for t in tests)
     if devices:
         lines.append("  tests per device: " + ", ".join(f"{d} {n}" for d, n in sorted(devices.items())))
-    tags = Counter(tag for t in tests for tag in t.tags)
-    if tags:
-        lines.append("  tags: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(tags.items())))
+    tag_counts = Counter(tag for t in tests for tag in t.tags)
+    if tag_counts:
+        lines.append("  tags: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(tag_counts.items())))
     if reg.presets:
         lines.append("  toolchain presets in use: " + ", ".join(sorted(reg.presets)))
     lines.append("  scons -h --iree-list lists every module and test.")

@@ -9,7 +9,21 @@ User-set variables are never overwritten (``SetDefault``).
 
 from __future__ import annotations
 
-from . import bench_rule, build_lock, check_rule, cleanup, cluster_backend, export_rule, module_rule, onnx_rule, onnx_suite_rule, options, run_rule, test_rule, test_suite_rule
+from . import (
+    bench_rule,
+    build_lock,
+    check_rule,
+    cleanup,
+    cluster_backend,
+    export_rule,
+    module_rule,
+    onnx_rule,
+    onnx_suite_rule,
+    options,
+    run_rule,
+    test_rule,
+    test_suite_rule,
+)
 from .cache_dir import VerifiedCacheDir
 
 

@@ -9,7 +9,7 @@ the SCons way.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import SCons.Builder
 import SCons.Util
@@ -21,11 +21,10 @@ from iree_build.errors import IreeBuildError
 from . import compile_action, export_rule, help_summary, options
 from .arguments import checked
 from .compile_action import COMPILE_ACTION
-from .mlir_scanner import MLIR_SCANNER
 from .declared_modules import ModuleInfo, toolchain_dirs
+from .mlir_scanner import MLIR_SCANNER
 from .registry import registry
 from .where import declared_at, fail, source_folder
-
 
 builder = SCons.Builder.Builder(
     action=COMPILE_ACTION,

@@ -19,6 +19,7 @@ from iree_build.onnx_policy import OnnxPolicy, check_opset
 from iree_build.onnx_policy_cache import PolicyCache, onnx_version
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
+from .action_text import set_strfunction
 from .arguments import checked
 from .compile_action import run_step
 from .explicit_action import ExplicitAction
@@ -53,7 +54,7 @@ def _run(target, source, env):
     return run_step(request_for(target, source, env), target, env)
 
 
-_run.strfunction = lambda target, source, env: request_for(target, source, env).command_line()
+set_strfunction(_run, lambda target, source, env: request_for(target, source, env).command_line())
 
 IMPORT_ACTION = ExplicitAction(
     _run,

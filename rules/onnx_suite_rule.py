@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.onnx_cases import ONNX_ATOL, ONNX_RTOL, OnnxCase, find_case
@@ -23,8 +23,8 @@ from iree_build.targets import BACKENDS, check_device
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import data_files, module_rule
-from .check_rule import Entry, _match
 from .arguments import checked
+from .check_rule import Entry, _match
 from .registry import registry
 from .test_rule import DeclaredTest, build_dir, register
 from .where import declared_at, fail

@@ -95,6 +95,8 @@ class _StatusStream:
 
 def _columns() -> int:
     try:
+        if sys.__stdout__ is None:  # no stdout at all: the fallback below
+            raise OSError("no stdout")
         return os.get_terminal_size(sys.__stdout__.fileno()).columns
     except (OSError, AttributeError, ValueError):
         return 100

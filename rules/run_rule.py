@@ -8,24 +8,25 @@ input, the function or the device changes.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
-
 from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 
 from . import data_files
 from .arguments import checked
+from .declared_modules import find_module
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
-from .declared_modules import find_module
 from .registry import registry
 from .run_flags import from_flagfile
 from .where import declared_at, fail
+
 
 @dataclass(frozen=True)
 class DeclaredRun:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
@@ -69,7 +69,9 @@ def IreeTestSuite(env, name: str, root: str = ".", config=None,
     for test in tests:
         stem = name + "_" + re.sub(r"[^\w.-]", "_", test.name)
         short = f"{name}/{test.name}"
-        listed = (lambda key, t=test.name: cfg.reason(key) if cfg and cfg.listed(key, t) else "")
+        def listed(key: str, t: str = test.name) -> str:
+            return cfg.reason(key) if cfg and cfg.listed(key, t) else ""
+
         if listed("skip_compile_tests"):
             results += _skipped(env, short, stem, devices, listed("skip_compile_tests"), where, suite_tags)
             continue

@@ -10,6 +10,7 @@ import functools
 import os
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 _HERE = Path(__file__).resolve().parent
@@ -31,7 +32,7 @@ def _top() -> str:
 
 def declared_at() -> str:
     """``file:line`` of the innermost user frame (SConstruct/SConscript) calling us."""
-    frame = sys._getframe(1)  # cheaper than traceback.extract_stack for every declaration
+    frame: FrameType | None = sys._getframe(1)  # cheaper than traceback.extract_stack for every declaration
     while frame is not None:
         name = frame.f_code.co_filename
         if _SCONS in name or name.startswith(_OWN):

@@ -84,7 +84,7 @@ class Run:
     def commands(self) -> dict[str, str]:
         """``iree-compile`` command lines (``--iree-verbose``) by output, without the progress counter."""
         lines = (re.sub(r"^\[\d+/\d+\] ", "", line) for line in self.stdout.splitlines())
-        return {l.rsplit(" -o ", 1)[1]: l for l in lines if l.startswith("iree-compile ")}
+        return {ln.rsplit(" -o ", 1)[1]: ln for ln in lines if ln.startswith("iree-compile ")}
 
 
 class Project:

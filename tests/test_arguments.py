@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from conftest import ADD_MLIR
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from conftest import ADD_MLIR
 
 CHECK_MLIR = """\
 func.func @test_add() {
@@ -269,17 +268,17 @@ def test_every_bad_declaration_is_one_line_naming_the_line(tmp_path: Path) -> No
     assert len([c for c in CASES if c[1] is not None]) >= 41
     results = run_batches(tmp_path / "batched", [d for d, _ in CASES])
     problems = [judge(d, line, outcome, f"c{i}/SConscript", message)
-                for i, ((d, message), (line, outcome)) in enumerate(zip(CASES, results))]
+                for i, ((d, message), (line, outcome)) in enumerate(zip(CASES, results, strict=True))]
     assert not any(problems), "\n".join(p for p in problems if p)
 
 
 def test_alone_in_an_sconstruct_real_scons_prints_the_same_one_line(tmp_path: Path) -> None:
     assert len(ALONE) == 10
     roots = [tmp_path / f"alone{i}" for i in ALONE]
-    lines = [write_case(root, CASES[i][0], "SConstruct") for root, i in zip(roots, ALONE)]
+    lines = [write_case(root, CASES[i][0], "SConstruct") for root, i in zip(roots, ALONE, strict=True)]
     runs = in_parallel(scons_n, roots)
     problems = []
-    for i, line, run in zip(ALONE, lines, runs):
+    for i, line, run in zip(ALONE, lines, runs, strict=True):
         errors = run.stderr.strip().splitlines()
         outcome = Outcome(errors, None if run.returncode == 0 and not errors else run.returncode)
         problems.append(judge(CASES[i][0], line, outcome, "SConstruct", CASES[i][1]))
@@ -475,7 +474,7 @@ def test_random_declarations_are_accepted_or_one_line(tmp_path_factory, batch: l
     root = tmp_path_factory.mktemp("random")
     results = run_batches(root, [d.text() for d in batch])
     problems = [check_outcome(d, f"c{i}", line, outcome)
-                for i, (d, (line, outcome)) in enumerate(zip(batch, results))]
+                for i, (d, (line, outcome)) in enumerate(zip(batch, results, strict=True))]
     assert not any(problems), "\n".join(p for p in problems if p)
 
 
@@ -505,7 +504,7 @@ def test_a_bad_manifest_field_is_one_line_naming_the_file_and_test(tmp_path: Pat
     results = in_parallel(lambda folder: subprocess.run(
         [sys.executable, "-m", "iree_build", "test", str(folder)], capture_output=True, text=True,
         timeout=120), runs)
-    for folder, (_, message), run in zip(runs, MANIFEST_CASES, results):
+    for folder, (_, message), run in zip(runs, MANIFEST_CASES, results, strict=True):
         assert run.returncode == 2, run.stdout + run.stderr
         assert run.stderr.splitlines() == [run.stderr.strip()], run.stderr
         assert run.stderr.startswith(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import Project
+
 from iree_build.bench.compare import compare, comparison_line
 from iree_build.bench.record import BenchResult
 from iree_build.bench.stats import Stats, per_second, summarize
@@ -127,7 +127,7 @@ def test_bench_line_json_history_and_report(project: Project, tmp_path: Path) ->
     bare = subprocess.run([sys.executable, "-m", "iree_build", "bench", str(build)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert bare.returncode == 0, bare.stdout + bare.stderr
-    assert [l for l in bare.stdout.splitlines() if l.startswith("note")] == [
+    assert [ln for ln in bare.stdout.splitlines() if ln.startswith("note")] == [
         "note: the report has no plots: matplotlib is not installed (pip install 'iree-build-scons[plots]')"]
     page = (build / "iree_bench_report.html").read_text()
     assert "<table>" in page and "<img" not in page and "matplotlib is not installed" in page
@@ -178,7 +178,7 @@ def test_inputs_in_iree_syntax_and_a_failing_call(project: Project) -> None:
     assert run.returncode == 2, run.output
     assert re.search(r"^BENCH splat\[local-task\]: median [\d.]+ ms \(IQR 0 ms, stddev 0 ms\), "
                      r"1 repetition x 10 calls$", run.stdout, re.M), run.stdout
-    (fail,) = [l for l in run.stdout.splitlines() if l.startswith("FAIL")]
+    (fail,) = [ln for ln in run.stdout.splitlines() if ln.startswith("FAIL")]
     assert fail.startswith("FAIL bad[local-task] (iree-benchmark-module reported an error: INVALID_ARGUMENT; "
                            "input0 shape dimension 1 mismatch; expected 64 but have 63"), fail
     assert "scons: *** [build/bad.local-task.bench.json] benchmark bad[local-task] failed" in run.stderr

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ADD_MLIR, Project
 
 from iree_build.errors import IreeBuildError

@@ -54,14 +54,14 @@ def suite(project: Project, extra: str = "") -> None:
 
 
 def lines(run, word: str) -> list[str]:
-    return sorted(l for l in run.stdout.splitlines() if l.startswith(word + " "))
+    return sorted(ln for ln in run.stdout.splitlines() if ln.startswith(word + " "))
 
 
 def test_cases_pass_and_a_wrong_check_fails_with_its_values(project: Project) -> None:
     suite(project)
     run = project.scons("test", "-k", "-j2")
     assert run.returncode == 2, run.output
-    passed = [l.split(" (")[0] for l in lines(run, "PASS")]
+    passed = [ln.split(" (")[0] for ln in lines(run, "PASS")]
     assert "PASS checks/add.mlir::test_add_f32[llvm-cpu:local-task]" in passed
     assert "PASS checks/add.mlir::test_add_i32[vmvx:local-task]" in passed
     assert "PASS checks/wrong.mlir::test_right[vmvx:local-task]" in passed
@@ -75,7 +75,7 @@ def test_cases_pass_and_a_wrong_check_fails_with_its_values(project: Project) ->
     assert report.get("tests") == "8" and report.get("failures") == "2"
 
     cached = project.scons("test", "-k")
-    assert not [l for l in lines(cached, "PASS") if "add.mlir" in l]  # passing files are not rerun
+    assert not [ln for ln in lines(cached, "PASS") if "add.mlir" in ln]  # passing files are not rerun
     assert len(lines(cached, "FAIL")) == 2  # failing files are, as a whole
     assert cached.stdout.splitlines()[-1] == "6 passed, 2 failed, 0 skipped"
 

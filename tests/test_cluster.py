@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from distributed import Client
-
 from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, Project, write_onnx_matmul
+from distributed import Client
+from test_dependencies import OBJ_MLIR, SPEC
+
 from iree_build.cluster.local import LocalCluster
 from iree_build.testing.devices import probe_device
-from test_dependencies import OBJ_MLIR, SPEC
 
 VULKAN = probe_device("vulkan").present  # lavapipe in CI: a second real device host resource
 COMPILERS = ["compile-a", "compile-b"]
@@ -420,7 +420,7 @@ def test_a_tls_cluster_takes_the_certificates_from_the_environment(project: Proj
         assert (f"[add.vmfb] --iree-cluster: {local.address} is a TLS scheduler: set IREE_CLUSTER_TLS_CA_FILE, "
                 "IREE_CLUSTER_TLS_CERT and IREE_CLUSTER_TLS_KEY") in plain.stderr
         assert not project.path("add.vmfb").exists()
-        env = dict(zip(("IREE_CLUSTER_TLS_CA_FILE", "IREE_CLUSTER_TLS_CERT", "IREE_CLUSTER_TLS_KEY"), tls))
+        env = dict(zip(("IREE_CLUSTER_TLS_CA_FILE", "IREE_CLUSTER_TLS_CERT", "IREE_CLUSTER_TLS_KEY"), tls, strict=True))
         run = project.scons(f"--iree-cluster={local.address}", env=env)
         assert run.returncode == 0, run.output
         assert run.compiled() == ["add.vmfb"] and project.path("add.vmfb").stat().st_size > 0

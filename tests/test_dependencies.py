@@ -59,7 +59,7 @@ def test_each_referenced_file_rebuilds_exactly_its_dependents(project: Project) 
 
     project.write("sub/opt.flags", "--iree-opt-level=O1\n")
     flagfile = project.scons("--debug=explain", "--iree-verbose")
-    assert [l for l in flagfile.stdout.splitlines() if "iree-compile " in l][0].count("--iree-opt-level=O1") == 1
+    assert [ln for ln in flagfile.stdout.splitlines() if "iree-compile " in ln][0].count("--iree-opt-level=O1") == 1
     assert "`sub/opt.flags' changed" in flagfile.stdout
 
     project.write("kernels/k.o", "changed\n")
@@ -149,7 +149,7 @@ def test_a_generated_flag_file_is_built_first(project: Project) -> None:
     assert run.returncode == 0, run.output
     lines = run.commands()
     assert "--iree-opt-level=O2" in lines["build/g.vmfb"] and "--iree-opt-level=O2" in lines["build/e.vmfb"]
-    order = [l for l in run.stdout.splitlines() if l.startswith("write_flags") or "iree-compile " in l]
+    order = [ln for ln in run.stdout.splitlines() if ln.startswith("write_flags") or "iree-compile " in ln]
     assert order[0].startswith("write_flags"), order
 
     project.write("src/flags.in", "--iree-opt-level=O1\n# LEVEL\n")

@@ -16,7 +16,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from conftest import ADD_MLIR, ENDLESS_LOOP, Project
 
 from iree_build.errors import IreeBuildError

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import Project
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -38,11 +37,11 @@ def test_example_builds_and_tests_from_a_fresh_copy(name: str, tmp_path: Path) -
 
     test = project.scons("-j2", "test", "-k")
     lines = test.stdout.splitlines()
-    failed = [l.split(" (", 1)[0] for l in lines if l.startswith(("FAIL ", "CRASH ", "TIMEOUT ", "ERROR "))]
+    failed = [ln.split(" (", 1)[0] for ln in lines if ln.startswith(("FAIL ", "CRASH ", "TIMEOUT ", "ERROR "))]
     assert failed == EXPECTED_FAILURES.get(name, []), test.output
     assert test.returncode == (2 if failed else 0), test.output
-    skipped = [l for l in lines if l.startswith("SKIP ")]
-    assert all(any(d in l for d in GPU_DEVICES) for l in skipped), skipped  # only devices not here
-    summary = [l for l in lines if re.fullmatch(r"\d+ passed, \d+ failed, \d+ skipped", l)]
+    skipped = [ln for ln in lines if ln.startswith("SKIP ")]
+    assert all(any(d in ln for d in GPU_DEVICES) for ln in skipped), skipped  # only devices not here
+    summary = [ln for ln in lines if re.fullmatch(r"\d+ passed, \d+ failed, \d+ skipped", ln)]
     if "no tests are declared here" not in test.output:
         assert summary and not summary[-1].startswith("0 passed"), test.output

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ADD_MLIR, MATMUL_MLIR, Project, write_onnx_matmul
 
 BIN = Path(sys.executable).parent  # the venv's cmake, ninja, ctest, iree-compile
@@ -134,8 +133,8 @@ def test_cmake_export_builds_the_same_bytes_and_test_outcomes(built: Project, tm
     assert export.returncode == 0, export.output
     assert "IREE export cmake: 6 command(s), 7 test(s) -> export/cmake" in export.stdout
     # What does not carry over as code is named, in one line: the data it produced.
-    (note,) = [l for l in export.stdout.splitlines() if l.startswith("IREE export note: ")
-               and "carried as data" in l]
+    (note,) = [ln for ln in export.stdout.splitlines() if ln.startswith("IREE export note: ")
+               and "carried as data" in ln]
     carried = sorted(p.relative_to(built.path("export/cmake/data")).as_posix()
                      for p in built.path("export/cmake/data").rglob("*.npy"))
     assert len(carried) == 13 and note.startswith("IREE export note: 13 file(s) ")

@@ -17,7 +17,6 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import ADD_MLIR, ENDLESS_LOOP, MATMUL_MLIR, Project
 from crash_kernel import CRASH_C, CRASH_MLIR
 

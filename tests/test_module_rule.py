@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from conftest import ADD_MLIR, BAD_MLIR, MATMUL_MLIR, MUL_MLIR, Project, worker_pids
 
 THREE = """\
@@ -234,7 +233,7 @@ def test_builder_with_clone_and_overrides(project: Project) -> None:
     project.write("add.mlir", ADD_MLIR)
     run = project.scons("--iree-verbose")
     assert run.returncode == 0, run.output
-    lines = {l.rsplit(" -o ", 1)[1]: l for l in run.stdout.splitlines() if "iree-compile " in l}
+    lines = {ln.rsplit(" -o ", 1)[1]: ln for ln in run.stdout.splitlines() if "iree-compile " in ln}
     assert "--iree-hal-local-target-device-backends=vmvx" in lines["plain.vmfb"]
     assert "--iree-opt-level" not in lines["plain.vmfb"]
     assert "--iree-opt-level=O2" in lines["fast.vmfb"]
@@ -244,8 +243,9 @@ def test_builder_with_clone_and_overrides(project: Project) -> None:
 
 def test_signature_does_not_hang_on_python_bytecode(project: Project, tmp_path_factory) -> None:
     """Changing the rules' Python code (as a Python upgrade changes bytecode) rebuilds nothing."""
-    import iree_build
     import iree_rules
+
+    import iree_build
 
     copy = tmp_path_factory.mktemp("rules_copy")
     shutil.copytree(Path(iree_rules.__file__).parent, copy / "iree_rules")
@@ -303,7 +303,7 @@ def test_loading_the_tool_neither_exits_nor_connects(project: Project) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         listener.setblocking(False)
-        address = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
         project.write("SConstruct", f"""\
             import iree_rules
             env = Environment(tools=["default", iree_rules.generate], IREE_CLUSTER="{address}")

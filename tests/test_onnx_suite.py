@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import Project
 
 onnx = pytest.importorskip("onnx")

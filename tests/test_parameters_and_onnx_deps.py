@@ -7,7 +7,6 @@ import os
 import struct
 
 import numpy as np
-
 from conftest import Project, write_onnx_matmul
 
 PARAM_MLIR = """\
@@ -59,7 +58,7 @@ def test_parameter_archives_are_loaded_and_tracked(project: Project) -> None:
     write_irpa(project.path("w.irpa"), [10, 20, 30, 41])  # the irpa test now fails, st is untouched
     second = project.scons("test", "y.npy", "-k", "--debug=explain")
     assert "`w.irpa' changed" in second.stdout
-    assert [l.split(" (")[0] for l in second.stdout.splitlines() if l.startswith(("PASS", "FAIL"))] == [
+    assert [ln.split(" (")[0] for ln in second.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))] == [
         "FAIL irpa[local-task]"]
     assert "first at (3,): expected 44.0, got 45.0" in second.stdout
     np.testing.assert_array_equal(np.load(project.path("y.npy")), [10, 20, 30, 41])

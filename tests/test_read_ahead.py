@@ -32,7 +32,7 @@ def _tests(names_and_bodies: list[str]) -> str:
 
 def _add_test(name: str, module: str = "add", op: str = "+", wrong: bool = False) -> str:
     a, b = [1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]
-    want = [x + y if op == "+" else x * y for x, y in zip(a, b)]
+    want = [x + y if op == "+" else x * y for x, y in zip(a, b, strict=True)]
     if wrong:
         want[0] += 5.0
     return (f"iree_test(name={name!r}, module={module!r}, function='add', inputs=[{a}, {b}], "

@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from conftest import ADD_MLIR, Project
+
 from iree_build.report.history import flaky, record_run
 from iree_build.report.page import render
 from iree_build.testing.results import TestResult
@@ -55,7 +55,7 @@ def test_log_progress_summary_margins_and_page(project: Project) -> None:
     # 2 compiles + 5 tests this build runs: N is known before the first line.
     assert [n for _, n in counters] == ["7", "7"] and counters[0][0] == "1", run.stdout
     lines = run.stdout.splitlines()
-    tail = lines[lines.index(next(l for l in lines if l.startswith("Failed compiles"))):]
+    tail = lines[lines.index(next(ln for ln in lines if ln.startswith("Failed compiles"))):]
     assert tail == [
         "Failed compiles (1):",
         "  build/broken.vmfb: IREE compile failed: src/broken.mlir:2:10: error: use of undeclared "
@@ -179,8 +179,8 @@ def test_page_renders_and_filters_in_a_browser(tmp_path: Path) -> None:
             results.append(TestResult(f"suite{i % 7}/op_{i:04d}[{device}]", status,
                                       "output 0 mismatch" if status == "failed" else ""))
     record_run(tmp_path, results)
-    from iree_build.report.page import write_page
     from iree_build.report.history import load
+    from iree_build.report.page import write_page
 
     page = write_page(tmp_path, load(tmp_path / "iree_test_history.jsonl"))
     dom = _chromium(page.as_uri() + "#o=fail,crash", "--dump-dom")

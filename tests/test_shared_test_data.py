@@ -6,7 +6,6 @@ import json
 import textwrap
 
 import numpy as np
-
 from conftest import ADD_MLIR, Project
 
 
@@ -86,7 +85,7 @@ def test_staged_data_is_one_action_per_folder_and_restaged_when_deleted(project:
 
     project.write("src/SConscript", tests.replace("[1.0, 3.0, 5.0, 7.0]", "[1.0, 3.0, 5.0, 8.0]"))
     changed = project.scons("test", "-k")  # a changed literal reruns its test only
-    assert [l.split(" (")[0] for l in changed.stdout.splitlines() if l.startswith(("PASS", "FAIL"))] == [
+    assert [ln.split(" (")[0] for ln in changed.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))] == [
         "FAIL lit[local-task]"], changed.output
 
     cleaned = project.scons("-c", ".", "test")

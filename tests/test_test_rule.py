@@ -8,7 +8,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
-
 from conftest import ADD_MLIR, Project
 
 SCONSTRUCT = """\
@@ -37,14 +36,14 @@ def project_with_tests(project: Project, sconscript: str = TESTS) -> None:
 
 
 def lines(run, prefix: str) -> list[str]:
-    return sorted(l for l in run.stdout.splitlines() if l.startswith(prefix))
+    return sorted(ln for ln in run.stdout.splitlines() if ln.startswith(prefix))
 
 
 def test_pass_fail_skip_summary_and_junit(project: Project) -> None:
     project_with_tests(project)
     run = project.scons("test", "-k")
     assert run.returncode == 2, run.output
-    assert [l.split(" (")[0] for l in lines(run, "PASS")] == [
+    assert [ln.split(" (")[0] for ln in lines(run, "PASS")] == [
         "PASS files[local-sync]", "PASS files[local-task]", "PASS lit[local-task]"]
     (skip,) = lines(run, "SKIP")
     assert skip.startswith("SKIP files[cuda] (cuda: driver compiled in, no device present")
@@ -84,12 +83,12 @@ def test_results_are_cached_and_only_affected_tests_rerun(project: Project) -> N
 
     np.save(project.path("src/b.npy"), np.full(4, 2.0, dtype=np.float32))  # one input of `files`
     third = project.scons("test")
-    assert [l.split(" (")[0] for l in lines(third, "PASS")] == ["PASS files[local-sync]", "PASS files[local-task]"]
+    assert [ln.split(" (")[0] for ln in lines(third, "PASS")] == ["PASS files[local-sync]", "PASS files[local-task]"]
 
     project.write("src/SConscript", project.path("src/SConscript").read_text().replace(
         "expected=[[11.0, 22.0, 33.0, 44.0]])", "expected=[[11.0, 22.0, 33.0, 44.0]], rtol=1e-3)"))
     fourth = project.scons("test")
-    assert [l.split(" (")[0] for l in lines(fourth, "PASS")] == ["PASS lit[local-task]"]
+    assert [ln.split(" (")[0] for ln in lines(fourth, "PASS")] == ["PASS lit[local-task]"]
 
     forced = project.scons("test", "--iree-retest")
     assert len(lines(forced, "PASS")) == 3
@@ -104,7 +103,7 @@ def test_filters_and_plain_scons_runs_no_test(project: Project) -> None:
 
     only = project.scons("test", "--iree-test-filter=files*", "--iree-devices=local-sync")
     assert only.returncode == 0, only.output
-    assert [l.split(" (")[0] for l in lines(only, "PASS")] == ["PASS files[local-sync]"]
+    assert [ln.split(" (")[0] for ln in lines(only, "PASS")] == ["PASS files[local-sync]"]
     assert only.stdout.splitlines()[-1] == "1 passed, 0 failed, 0 skipped"
 
 

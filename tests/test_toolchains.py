@@ -92,7 +92,7 @@ def built(tmp_path_factory) -> dict[str, tuple[object, Path, subprocess.Complete
             jobs.append((tc, out))
     with ThreadPoolExecutor(2) as pool:
         procs = list(pool.map(lambda job: _compile(job[0], job[1], src), jobs))
-    return {tc.name: (tc, out, proc) for (tc, out), proc in zip(jobs, procs)}
+    return {tc.name: (tc, out, proc) for (tc, out), proc in zip(jobs, procs, strict=True)}
 
 
 def test_every_shipped_preset_has_an_expectation():

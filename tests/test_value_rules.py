@@ -11,7 +11,6 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-
 from conftest import Project
 from iree_suite_tree import write_tree
 

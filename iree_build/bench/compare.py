@@ -68,4 +68,6 @@ def comparison_line(result: BenchResult) -> str | None:
 
 
 def is_regression(result: BenchResult) -> bool:
-    return bool(result.comparison) and result.comparison["verdict"] == "regression"
+    if not result.comparison:
+        return False
+    return result.comparison["verdict"] == "regression"

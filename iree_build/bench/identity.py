@@ -38,7 +38,7 @@ def machine_key(info: dict[str, Any]) -> str:
     return f"{info.get('arch', '?')} {info.get('cpu', '?')} x{info.get('cpus', '?')}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def device_hardware(device: str) -> str:
     """The hardware behind a HAL device name: the GPU's model, or the CPU for local-*.
 

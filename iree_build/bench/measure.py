@@ -22,8 +22,8 @@ from typing import Any
 
 from iree_build.bench.spec import BenchSpec, ValueInput
 from iree_build.errors import IreeBuildError
-from iree_build.testing.emulation import Lane
 from iree_build.testing.devices import canonical_device, runtime_error_text
+from iree_build.testing.emulation import Lane
 from iree_build.testing.manifest import resolve
 
 TOOL = "iree-benchmark-module"
@@ -118,7 +118,7 @@ def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tupl
         iterations = tuple(int(b["iterations"]) for b in runs)
     except (KeyError, TypeError, ValueError) as exc:
         raise BenchError(f"{TOOL} JSON entry lacks a usable field: {exc}") from None
-    context = doc.get("context") if isinstance(doc.get("context"), dict) else {}
+    context = doc["context"] if isinstance(doc.get("context"), dict) else {}
     return times, cpu, iterations, context
 
 

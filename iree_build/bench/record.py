@@ -60,7 +60,7 @@ class BenchResult:
         return doc
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "BenchResult":
+    def from_json(cls, raw: dict[str, Any]) -> BenchResult:
         values = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw and k != "stats"}
         stats = raw.get("stats")
         result = cls(**values)
@@ -77,7 +77,7 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def write_result(result: BenchResult, path: str | os.PathLike[str]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from iree_build.atomic import atomic_write_bytes, atomic_write_text
 from iree_build.bench.record import HISTORY_NAME, BenchResult, load_history
+from iree_build.bench.stats import Stats
 
 REPORT_NAME = "iree_bench_report.html"
 PLOTS_DIR = "iree_bench_plots"
@@ -54,10 +55,16 @@ def _series(history: list[dict[str, Any]], base: str) -> dict[str, list[tuple[in
     return out
 
 
+def _stats(result: BenchResult) -> Stats:
+    """A measured result's statistics (the plotted series hold measured results only)."""
+    assert result.stats is not None
+    return result.stats
+
+
 def _quartile_bars(results: list[BenchResult]) -> list[list[float]]:
     """Error bars from the median down to the 25th and up to the 75th percentile."""
-    return [[r.stats.median_ms - r.stats.q1_ms for r in results],
-            [r.stats.q3_ms - r.stats.median_ms for r in results]]
+    return [[_stats(r).median_ms - _stats(r).q1_ms for r in results],
+            [_stats(r).q3_ms - _stats(r).median_ms for r in results]]
 
 
 def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
@@ -71,7 +78,7 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
             color = colors[k % len(colors)]
             points = series[device]
             xs = [i for i, _ in points]
-            ys = [r.stats.median_ms for _, r in points]
+            ys = [_stats(r).median_ms for _, r in points]
             errs = _quartile_bars([r for _, r in points])
             medians += ys
             hist_ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=device)
@@ -92,17 +99,17 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
         hist_ax.grid(True, alpha=0.3)
 
         latest = [series[d][-1][1] for d in devices]
-        bars = bar_ax.bar(devices, [r.stats.median_ms for r in latest],
+        bars = bar_ax.bar(devices, [_stats(r).median_ms for r in latest],
                           yerr=_quartile_bars(latest), capsize=4,
                           color=[colors[k % len(colors)] for k in range(len(devices))])
-        for bar, r in zip(bars, latest):
+        for bar, r in zip(bars, latest, strict=True):
             rate = (f"{r.gflops:.3g} GFLOP/s" if r.gflops is not None else
-                    f"{r.gbps:.3g} GB/s" if r.gbps is not None else f"{r.stats.median_ms:.3g} ms")
-            bar_ax.annotate(rate, (bar.get_x() + bar.get_width() / 2, r.stats.q3_ms),
+                    f"{r.gbps:.3g} GB/s" if r.gbps is not None else f"{_stats(r).median_ms:.3g} ms")
+            bar_ax.annotate(rate, (bar.get_x() + bar.get_width() / 2, _stats(r).q3_ms),
                             xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
                             fontsize=8)
-        if len(latest) > 1 and max(r.stats.median_ms for r in latest) / max(
-                min(r.stats.median_ms for r in latest), 1e-12) > 20:
+        if len(latest) > 1 and max(_stats(r).median_ms for r in latest) / max(
+                min(_stats(r).median_ms for r in latest), 1e-12) > 20:
             bar_ax.set_yscale("log")
         bar_ax.set_title("latest run, per device")
         bar_ax.set_ylabel("ms per call")

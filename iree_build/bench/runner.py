@@ -15,15 +15,25 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from iree_build.bench import identity
-from iree_build.testing.emulation import lane_for
 from iree_build.bench.compare import compare, comparison_line, is_regression
 from iree_build.bench.measure import BenchError, measure
-from iree_build.bench.record import (HISTORY_NAME, RUN_NAME, BenchResult, append_history,
-                                     load_run, now, run_record, sha256_of, write_result, write_run)
+from iree_build.bench.record import (
+    HISTORY_NAME,
+    RUN_NAME,
+    BenchResult,
+    append_history,
+    load_run,
+    now,
+    run_record,
+    sha256_of,
+    write_result,
+    write_run,
+)
 from iree_build.bench.spec import MANIFEST_NAME, BenchSpec, load_benchmarks
 from iree_build.bench.stats import fmt_ms, per_second, summarize
 from iree_build.selection import Selection, check_devices
 from iree_build.testing.devices import default_pool, runtime_version
+from iree_build.testing.emulation import lane_for
 from iree_build.testing.manifest import check_contained, resolve
 
 

@@ -36,10 +36,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from multiprocessing.connection import AuthenticationError, Client, Listener
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Listener
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from iree_build.interrupt import POLL, interrupted
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from iree_build.interrupt import interrupted, wait_event
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from iree_build.atomic import atomic_write_bytes
 from iree_build.compile_pool import CompileOutcome, CompilePool

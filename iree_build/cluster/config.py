@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from iree_build.errors import IreeBuildError
 
@@ -39,7 +39,7 @@ class ClusterConfig:
     @classmethod
     def from_values(cls, address: str, tls: Mapping[str, str] | None = None,
                     environ: Mapping[str, str] | None = None,
-                    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> "ClusterConfig":
+                    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> ClusterConfig:
         """Explicit TLS values win over ``$IREE_CLUSTER_TLS_*``; the address is normalized."""
         environ = os.environ if environ is None else environ
         tls = dict(tls or {})
@@ -166,7 +166,7 @@ def _tls_answers(sock: socket.socket, deadline: float, interrupted) -> bool | No
             tls.do_handshake()
             return True
         except ssl.SSLWantReadError:
-            want = ([tls], [])
+            want: tuple[list[ssl.SSLSocket], list[ssl.SSLSocket]] = ([tls], [])
         except ssl.SSLWantWriteError:
             want = ([], [tls])
         except (ssl.SSLError, OSError):

@@ -16,8 +16,8 @@ built, so a generated one is read after it is made.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 from ..errors import IreeBuildError
 from ..host_cpu import resolve as resolve_cpu
@@ -153,7 +153,7 @@ def plan_module(output_for: Callable[[str], str], *, resolve: Resolve, registere
         **target)
 
 
-def declared_flags(model_flags: Sequence[str] = (), flags: Sequence[str] = (),
+def declared_flags(model_flags: Sequence[str] | None = (), flags: Sequence[str] | None = (),
                    backend_flags: Mapping[str, Sequence[str]] | None = None,
                    backends: Sequence[str] = ()) -> list[str]:
     """The flags a declaration adds itself (not $IREE_COMPILEFLAGS), as written."""

@@ -161,9 +161,11 @@ def bazel_files(decl: Declarations) -> dict[str, str]:
     exported: dict[str, list[str]] = defaultdict(list)
     for path in [*decl.sources(), *sorted(decl.data), *([decl.manifest_path()] if decl.tests else [])]:
         exported[posixpath.dirname(path)].append(posixpath.basename(path))
-    for step, name in zip(decl.steps, unique_names([posixpath.basename(s.output) for s in decl.steps])):
+    step_names = unique_names([posixpath.basename(s.output) for s in decl.steps])
+    for step, name in zip(decl.steps, step_names, strict=True):
         packages[step.folder].append(_genrule(step, name.replace(".", "_"), decl_tool(decl, step), generated))
-    for test, name in zip(decl.tests, unique_names([within_folder(t.name) for t in decl.tests])):
+    test_names = unique_names([within_folder(t.name) for t in decl.tests])
+    for test, name in zip(decl.tests, test_names, strict=True):
         packages[test.folder].append(_test(test, name, decl))
     for path in generated:
         packages.setdefault(posixpath.dirname(path), [])

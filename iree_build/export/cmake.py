@@ -134,10 +134,10 @@ def cmake_files(decl: Declarations, export_dir: str) -> dict[str, str]:
     step_names = unique_names(["iree_" + s.output.replace(".", "_") for s in decl.steps])
     ids = unique_names([t.name for t in decl.tests])
     folders: dict[str, list[str]] = defaultdict(list)
-    for step, name in zip(decl.steps, step_names):
+    for step, name in zip(decl.steps, step_names, strict=True):
         tool = "${IREE_COMPILE}" if step.tool == "iree-compile" else "${IREE_IMPORT_ONNX}"
         folders[step.folder].append(_step(step, name, tool))
-    for test, name, ident in zip(decl.tests, _ctest_names(decl.tests), ids):
+    for test, name, ident in zip(decl.tests, _ctest_names(decl.tests), ids, strict=True):
         folders[test.folder].append(_test(test, name, ident))
     # Each folder is added by its nearest exported parent, so `ctest --test-dir
     # BUILD/folders/models` runs that folder's tests and those below it.

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from iree_build.atomic import atomic_write_text
 from iree_build.testing.results import TestResult, flatten, margin_text
@@ -63,7 +64,7 @@ def record_run(base_dir: str | os.PathLike[str], results: Sequence[TestResult]) 
     """Add this run to the folder's history; returns the kept runs, this one last."""
     path = Path(base_dir) / HISTORY_NAME
     runs = load(path)
-    this = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    this = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "tests": {r.name: entry(r) for r in flatten(results)}}
     runs = [*runs, this][-KEPT:]
     atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in runs))

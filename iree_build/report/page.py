@@ -13,8 +13,9 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from iree_build.atomic import atomic_write_text
 

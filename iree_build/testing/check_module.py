@@ -222,7 +222,7 @@ def almost_eq_failure(
         return f"{metadata}; {_operands(lhs, rhs)}"
     if lhs.dtype.name not in FLOAT_TYPES:
         raise CheckError(f"unsupported element type {_type_name(lhs.dtype)}")
-    arith = np.float64 if lhs.dtype == np.float64 else np.float32
+    arith: type[np.floating[Any]] = np.float64 if lhs.dtype == np.float64 else np.float32
     a = lhs.reshape(-1).astype(arith)
     b = rhs.reshape(-1).astype(arith)
     tol_a, tol_r = arith(atol), arith(rtol)

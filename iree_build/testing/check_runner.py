@@ -14,12 +14,13 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import iree.runtime as ireert
 
 from iree_build.testing.check_module import CheckLog, create_check_module
+from iree_build.testing.check_verdict import case_name
 from iree_build.testing.devices import (
     DevicePool,
     DeviceStatus,
@@ -28,10 +29,9 @@ from iree_build.testing.devices import (
     runtime_error_text,
     vm_instance,
 )
-from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 from iree_build.testing.manifest import TestSpec, resolve
-from iree_build.testing.check_verdict import case_name
 from iree_build.testing.results import FAILING, TestResult
+from iree_build.testing.vm import TestError, calling_convention, context_error, load_module
 
 
 def _is_case(module: ireert.VmModule, name: str) -> bool:

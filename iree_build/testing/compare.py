@@ -12,7 +12,6 @@ values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Union
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from iree_build.values.element_types import is_ml_dtype, of_dtype
 from iree_build.values.tolerance import IREE_RTOL, Tolerance, declared_tolerance, default_tolerance
 
 # One tolerance for every output, or one per output; None: IREE's default.
-Tol = Union[float, None, Sequence[Union[float, None]]]
+Tol = float | None | Sequence[float | None]
 
 
 def _fmt_num(value: float) -> str:
@@ -69,14 +68,14 @@ def _compute_type(dtype: np.dtype) -> type:
 
 def _approximate(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
     wide = _compute_type(expected.dtype)
-    a = actual.astype(wide)
-    e = expected.astype(wide)
+    a: np.ndarray = actual.astype(wide)
+    e: np.ndarray = expected.astype(wide)
     real = np.float64 if wide in (np.float64, np.complex128) else np.float32
     atol, rtol = real(tol.atol), real(tol.rtol)
     with np.errstate(invalid="ignore", over="ignore"):
         finite = np.isfinite(a) & np.isfinite(e)
         close = np.abs(a - e) <= atol + rtol * np.abs(e)
-        return (a == e) | (np.isnan(a) & np.isnan(e)) | (finite & close)
+        return np.asarray((a == e) | (np.isnan(a) & np.isnan(e)) | (finite & close))
 
 
 def _exact(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -85,7 +84,7 @@ def _exact(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
     width = expected.dtype.itemsize
     a = np.frombuffer(np.require(actual, requirements="C").tobytes(), np.uint8).reshape(-1, width)
     e = np.frombuffer(np.require(expected, requirements="C").tobytes(), np.uint8).reshape(-1, width)
-    return np.asarray(a == e).all(axis=1).reshape(expected.shape)
+    return np.asarray(np.asarray(a == e).all(axis=1)).reshape(expected.shape)
 
 
 def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None,
@@ -182,7 +181,7 @@ def compare_outputs(
             f"{test}: function returned {len(actual)} output(s), "
             f"expected {len(expected)}"
         )
-    for i, (a, e) in enumerate(zip(actual, expected)):
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
         message = compare_output(test, i, a, e, pick(rtol, i), pick(atol, i), compare)
         if message is not None:
             return message
@@ -195,7 +194,7 @@ def margins(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
     ``used``, the largest fraction of its allowance an element took (0: exact, 1: at the
     edge), so a test drifting toward its tolerance shows before it fails."""
     out: list[dict[str, float | int | str]] = []
-    for i, (a, e) in enumerate(zip(actual, expected)):
+    for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
         a = _native(np.asarray(a))
         e = resolve_opaque(_native(np.asarray(e)), a.dtype)
         if a.shape != e.shape or a.dtype != e.dtype or e.size == 0:
@@ -205,7 +204,8 @@ def margins(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
         if tol.mode == "approximate":
             wide = _compute_type(e.dtype)
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-                aa, ee = a.astype(wide), e.astype(wide)
+                aa: np.ndarray = a.astype(wide)
+                ee: np.ndarray = e.astype(wide)
                 same = (aa == ee) | (np.isnan(aa) & np.isnan(ee))
                 diff = np.where(same, 0.0, np.abs(aa - ee)).astype(np.float64)
                 allowed = (tol.atol + tol.rtol * np.abs(ee)).astype(np.float64)

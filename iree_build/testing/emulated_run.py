@@ -24,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # qemu-user dumps the guest's core otherwise
 
 
+_PRCTL: Callable[..., int] | None
 try:  # resolved before any fork: the child only calls it
     _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not Linux
@@ -93,12 +95,16 @@ def _input_flag(folder: Path, index: int, code: str, arr: np.ndarray) -> str:
     return f"--input={shape + 'x' if shape else ''}{type_name}=@{path}"
 
 
+OutputPlan = list[tuple[Path, np.dtype | None, tuple[int, ...] | None]]  # path, dtype, raw bytes' shape
+
+
 def _output_plan(folder: Path, codes: str | None, declaration: str, read: bool
-                 ) -> tuple[list[str], list[tuple[Path, np.dtype | None, tuple[int, ...] | None]]]:
+                 ) -> tuple[list[str], OutputPlan]:
     """The ``--output=`` flags and how to read each result back."""
     types, shapes = _result_types(declaration), _result_shapes(declaration)
     count = len(codes) if codes is not None else len(types)
-    flags, plan = [], []
+    flags: list[str] = []
+    plan: OutputPlan = []
     for i in range(count):
         if not read:
             flags.append("--output=")
@@ -131,6 +137,7 @@ def _read_output(index: int, path: Path, dtype: np.dtype | None,
                  shape: tuple[int, ...] | None) -> np.ndarray:
     try:
         if path.suffix == ".bin":
+            assert dtype is not None and shape is not None  # raw bytes: planned with both
             data = path.read_bytes()
             arr = np.frombuffer(data, dtype=np.uint8)
             need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

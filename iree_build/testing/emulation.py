@@ -148,7 +148,7 @@ def lane_for(module: str, arch: str, device: str, emulator: tuple[str, ...] | li
     return Lane(arch, tuple(emulator), tools), ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def emulator_version(program: str) -> str:
     """The first line of ``PROGRAM --version`` (``qemu-aarch64 version 7.2.22 (Debian ...)``)."""
     try:
@@ -160,7 +160,7 @@ def emulator_version(program: str) -> str:
     return lines[0] if lines else f"{program}: no version"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def identity(arch: str, emulator: tuple[str, ...], tools: Path) -> str:
     """What stands in a result's signature for the lane: a result under one emulator (or
     one set of tools) is not taken for another's."""

@@ -18,26 +18,25 @@ from pathlib import Path
 import iree.runtime as ireert
 import numpy as np
 
-from iree_build.values.arrays import c_order, load_npy
-from iree_build.values.element_types import hal_element_type, storage_view
+from iree_build.errors import IreeBuildError
 from iree_build.testing import emulated_run
 from iree_build.testing.check_module import CheckLog, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
 from iree_build.testing.compare import compare_outputs, margins
-from iree_build.testing.emulation import lane_for
-from iree_build.testing.host_arrays import to_host
 from iree_build.testing.devices import (
     DevicePool,
     DeviceUnavailable,
     default_pool,
     runtime_error_text,
 )
+from iree_build.testing.emulation import lane_for
+from iree_build.testing.host_arrays import to_host
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
-from iree_build.errors import IreeBuildError
 from iree_build.testing.results import TestResult
-from iree_build.testing.vm import (TestError, context_error, find_function, load_module, scalar_argument,
-                                   typed_inputs)
+from iree_build.testing.vm import TestError, context_error, find_function, load_module, scalar_argument, typed_inputs
+from iree_build.values.arrays import c_order, load_npy
+from iree_build.values.element_types import hal_element_type, storage_view
 
 # VM calling-convention codes for scalar arguments/results.
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def package_version(distribution: str, missing: str = "unknown") -> str:
     """An installed package's version from its metadata (``missing`` if not installed)."""
     from importlib import metadata  # here, not at import: a no-op build may never ask

@@ -98,7 +98,8 @@ def _serve(sock: socket.socket) -> int:
     sock.sendall(b'{"ready": true}\n')
     pending = b""
     while True:
-        ready, _, _ = select.select([sock, wake_r], [], [])
+        watched: list[socket.socket | int] = [sock, wake_r]
+        ready, _, _ = select.select(watched, [], [])
         if wake_r in ready:
             os.read(wake_r, 512)
             _reap(sock)

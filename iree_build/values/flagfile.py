@@ -10,9 +10,9 @@ suites run the tool. The same reader takes a configuration's
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from iree_build.errors import IreeBuildError
 

@@ -90,7 +90,7 @@ def _literal(text: str, element: ElementType, shape: tuple[int, ...], data: str)
     dtype = element.dtype
     if not values:
         return np.zeros(shape, dtype)
-    wide = np.array(values, dtype=_wide(element))
+    wide: np.ndarray = np.array(values, dtype=_wide(element))
     with np.errstate(over="ignore", invalid="ignore"):
         narrow = wide.astype(dtype)
     if len(values) == 1:
