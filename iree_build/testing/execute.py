@@ -34,7 +34,14 @@ from iree_build.testing.emulation import lane_for
 from iree_build.testing.host_arrays import to_host
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
 from iree_build.testing.results import TestResult
-from iree_build.testing.vm import TestError, context_error, find_function, load_module, scalar_argument, typed_inputs
+from iree_build.testing.vm import (
+    TestError,
+    context_error,
+    find_function,
+    load_module,
+    scalar_argument,
+    typed_inputs,
+)
 from iree_build.values.arrays import c_order, load_npy
 from iree_build.values.element_types import hal_element_type, storage_view
 
