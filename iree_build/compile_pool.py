@@ -250,10 +250,17 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
     return ""
 
 
-def sweep_dead(diag_dir: str | os.PathLike[str], tmp_dir: str | os.PathLike[str]) -> None:
-    """What compile workers of killed builds left (diagnostics, temporaries), removed."""
-    _sweep(Path(diag_dir))
-    _sweep_tmp(Path(tmp_dir))
+DIAG_DIR = ".iree_build_diag"  # compile workers' diagnostics, in the top folder
+TMP_DIR = ".iree_build_tmp"  # their TMPDIR: the compiler's own temporaries
+
+
+def sweep_dead_workers(top: str | os.PathLike[str]) -> None:
+    """What compile workers of killed builds left in the top folder (diagnostics,
+    temporaries), removed: two stats when there is nothing."""
+    if os.path.isdir(os.path.join(top, DIAG_DIR)):
+        _sweep(Path(top) / DIAG_DIR)
+    if os.path.isdir(os.path.join(top, TMP_DIR)):
+        _sweep_tmp(Path(top) / TMP_DIR)
 
 
 def _sweep(folder: Path) -> None:

@@ -7,6 +7,7 @@ standalone test runner.
 from __future__ import annotations
 
 from iree_build.build_lock import LOCK_NAME, acquire
+from iree_build.compile_pool import sweep_dead_workers
 
 _wanted: list[str] = []  # top folders the tool was loaded for, to lock at the first declaration
 _deferred: list[tuple[str, str]] = []  # (message, where): problems found while the tool loaded
@@ -37,7 +38,7 @@ def before_declaration() -> None:
         why = acquire(_wanted[0])
         if why:
             fail(why, LOCK_NAME)  # not a declaration's mistake: no SConscript line
-        _wanted.pop(0)
+        sweep_dead_workers(_wanted.pop(0))  # ours alone now: what killed builds' workers left
 
 
 __all__ = ["LOCK_NAME", "acquire", "want", "defer", "before_declaration"]

@@ -19,26 +19,15 @@ from pathlib import Path
 from SCons.Script import COMMAND_LINE_TARGETS, GetOption
 
 from iree_build.atomic import remove_dead_temps
+from iree_build.compile_pool import DIAG_DIR, TMP_DIR
 
 from .registry import registry
 
 TOP_FILES = (".iree_onnx_policy.json",)
-TOP_FOLDERS = (".iree_build_tmp", ".iree_build_diag")  # compile workers' TMPDIR and diagnostics
+TOP_FOLDERS = (TMP_DIR, DIAG_DIR)  # compile workers' TMPDIR and diagnostics
 BUILD_FILES = ("iree_tests.json", "iree_test_results.xml", "iree_benchmarks.json", "iree_bench_results.json",
                "iree_bench_report.html")
 PLOTS = "iree_bench_plots"
-
-
-def sweep_dead_workers(env) -> None:
-    """Once per build that runs an IREE action: the folders compile workers of a killed
-    build left in the top folder (a build that compiles sweeps them anyway)."""
-    reg = registry(env)
-    if not reg.once("sweep worker folders"):
-        return
-    from iree_build.compile_pool import sweep_dead
-
-    top = env.Dir("#").get_abspath()
-    sweep_dead(os.path.join(top, TOP_FOLDERS[1]), os.path.join(top, TOP_FOLDERS[0]))
 
 
 def sweep_temps(folders) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from SCons.Script import GetOption
 
 from iree_build.compile.plan import CompilePlan
-from iree_build.compile_pool import CompilePool
+from iree_build.compile_pool import DIAG_DIR, TMP_DIR, CompilePool
 from iree_build.compile_request import CompileRequest, abridge
 from iree_build.compiler_info import compiler_info
 from iree_build.diagnostics import first_error
@@ -28,7 +28,6 @@ from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
 
 _pool: CompilePool | None = None
-TMP_DIR = ".iree_build_tmp"  # the compiler's own temporaries (TMPDIR of the compile workers)
 _pool_lock = threading.Lock()
 
 
@@ -41,7 +40,7 @@ def pool() -> CompilePool:
 
             top = SCons.Node.FS.get_default_fs().Top.get_abspath()
             _pool = CompilePool(size=int(GetOption("num_jobs") or 1),
-                                diag_dir=os.path.join(top, ".iree_build_diag"),
+                                diag_dir=os.path.join(top, DIAG_DIR),
                                 tmp_dir=os.path.join(top, TMP_DIR),
                                 cwd=top)  # also when started while an SConscript's folder is current
             atexit.register(_pool.close)

@@ -48,10 +48,8 @@ class ExplicitAction(SCons.Action.FunctionAction):
         self._what = what or _what
 
     def __call__(self, target, source, env, *args, **kw):
-        from . import cleanup, progress
+        from . import progress
 
-        if self.counted:
-            cleanup.sweep_dead_workers(env)
         board = progress.of(env) if self.counted else None
         if board is None:
             return super().__call__(target, source, env, *args, **kw)
