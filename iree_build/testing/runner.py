@@ -217,6 +217,7 @@ def run_manifest(
     options = options or RunOptions()
     out = out if out is not None else sys.stdout
     pool = pool if pool is not None else default_run_pool()
+    pool.prestart()  # the fork server's imports overlap reading the manifest
     manifest = load_manifest(manifest_path)
     _lock_tree(manifest.base_dir)
     if options.devices:
@@ -231,8 +232,6 @@ def run_manifest(
     if options.emulators:
         tests = [replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
                  for t in tests]
-    if tests:
-        pool.prestart()
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
