@@ -502,7 +502,8 @@ class RunPool:
 
     def run_batch(self, specs: Sequence[TestSpec], base_dir: str | os.PathLike[str],
                   hardware: Sequence[str], result_files: Sequence[str], retest: bool = False,
-                  timeout: float | None = None, run: str = "") -> Iterator[tuple[int, TestResult, bool]]:
+                  timeout: float | None = None, run: str = "",
+                  passed_only: bool = False) -> Iterator[tuple[int, TestResult, bool]]:
         """Run CPU function calls back to back in one worker, one request for them all;
         yields ``(index, result, cached)`` in their order as each ends.
 
@@ -510,13 +511,15 @@ class RunPool:
         ``retest``) and writes each new result file itself. Each call has its own time limit,
         as in :meth:`run_test`: a crash or a hang is that test's result, and the tests after
         it go on in a fresh worker. One test at a time: the calls never overlap. Batches
-        of one ``run`` (an id) share the worker's file digests: their files do not change."""
+        of one ``run`` (an id) share the worker's file digests: their files do not change.
+        ``passed_only``: only passed results are written (a build renames them into place)."""
         base = str(base_dir)
         remaining = list(range(len(specs)))
         while remaining:
             worker = self._take("cpu")
             try:
-                self._send("cpu", worker, {"op": "tests", "base_dir": base, "run": run, "retest": retest, "items": [
+                self._send("cpu", worker, {"op": "tests", "base_dir": base, "run": run, "retest": retest,
+                                         "passed_only": passed_only, "items": [
                     {"i": i, "spec": specs[i].to_json(), "hardware": hardware[i],
                      "result_file": result_files[i]} for i in remaining]})
                 while remaining:
@@ -527,7 +530,7 @@ class RunPool:
                     remaining.pop(0)
                     result = result_from_json(reply["result"])
                     result.cached = bool(reply.get("cached"))
-                    if not reply.get("written"):
+                    if not reply.get("written") and not (passed_only and result.status != "passed"):
                         write_result(result, result_files[i])
                     yield i, result, result.cached
             except GeneratorExit:  # the caller stopped early: the worker is mid-batch
@@ -540,7 +543,8 @@ class RunPool:
                 doing = f"calling {spec.function or 'its function'} on {spec.device}"
                 limit = timeout or spec.timeout or DEFAULT_TIMEOUT_S
                 result = expect_failure(spec, _lost(worker, exc, spec.name, spec, "", doing, limit))
-                write_result(result, result_files[i])
+                if not passed_only or result.status == "passed":
+                    write_result(result, result_files[i])
                 yield i, result, False
                 continue
             self._give("cpu", worker)

@@ -11,7 +11,7 @@ per line on stdin; JSON lines back on the original stdout. A request is
   ``"hardware": H`` (this worker computes the signature, since it reads the module and
   the data anyway) and ``"result_file": PATH`` (a passed result is written there, for
   the parent to rename into place: ``written``).
-- ``{"op": "tests", "base_dir": DIR, "run": ID, "retest": bool, "items": [{"i": N, "spec": ENTRY,
+- ``{"op": "tests", "base_dir": DIR, "run": ID, "retest": bool, "passed_only": bool, "items": [{"i": N, "spec": ENTRY,
   "hardware": H, "result_file": PATH}, ..]}`` -> per item, in order, ``{"event": "result",
   "i": N, "result": R, "cached": bool, "written": bool}``: function calls run back to back
   without a request each; the worker computes each signature, answers a stored result that
@@ -117,7 +117,7 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
     write its result file (whole or not at all)."""
     from iree_build.testing.execute import run_test
     from iree_build.testing.manifest import spec_from_json
-    from iree_build.testing.results import read_result, write_result
+    from iree_build.testing.results import read_result, result_json, write_result
     from iree_build.testing.signature import test_signature
 
     spec = spec_from_json(item["spec"])
@@ -129,11 +129,14 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
             return {"event": "result", "i": item["i"], "result": stored.to_json(), "cached": True,
                     "written": True}
     result = run_test(spec, req["base_dir"], pool, signature)
-    try:
-        write_result(result, path)
-        written = True
-    except OSError:
-        written = False  # the parent writes it, or says why it cannot
+    if req.get("passed_only"):  # a temporary name, for the build to rename into place
+        written = result.status == "passed" and _write(Path(path), result_json(result))
+    else:
+        try:
+            write_result(result, path)
+            written = True
+        except OSError:
+            written = False  # the parent writes it, or says why it cannot
     return {"event": "result", "i": item["i"], "result": result.to_json(), "cached": False,
             "written": written}
 
