@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -52,6 +53,29 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with open(tmp, "wb") as f:
             f.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rewrite_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """As :func:`atomic_write_bytes`, but where ``path`` is a plain file of its own, its
+    inode is reused: it is renamed aside, rewritten and renamed back, so a reader finds the
+    old file whole, no file, or the new one whole. Creating a file in a large folder costs
+    ~0.5 ms here, ten times rewriting one: a rerun test's result is rewritten."""
+    tmp = temp_path_for(path)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        atomic_write_bytes(path, data)  # new, a link, or shared (a hard link): a new file
+        return
+    try:
+        os.rename(path, tmp)
+        with open(tmp, "r+b") as f:
+            f.write(data)
+            f.truncate()
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

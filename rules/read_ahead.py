@@ -1,11 +1,13 @@
-"""At ``-j1``, the next CPU test runs while SCons records the one before: one at a time.
+"""The next CPU tests run in batches while SCons records the ones before: at ``-j1`` one at a time.
 
-With one job SCons runs one action at a time: between two tests it does its own
-bookkeeping (signatures, ``.sconsign``, checking the next node) while the run worker
-idles, then waits while the worker runs the test. Here, when a test's action has its
-outcome, the next test that SCons is certain to run is started on a background thread,
-so SCons' bookkeeping overlaps that test. Never more than one test runs at a time:
-``-j1`` means one test at a time; running tests side by side is what ``-j N`` is for.
+SCons runs one action per test: between two tests it does its own bookkeeping
+(signatures, ``.sconsign``, checking the next node) while the run worker idles, then
+waits while the worker runs the test, one request and one reply per test. Here, when a
+test's action has its outcome, the next function calls that SCons is certain to run are
+sent to a run worker as one batch on a background lane (one lane per job), whose
+outcomes stream back while SCons records the ones before. A lane holds one of the jobs'
+slots while its batch runs, and so does an action that runs its test itself: never more
+tests at once than ``-j`` says; ``-j1`` means one test at a time.
 
 Only a test whose outcome cannot differ from running it in its own action qualifies:
 a CPU test (a GPU lane runs one test at a time anyway), without a cluster, whose
@@ -25,7 +27,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, TimeoutError
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import SCons.Node
 import SCons.Script
@@ -36,21 +38,21 @@ from . import cluster_backend, options
 
 _READY = (SCons.Node.up_to_date, SCons.Node.executed)
 
-DEPTH = 1
-"""Tests started ahead and not yet taken: one, started only once the test before has its
-outcome, so that no two tests ever run at once."""
+BATCH = 16
+"""Tests sent to a run worker in one request (one reply stream): one request per test cost
+more than a small test."""
 
 CLOSE_WAIT_S = 2.0
 """At exit, how long tests still running ahead (the build stopped) may take to end."""
 
-WINDOW = 8
+WINDOW = 4 * BATCH
 """How far past the running test to look for ones that qualify (a module may not be
 built yet: then later tests are taken)."""
 
 
 def wanted() -> bool:
-    """Read ahead in this build: ``scons test`` with one job, that really runs tests."""
-    if SCons.Script.GetOption("num_jobs") != 1 or "test" not in SCons.Script.COMMAND_LINE_TARGETS:
+    """Read ahead in this build: ``scons test`` that really runs tests, on two cores or more."""
+    if "test" not in SCons.Script.COMMAND_LINE_TARGETS:
         return False
     if _cores() < 2:
         return False
@@ -76,56 +78,70 @@ def _inputs_final(node: Any) -> bool:
 
 
 class ReadAhead:
-    """A few tests ahead of SCons, on background threads (the run pool gives each thread
-    a worker of its own)."""
+    """Tests ahead of SCons, in batches on background lanes (one per job; the run pool
+    gives each lane a worker of its own). A job's slot is held by a lane while its batch
+    runs and by an action running a test itself: never more tests at once than jobs."""
 
     def __init__(self, tests: list[Any], start: Callable[[Any], None],
-                 run: Callable[[Any], Any], drop: Callable[[Any], None]) -> None:
-        self._tests = [t for t in tests if t.selected and is_cpu_device(t.device)]
+                 run: Callable[[list[Any]], Iterator[tuple[Any, Any]]],
+                 drop: Callable[[Any], None], jobs: int = 1) -> None:
+        self._tests = [t for t in tests if t.selected and t.kind == "call" and is_cpu_device(t.device)]
         self._index = {t.name: i for i, t in enumerate(self._tests)}
         self._start = start  # in SCons' thread, before the run: restage deleted data
-        self._run = run  # in the background thread: the test's outcome
+        self._run = run  # in a lane: the outcomes of a batch, in its order
         self._drop = drop  # a test run ahead whose action never ran: clean up after it
+        self._lanes = jobs
+        self._slots = threading.Semaphore(jobs)
+        self._lock = threading.Lock()  # SCons' job threads share this object
         self._futures: dict[str, Future] = {}
         self._done: set[str] = set()  # taken by their action, or never to be read ahead
-        self._jobs: queue.SimpleQueue[tuple[Any, Future]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[list[tuple[Any, Future]]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._queued = 0  # batches queued or running
 
     def take(self, test: Any) -> Any | None:
-        """``test``'s outcome if it was run ahead (waiting for it), else None: run it now,
-        then call :meth:`done`."""
-        self._done.add(test.name)
-        future = self._futures.pop(test.name, None)
+        """``test``'s outcome if it was run ahead (waiting for it), else None: run it with
+        :meth:`local`."""
+        with self._lock:
+            self._done.add(test.name)
+            future = self._futures.pop(test.name, None)
         if future is None:
-            for other in list(self._futures.values()):
-                other.exception()  # a test run ahead ends first (its outcome waits for its action)
             return None
         result = future.result()
-        self.done(test)
+        self._start_next(self._index.get(test.name, -1) + 1)
         return result
 
-    def done(self, test: Any) -> None:
-        """``test`` has its outcome: start the next test that qualifies (none runs now)."""
-        if not self._futures:
-            self._start_next(self._index.get(test.name, -1) + 1)
+    def local(self, test: Any, run: Callable[[], Any]) -> Any:
+        """Run ``test`` in its action, in a job's slot; then start what qualifies after it."""
+        with self._slots:
+            result = run()
+        self._start_next(self._index.get(test.name, -1) + 1)
+        return result
 
     def _start_next(self, first: int) -> None:
-        for test in self._tests[first:first + WINDOW]:
-            if len(self._futures) >= DEPTH:
-                return
-            if test.name in self._done or test.name in self._futures or not self._qualifies(test):
-                continue
-            self._start(test)
-            future: Future = Future()
-            self._futures[test.name] = future
-            self._jobs.put((test, future))
-            if not self._threads:
-                atexit.register(self.close)
-            if not self._threads:
-                thread = threading.Thread(target=self._serve, daemon=True,
-                                          name=f"iree-test-read-ahead-{len(self._threads)}")
-                thread.start()
-                self._threads.append(thread)
+        with self._lock:
+            while self._queued < self._lanes:
+                batch = []
+                for test in self._tests[first:first + WINDOW]:
+                    if len(batch) >= BATCH:
+                        break
+                    if test.name in self._done or test.name in self._futures or not self._qualifies(test):
+                        continue
+                    self._start(test)
+                    future: Future = Future()
+                    self._futures[test.name] = future
+                    batch.append((test, future))
+                if not batch:
+                    return
+                self._queued += 1
+                self._jobs.put(batch)
+                if not self._threads:
+                    atexit.register(self.close)
+                if len(self._threads) < self._lanes:
+                    thread = threading.Thread(target=self._serve, daemon=True,
+                                              name=f"iree-test-read-ahead-{len(self._threads)}")
+                    thread.start()
+                    self._threads.append(thread)
 
     def _qualifies(self, test: Any) -> bool:
         node = test.result
@@ -140,22 +156,31 @@ class ReadAhead:
 
     def _serve(self) -> None:
         while True:
-            test, future = self._jobs.get()
+            batch = self._jobs.get()
+            futures = {t.name: f for t, f in batch}
             try:
-                future.set_result(self._run(test))
-            except BaseException as e:  # noqa: BLE001 - handed to the action that takes it
-                future.set_exception(e)
+                with self._slots:
+                    for test, result in self._run([t for t, _ in batch]):
+                        futures.pop(test.name).set_result(result)
+            except BaseException as e:  # noqa: BLE001 - handed to the actions that take them
+                for future in futures.values():
+                    future.set_exception(e)
+            finally:
+                with self._lock:
+                    self._queued -= 1
 
     def close(self) -> None:
         """At exit (before the run pool closes): let the tests still running ahead end (a
         small test takes milliseconds; at most ``CLOSE_WAIT_S`` in all), then clean up
         after every test run ahead that no action took."""
         deadline = time.monotonic() + CLOSE_WAIT_S
-        for future in list(self._futures.values()):
+        with self._lock:
+            pending = dict(self._futures)
+            self._futures.clear()
+        for future in pending.values():
             try:
                 future.exception(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 pass
-        for name in list(self._futures):
+        for name in pending:
             self._drop(self._tests[self._index[name]])
-        self._futures.clear()

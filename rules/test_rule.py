@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
@@ -161,11 +162,12 @@ def _run(target, source, env):
     if result is None:
         _restage(env, test)
         spec = spec_of(test, reg)
-        result = cluster_backend.run_test(env, spec, reg.build_dir.get_abspath(), reg.hasher())
-        if result is None:  # no cluster
-            result = _run_locally(test, reg)
-        if ahead is not None:
-            ahead.done(test)  # the next test may start now: one at a time
+
+        def run():
+            outcome = cluster_backend.run_test(env, spec, reg.build_dir.get_abspath(), reg.hasher())
+            return outcome if outcome is not None else _run_locally(test, reg)  # None: no cluster
+
+        result = ahead.local(test, run) if ahead is not None else run()
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))
@@ -211,6 +213,20 @@ def _run_locally(test: DeclaredTest, reg: Registry):
     return pool.run_test(spec, base, signature or "", _timeout_override())
 
 
+def _run_batch(tests: list, reg: Registry):
+    """The outcomes of CPU function calls run back to back in one run worker (one request),
+    in their order; passed results are written beside their places, as by _run_locally."""
+    from iree_build.testing.run_pool import default_run_pool
+    from iree_build.testing.runner import device_identity
+
+    specs = [spec_of(t, reg) for t in tests]
+    for i, result, _ in default_run_pool().run_batch(
+            specs, reg.build_dir.get_abspath(), [device_identity(s) for s in specs],
+            [str(temp_path_for(t.result.get_abspath())) for t in tests], retest=True,
+            timeout=_timeout_override(), passed_only=True):
+        yield tests[i], result
+
+
 def _sweep_dead_results(reg: Registry) -> None:
     """Results that a run worker wrote for a build killed before it renamed them: one
     listing per folder of selected tests, once per build that runs a test."""
@@ -223,12 +239,17 @@ def _drop_ahead(test: DeclaredTest) -> None:
     temp_path_for(test.result.get_abspath()).unlink(missing_ok=True)
 
 
+_AHEAD_LOCK = threading.Lock()
+
+
 def _read_ahead(env, reg: Registry) -> ReadAhead | None:
-    """The build's read-ahead, made by the first test action."""
-    if reg.read_ahead is None:
-        reg.read_ahead = (ReadAhead(reg.tests, lambda t: _restage(env, t),
-                                    lambda t: _run_locally(t, reg), _drop_ahead)
-                          if read_ahead_wanted() else False)
+    """The build's read-ahead, made by the first test action (of any job thread)."""
+    with _AHEAD_LOCK:
+        if reg.read_ahead is None:
+            reg.read_ahead = (ReadAhead(reg.tests, lambda t: _restage(env, t),
+                                        lambda ts: _run_batch(ts, reg), _drop_ahead,
+                                        SCons.Script.GetOption("num_jobs"))
+                              if read_ahead_wanted() else False)
     return reg.read_ahead or None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import posixpath
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -143,12 +144,29 @@ def contained(base_dir: str | os.PathLike[str], rel: str) -> Path:
     or a linked folder would lead the runner out of the build folder.
     """
     norm = check_relative_path(rel)
+    if not _links_below(base_dir, norm):  # lies under base_dir, wherever that leads
+        return Path(base_dir) / norm
     base = os.path.realpath(base_dir)
     real = os.path.realpath(os.path.join(base, norm))
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
         raise PathEscapeError(f"{rel!r} leads outside {base} through a link (to {real}); "
                               "refusing to read or write it", where=None)
     return Path(base_dir) / norm
+
+
+def _links_below(base_dir: str | os.PathLike[str], norm: str) -> bool:
+    """Whether a folder or file on the way from ``base_dir`` down to ``norm`` is a link
+    (one ``lstat`` per step, where :func:`os.path.realpath` of the whole path takes one
+    per folder from the root, twice): only then can the path lead out of ``base_dir``."""
+    path = os.fspath(base_dir)
+    for part in norm.split("/"):
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return True
+        except OSError:
+            return False  # nothing is there from here on: no link to follow
+    return False
 
 
 def resolve(base_dir: str | os.PathLike[str], rel: str) -> Path:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iree_build.testing.device_names import is_cpu_device
+from iree_build.atomic import rewrite_bytes
 from iree_build.testing.manifest import write_text_atomic
 
 RESULT_FORMAT = "iree_build.result/1"
@@ -97,8 +98,8 @@ def result_json(result: TestResult) -> str:
 
 
 def write_result(result: TestResult, path: str | os.PathLike[str]) -> None:
-    """Write the result file atomically (it is read back as a cache entry)."""
-    write_text_atomic(path, result_json(result))
+    """Write the result file whole or not at all (it is read back as a cache entry)."""
+    rewrite_bytes(path, result_json(result).encode("utf-8"))
 
 
 def read_result(path: str | os.PathLike[str]) -> TestResult | None:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from iree_build.child_process import death_reason, worker_env
 from iree_build.testing.check_verdict import case_name, expect_failure, judge_cases
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.testing.manifest import TestSpec
-from iree_build.testing.results import TestResult, result_from_json
+from iree_build.testing.results import TestResult, result_from_json, write_result
 
 DEFAULT_TIMEOUT_S = 300.0
 """How long one call (one check case) may take unless the test or the run says otherwise:
@@ -499,6 +499,55 @@ class RunPool:
                 remaining = [f for f in (remaining or []) if f != current]
                 if not remaining:
                     return judge_cases(spec, cases, signature)
+
+    def run_batch(self, specs: Sequence[TestSpec], base_dir: str | os.PathLike[str],
+                  hardware: Sequence[str], result_files: Sequence[str], retest: bool = False,
+                  timeout: float | None = None, run: str = "",
+                  passed_only: bool = False) -> Iterator[tuple[int, TestResult, bool]]:
+        """Run CPU function calls back to back in one worker, one request for them all;
+        yields ``(index, result, cached)`` in their order as each ends.
+
+        The worker computes each signature, answers a stored result that still holds (unless
+        ``retest``) and writes each new result file itself. Each call has its own time limit,
+        as in :meth:`run_test`: a crash or a hang is that test's result, and the tests after
+        it go on in a fresh worker. One test at a time: the calls never overlap. Batches
+        of one ``run`` (an id) share the worker's file digests: their files do not change.
+        ``passed_only``: only passed results are written (a build renames them into place)."""
+        base = str(base_dir)
+        remaining = list(range(len(specs)))
+        while remaining:
+            worker = self._take("cpu")
+            try:
+                self._send("cpu", worker, {"op": "tests", "base_dir": base, "run": run, "retest": retest,
+                                         "passed_only": passed_only, "items": [
+                    {"i": i, "spec": specs[i].to_json(), "hardware": hardware[i],
+                     "result_file": result_files[i]} for i in remaining]})
+                while remaining:
+                    i = remaining[0]
+                    reply = worker.receive(timeout or specs[i].timeout or DEFAULT_TIMEOUT_S)
+                    if reply.get("i") != i:
+                        raise _Died
+                    remaining.pop(0)
+                    result = result_from_json(reply["result"])
+                    result.cached = bool(reply.get("cached"))
+                    if not reply.get("written") and not (passed_only and result.status != "passed"):
+                        write_result(result, result_files[i])
+                    yield i, result, result.cached
+            except GeneratorExit:  # the caller stopped early: the worker is mid-batch
+                worker.kill()
+                raise
+            except (_Died, TimeoutError) as exc:
+                self._lost_worker("cpu")
+                i = remaining.pop(0)
+                spec = specs[i]
+                doing = f"calling {spec.function or 'its function'} on {spec.device}"
+                limit = timeout or spec.timeout or DEFAULT_TIMEOUT_S
+                result = expect_failure(spec, _lost(worker, exc, spec.name, spec, "", doing, limit))
+                if not passed_only or result.status == "passed":
+                    write_result(result, result_files[i])
+                yield i, result, False
+                continue
+            self._give("cpu", worker)
 
     # -- build-time calls (iree_run) -----------------------------------------------------
     def invoke(self, spec: TestSpec, module: str, inputs: Sequence[str], outputs: Sequence[str],

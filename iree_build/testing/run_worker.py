@@ -11,6 +11,11 @@ per line on stdin; JSON lines back on the original stdout. A request is
   ``"hardware": H`` (this worker computes the signature, since it reads the module and
   the data anyway) and ``"result_file": PATH`` (a passed result is written there, for
   the parent to rename into place: ``written``).
+- ``{"op": "tests", "base_dir": DIR, "run": ID, "retest": bool, "passed_only": bool, "items": [{"i": N, "spec": ENTRY,
+  "hardware": H, "result_file": PATH}, ..]}`` -> per item, in order, ``{"event": "result",
+  "i": N, "result": R, "cached": bool, "written": bool}``: function calls run back to back
+  without a request each; the worker computes each signature, answers a stored result that
+  still holds (unless ``retest``) and writes every new result file itself (``written``).
 - ``{"op": "invoke", "spec": ENTRY, "module": PATH, "inputs": [..], "outputs": [..],
   "params_dir": DIR}`` -> ``{"ok": bool, "message": str, "count": N}``: a build-time
   call (``iree_run``) whose outputs are written here, whole or not at all.
@@ -107,6 +112,35 @@ def _write(path: Path, text: str) -> bool:
         return False
 
 
+def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """One function call of a batch: its stored result if that still holds, else run it and
+    write its result file (whole or not at all)."""
+    from iree_build.testing.execute import run_test
+    from iree_build.testing.manifest import spec_from_json
+    from iree_build.testing.results import read_result, result_json, write_result
+    from iree_build.testing.signature import test_signature
+
+    spec = spec_from_json(item["spec"])
+    path = item["result_file"]
+    signature = test_signature(spec, req["base_dir"], hasher, item["hardware"]) or ""
+    if signature and not req.get("retest"):
+        stored = read_result(path)
+        if stored is not None and stored.status == "passed" and stored.signature == signature:
+            return {"event": "result", "i": item["i"], "result": stored.to_json(), "cached": True,
+                    "written": True}
+    result = run_test(spec, req["base_dir"], pool, signature)
+    if req.get("passed_only"):  # a temporary name, for the build to rename into place
+        written = result.status == "passed" and _write(Path(path), result_json(result))
+    else:
+        try:
+            write_result(result, path)
+            written = True
+        except OSError:
+            written = False  # the parent writes it, or says why it cannot
+    return {"event": "result", "i": item["i"], "result": result.to_json(), "cached": False,
+            "written": written}
+
+
 def main() -> int:
     """``python -m iree_build.testing.run_worker``: the same loop on stdin/stdout."""
     serve_loop(sys.stdin, worker_setup())
@@ -124,6 +158,7 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
 
     pool = DevicePool()
     hasher = FileHasher()  # a build's files do not change while its tests run
+    run: list[Any] = [None, None]  # a runner's run (its files are as fixed) and its hasher
     _send(replies, {"event": "ready"})
     for line in inbox:
         if not line.strip():
@@ -151,6 +186,11 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             _send(replies, {"event": "result", "result": result.to_json(), "written": written})
             if faulted:
                 return  # the parent sees the result, then this worker end
+        elif op == "tests":
+            if req.get("run") != run[0]:  # files may have changed since another run's batch
+                run[:] = [req.get("run"), FileHasher()]
+            for item in req["items"]:
+                _send(replies, _batch_item(pool, run[1], req, item))
         elif op == "invoke":
             _send(replies, _invoke(pool, req))
         else:

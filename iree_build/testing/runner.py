@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -170,13 +171,27 @@ def _require(result: TestResult) -> TestResult:
     )
 
 
-def _lanes(tests: Sequence[TestSpec], remote: bool = False) -> list[list[TestSpec]]:
-    """Work units: each CPU test alone; all tests of one GPU device in one lane
-    (on a cluster each test alone: the workers' resources serialize GPU tests)."""
+BATCH_MAX = 64
+"""The most CPU function calls sent to a run worker in one request."""
+
+
+def _lanes(tests: Sequence[TestSpec], remote: bool = False, jobs: int = 1) -> list[list[TestSpec]]:
+    """Work units: CPU function calls in batches (one request to a worker each; about four
+    per job, so that the jobs end together), each other CPU test (a check file) alone,
+    all tests of one GPU device in one lane (on a cluster each test alone: the workers'
+    resources serialize GPU tests). In the tests' order."""
     lanes: list[list[TestSpec]] = []
     gpu: dict[str, list[TestSpec]] = {}
+    calls = sum(1 for t in tests if not remote and _batched(t))
+    size = max(1, min(BATCH_MAX, -(-calls // (4 * jobs))))
+    batch: list[TestSpec] | None = None
     for spec in tests:
-        if remote or is_cpu_device(spec.device):
+        if not remote and _batched(spec):
+            if batch is None or len(batch) >= size:
+                batch = []
+                lanes.append(batch)
+            batch.append(spec)
+        elif remote or is_cpu_device(spec.device):
             lanes.append([spec])
         else:
             lane = gpu.get(canonical_device(spec.device))
@@ -185,6 +200,11 @@ def _lanes(tests: Sequence[TestSpec], remote: bool = False) -> list[list[TestSpe
                 lanes.append(lane)
             lane.append(spec)
     return lanes
+
+
+def _batched(spec: TestSpec) -> bool:
+    """A CPU function call: run with others in one request (:meth:`RunPool.run_batch`)."""
+    return spec.kind == "call" and is_cpu_device(spec.device)
 
 
 def run_manifest(
@@ -197,6 +217,7 @@ def run_manifest(
     options = options or RunOptions()
     out = out if out is not None else sys.stdout
     pool = pool if pool is not None else default_run_pool()
+    pool.prestart()  # the fork server's imports overlap reading the manifest
     manifest = load_manifest(manifest_path)
     _lock_tree(manifest.base_dir)
     if options.devices:
@@ -211,8 +232,6 @@ def run_manifest(
     if options.emulators:
         tests = [replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
                  for t in tests]
-    if tests:
-        pool.prestart()
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
@@ -222,6 +241,7 @@ def run_manifest(
             file=sys.stderr,
         )
     hasher = FileHasher()
+    run_id = uuid.uuid4().hex  # run workers hash each file once per run
     print_lock = threading.Lock()
     by_name: dict[str, TestResult] = {}
 
@@ -233,11 +253,18 @@ def run_manifest(
             print(result_line(result), file=out, flush=True)
 
     def run_lane(lane: list[TestSpec]) -> None:
+        if options.remote is None and _batched(lane[0]):
+            for _, result, _ in pool.run_batch(
+                    lane, manifest.base_dir, [device_identity(s) for s in lane],
+                    [str(resolve(manifest.base_dir, s.result)) for s in lane], options.retest,
+                    options.timeout, run_id):
+                emit(result)
+            return
         for spec in lane:
             emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest, options.timeout,
                          options.remote))
 
-    _run_all(_lanes(tests, options.remote is not None), run_lane, jobs)
+    _run_all(_lanes(tests, options.remote is not None, jobs), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)

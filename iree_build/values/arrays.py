@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,37 @@ def _check_size(f: Any, path: Any) -> None:
                          f"holds {have} bytes of data (truncated or corrupt)")
 
 
+_SMALL_NPY = 1 << 16
+_PLAIN_HEADER = re.compile(rb"\{'descr': '([<>|=][a-zA-Z]\d+)', 'fortran_order': (False|True), "
+                           rb"'shape': \(((?:\d+, ?)*\d*)\), \} *\n")
+
+
+def _plain_npy(data: bytes) -> np.ndarray | None:
+    """A small version-1.0 ``.npy`` whose header is what ``np.save`` writes for a plain
+    numeric array, read without numpy's header parser (which compiles the header as Python:
+    most of the time of loading a tiny array); None for anything else (np.load reads it)."""
+    if len(data) >= _SMALL_NPY or not data.startswith(b"\x93NUMPY\x01\x00") or len(data) < 10:
+        return None
+    end = 10 + int.from_bytes(data[8:10], "little")
+    m = _PLAIN_HEADER.fullmatch(data, 10, end)
+    if m is None:
+        return None
+    try:
+        dtype = np.dtype(m.group(1).decode())
+    except TypeError:
+        return None
+    if dtype.hasobject:
+        return None
+    shape = tuple(int(n) for n in m.group(3).split(b",") if n.strip())
+    count = 1
+    for n in shape:
+        count *= n
+    if len(data) - end != count * dtype.itemsize:
+        return None  # truncated or with trailing bytes: np.load and _check_size say which
+    array = np.frombuffer(bytearray(data[end:]), dtype=dtype)
+    return array.reshape(shape, order="F" if m.group(2) == b"True" else "C")
+
+
 def load_npy(path: Any) -> Any:
     """``np.load`` without pickle, saying plainly what is wrong with a file that is not a
     numeric ``.npy`` (numpy's own message for both suggests ``allow_pickle``, which is
@@ -115,6 +147,10 @@ def load_npy(path: Any) -> Any:
     import ml_dtypes  # registers "bfloat16", "float8_e4m3fn", ... for headers that name them
 
     with open(path, "rb") as f:
+        array = _plain_npy(f.read(_SMALL_NPY))
+        if array is not None:
+            return array.view(ml_dtypes.bfloat16) if array.dtype == np.dtype("V2") else array
+        f.seek(0)
         head = f.read(len(NPY_MAGIC))
         if head != NPY_MAGIC:
             raise ValueError("not a .npy file (it has no NumPy header)")
