@@ -120,7 +120,7 @@ def _need_runtime(load: bool = True) -> None:
             return
         import iree.runtime  # noqa: F401
     except ImportError as exc:
-        raise _Usage(f"iree.runtime is not importable ({exc}); pip install iree-base-runtime")
+        raise _Usage(f"iree.runtime is not importable ({exc}); pip install iree-base-runtime") from None
 
 
 def _run_benchmarks(args: argparse.Namespace) -> int:
@@ -158,8 +158,8 @@ def _run_tests(args: argparse.Namespace) -> int:
 
 def _cluster_tests(args: argparse.Namespace):
     """Tests on a Dask cluster; an unreachable scheduler is one line (exit 2)."""
-    from iree_build.cluster.connect import connect
     from iree_build.cluster.config import ClusterConfig
+    from iree_build.cluster.connect import connect
     from iree_build.cluster.device_tests import ClusterTests
 
     tls = {"ca_file": args.tls_ca_file, "cert": args.tls_cert, "key": args.tls_key}

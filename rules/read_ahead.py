@@ -26,8 +26,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, TimeoutError
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import SCons.Node
 import SCons.Script
@@ -121,7 +122,7 @@ class ReadAhead:
     def _start_next(self, first: int) -> None:
         with self._lock:
             while self._queued < self._lanes:
-                batch = []
+                batch: list = []
                 for test in self._tests[first:first + WINDOW]:
                     if len(batch) >= BATCH:
                         break

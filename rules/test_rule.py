@@ -14,36 +14,38 @@ import atexit
 import os
 import sys
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
 
 import SCons.Node
 import SCons.Script
 
 from iree_build.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
-from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
+from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
+from iree_build.selection import Selection, check_tags
 from iree_build.targets import check_device
 from iree_build.testing.compare import Tol
 from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 
-from iree_build.selection import Selection, check_tags
-
 from . import cluster_backend, data_files, help_summary, options
+from .action_text import set_strfunction
 from .arguments import checked
+from .declared_modules import find_module
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
-from .declared_modules import find_module
-from .read_ahead import ReadAhead, wanted as read_ahead_wanted
+from .read_ahead import ReadAhead
+from .read_ahead import wanted as read_ahead_wanted
 from .registry import Registry, registry
 from .run_flags import from_flagfile
 from .where import declared_at, fail, source_folder
 
 MANIFEST_NAME = "iree_tests.json"
-Reason = Union[str, Mapping[str, str], None]  # xfail/skip: for every device, or per device
+Reason = str | Mapping[str, str] | None  # xfail/skip: for every device, or per device
 COMPARISON = "2"  # 2: IREE's own comparison when no tolerance is declared
 REPORT_NAME = "iree_test_results.xml"
 
@@ -104,6 +106,11 @@ def spec_of(test: DeclaredTest, reg: Registry):
     return test.spec
 
 
+def _tuple(tol: Tol) -> float | None | tuple[float | None, ...]:
+    """A per-output tolerance list as the manifest keeps it (a tuple)."""
+    return tol if tol is None or isinstance(tol, (int, float)) else tuple(tol)
+
+
 def _make_spec(test: DeclaredTest, reg: Registry):
     from iree_build.testing.manifest import TestSpec
 
@@ -111,7 +118,7 @@ def _make_spec(test: DeclaredTest, reg: Registry):
     return TestSpec(
         name=test.name, base=test.base, device=test.device, module=rel(test.module),
         function=test.function, inputs=tuple(rel(n) for n in test.inputs),
-        expected=tuple(rel(n) for n in test.expected), rtol=test.rtol, atol=test.atol,
+        expected=tuple(rel(n) for n in test.expected), rtol=_tuple(test.rtol), atol=_tuple(test.atol),
         declared_at=test.declared_at, result=rel(test.result),
         parameters=tuple(rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
         arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip, timeout=test.timeout,
@@ -258,7 +265,7 @@ def _timeout_override() -> float | None:
     return float(value) if value else None
 
 
-_run.strfunction = None  # the PASS/FAIL/SKIP line is the progress line
+set_strfunction(_run, None)  # the PASS/FAIL/SKIP line is the progress line
 TEST_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_TESTCOMSTR")
 
 
@@ -273,7 +280,7 @@ def _write_manifest(target, source, env):
     return 0
 
 
-_write_manifest.strfunction = None
+set_strfunction(_write_manifest, None)
 MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmdstr="")
 
 
@@ -332,7 +339,7 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
         try:
             values = expected(*arrays)
         except Exception as e:  # the user's reference function: report where it was declared
-            raise IreeBuildError(f"the reference function for {name} raised {type(e).__name__}: {e}")
+            raise IreeBuildError(f"the reference function for {name} raised {type(e).__name__}: {e}") from None
         expected = list(values) if isinstance(values, (tuple, list)) else [values]
     return [data_files.materialize(env, v, f"{name}.expected{i}.npy") for i, v in enumerate(expected)]
 
@@ -555,9 +562,15 @@ def _page(reg: Registry, results: list):
 def _summary(reg: Registry) -> None:
     """After the build: every selected test's outcome, one closing line, the JUnit file."""
     from iree_build.testing.manifest import failed_build_note
+    from iree_build.testing.results import (
+        TestResult,
+        flatten,
+        read_result,
+        result_line,
+        summary_line,
+        write_junit,
+    )
     from iree_build.testing.summary import failure_lines
-    from iree_build.testing.results import (TestResult, flatten, read_result, result_line,
-                                            summary_line, write_junit)
 
     if any(SCons.Script.GetOption(o) for o in ("clean", "no_exec", "question")):
         return  # nothing ran: no lines, no report

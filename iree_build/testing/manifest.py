@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import posixpath
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from iree_build.atomic import atomic_write_text
 from iree_build import validation
+from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
 
 FORMAT = "iree_build.tests/1"
@@ -41,7 +41,7 @@ _KEYS = (
 )
 _PATH_KEYS = ("module", "result")
 # Fields checked by value (not paths), with the default of those that may be absent.
-_CHECKED = {"rtol": None, "atol": None, "compare": {}, "parameter_scope": "model", "arch": "", "kind": "call",
+_CHECKED: dict[str, Any] = {"rtol": None, "atol": None, "compare": {}, "parameter_scope": "model", "arch": "", "kind": "call",
              "xfail": "", "skip": "", "timeout": 0.0, "tags": [], "folder": "", "emulator": []}
 _PATH_LIST_KEYS = ("inputs", "expected")
 

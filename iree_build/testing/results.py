@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from iree_build.testing.device_names import is_cpu_device
 from iree_build.atomic import rewrite_bytes
+from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.manifest import write_text_atomic
 
 RESULT_FORMAT = "iree_build.result/1"
@@ -46,7 +46,7 @@ class TestResult:
     cached: bool = False
     # A check file's test holds one result per exported function; they are what
     # is printed, counted and reported (the file's own status sums them up).
-    cases: list["TestResult"] = field(default_factory=list)
+    cases: list[TestResult] = field(default_factory=list)
     expected_failure: bool = False  # failed as declared (strict xfail): counts as passed
     details: str = ""  # a crashed worker's last output, for the result file and JUnit
     # A pass's closeness per output (iree_build.testing.compare.margins): errors and the

@@ -121,10 +121,10 @@ class _Zygote:
                     fds = []
                 elif "exit" in message:
                     with self._exited:
-                        record = self._live.pop(int(message["exit"]), None)
-                    if record is not None:
-                        record.code = int(message["code"])
-                        record.done.set()
+                        gone = self._live.pop(int(message["exit"]), None)
+                    if gone is not None:
+                        gone.code = int(message["code"])
+                        gone.done.set()
                 elif "ready" in message:
                     pass
         with self._exited:

@@ -67,11 +67,11 @@ def _send(out: TextIO, message: dict[str, Any]) -> None:
 
 def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     from iree_build.atomic import atomic_write_bytes
-    from iree_build.values.arrays import npy_bytes
     from iree_build.testing import emulated_run
     from iree_build.testing.emulation import lane_for
     from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import spec_from_json
+    from iree_build.values.arrays import npy_bytes
 
     spec = spec_from_json(req["spec"])
     status = pool.status(spec.device)
@@ -95,7 +95,7 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "message": f"{spec.function or 'its function'} on {spec.device}: {exc.message}"}
     if len(outputs) != len(req["outputs"]):
         return {"ok": False, "count": len(outputs), "message": ""}
-    for path, array in zip(req["outputs"], outputs):
+    for path, array in zip(req["outputs"], outputs, strict=True):  # lengths checked above
         atomic_write_bytes(path, npy_bytes(array))
     return {"ok": True, "count": len(outputs), "message": ""}
 

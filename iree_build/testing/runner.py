@@ -19,18 +19,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from iree_build.errors import IreeBuildError
 from iree_build import selection
-from iree_build.selection import Selection
-from iree_build.testing.run_pool import RunPool, default_run_pool
-from iree_build.testing.device_names import canonical_device, is_cpu_device
+from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
-from iree_build.testing.manifest import (MANIFEST_NAME, Manifest, TestSpec, check_contained, load_manifest,
-                                         resolve)
-from iree_build.testing.emulation import lane_identity
-from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.report.publish import publish_tests
-from iree_build.testing.summary import failure_lines
+from iree_build.selection import Selection
+from iree_build.testing.device_names import canonical_device, is_cpu_device
+from iree_build.testing.emulation import lane_identity
+from iree_build.testing.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    TestSpec,
+    check_contained,
+    load_manifest,
+    resolve,
+)
 from iree_build.testing.results import (
     FAILING,
     TestResult,
@@ -41,6 +44,9 @@ from iree_build.testing.results import (
     write_junit,
     write_result,
 )
+from iree_build.testing.run_pool import RunPool, default_run_pool
+from iree_build.testing.signature import FileHasher, test_signature
+from iree_build.testing.summary import failure_lines
 
 JUNIT_NAME = "iree_test_results.xml"
 
