@@ -28,13 +28,20 @@ class _Parser(argparse.ArgumentParser):
 def _add_selection(parser: argparse.ArgumentParser, what: str, holding: str) -> None:
     """What ``test`` and ``bench`` share: the build folder, and which of its entries to take."""
     parser.add_argument("build_dir", metavar="BUILD_DIR", help=f"build directory (holding {holding}")
-    parser.add_argument("--devices", metavar="A,B",
-                        help=f"only {what} on these devices (comma list, e.g. local-task,cuda)")
+    parser.add_argument(
+        "--devices", metavar="A,B", help=f"only {what} on these devices (comma list, e.g. local-task,cuda)"
+    )
     parser.add_argument("--filter", metavar="GLOB", help=f"only {what} whose name matches GLOB")
-    parser.add_argument("--tags", metavar="TAGS",
-                        help=f"only {what} with one of these tags; -TAG leaves out a tag (--tags=gpu,-slow)")
-    parser.add_argument("--require-devices", action="store_true",
-                        help=f"{what} whose device is absent fail instead of being skipped")
+    parser.add_argument(
+        "--tags",
+        metavar="TAGS",
+        help=f"only {what} with one of these tags; -TAG leaves out a tag (--tags=gpu,-slow)",
+    )
+    parser.add_argument(
+        "--require-devices",
+        action="store_true",
+        help=f"{what} whose device is absent fail instead of being skipped",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,25 +54,43 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the tests of a built tree with iree.runtime (no SCons needed).",
     )
     _add_selection(test, "tests", "iree_tests.json) or a manifest file")
-    test.add_argument("folders", metavar="FOLDER", nargs="*",
-                      help="only tests declared in these folders (or below), as `scons test FOLDER`")
-    test.add_argument("--retest", action="store_true",
-                      help="rerun tests whose stored result is up to date")
-    test.add_argument("-j", "--jobs", type=int, metavar="N",
-                      help="parallel CPU tests (default: number of CPUs)")
-    test.add_argument("--junit", metavar="PATH",
-                      help="JUnit XML report (default: BUILD_DIR/iree_test_results.xml)")
-    test.add_argument("--timeout", type=float, metavar="SECONDS",
-                      help="seconds one call (one check case) may take before it is stopped and "
-                           "reported as TIMEOUT, overriding the tests' own (default: theirs, else 300)")
-    test.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("IREE_CLUSTER") or None,
-                      help="run the tests on the Dask cluster whose scheduler is at ADDRESS "
-                           "(default $IREE_CLUSTER); TLS files from $IREE_CLUSTER_TLS_CA_FILE, "
-                           "$IREE_CLUSTER_TLS_CERT, $IREE_CLUSTER_TLS_KEY or the options below")
-    test.add_argument("--emulator", metavar="ARCH:COMMAND", action="append", default=[],
-                      help="run CPU tests of ARCH code under COMMAND, over what the manifest says "
-                           "(--emulator='aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu'); the ARCH "
-                           "tools come from $IREE_RUNTIME_TOOLS_<ARCH> or `runtime ARCH`")
+    test.add_argument(
+        "folders",
+        metavar="FOLDER",
+        nargs="*",
+        help="only tests declared in these folders (or below), as `scons test FOLDER`",
+    )
+    test.add_argument("--retest", action="store_true", help="rerun tests whose stored result is up to date")
+    test.add_argument(
+        "-j", "--jobs", type=int, metavar="N", help="parallel CPU tests (default: number of CPUs)"
+    )
+    test.add_argument(
+        "--junit", metavar="PATH", help="JUnit XML report (default: BUILD_DIR/iree_test_results.xml)"
+    )
+    test.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds one call (one check case) may take before it is stopped and "
+        "reported as TIMEOUT, overriding the tests' own (default: theirs, else 300)",
+    )
+    test.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=os.environ.get("IREE_CLUSTER") or None,
+        help="run the tests on the Dask cluster whose scheduler is at ADDRESS "
+        "(default $IREE_CLUSTER); TLS files from $IREE_CLUSTER_TLS_CA_FILE, "
+        "$IREE_CLUSTER_TLS_CERT, $IREE_CLUSTER_TLS_KEY or the options below",
+    )
+    test.add_argument(
+        "--emulator",
+        metavar="ARCH:COMMAND",
+        action="append",
+        default=[],
+        help="run CPU tests of ARCH code under COMMAND, over what the manifest says "
+        "(--emulator='aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu'); the ARCH "
+        "tools come from $IREE_RUNTIME_TOOLS_<ARCH> or `runtime ARCH`",
+    )
     test.add_argument("--tls-ca-file", metavar="PATH", help="CA certificate of a tls:// cluster")
     test.add_argument("--tls-cert", metavar="PATH", help="this client's certificate for a tls:// cluster")
     test.add_argument("--tls-key", metavar="PATH", help="this client's private key for a tls:// cluster")
@@ -73,18 +98,17 @@ def _parser() -> argparse.ArgumentParser:
         "bench",
         help="run the benchmarks of a built tree",
         description="Measure the benchmarks of a built tree with iree-benchmark-module "
-                    "(no SCons needed); keep the run, compare with a baseline, draw the report.",
+        "(no SCons needed); keep the run, compare with a baseline, draw the report.",
     )
     _add_selection(bench, "benchmarks", "iree_benchmarks.json) or a benchmark manifest")
-    bench.add_argument("--baseline", metavar="FILE",
-                       help="compare with this saved run; a regression exits 1")
+    bench.add_argument("--baseline", metavar="FILE", help="compare with this saved run; a regression exits 1")
     bench.add_argument("--save", metavar="FILE", help="save this run as a baseline")
     runtime = sub.add_parser(
         "runtime",
         help="fetch IREE's runtime tools for another CPU architecture",
         description="Fetch the iree-base-runtime wheel of ARCH (at the installed runtime's version) "
-                    "and unpack its tools (iree-run-module, iree-benchmark-module) into this user's "
-                    "cache, where emulated test lanes find them ($IREE_RUNTIME_TOOLS_<ARCH> wins).",
+        "and unpack its tools (iree-run-module, iree-benchmark-module) into this user's "
+        "cache, where emulated test lanes find them ($IREE_RUNTIME_TOOLS_<ARCH> wins).",
     )
     runtime.add_argument("arch", metavar="ARCH", help="the architecture, as in LLVM triples: aarch64")
     runtime.add_argument("--version", help="the runtime version (default: the installed one)")
@@ -93,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         "agents",
         help="list or stop this user's cluster agents",
         description="The first build that uses a Dask cluster starts an agent holding the connection, "
-                    "which later builds attach to; it ends after $IREE_CLUSTER_KEEPALIVE seconds "
-                    "without work (600; 0: no agent). This lists them, or stops them.",
+        "which later builds attach to; it ends after $IREE_CLUSTER_KEEPALIVE seconds "
+        "without work (600; 0: no agent). This lists them, or stops them.",
     )
     agents.add_argument("--stop", action="store_true", help="stop them (SIGTERM, then SIGKILL)")
     agents.add_argument("--address", metavar="ADDRESS", help="only the agents of this scheduler")
@@ -127,9 +151,14 @@ def _run_benchmarks(args: argparse.Namespace) -> int:
     _need_runtime()
     from iree_build.bench.runner import BenchOptions, run_manifest
 
-    options = BenchOptions(devices=_devices(args), pattern=args.filter, tags=args.tags,
-                           baseline=args.baseline, save=args.save,
-                           require_devices=args.require_devices)
+    options = BenchOptions(
+        devices=_devices(args),
+        pattern=args.filter,
+        tags=args.tags,
+        baseline=args.baseline,
+        save=args.save,
+        require_devices=args.require_devices,
+    )
     return run_manifest(args.build_dir, options)
 
 

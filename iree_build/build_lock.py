@@ -53,8 +53,6 @@ def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = Fals
     return None
 
 
-
-
 def tree_of(folder: str | os.PathLike[str]) -> Path:
     """The folder whose lock guards ``folder``: the nearest one at or above it that has a
     lock file (the project's top), else ``folder`` itself (a tree copied elsewhere)."""

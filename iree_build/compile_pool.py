@@ -87,9 +87,14 @@ class _Worker:
 class CompilePool:
     """At most ``size`` workers, started on demand, reused across requests."""
 
-    def __init__(self, size: int = 1, env: dict[str, str] | None = None,
-                 diag_dir: str | os.PathLike[str] | None = None, cwd: str | None = None,
-                 tmp_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 1,
+        env: dict[str, str] | None = None,
+        diag_dir: str | os.PathLike[str] | None = None,
+        cwd: str | None = None,
+        tmp_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.size = max(1, size)
         self._env = env
         # The compiler's own temporaries (iree-lld's objects and libraries) go to TMPDIR: give
@@ -202,13 +207,18 @@ class CompilePool:
                 path.unlink(missing_ok=True)
             cause = named_death(crash, text, output)
             if cause:
-                return CompileOutcome(False, "" if interrupted() else clean_diagnostics(text), message=cause,
-                                      transient=True)
+                return CompileOutcome(
+                    False, "" if interrupted() else clean_diagnostics(text), message=cause, transient=True
+                )
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
         assert reply is not None  # no reply is a crash, answered above
         if not reply["ok"] and interrupted():  # LLVM's own signal handlers delete its outputs, lld
-            return CompileOutcome(False, "", message=f"interrupted ({which_signal()}) while it ran",  # stops
-                                  transient=True)
+            return CompileOutcome(
+                False,
+                "",
+                message=f"interrupted ({which_signal()}) while it ran",  # stops
+                transient=True,
+            )
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
 
     def _stop_busy(self) -> None:
@@ -245,8 +255,7 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
     if "No space left on device" in diagnostics or disk_full(output.parent):
         return f"no space left on device (writing {output})"
     if crash in STOP_SIGNALS:
-        return (f"its compile worker was stopped by {crash} from outside the build "
-                "(not a compiler crash)")
+        return f"its compile worker was stopped by {crash} from outside the build (not a compiler crash)"
     return ""
 
 
@@ -283,7 +292,9 @@ def _sweep_tmp(folder: Path, mine: bool = False) -> None:
 
     try:
         for sub in folder.iterdir():
-            if sub.name.isdigit() and ((mine and int(sub.name) == os.getpid()) or not pid_alive(int(sub.name))):
+            if sub.name.isdigit() and (
+                (mine and int(sub.name) == os.getpid()) or not pid_alive(int(sub.name))
+            ):
                 shutil.rmtree(sub, ignore_errors=True)
         folder.rmdir()
     except OSError:

@@ -39,9 +39,11 @@ def _compile(api, req: dict) -> dict:
                 session.set_flags(*req["flags"])
             except ValueError as e:
                 return {"ok": False, "message": f"bad compiler flag: {e}"}
-            with api.Invocation(session) as inv, api.Source.open_file(
-                session, req["source"]
-            ) as source, api.Output.open_file(temp_output) as output:
+            with (
+                api.Invocation(session) as inv,
+                api.Source.open_file(session, req["source"]) as source,
+                api.Output.open_file(temp_output) as output,
+            ):
                 inv.enable_console_diagnostics()
                 if inv.parse_source(source) and inv.execute():
                     inv.output_vm_bytecode(output)
@@ -103,8 +105,12 @@ def _compile_with_tool(req: dict, temp_output: str) -> bool:
     from iree.compiler.tools.binaries import find_tool
 
     tool = find_tool("iree-compile")
-    proc = subprocess.run([tool, *req["flags"], req["source"], "-o", temp_output],
-                          stdout=subprocess.DEVNULL, stderr=2, check=False)
+    proc = subprocess.run(
+        [tool, *req["flags"], req["source"], "-o", temp_output],
+        stdout=subprocess.DEVNULL,
+        stderr=2,
+        check=False,
+    )
     return proc.returncode == 0
 
 
@@ -120,8 +126,11 @@ def _import_onnx(req: dict) -> dict:
             _whole_compiler_package()
             from iree.compiler.tools.import_onnx import __main__ as importer
         except ImportError as e:
-            return {"ok": False, "message": f"the ONNX importer needs the onnx package ({e}); "
-                                            "pip install 'iree-build-scons[onnx]'"}
+            return {
+                "ok": False,
+                "message": f"the ONNX importer needs the onnx package ({e}); "
+                "pip install 'iree-build-scons[onnx]'",
+            }
         if req.get("prepared_model"):  # ir_version raised first (see iree_build.onnx_prepare)
             from .onnx_prepare import raise_ir_version
 

@@ -44,9 +44,7 @@ class CompilerInfo:
 def _library_path() -> Path:
     spec = importlib.util.find_spec("iree.compiler")
     if spec is None or not spec.submodule_search_locations:
-        raise IreeBuildError(
-            "the IREE compiler is not installed: pip install iree-base-compiler"
-        )
+        raise IreeBuildError("the IREE compiler is not installed: pip install iree-base-compiler")
     base = Path(list(spec.submodule_search_locations)[0])
     for name in ("libIREECompiler.so", "libIREECompiler.dylib", "IREECompiler.dll"):
         candidate = base / "_mlir_libs" / name
@@ -74,9 +72,7 @@ def compiler_info() -> CompilerInfo:
     except (OSError, ValueError):
         pass
     if not isinstance(data, dict) or "targets" not in data:
-        proc = subprocess.run(
-            [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=False
-        )
+        proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise IreeBuildError(f"the IREE compiler at {lib} failed to load: {last}")

@@ -82,8 +82,7 @@ def _probed(arch: str, triple: str) -> list[str]:
         return json.loads(cached.read_text())["features"]
     except (OSError, ValueError, KeyError):
         pass
-    proc = subprocess.run([sys.executable, "-c", _PROBE, triple], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, triple], capture_output=True, text=True, timeout=60)
     _, features = parse_llvm_help(proc.stderr + proc.stdout)
     if features:
         from .atomic import atomic_write_text
@@ -119,10 +118,12 @@ def check_features(features: str, triple: str) -> str:
     for item in items:
         if item[0] not in "+-" or len(item) < 2:
             raise IreeBuildError(
-                f"{item!r} is not a CPU feature switch; write +name or -name, e.g. {example}")
+                f"{item!r} is not a CPU feature switch; write +name or -name, e.g. {example}"
+            )
         name = item[1:]
         if known and name not in known:
             raise IreeBuildError(
                 f"'{name}' is not a CPU feature of {arch_of(triple)}{did_you_mean(name, known)}; "
-                f"write +name or -name with an LLVM feature name, e.g. {example}")
+                f"write +name or -name with an LLVM feature name, e.g. {example}"
+            )
     return ",".join(items)

@@ -28,8 +28,21 @@ CPU_DEVICES = frozenset({"local-sync", "local-task"})
 ENV_ROOT = "IREE_BUILD_HARDWARE_ROOT"
 _ACCELERATOR_CLASSES = ("0x03", "0x12")  # PCI display controllers, processing accelerators
 # /proc/cpuinfo lines that change between reads or between cores, not between CPUs.
-VOLATILE = frozenset({"processor", "cpu MHz", "bogomips", "BogoMIPS", "core id", "apicid",
-                      "initial apicid", "physical id", "siblings", "cpu cores", "power management"})
+VOLATILE = frozenset(
+    {
+        "processor",
+        "cpu MHz",
+        "bogomips",
+        "BogoMIPS",
+        "core id",
+        "apicid",
+        "initial apicid",
+        "physical id",
+        "siblings",
+        "cpu cores",
+        "power management",
+    }
+)
 
 
 def _root(root: str | None) -> str:
@@ -80,17 +93,23 @@ def architecture() -> str:
 def cpu_model(root: str | None = None) -> str:
     """The CPU's name (``AMD EPYC 7B13``), else what ``platform`` says."""
     fields = _fields(root)
-    model = (fields.get("model name") or fields.get("Model") or fields.get("cpu model")
-             or fields.get("Hardware") or fields.get("uarch")
-             or " ".join(fields.get(k, "") for k in ("CPU implementer", "CPU part")).strip())
+    model = (
+        fields.get("model name")
+        or fields.get("Model")
+        or fields.get("cpu model")
+        or fields.get("Hardware")
+        or fields.get("uarch")
+        or " ".join(fields.get(k, "") for k in ("CPU implementer", "CPU part")).strip()
+    )
     return model or platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_features(root: str | None = None) -> tuple[str, ...]:
     """The CPU's feature flags as the kernel lists them, sorted."""
     fields = _fields(root)
-    return tuple(sorted(set((fields.get("flags") or fields.get("Features") or fields.get("isa")
-                             or "").split())))
+    return tuple(
+        sorted(set((fields.get("flags") or fields.get("Features") or fields.get("isa") or "").split()))
+    )
 
 
 @cache

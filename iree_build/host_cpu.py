@@ -66,8 +66,11 @@ def _cache_file() -> Path | None:
     if lib is None:
         return None
     stable = stable_cpuinfo("/")  # this machine's CPU: llvmlite answers for it, whatever else plays
-    key = hashlib.sha256("\n".join([*stable, str(libs[0]), str(lib.st_size), str(lib.st_mtime_ns),
-                                     platform.machine()]).encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        "\n".join(
+            [*stable, str(libs[0]), str(lib.st_size), str(lib.st_mtime_ns), platform.machine()]
+        ).encode()
+    ).hexdigest()[:20]
     return cache_dir() / f"host-cpu-{key}.json"
 
 
@@ -141,7 +144,6 @@ def resolve(cpu: str | None, cpu_features: str | None = None, triple: str | None
         if known is not None and cpu not in known:
             raise IreeBuildError(
                 f"unknown CPU '{cpu}' for {_arch(triple)}{did_you_mean(cpu, known)}; "
-                "use 'host', 'generic' or one of: "
-                + ", ".join(known)
+                "use 'host', 'generic' or one of: " + ", ".join(known)
             )
     return CpuTarget(cpu, cpu_features or "", triple)

@@ -53,8 +53,7 @@ def _numbered(folder: Path, kind: str) -> tuple[Path, ...]:
             found[int(m.group(2))] = entry
     if sorted(found) != list(range(len(found))):
         missing = next(i for i in range(len(found)) if i not in found)
-        raise IreeBuildError(f"{folder} has {kind}s up to {kind}_{max(found)}.pb "
-                             f"but no {kind}_{missing}.pb")
+        raise IreeBuildError(f"{folder} has {kind}s up to {kind}_{max(found)}.pb but no {kind}_{missing}.pb")
     return tuple(found[i] for i in range(len(found)))
 
 
@@ -65,10 +64,11 @@ def _model_in(folder: Path) -> Path:
     if len(models) == 1:
         return models[0]
     if not models:
-        raise IreeBuildError(f"{folder} holds no .onnx model (expected model.onnx beside "
-                             "test_data_set_0/)")
-    raise IreeBuildError(f"{folder} holds several models ({', '.join(p.name for p in models)}); "
-                         "name it model.onnx or give the .onnx file itself")
+        raise IreeBuildError(f"{folder} holds no .onnx model (expected model.onnx beside test_data_set_0/)")
+    raise IreeBuildError(
+        f"{folder} holds several models ({', '.join(p.name for p in models)}); "
+        "name it model.onnx or give the .onnx file itself"
+    )
 
 
 def _tolerances(folder: Path) -> tuple[float | None, float | None]:
@@ -82,8 +82,9 @@ def _tolerances(folder: Path) -> tuple[float | None, float | None]:
     values = []
     for key in ("rtol", "atol"):
         value = data.get(key) if isinstance(data, dict) else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or value < 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        ):
             raise IreeBuildError(f"{path}: {key} must be a non-negative number, not {value!r}")
         values.append(None if value is None else float(value))
     return values[0], values[1]
@@ -107,7 +108,8 @@ def find_case(path: Path) -> OnnxCase:
             numbered.append((int(m.group(1)), entry))
     if not numbered:
         raise IreeBuildError(f"{folder} has no test_data_set_N folder beside {model.name}")
-    data_sets = tuple(DataSet(d.name, _numbered(d, "input"), _numbered(d, "output"))
-                      for _, d in sorted(numbered))
+    data_sets = tuple(
+        DataSet(d.name, _numbered(d, "input"), _numbered(d, "output")) for _, d in sorted(numbered)
+    )
     rtol, atol = _tolerances(folder)
     return OnnxCase(folder.name, folder, model, data_sets, rtol, atol)

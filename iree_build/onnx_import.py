@@ -49,16 +49,23 @@ class ImportRequest:
         if self.data_dir:
             args += ["--data-dir", self.data_dir]
         if self.params is not None:
-            args += ["--externalize-params", "--params-scope", self.params_scope,
-                     "--save-params-to", params or self.params]
+            args += [
+                "--externalize-params",
+                "--params-scope",
+                self.params_scope,
+                "--save-params-to",
+                params or self.params,
+            ]
         return args
 
     verb = "import"  # for messages: "IREE import failed: ..."
     doing = "importing"
 
     def signature_text(self) -> str:
-        lines = [f"importer: iree-import-onnx of {self.compiler}",
-                 f"opset: {self.policy or (self.opset if self.opset is not None else 'the model’s own')}"]
+        lines = [
+            f"importer: iree-import-onnx of {self.compiler}",
+            f"opset: {self.policy or (self.opset if self.opset is not None else 'the model’s own')}",
+        ]
         if self.onnx_version:
             lines.append(f"onnx: {self.onnx_version}")
         if self.params is not None:
@@ -71,8 +78,20 @@ class ImportRequest:
         """The equivalent commands: the ir_version step (if any), then ``iree-import-onnx``."""
         steps = []
         if self.prepared_model:
-            steps.append(shlex.join(["python", "-m", "iree_build.onnx_prepare", "--ir-version",
-                                     str(self.ir_version), self.source, "-o", self.prepared_model]))
+            steps.append(
+                shlex.join(
+                    [
+                        "python",
+                        "-m",
+                        "iree_build.onnx_prepare",
+                        "--ir-version",
+                        str(self.ir_version),
+                        self.source,
+                        "-o",
+                        self.prepared_model,
+                    ]
+                )
+            )
         steps.append(shlex.join(["iree-import-onnx", *self.argv(self.output, self.params)]))
         return " && ".join(steps)
 

@@ -116,8 +116,10 @@ def default_opset(model) -> int | None:
 def has_f64_boundary(model) -> bool:
     import onnx
 
-    return any(v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
-               for v in [*model.graph.input, *model.graph.output])
+    return any(
+        v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+        for v in [*model.graph.input, *model.graph.output]
+    )
 
 
 def _has_external_data(model) -> bool:
@@ -145,7 +147,9 @@ def upgrade_error(model, opset: int) -> str:
     return ""
 
 
-def decide(path: str, requested: int | Literal["own"] | None = None, target: int = TARGET_OPSET) -> OnnxPolicy:
+def decide(
+    path: str, requested: int | Literal["own"] | None = None, target: int = TARGET_OPSET
+) -> OnnxPolicy:
     """The policy for the model at ``path``; ``requested`` is the user's ``onnx_opset``."""
     model = _load_header(path)
     own, ir = default_opset(model), model.ir_version
@@ -156,11 +160,20 @@ def decide(path: str, requested: int | Literal["own"] | None = None, target: int
     goal = requested if requested is not None else target
     why = f"onnx_opset={goal} declared" if requested is not None else f"automatic (older than {target})"
     if own is None:
-        return OnnxPolicy(own, goal if requested is not None else None, None, ir, keep_f64,
-                          "the model imports no ai.onnx opset" + f64)
+        return OnnxPolicy(
+            own,
+            goal if requested is not None else None,
+            None,
+            ir,
+            keep_f64,
+            "the model imports no ai.onnx opset" + f64,
+        )
     if own >= goal:
-        why = "onnx_opset declared, not above the model's" if requested is not None else \
-            f"automatic (not older than {target})"
+        why = (
+            "onnx_opset declared, not above the model's"
+            if requested is not None
+            else f"automatic (not older than {target})"
+        )
         return OnnxPolicy(own, None, None, ir, keep_f64, why + f64)
     error = upgrade_error(model, goal)
     if not error:
@@ -168,16 +181,25 @@ def decide(path: str, requested: int | Literal["own"] | None = None, target: int
     if ir < IR_WITHOUT_INITIALIZER_INPUTS:
         model.ir_version = IR_WITHOUT_INITIALIZER_INPUTS
         if not upgrade_error(model, goal):
-            return OnnxPolicy(own, goal, IR_WITHOUT_INITIALIZER_INPUTS, ir, keep_f64,
-                              f"{why}; ONNX's upgrade fails at IR {ir} ({error})" + f64)
+            return OnnxPolicy(
+                own,
+                goal,
+                IR_WITHOUT_INITIALIZER_INPUTS,
+                ir,
+                keep_f64,
+                f"{why}; ONNX's upgrade fails at IR {ir} ({error})" + f64,
+            )
     if requested is not None:  # asked for: the import step reports the converter's error
         return OnnxPolicy(own, goal, None, ir, keep_f64, f"{why}; ONNX's upgrade fails ({error})" + f64)
-    return OnnxPolicy(own, None, None, ir, keep_f64,
-                      f"kept: ONNX's upgrade to {goal} fails ({error})" + f64)
+    return OnnxPolicy(own, None, None, ir, keep_f64, f"kept: ONNX's upgrade to {goal} fails ({error})" + f64)
 
 
 def unknown(requested: int | str | None) -> OnnxPolicy:
     """For a model another rule builds: nothing can be read while the SConscript is read."""
     opset = requested if isinstance(requested, int) else None
-    return OnnxPolicy(None, opset, reason="the model is built by another rule: not inspected"
-                      + ("" if opset else "; declare onnx_opset=N to upgrade it"))
+    return OnnxPolicy(
+        None,
+        opset,
+        reason="the model is built by another rule: not inspected"
+        + ("" if opset else "; declare onnx_opset=N to upgrade it"),
+    )

@@ -36,18 +36,24 @@ class PolicyCache:
         self._entries: dict[str, dict] = {}
         try:
             data = json.loads(self.path.read_text())
-            if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("models"), dict):
+            if (
+                isinstance(data, dict)
+                and data.get("format") == FORMAT
+                and isinstance(data.get("models"), dict)
+            ):
                 self._entries = data["models"]
         except (OSError, ValueError):
             pass  # no cache yet, or an unreadable one: decide afresh
 
     def _key(self, model: str, requested, target: int) -> str:
         st = os.stat(model)
-        return json.dumps([os.path.abspath(model), st.st_size, st.st_mtime_ns, onnx_version(),
-                           requested, target])
+        return json.dumps(
+            [os.path.abspath(model), st.st_size, st.st_mtime_ns, onnx_version(), requested, target]
+        )
 
-    def decide(self, model: str, requested: int | Literal["own"] | None = None,
-               target: int = TARGET_OPSET) -> OnnxPolicy:
+    def decide(
+        self, model: str, requested: int | Literal["own"] | None = None, target: int = TARGET_OPSET
+    ) -> OnnxPolicy:
         key = self._key(model, requested, target)
         with self._lock:
             entry = self._entries.get(key)
@@ -78,8 +84,11 @@ class PolicyCache:
         with self._lock:
             if not self._changed:
                 return
-            live = {k: v for k, v in self._entries.items()
-                    if self._model_of(k) and os.path.exists(self._model_of(k)[0])}
+            live = {
+                k: v
+                for k, v in self._entries.items()
+                if self._model_of(k) and os.path.exists(self._model_of(k)[0])
+            }
             text = json.dumps({"format": FORMAT, "models": live}, indent=1, sort_keys=True)
         try:
             atomic_write_text(self.path, text + "\n")

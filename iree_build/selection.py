@@ -25,8 +25,8 @@ def check_tag(tag: object) -> str:
     """``tag`` if it is a valid tag name, else a one-line error naming it."""
     if not isinstance(tag, str) or not _TAG.match(tag):
         raise IreeBuildError(
-            f"tag {tag!r} is not a tag name (letters, digits, '_', '.', '+', '-'; "
-            "not starting with '-')")
+            f"tag {tag!r} is not a tag name (letters, digits, '_', '.', '+', '-'; not starting with '-')"
+        )
     return tag
 
 
@@ -98,12 +98,14 @@ class Selection:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tags", parse_tag_filter(self.tags))
 
-    def matches(self, name: str, device: str, tags: Iterable[str] = (),
-                folders: Iterable[str] = ()) -> bool:
+    def matches(self, name: str, device: str, tags: Iterable[str] = (), folders: Iterable[str] = ()) -> bool:
         if self.devices and canonical_device(device) not in {canonical_device(d) for d in self.devices}:
             return False
-        return (name_matches(name, self.pattern) and tags_selected(tags, *self._tags)
-                and in_folders(folders, self.folders))
+        return (
+            name_matches(name, self.pattern)
+            and tags_selected(tags, *self._tags)
+            and in_folders(folders, self.folders)
+        )
 
     def select(self, entries: Iterable[Any]) -> list[Any]:
         """The tests or benchmarks (manifest entries: ``name``, ``device``, ``tags``,
@@ -118,12 +120,18 @@ def folders_of(entry: Any) -> tuple[str, ...]:
     return (getattr(entry, "folder", "") or label, label)
 
 
-def check_devices(devices: Iterable[str], named: Iterable[str], usage: type[IreeBuildError] = IreeBuildError,
-                  option: str = "--devices") -> None:
+def check_devices(
+    devices: Iterable[str],
+    named: Iterable[str],
+    usage: type[IreeBuildError] = IreeBuildError,
+    option: str = "--devices",
+) -> None:
     """Refuse a typo among ``devices`` (it would silently select nothing): each must be a
     known device or one that an entry (``named``) runs on."""
     known = {driver_name(d) for d in (*KNOWN_DEVICES, *named)}
     for name in devices:
         if driver_name(name) not in known:
-            raise usage(f"unknown device {name!r} in {option}{did_you_mean(name, KNOWN_DEVICES)} "
-                        f"(known: {', '.join(KNOWN_DEVICES)})")
+            raise usage(
+                f"unknown device {name!r} in {option}{did_you_mean(name, KNOWN_DEVICES)} "
+                f"(known: {', '.join(KNOWN_DEVICES)})"
+            )

@@ -88,8 +88,9 @@ OPTIONS: dict[str, TargetOption] = {
         TargetOption("cuda_target", ("cuda",), flag="--iree-cuda-target"),
         TargetOption("rocm_target", ("rocm",), flag="--iree-rocm-target"),
         TargetOption("vulkan_target", ("vulkan-spirv",), flag="--iree-vulkan-target"),
-        TargetOption("metal_platform", ("metal-spirv",), flag="--iree-metal-target-platform",
-                     choices=METAL_PLATFORMS),
+        TargetOption(
+            "metal_platform", ("metal-spirv",), flag="--iree-metal-target-platform", choices=METAL_PLATFORMS
+        ),
         TargetOption("output_format", (), choices=OUTPUT_FORMATS),
     )
 }
@@ -133,8 +134,9 @@ def flag_name(flag: str) -> str:
 
 
 def _choices_error(key: str, value: str, choices: Sequence[str]) -> IreeBuildError:
-    return IreeBuildError(f"options.{key} = {value!r} is not one of: {', '.join(choices)}"
-                          f"{did_you_mean(value, choices)}")
+    return IreeBuildError(
+        f"options.{key} = {value!r} is not one of: {', '.join(choices)}{did_you_mean(value, choices)}"
+    )
 
 
 def validate_target(key: str, value: object, triple: str | None = None) -> None:
@@ -146,7 +148,9 @@ def validate_target(key: str, value: object, triple: str | None = None) -> None:
     if key not in OPTIONS:
         raise IreeBuildError(f"unknown target option '{key}'; known options: {', '.join(OPTIONS)}")
     if not isinstance(value, str):
-        raise IreeBuildError(f"options.{key}: " + wrong_type(value, "a string", f'write {key} = "..."').message)
+        raise IreeBuildError(
+            f"options.{key}: " + wrong_type(value, "a string", f'write {key} = "..."').message
+        )
     option = OPTIONS[key]
     if key == "executable_format" and value == "vmvx":
         raise IreeBuildError(
@@ -189,8 +193,9 @@ def _validate_gpu(key: str, value: str) -> None:
     )
 
 
-def check_options(backends: Sequence[str], options: Mapping[str, object],
-                  extra_flags: Sequence[str] = ()) -> None:
+def check_options(
+    backends: Sequence[str], options: Mapping[str, object], extra_flags: Sequence[str] = ()
+) -> None:
     """Validate a whole option set for these backends (before any compile).
 
     Raises IreeBuildError whose message starts with the offending key.
@@ -232,8 +237,7 @@ def _keyed(key: str, error: IreeBuildError) -> IreeBuildError:
     return IreeBuildError(f"options.{key}: {error.message}", where=error.where)
 
 
-def _check_cpu_format(cpu: CpuTarget, options: Mapping[str, object],
-                      extra_flags: Sequence[str]) -> None:
+def _check_cpu_format(cpu: CpuTarget, options: Mapping[str, object], extra_flags: Sequence[str]) -> None:
     arch = _arch(cpu.triple)
     fmt = options.get("executable_format", "embedded-elf")
     if fmt == "system-library" and arch != _arch(host()[2]):
@@ -250,7 +254,7 @@ def _check_cpu_format(cpu: CpuTarget, options: Mapping[str, object],
             raise IreeBuildError(
                 f"options.cpu_features: the generic {arch} CPU has no floating point, so "
                 "float code cannot link (undefined __addsf3); set cpu_features = "
-                "\"+m,+a,+f,+d,+c\" (RV64GC) or name a CPU"
+                '"+m,+a,+f,+d,+c" (RV64GC) or name a CPU'
             )
 
 
@@ -269,8 +273,7 @@ def static_library_paths(output_path: str) -> tuple[str, str]:
     return f"{stem}_dispatch.o", f"{stem}_dispatch.h"
 
 
-def option_flags(backends: Sequence[str], options: Mapping[str, object],
-                 output_path: str) -> list[str]:
+def option_flags(backends: Sequence[str], options: Mapping[str, object], output_path: str) -> list[str]:
     """The compiler flags for these options (device flags excluded)."""
     flags: list[str] = []
     if "llvm-cpu" in backends:
@@ -293,8 +296,7 @@ def option_flags(backends: Sequence[str], options: Mapping[str, object],
     return flags
 
 
-def side_outputs(backends: Sequence[str], options: Mapping[str, object],
-                 output_path: str) -> list[str]:
+def side_outputs(backends: Sequence[str], options: Mapping[str, object], output_path: str) -> list[str]:
     """Files the compile writes besides its output (to declare as SCons targets)."""
     if "llvm-cpu" in backends and options.get("executable_format") == "static-library":
         return list(static_library_paths(output_path))

@@ -40,7 +40,14 @@ BACKENDS: dict[str, Backend] = {
 }
 
 HAL_DEVICES: tuple[str, ...] = (
-    "local-sync", "local-task", "vulkan", "cuda", "hip", "rocm", "webgpu", "metal",
+    "local-sync",
+    "local-task",
+    "vulkan",
+    "cuda",
+    "hip",
+    "rocm",
+    "webgpu",
+    "metal",
 )
 
 
@@ -57,9 +64,7 @@ def check_backends(backends: Sequence[str], registered: Iterable[str]) -> list[s
     result: list[str] = []
     for name in backends:
         if name not in BACKENDS:
-            raise IreeBuildError(
-                f"unknown target backend '{name}'; known backends: {', '.join(BACKENDS)}"
-            )
+            raise IreeBuildError(f"unknown target backend '{name}'; known backends: {', '.join(BACKENDS)}")
         if name not in registered:
             raise IreeBuildError(
                 f"target backend '{name}' is not registered in this compiler; "
@@ -87,9 +92,7 @@ def check_device(device: str, backends: Sequence[str], devices: Sequence[str] | 
     bare-metal module runs on ``local-sync`` only).
     """
     if device not in HAL_DEVICES:
-        raise IreeBuildError(
-            f"unknown HAL device '{device}'; known devices: {', '.join(HAL_DEVICES)}"
-        )
+        raise IreeBuildError(f"unknown HAL device '{device}'; known devices: {', '.join(HAL_DEVICES)}")
     usable = list(devices) if devices else devices_for(backends)
     if device not in usable:
         raise IreeBuildError(
@@ -114,9 +117,7 @@ def device_flags(backends: Sequence[str]) -> list[str]:
         if device not in devices:
             devices.append(device)
     flags = [f"--iree-hal-target-device={','.join(devices)}"]
-    flags += [
-        f"--iree-hal-local-target-device-backends={b}" for b in backends if BACKENDS[b].is_local
-    ]
+    flags += [f"--iree-hal-local-target-device-backends={b}" for b in backends if BACKENDS[b].is_local]
     return flags
 
 

@@ -107,8 +107,9 @@ class Toolchain:
     def check_registered(self, registered: Iterable[str] | None = None) -> None:
         """Fail clearly when this compiler lacks one of the preset's backends."""
         try:
-            check_backends(list(self.target_backends),
-                           compiler_info().targets if registered is None else registered)
+            check_backends(
+                list(self.target_backends), compiler_info().targets if registered is None else registered
+            )
         except IreeBuildError as e:
             raise IreeBuildError(f"target_backends: {e.message}", where=self.where) from None
 
@@ -176,7 +177,7 @@ def _string(data: dict, key: str, path: Path) -> str | None:
     if value is None:
         return None
     try:
-        return validation.string(value, f"write {key} = \"...\"", empty=key == "description")
+        return validation.string(value, f'write {key} = "..."', empty=key == "description")
     except IreeBuildError as e:
         raise IreeBuildError(f"{key}: {e.message}", where=_display(path)) from None
 
@@ -186,14 +187,14 @@ def _strings(data: dict, key: str, path: Path) -> list[str] | None:
     if value is None:
         return None
     try:
-        return validation.strings(value, f"write {key} = [\"a\", \"b\"]", single=False, empty=True)
+        return validation.strings(value, f'write {key} = ["a", "b"]', single=False, empty=True)
     except IreeBuildError as e:
         raise IreeBuildError(f"{key}: {e.message}", where=_display(path)) from None
 
 
 def _locate(name: str, dirs: Sequence[Path], skip: Path | None = None) -> Path | None:
     for d in dirs:
-        candidate = (d / f"{name}.toml")
+        candidate = d / f"{name}.toml"
         if candidate.is_file() and (skip is None or candidate.resolve() != skip.resolve()):
             return candidate
     return None
@@ -236,7 +237,7 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
     description = _string(data, "description", path) or ""
     backends = _strings(data, "target_backends", path)
     if not backends:
-        raise fail("target_backends is missing or empty; name at least one, e.g. [\"llvm-cpu\"]")
+        raise fail('target_backends is missing or empty; name at least one, e.g. ["llvm-cpu"]')
     for b in backends:
         try:
             validation.one_of(b, list(BACKENDS), "backend")
@@ -265,12 +266,16 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
         except IreeBuildError as e:
             raise fail(f"devices: {e.message}") from None
         if dev not in usable:
-            raise fail(f"devices: '{dev}' cannot run code built for {', '.join(backends)}; "
-                       f"its code runs on: {', '.join(usable)}")
+            raise fail(
+                f"devices: '{dev}' cannot run code built for {', '.join(backends)}; "
+                f"its code runs on: {', '.join(usable)}"
+            )
     emulator = _strings(data, "emulator", path) or []
     if "emulator" in data and not emulator:
-        raise fail('emulator is empty; write the command that runs this preset\'s CPU code here, '
-                   'e.g. emulator = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]')
+        raise fail(
+            "emulator is empty; write the command that runs this preset's CPU code here, "
+            'e.g. emulator = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]'
+        )
     return Toolchain(
         name=path.stem,
         path=path,
@@ -284,8 +289,9 @@ def load(path: str | os.PathLike, extra_dirs: Iterable[str | os.PathLike] = ()) 
     )
 
 
-def find_toolchain(name: str, extra_dirs: Iterable[str | os.PathLike] = (),
-                   check_registered: bool = True) -> Toolchain:
+def find_toolchain(
+    name: str, extra_dirs: Iterable[str | os.PathLike] = (), check_registered: bool = True
+) -> Toolchain:
     """The preset called ``name`` on the search path, validated.
 
     With ``check_registered`` (the default) a preset whose backends this

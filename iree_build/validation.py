@@ -18,8 +18,18 @@ from typing import Any, cast
 
 from .errors import IreeBuildError
 
-_TYPE_NAMES = {bool: "a bool", int: "an int", float: "a float", str: "a string", list: "a list",
-               tuple: "a tuple", dict: "a dict", type(None): "None", bytes: "bytes", set: "a set"}
+_TYPE_NAMES = {
+    bool: "a bool",
+    int: "an int",
+    float: "a float",
+    str: "a string",
+    list: "a list",
+    tuple: "a tuple",
+    dict: "a dict",
+    type(None): "None",
+    bytes: "bytes",
+    set: "a set",
+}
 
 
 def type_name(value: Any) -> str:
@@ -30,14 +40,18 @@ def type_name(value: Any) -> str:
     if callable(value) and not hasattr(value, "get_abspath") and not isinstance(value, type):
         return "a function"
     name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name} object" if name != "object" \
+    return (
+        f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name} object"
+        if name != "object"
         else "a plain object"
+    )
 
 
 def describe(value: Any, limit: int = 48) -> str:
     """A short, readable rendering of ``value`` for messages (never an address)."""
     if isinstance(value, (str, bytes, bool, numbers.Number, type(None))) or (
-            isinstance(value, (list, tuple, dict)) and type(value) in (list, tuple, dict)):
+        isinstance(value, (list, tuple, dict)) and type(value) in (list, tuple, dict)
+    ):
         text = repr(value)
     else:
         text = f"<{type(value).__name__}>"
@@ -85,8 +99,9 @@ def one_of(value: Any, choices: Sequence[str], noun: str, more: str = "") -> str
         return value
     if not value:
         raise IreeBuildError(f"the {noun} name is empty; known {noun}s: {listing(choices)}{more}")
-    raise IreeBuildError(f"unknown {noun} '{value}'{did_you_mean(value, choices)}; "
-                         f"known {noun}s: {listing(choices)}{more}")
+    raise IreeBuildError(
+        f"unknown {noun} '{value}'{did_you_mean(value, choices)}; known {noun}s: {listing(choices)}{more}"
+    )
 
 
 def string(value: Any, allowed: str, empty: bool = False) -> str:
@@ -98,8 +113,9 @@ def string(value: Any, allowed: str, empty: bool = False) -> str:
     return no_nul(value, allowed)
 
 
-def strings(value: Any, allowed: str, single: bool = True, empty: bool = False,
-            sequence_types: tuple = (list, tuple)) -> list[str]:
+def strings(
+    value: Any, allowed: str, single: bool = True, empty: bool = False, sequence_types: tuple = (list, tuple)
+) -> list[str]:
     """A list of strings; a single string counts as a list of one when ``single``."""
     if isinstance(value, str) and single:
         value = [value]
@@ -117,8 +133,9 @@ def strings(value: Any, allowed: str, single: bool = True, empty: bool = False,
     return items
 
 
-def number(value: Any, allowed: str, minimum: float | None = None, integer: bool = False,
-           above: float | None = None) -> float | int:
+def number(
+    value: Any, allowed: str, minimum: float | None = None, integer: bool = False, above: float | None = None
+) -> float | int:
     """A finite real number (an int when ``integer``), ``>= minimum`` / ``> above``."""
     expected = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -156,8 +173,7 @@ def tolerances(value: Any) -> float | None | tuple[float | None, ...]:
     if isinstance(value, (list, tuple)):
         if not value:
             raise IreeBuildError(f"the list is empty; {allowed}")
-        return tuple(None if item is None else float(number(item, allowed, minimum=0))
-                     for item in value)
+        return tuple(None if item is None else float(number(item, allowed, minimum=0)) for item in value)
     return float(number(value, allowed, minimum=0))
 
 
@@ -171,8 +187,10 @@ def compare_overrides(value: Any) -> dict[str, float]:
     allowed = f"give {{type: threshold}} with types from {', '.join(COMPARE_KEYS)}"
     if not isinstance(value, dict):
         raise wrong_type(value, "a dict", allowed)
-    return {one_of(k, list(COMPARE_KEYS), "comparison key"): float(number(v, allowed, minimum=0))
-            for k, v in value.items()}
+    return {
+        one_of(k, list(COMPARE_KEYS), "comparison key"): float(number(v, allowed, minimum=0))
+        for k, v in value.items()
+    }
 
 
 def plain_name(value: Any, example: str) -> str:

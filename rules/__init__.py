@@ -30,8 +30,17 @@ from .iree import generate
 
 TOOLPATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_tools")  # holds iree_tool.py
 
-__all__ = ["iree_module", "iree_import_onnx", "iree_run", "iree_test", "iree_check_test_suite",
-           "iree_benchmark", "iree_onnx_test_suite", "iree_test_suite", "IreeEnvironment"]
+__all__ = [
+    "iree_module",
+    "iree_import_onnx",
+    "iree_run",
+    "iree_test",
+    "iree_check_test_suite",
+    "iree_benchmark",
+    "iree_onnx_test_suite",
+    "iree_test_suite",
+    "IreeEnvironment",
+]
 
 
 def IreeEnvironment(**kw):

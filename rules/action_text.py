@@ -1,4 +1,5 @@
 """What SCons prints for a function action: its ``strfunction`` attribute, typed."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -109,8 +109,10 @@ def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()
     node = call.env.File(text)
     if not (node.has_builder() or node.is_derived() or node.srcnode().exists()):
         hint = " (use Glob() for patterns)" if any(c in text for c in "*?[") else ""
-        raise IreeBuildError(f"{what} {node.srcnode().get_internal_path()} not found{hint}; "
-                             "give a file that exists or that another rule builds")
+        raise IreeBuildError(
+            f"{what} {node.srcnode().get_internal_path()} not found{hint}; "
+            "give a file that exists or that another rule builds"
+        )
     return value
 
 
@@ -124,6 +126,7 @@ def _text(allowed: str, none_ok: bool = True) -> Arg:
         if any(c.isspace() for c in text):
             raise IreeBuildError(f"{text!r} has a space; {allowed}")
         return text
+
     return Arg(check, none_ok)
 
 
@@ -140,19 +143,27 @@ def _data_value(value: Any, call: Call, what: str) -> Any:
             _file_node(parsed.file, call, "data file")
         return parsed
     if isinstance(value, str) and value.endswith(".bin"):
-        raise IreeBuildError(f"{value!r} is a raw file: give its shape and element type in IREE's "
-                             f"syntax, e.g. '2x3xf32=@{value}'")
-    if is_node(value) or v.path_text(value) is not None or (
-            is_list(value) and len(value) == 1 and is_node(value[0])):
+        raise IreeBuildError(
+            f"{value!r} is a raw file: give its shape and element type in IREE's "
+            f"syntax, e.g. '2x3xf32=@{value}'"
+        )
+    if (
+        is_node(value)
+        or v.path_text(value) is not None
+        or (is_list(value) and len(value) == 1 and is_node(value[0]))
+    ):
         return _file_node(value, call, "data file", (".npy", ".pb"))
     if isinstance(value, (bool, int, float, complex, np.generic, np.ndarray, list, tuple)):
         from iree_build.values.arrays import to_array
 
         to_array(value, what)  # numbers all the way down, not ragged; a type that travels
         return value
-    raise v.wrong_type(value, "a data value",
-                       "give a .npy/.pb path, a number, a nested list of numbers, a numpy array, "
-                       "or a value in IREE's syntax like '2x3xf32=1 2 3 4 5 6'")
+    raise v.wrong_type(
+        value,
+        "a data value",
+        "give a .npy/.pb path, a number, a nested list of numbers, a numpy array, "
+        "or a value in IREE's syntax like '2x3xf32=1 2 3 4 5 6'",
+    )
 
 
 def _data(allow_function: bool) -> Arg:
@@ -178,6 +189,7 @@ def _data(allow_function: bool) -> Arg:
         values = number_files([c for c in checked if isinstance(c, IreeValue)])
         numbered = iter(values)
         return [next(numbered) if isinstance(c, IreeValue) else c for c in checked]
+
     return Arg(check, none_ok=False)
 
 
@@ -188,11 +200,13 @@ def _file(what: str, suffixes: tuple[str, ...] = ()) -> Arg:
 
 def _files(what: str, suffixes: tuple[str, ...] = (), empty: bool = True, none_ok: bool = True) -> Arg:
     """One file or a list of them (strings, nodes, Glob results, nested lists)."""
+
     def check(value, call):
         items = call.env.Flatten(list(value)) if is_list(value) else [value]
         if not items and not empty:
             raise IreeBuildError(f"no files given (did a Glob match nothing?); give at least one {what}")
         return [_file_node(item, call, what, suffixes) for item in items]
+
     return Arg(check, none_ok)
 
 
@@ -212,8 +226,10 @@ def _backends_of(call: Call) -> list[str] | None:
 def _needs_llvm_cpu(name: str, call: Call) -> None:
     backends = _backends_of(call)
     if backends is not None and "llvm-cpu" not in backends:
-        raise IreeBuildError(f"applies to llvm-cpu only, and the module is built for "
-                             f"{', '.join(backends)}; add 'llvm-cpu' to target_backends or drop {name}")
+        raise IreeBuildError(
+            f"applies to llvm-cpu only, and the module is built for "
+            f"{', '.join(backends)}; add 'llvm-cpu' to target_backends or drop {name}"
+        )
 
 
 def _triple_of(call: Call) -> str:
@@ -231,13 +247,17 @@ def _check_backends(value, call):
     for item in items:
         v.one_of(item, known, "target backend")
         if item not in registered:
-            raise IreeBuildError(f"target backend '{item}' is not registered in this compiler; "
-                                 f"registered: {', '.join(sorted(registered))}")
+            raise IreeBuildError(
+                f"target backend '{item}' is not registered in this compiler; "
+                f"registered: {', '.join(sorted(registered))}"
+            )
     flags = call.args.get("flags")
     flags = [flags] if isinstance(flags, str) else flags if isinstance(flags, (list, tuple)) else []
     if "rocm" in items and not any(str(f).startswith("--iree-rocm-target=") for f in flags):
-        raise IreeBuildError("rocm has no default chip; use toolchain='rocm-gfx942' (MI300) or add "
-                             "'--iree-rocm-target=gfx...' to flags")
+        raise IreeBuildError(
+            "rocm has no default chip; use toolchain='rocm-gfx942' (MI300) or add "
+            "'--iree-rocm-target=gfx...' to flags"
+        )
     return items
 
 
@@ -294,14 +314,16 @@ def _onnx_only(check: Check, what: str) -> Check:
         if value not in (None, False) and not _onnx_source(call, source_arg):
             raise IreeBuildError(f"applies to .onnx sources only, and {source_arg} is not one; drop {what}")
         return value
+
     return wrapped
 
 
 def _opset(value, call):
     if value == "own":  # keep the model's own opset (iree_build.onnx_policy)
         return value
-    v.number(value, "give an ONNX opset number, e.g. 17, or 'own' for the model's own", integer=True,
-             minimum=1)
+    v.number(
+        value, "give an ONNX opset number, e.g. 17, or 'own' for the model's own", integer=True, minimum=1
+    )
     try:
         import onnx
 
@@ -309,8 +331,10 @@ def _opset(value, call):
     except ImportError:
         return value
     if value > newest:
-        raise IreeBuildError(f"{value} is newer than the installed onnx package knows "
-                             f"(opsets 1 to {newest}); give an opset from 1 to {newest}")
+        raise IreeBuildError(
+            f"{value} is newer than the installed onnx package knows "
+            f"(opsets 1 to {newest}); give an opset from 1 to {newest}"
+        )
     return value
 
 
@@ -335,10 +359,14 @@ def _entries(value, call):
         plain = [not any(c in p for c in "*?[") for p in parts]  # no glob: must name a real one
         known = [files, list(BACKENDS), list(HAL_DEVICES)]
         nouns = [("file in srcs", "files in srcs"), ("backend", "backends"), ("HAL device", "HAL devices")]
-        for part, exact, choices, (noun, plural) in zip(parts, plain, known, nouns, strict=False):  # a 4th part has no name to check
+        for part, exact, choices, (noun, plural) in zip(
+            parts, plain, known, nouns, strict=False
+        ):  # a 4th part has no name to check
             if exact and choices and part not in choices:
-                raise IreeBuildError(f"entry {entry!r} names '{part}', which is no {noun}"
-                                     f"{v.did_you_mean(part, choices)}; {plural}: {v.listing(choices)}")
+                raise IreeBuildError(
+                    f"entry {entry!r} names '{part}', which is no {noun}"
+                    f"{v.did_you_mean(part, choices)}; {plural}: {v.listing(choices)}"
+                )
     return list(items)
 
 
@@ -350,8 +378,10 @@ def _flagfile(value, call):
     node = node if is_node(node) else call.env.File(v.path_text(node))
     src = node.srcnode()
     if not src.exists():
-        raise IreeBuildError(f"{node} is built by another rule; a flag file is read while the "
-                             "SConscript is read, so it must exist then")
+        raise IreeBuildError(
+            f"{node} is built by another rule; a flag file is read while the "
+            "SConscript is read, so it must exist then"
+        )
     return read_flagfile(src.get_abspath())
 
 
@@ -404,7 +434,8 @@ def _usable(call: Call) -> tuple[list[str], list[str]] | None:
         from iree_build.targets import devices_for
 
         backends = call.args.get("target_backends") or call.env.Flatten(
-            [call.env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])])
+            [call.env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])]
+        )
         if all(b in BACKENDS for b in backends):
             call.usable = (list(backends), devices_for(backends))
     return call.usable
@@ -460,8 +491,11 @@ TRIPLE = Arg(_check_triple)
 TOOLCHAIN = Arg(_check_toolchain)
 ENTRIES = Arg(_entries, none_ok=False)
 # For rules other branches add: a test's tags and timeout.
-TAGS = Arg(lambda value, call: [v.plain_name(t, "gpu") for t in v.strings(
-    value, "give tags like ['gpu', 'slow']", empty=True)])
+TAGS = Arg(
+    lambda value, call: [
+        v.plain_name(t, "gpu") for t in v.strings(value, "give tags like ['gpu', 'slow']", empty=True)
+    ]
+)
 TIMEOUT = Arg(lambda value, call: v.number(value, "give seconds > 0, e.g. 60", above=0))
 
 _MODULE_TARGETS = {  # checked in this order: the triple before the CPU that depends on it
@@ -472,10 +506,12 @@ _MODULE_TARGETS = {  # checked in this order: the triple before the CPU that dep
     "cpu_features": CPU_FEATURES,
     "flags": FLAGS,
     "onnx_opset": Arg(_onnx_only(_opset, "onnx_opset")),
-    "externalize_params": Arg(_onnx_only(lambda value, call: v.boolean(value), "externalize_params"),
-                              none_ok=False),
+    "externalize_params": Arg(
+        _onnx_only(lambda value, call: v.boolean(value), "externalize_params"), none_ok=False
+    ),
     "params_scope": SCOPE,
 }
+
 
 def _backend_flags(value, call):
     """``{"vulkan-spirv": ["--iree-vulkan-target=ampere"]}``: flags for one backend's modules."""
@@ -498,52 +534,112 @@ def _variants(value, call):
 
 SCHEMAS: dict[str, dict[str, Arg]] = {
     "iree_module": {"name": NAME, "src": _file("source"), **_MODULE_TARGETS},
-    "IreeModule": {"target": Arg(_target, none_ok=False), "source": _file("source"),
-                   **_MODULE_TARGETS},
-    "iree_import_onnx": {"name": NAME, "src": _file("ONNX model", (".onnx",)),
-                         "opset": Arg(_opset), "externalize_params": BOOL, "params_scope": SCOPE,
-                         "output": Arg(_output)},
-    "iree_run": {"name": NAME, "module": MODULE, "function": FUNCTION, "inputs": INPUTS,
-                 "device": DEVICE, "outputs": Arg(_outputs, none_ok=False),
-                 "parameters": PARAMETERS, "parameter_scope": SCOPE, "flagfile": FLAGFILE},
-    "iree_test": {"name": NAME, "module": MODULE, "function": FUNCTION, "inputs": INPUTS,
-                  "expected": EXPECTED, "devices": DEVICES, "rtol": TOLERANCES, "atol": TOLERANCES,
-                  "parameters": PARAMETERS, "parameter_scope": SCOPE, "timeout": TIMEOUT,
-                  "tags": TAGS, "flagfile": FLAGFILE, "xfail": REASON, "skip": REASON},
-    "iree_check_test_suite": {"name": NAME, "srcs": _files("check file", empty=False, none_ok=False),
-                              "target_backends": BACKENDS_ARG, "toolchain": TOOLCHAIN,
-                              "triple": TRIPLE, "cpu": CPU, "cpu_features": CPU_FEATURES,
-                              "devices": DEVICES, "flags": FLAGS,
-                              "backend_flags": Arg(_backend_flags),
-                              "cpu_features_variants": Arg(_variants),
-                              "xfail": ENTRIES, "skip": ENTRIES, "timeout": TIMEOUT, "tags": TAGS},
-    "iree_test_suite": {"name": NAME, "root": Arg(lambda value, call: v.string(
-                            value, "give the folder holding the test folders, e.g. 'onnx_ops'"),
-                            none_ok=False),
-                        "config": _file("configuration file", (".json",)),
-                        "target_backends": BACKENDS_ARG, "toolchain": TOOLCHAIN, "flags": FLAGS,
-                        "devices": DEVICES, "timeout": TIMEOUT, "tags": TAGS},
-    "iree_onnx_test_suite": {"name": NAME, "srcs": Arg(lambda value, call: value, none_ok=False),
-                             "target_backends": BACKENDS_ARG, "toolchain": TOOLCHAIN,
-                             "devices": DEVICES, "flags": FLAGS, "onnx_opset": Arg(_opset),
-                             "rtol": Arg(lambda value, call: v.tolerance(value)),
-                             "atol": Arg(lambda value, call: v.tolerance(value)),
-                             "xfail": ENTRIES, "skip": ENTRIES},
-    "iree_benchmark": {"name": NAME, "module": MODULE, "function": FUNCTION,
-                       "inputs": Arg(lambda value, call: value, none_ok=False),  # also IREE's syntax
-                       "devices": DEVICES,
-                       "repetitions": Arg(lambda value, call: v.number(
-                           value, "give a whole number of repetitions >= 1", integer=True, minimum=1),
-                           none_ok=False),
-                       "min_time": Arg(lambda value, call: value, none_ok=False),  # bench spec checks
-                       "warmup": Arg(lambda value, call: v.number(value, "give seconds >= 0", minimum=0),
-                                     none_ok=False),
-                       "flops": Arg(lambda value, call: v.number(value, "give a count > 0", above=0)),
-                       "bytes": Arg(lambda value, call: v.number(value, "give a count > 0", above=0)),
-                       "threshold": Arg(lambda value, call: v.number(
-                           value, "give a fraction > 0, e.g. 0.1 for 10%", above=0), none_ok=False),
-                       "tags": TAGS, "parameters": PARAMETERS, "parameter_scope": SCOPE,
-                       "flagfile": FLAGFILE},
+    "IreeModule": {"target": Arg(_target, none_ok=False), "source": _file("source"), **_MODULE_TARGETS},
+    "iree_import_onnx": {
+        "name": NAME,
+        "src": _file("ONNX model", (".onnx",)),
+        "opset": Arg(_opset),
+        "externalize_params": BOOL,
+        "params_scope": SCOPE,
+        "output": Arg(_output),
+    },
+    "iree_run": {
+        "name": NAME,
+        "module": MODULE,
+        "function": FUNCTION,
+        "inputs": INPUTS,
+        "device": DEVICE,
+        "outputs": Arg(_outputs, none_ok=False),
+        "parameters": PARAMETERS,
+        "parameter_scope": SCOPE,
+        "flagfile": FLAGFILE,
+    },
+    "iree_test": {
+        "name": NAME,
+        "module": MODULE,
+        "function": FUNCTION,
+        "inputs": INPUTS,
+        "expected": EXPECTED,
+        "devices": DEVICES,
+        "rtol": TOLERANCES,
+        "atol": TOLERANCES,
+        "parameters": PARAMETERS,
+        "parameter_scope": SCOPE,
+        "timeout": TIMEOUT,
+        "tags": TAGS,
+        "flagfile": FLAGFILE,
+        "xfail": REASON,
+        "skip": REASON,
+    },
+    "iree_check_test_suite": {
+        "name": NAME,
+        "srcs": _files("check file", empty=False, none_ok=False),
+        "target_backends": BACKENDS_ARG,
+        "toolchain": TOOLCHAIN,
+        "triple": TRIPLE,
+        "cpu": CPU,
+        "cpu_features": CPU_FEATURES,
+        "devices": DEVICES,
+        "flags": FLAGS,
+        "backend_flags": Arg(_backend_flags),
+        "cpu_features_variants": Arg(_variants),
+        "xfail": ENTRIES,
+        "skip": ENTRIES,
+        "timeout": TIMEOUT,
+        "tags": TAGS,
+    },
+    "iree_test_suite": {
+        "name": NAME,
+        "root": Arg(
+            lambda value, call: v.string(value, "give the folder holding the test folders, e.g. 'onnx_ops'"),
+            none_ok=False,
+        ),
+        "config": _file("configuration file", (".json",)),
+        "target_backends": BACKENDS_ARG,
+        "toolchain": TOOLCHAIN,
+        "flags": FLAGS,
+        "devices": DEVICES,
+        "timeout": TIMEOUT,
+        "tags": TAGS,
+    },
+    "iree_onnx_test_suite": {
+        "name": NAME,
+        "srcs": Arg(lambda value, call: value, none_ok=False),
+        "target_backends": BACKENDS_ARG,
+        "toolchain": TOOLCHAIN,
+        "devices": DEVICES,
+        "flags": FLAGS,
+        "onnx_opset": Arg(_opset),
+        "rtol": Arg(lambda value, call: v.tolerance(value)),
+        "atol": Arg(lambda value, call: v.tolerance(value)),
+        "xfail": ENTRIES,
+        "skip": ENTRIES,
+    },
+    "iree_benchmark": {
+        "name": NAME,
+        "module": MODULE,
+        "function": FUNCTION,
+        "inputs": Arg(lambda value, call: value, none_ok=False),  # also IREE's syntax
+        "devices": DEVICES,
+        "repetitions": Arg(
+            lambda value, call: v.number(
+                value, "give a whole number of repetitions >= 1", integer=True, minimum=1
+            ),
+            none_ok=False,
+        ),
+        "min_time": Arg(lambda value, call: value, none_ok=False),  # bench spec checks
+        "warmup": Arg(lambda value, call: v.number(value, "give seconds >= 0", minimum=0), none_ok=False),
+        "flops": Arg(lambda value, call: v.number(value, "give a count > 0", above=0)),
+        "bytes": Arg(lambda value, call: v.number(value, "give a count > 0", above=0)),
+        "threshold": Arg(
+            lambda value, call: v.number(value, "give a fraction > 0, e.g. 0.1 for 10%", above=0),
+            none_ok=False,
+        ),
+        "tags": TAGS,
+        "parameters": PARAMETERS,
+        "parameter_scope": SCOPE,
+        "flagfile": FLAGFILE,
+    },
 }
 
 
@@ -560,13 +656,13 @@ def checked(rule: str, schema: Mapping[str, Arg] | None = None):
         sig = inspect.signature(func)
         params = sig.parameters
         overrides = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        names = [n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                 and n != "env"]
+        names = [
+            n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "env"
+        ]
         unchecked = [n for n in names if n not in schema]
         if unchecked:  # a programming error: every argument must be checked
             raise TypeError(f"{func.__qualname__}: no argument spec for {', '.join(unchecked)}")
-        positional = [n for n, p in params.items()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         builder_style = bool(positional) and positional[0] == "env"
 
         @functools.wraps(func)
@@ -576,8 +672,9 @@ def checked(rule: str, schema: Mapping[str, Arg] | None = None):
             _active.on = True
             try:
                 build_lock.before_declaration()
-                args, kwargs = _check_call(rule, schema, sig, names, positional, overrides,
-                                           builder_style, args, kwargs)
+                args, kwargs = _check_call(
+                    rule, schema, sig, names, positional, overrides, builder_style, args, kwargs
+                )
                 return func(*args, **kwargs)
             finally:
                 _active.on = False
@@ -598,22 +695,32 @@ def _check_call(rule, schema, sig, names, positional, overrides, builder_style, 
         if key.lower() == key:
             fail(f"{rule} {key}: unknown argument{v.did_you_mean(key, names)}; {rule} takes: {shown}", where)
         if not overrides:
-            fail(f"{rule} {key}: {rule} takes no construction-variable overrides; set {key} on "
-                 f"an environment (env.Clone({key}=...)) and call env.{rule}(...)", where)
+            fail(
+                f"{rule} {key}: {rule} takes no construction-variable overrides; set {key} on "
+                f"an environment (env.Clone({key}=...)) and call env.{rule}(...)",
+                where,
+            )
     user_positional = positional[1:] if builder_style else positional
     given = len(args) - (1 if builder_style else 0)
     if given > len(user_positional):
-        fail(f"{rule}: {given} positional arguments given, it takes at most {len(user_positional)} "
-             f"({', '.join(user_positional)}); name the others, e.g. devices=[...]", where)
+        fail(
+            f"{rule}: {given} positional arguments given, it takes at most {len(user_positional)} "
+            f"({', '.join(user_positional)}); name the others, e.g. devices=[...]",
+            where,
+        )
     bound = sig.bind_partial(*args, **kwargs)
-    missing = [n for n in names if sig.parameters[n].default is inspect.Parameter.empty
-               and n not in bound.arguments]
+    missing = [
+        n for n in names if sig.parameters[n].default is inspect.Parameter.empty and n not in bound.arguments
+    ]
     if missing:
         fail(f"{rule} {missing[0]}: missing; {rule} needs {', '.join(repr(m) for m in missing)}", where)
     env = bound.arguments.get("env")
     if env is not None and not hasattr(env, "Dictionary"):
-        fail(f"{rule} env: {v.describe(env)} is {v.type_name(env)}, not an SCons Environment; "
-             "give env=Environment(...) or leave it out", where)
+        fail(
+            f"{rule} env: {v.describe(env)} is {v.type_name(env)}, not an SCons Environment; "
+            "give env=Environment(...) or leave it out",
+            where,
+        )
     call = Call(rule, dict(bound.arguments))
     for name, spec in schema.items():
         if name not in bound.arguments:

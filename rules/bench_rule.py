@@ -84,8 +84,10 @@ def _run(target, source, env):
     reg = registry(env)
     bench = reg.bench_by_result[target[0].get_abspath()]
     base = reg.build_dir.get_abspath()
-    data_files.ensure(env, (os.path.join(base, p) for p in (*bench.spec.inputs, *bench.spec.parameters)
-                            if isinstance(p, str)))
+    data_files.ensure(
+        env,
+        (os.path.join(base, p) for p in (*bench.spec.inputs, *bench.spec.parameters) if isinstance(p, str)),
+    )
     result = run_benchmark(bench.spec, reg.build_dir.get_abspath(), _baseline(reg))
     with reg.ran_lock:
         reg.bench_ran[bench.spec.name] = result
@@ -94,7 +96,9 @@ def _run(target, source, env):
     if result.status == "failed":
         return f"benchmark {bench.spec.name} failed"
     if result.status == "skipped" and options.option("iree-require-devices"):
-        return f"benchmark {bench.spec.name} could not run and --iree-require-devices is set: {result.message}"
+        return (
+            f"benchmark {bench.spec.name} could not run and --iree-require-devices is set: {result.message}"
+        )
     if is_regression(result):
         return f"benchmark {bench.spec.name} is slower than the baseline"
     return 0
@@ -102,8 +106,11 @@ def _run(target, source, env):
 
 set_strfunction(_run, None)  # the BENCH line is the progress line
 BENCH_ACTION = ExplicitAction(
-    _run, signature=lambda t, s, env: "benchmark " + registry(env).bench_by_result[t[0].get_abspath()].spec.name,
-    cmdstr="", exclusive=True)
+    _run,
+    signature=lambda t, s, env: "benchmark " + registry(env).bench_by_result[t[0].get_abspath()].spec.name,
+    cmdstr="",
+    exclusive=True,
+)
 
 
 def _manifest_text(target, source, env) -> str:
@@ -120,11 +127,24 @@ MANIFEST_ACTION = ExplicitAction(_write_manifest, signature=_manifest_text, cmds
 
 
 @checked("iree_benchmark")
-def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: Sequence = (),
-                  devices: Sequence[str] | None = None, repetitions: int = 5,
-                  min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
-                  bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
-                  parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None) -> list:
+def IreeBenchmark(
+    env,
+    name: str,
+    module,
+    function: str | None = None,
+    inputs: Sequence = (),
+    devices: Sequence[str] | None = None,
+    repetitions: int = 5,
+    min_time: float | str = 0.5,
+    warmup: float = 0.1,
+    flops: float | None = None,
+    bytes: float | None = None,
+    threshold: float = 0.10,
+    tags: Sequence[str] = (),
+    parameters: Sequence = (),
+    parameter_scope: str = "model",
+    flagfile: Any = None,
+) -> list:
     """Declare one benchmark per device (``NAME[device]``); returns the result nodes."""
     where = declared_at()
     try:
@@ -133,8 +153,9 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         function, inputs, _, _, _ = from_flagfile(flagfile, function, inputs)
         module_node, info, devices = module_on_devices(env, module, devices)
         if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
-            raise IreeBuildError("inputs must be a list (of .npy paths, values, or IREE inputs like "
-                                 "'4096x4096xf32=1')")
+            raise IreeBuildError(
+                "inputs must be a list (of .npy paths, values, or IREE inputs like '4096x4096xf32=1')"
+            )
         try:
             check_numbers(repetitions, warmup, flops, bytes, threshold)
             min_time = min_time_text(min_time)
@@ -150,8 +171,10 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         reg = registry(env)
         for node in [module_node, *input_nodes, *param_nodes]:
             if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
-                raise IreeBuildError(f"{node} lies outside the build folder {bdir.get_internal_path()}; "
-                                     "keep benchmarks in one variant dir or set IREE_BUILD_DIR")
+                raise IreeBuildError(
+                    f"{node} lies outside the build folder {bdir.get_internal_path()}; "
+                    "keep benchmarks in one variant dir or set IREE_BUILD_DIR"
+                )
     except IreeBuildError as e:
         fail(e.message, where)
 
@@ -167,18 +190,37 @@ def IreeBenchmark(env, name: str, module, function: str | None = None, inputs: S
         except IreeBuildError as e:
             fail(e.message, where)
         spec = BenchSpec(
-            name=f"{base}[{lane_label(device, arch)}]", base=base, device=device, module=rel(module_node),
-            function=function or "", result=rel(result),
+            name=f"{base}[{lane_label(device, arch)}]",
+            base=base,
+            device=device,
+            module=rel(module_node),
+            function=function or "",
+            result=rel(result),
             inputs=tuple(i if isinstance(i, ValueInput) else rel(i) for i in declared),
-            declared_at=where, repetitions=repetitions, min_time=min_time, warmup=float(warmup),
-            flops=None if flops is None else float(flops), bytes=None if bytes is None else float(bytes),
-            threshold=float(threshold), tags=tags, parameters=tuple(rel(n) for n in param_nodes),
-            parameter_scope=parameter_scope, arch=arch, emulator=emulator)
+            declared_at=where,
+            repetitions=repetitions,
+            min_time=min_time,
+            warmup=float(warmup),
+            flops=None if flops is None else float(flops),
+            bytes=None if bytes is None else float(bytes),
+            threshold=float(threshold),
+            tags=tags,
+            parameters=tuple(rel(n) for n in param_nodes),
+            parameter_scope=parameter_scope,
+            arch=arch,
+            emulator=emulator,
+        )
         selected = command_line_selection(env).matches(
-            spec.name, device, spec.tags,
-            (source_folder(env), env.Dir(".").get_internal_path().replace(os.sep, "/")))
-        nodes.append(_register(env, DeclaredBenchmark(spec, result, selected),
-                               [module_node, *input_nodes, *param_nodes]))
+            spec.name,
+            device,
+            spec.tags,
+            (source_folder(env), env.Dir(".").get_internal_path().replace(os.sep, "/")),
+        )
+        nodes.append(
+            _register(
+                env, DeclaredBenchmark(spec, result, selected), [module_node, *input_nodes, *param_nodes]
+            )
+        )
     return nodes
 
 
@@ -233,18 +275,44 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
 
 
 @checked("iree_benchmark")
-def iree_benchmark(name: str, module, function: str | None = None, inputs: Sequence = (),
-                   devices: Sequence[str] | None = None, repetitions: int = 5,
-                   min_time: float | str = 0.5, warmup: float = 0.1, flops: float | None = None,
-                   bytes: float | None = None, threshold: float = 0.10, tags: Sequence[str] = (),
-                   parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None,
-                   env=None) -> list:
+def iree_benchmark(
+    name: str,
+    module,
+    function: str | None = None,
+    inputs: Sequence = (),
+    devices: Sequence[str] | None = None,
+    repetitions: int = 5,
+    min_time: float | str = 0.5,
+    warmup: float = 0.1,
+    flops: float | None = None,
+    bytes: float | None = None,
+    threshold: float = 0.10,
+    tags: Sequence[str] = (),
+    parameters: Sequence = (),
+    parameter_scope: str = "model",
+    flagfile: Any = None,
+    env=None,
+) -> list:
     """Declare a benchmark of ``module``'s ``function`` (default: its only export, as for a
     test), one per device (``name[device]``)."""
-    return IreeBenchmark(env, name, module, function, inputs=inputs,
-                         devices=devices, repetitions=repetitions, min_time=min_time, warmup=warmup,
-                         flops=flops, bytes=bytes, threshold=threshold, tags=tags,
-                         parameters=parameters, parameter_scope=parameter_scope, flagfile=flagfile)
+    return IreeBenchmark(
+        env,
+        name,
+        module,
+        function,
+        inputs=inputs,
+        devices=devices,
+        repetitions=repetitions,
+        min_time=min_time,
+        warmup=warmup,
+        flops=flops,
+        bytes=bytes,
+        threshold=threshold,
+        tags=tags,
+        parameters=parameters,
+        parameter_scope=parameter_scope,
+        flagfile=flagfile,
+    )
 
 
 def _summary(reg: Registry) -> None:
@@ -259,10 +327,15 @@ def _summary(reg: Registry) -> None:
         ran = reg.bench_ran.get(bench.spec.name)
         if ran is None:
             failed = bench.result.get_state() == SCons.Node.failed
-            ran = BenchResult(bench.spec.name, bench.spec.base, bench.spec.device,
-                              "failed" if failed else "skipped",
-                              "its module or data failed to build" if failed
-                              else "not run: the build stopped earlier (use -k)")
+            ran = BenchResult(
+                bench.spec.name,
+                bench.spec.base,
+                bench.spec.device,
+                "failed" if failed else "skipped",
+                "its module or data failed to build"
+                if failed
+                else "not run: the build stopped earlier (use -k)",
+            )
             _say(reg, f"{'FAIL' if failed else 'SKIP'} {ran.name} ({ran.message})")
         results.append(ran)
     if not results:
@@ -270,8 +343,13 @@ def _summary(reg: Registry) -> None:
     save = options.option("iree-bench-save")
     save = os.path.join(SCons.Script.GetLaunchDir(), save) if save else None
     try:
-        for line in finish_run(results, reg.build_dir.get_abspath(), reg.bench_state["started"], save,
-                               reg.bench_state.get("baseline")):
+        for line in finish_run(
+            results,
+            reg.build_dir.get_abspath(),
+            reg.bench_state["started"],
+            save,
+            reg.bench_state.get("baseline"),
+        ):
             _say(reg, line)
     except OSError as e:
         _say(reg, f"could not keep the benchmark run: {e}")

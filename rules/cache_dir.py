@@ -64,8 +64,10 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):
             os.makedirs(cachedir, exist_ok=True)
             atomic_write_text(cachefile + SUFFIX, content_record(node.get_internal_path()))
         except OSError as e:  # like SCons: a cache that cannot be written does not fail the build
-            SCons.Warnings.warn(SCons.Warnings.CacheWriteErrorWarning,
-                                f"Unable to record {node} in cache {cachefile}{SUFFIX}: {e}")
+            SCons.Warnings.warn(
+                SCons.Warnings.CacheWriteErrorWarning,
+                f"Unable to record {node} in cache {cachefile}{SUFFIX}: {e}",
+            )
             return None
         return super().push(node)
 
@@ -90,14 +92,19 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):
         self.hits -= 1
         _unlink(target)
         node.clear_memoized_values()
-        why = ("has no recorded sha256 (written without one, or cut short)" if not expected
-               else "does not match its recorded sha256 (corrupt or truncated)")
+        why = (
+            "has no recorded sha256 (written without one, or cut short)"
+            if not expected
+            else "does not match its recorded sha256 (corrupt or truncated)"
+        )
         if not self.is_readonly():  # let the rebuild push a good entry in its place
             _unlink(cachefile)
             _unlink(cachefile + SUFFIX)
             why += "; removed it"
         with _say_lock:
-            sys.stderr.write(f"scons: warning: cache entry {os.path.basename(cachefile)} for {target} "
-                             f"{why}; building {target}\n")
+            sys.stderr.write(
+                f"scons: warning: cache entry {os.path.basename(cachefile)} for {target} "
+                f"{why}; building {target}\n"
+            )
             sys.stderr.flush()
         return False

@@ -50,7 +50,8 @@ def _match(entries: Sequence[Entry], file: str, backend: str, device: str, what:
         parts = (entry,) if isinstance(entry, str) else tuple(entry)
         if not 1 <= len(parts) <= 4 or not all(isinstance(p, str) for p in parts):
             raise IreeBuildError(
-                f"{what} entry {entry!r} must be 'file' or (file, backend, device[, reason])")
+                f"{what} entry {entry!r} must be 'file' or (file, backend, device[, reason])"
+            )
         pattern = (parts + ("*", "*"))[:3]
         if all(fnmatch.fnmatchcase(v, p) for v, p in zip((file, backend, device), pattern, strict=True)):
             return parts[3] if len(parts) == 4 else f"declared in {what}"
@@ -71,36 +72,51 @@ def _variants(variants: Sequence[str] | None, triple_arch: str) -> list[tuple[st
         if len(parts) != 3 or not all(parts) or not re.fullmatch(r"[\w.-]+", parts[1]):
             raise IreeBuildError(
                 f"cpu_features_variants entry {v!r} must be 'default' or 'ARCH:NAME:FEATURES', "
-                "e.g. 'x86_64:avx2_fma:+avx,+avx2,+fma'")
+                "e.g. 'x86_64:avx2_fma:+avx,+avx2,+fma'"
+            )
         if parts[0] == triple_arch:
             out.append((parts[1], parts[2]))
     return out or [("default", "")]
 
 
-def _targets(env, backends: list[str], toolchain: str | None, cpu, cpu_features, triple,
-             variants, flags, backend_flags: Mapping[str, Sequence[str]]) -> list[SuiteTarget]:
+def _targets(
+    env,
+    backends: list[str],
+    toolchain: str | None,
+    cpu,
+    cpu_features,
+    triple,
+    variants,
+    flags,
+    backend_flags: Mapping[str, Sequence[str]],
+) -> list[SuiteTarget]:
     if toolchain is not None:
         if backends or variants:
-            raise IreeBuildError(f"toolchain='{toolchain}' already says the targets; drop "
-                                 "target_backends/cpu_features_variants or write a preset")
-        return [SuiteTarget(str(toolchain), str(toolchain),
-                            dict(toolchain=str(toolchain), flags=list(flags)))]
+            raise IreeBuildError(
+                f"toolchain='{toolchain}' already says the targets; drop "
+                "target_backends/cpu_features_variants or write a preset"
+            )
+        return [
+            SuiteTarget(str(toolchain), str(toolchain), dict(toolchain=str(toolchain), flags=list(flags)))
+        ]
     backends = backends or list(env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"]))
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise IreeBuildError(f"unknown target backend '{unknown[0]}'; known backends: {', '.join(BACKENDS)}")
     stray = [b for b in backend_flags if b not in backends]
     if stray:
-        raise IreeBuildError(f"backend_flags names '{stray[0]}', which is not among target_backends "
-                             f"({', '.join(backends)})")
+        raise IreeBuildError(
+            f"backend_flags names '{stray[0]}', which is not among target_backends ({', '.join(backends)})"
+        )
     arch = (triple or env.get("IREE_TRIPLE") or os.uname().machine).split("-", 1)[0]
     out = []
     for backend in backends:
         cpu_kw = dict(cpu=cpu, triple=triple) if backend == "llvm-cpu" else {}
-        for name, features in (_variants(variants, arch) if backend == "llvm-cpu" else [("", "")]):
+        for name, features in _variants(variants, arch) if backend == "llvm-cpu" else [("", "")]:
             joined = ",".join(f for f in (cpu_features or "", features) if f) or None
-            kw = dict(target_backends=[backend], flags=list(flags), **cpu_kw,
-                      _IREE_BACKEND_FLAGS=backend_flags)  # the plan takes its backend's
+            kw = dict(
+                target_backends=[backend], flags=list(flags), **cpu_kw, _IREE_BACKEND_FLAGS=backend_flags
+            )  # the plan takes its backend's
             if backend == "llvm-cpu":
                 kw["cpu_features"] = joined
             out.append(SuiteTarget(f"{backend}:{name}" if name else backend, backend, kw))
@@ -108,25 +124,48 @@ def _targets(env, backends: list[str], toolchain: str | None, cpu, cpu_features,
 
 
 @checked("iree_check_test_suite")
-def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | None = None,
-                       devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
-                       xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (),
-                       cpu: str | None = None, cpu_features: str | None = None,
-                       triple: str | None = None, toolchain: str | None = None,
-                       backend_flags: Mapping[str, Sequence[str]] | None = None,
-                       cpu_features_variants: Sequence[str] | None = None,
-                       timeout: float | None = None, tags: Sequence[str] = ()) -> list:
+def IreeCheckTestSuite(
+    env,
+    name: str,
+    srcs,
+    target_backends: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    flags: Sequence[str] | None = None,
+    xfail: Sequence[Entry] = (),
+    skip: Sequence[Entry] = (),
+    cpu: str | None = None,
+    cpu_features: str | None = None,
+    triple: str | None = None,
+    toolchain: str | None = None,
+    backend_flags: Mapping[str, Sequence[str]] | None = None,
+    cpu_features_variants: Sequence[str] | None = None,
+    timeout: float | None = None,
+    tags: Sequence[str] = (),
+) -> list:
     """Declare the suite; returns the test result nodes."""
     where = declared_at()
     sources = env.Flatten([srcs])
-    devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    devices = (
+        [devices]
+        if isinstance(devices, str)
+        else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    )
     flags = [flags] if isinstance(flags, str) else list(flags or [])
     try:
         suite_tags = check_tags(tags)
         if not sources:
             raise IreeBuildError(f"check suite '{name}' has no sources (srcs matched no file?)")
-        targets = _targets(env, list(target_backends or []), toolchain, cpu, cpu_features, triple,
-                           cpu_features_variants, flags, dict(backend_flags or {}))
+        targets = _targets(
+            env,
+            list(target_backends or []),
+            toolchain,
+            cpu,
+            cpu_features,
+            triple,
+            cpu_features_variants,
+            flags,
+            dict(backend_flags or {}),
+        )
     except IreeBuildError as e:
         fail(e.message, where)
 
@@ -158,41 +197,76 @@ def IreeCheckTestSuite(env, name: str, srcs, target_backends: Sequence[str] | No
         for t, device, shared in pairs:
             label = f"{t.key}:{device}" if shared else device
             try:
-                reason_skip = _match(skip, file, t.backend, device, "skip") or \
-                    (_match(skip, rel, t.backend, device, "skip") if rel != file else "")
-                reason_xfail = _match(xfail, file, t.backend, device, "xfail") or \
-                    (_match(xfail, rel, t.backend, device, "xfail") if rel != file else "")
+                reason_skip = _match(skip, file, t.backend, device, "skip") or (
+                    _match(skip, rel, t.backend, device, "skip") if rel != file else ""
+                )
+                reason_xfail = _match(xfail, file, t.backend, device, "xfail") or (
+                    _match(xfail, rel, t.backend, device, "xfail") if rel != file else ""
+                )
             except IreeBuildError as e:
                 fail(e.message, where)
             module, info = modules[t.key]
             test = DeclaredTest(
-                short=base, label=label, device=device, module=module,
-                function="*", inputs=[], expected=[], rtol=0.0, atol=0.0, declared_at=where,
+                short=base,
+                label=label,
+                device=device,
+                module=module,
+                function="*",
+                inputs=[],
+                expected=[],
+                rtol=0.0,
+                atol=0.0,
+                declared_at=where,
                 result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{device}.result.json"),
-                parameters=[], parameter_scope="model",
+                parameters=[],
+                parameter_scope="model",
                 arch=info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
-                kind="check", xfail=reason_xfail, skip=reason_skip,
-                timeout=float(timeout or 0.0), tags=suite_tags,
+                kind="check",
+                xfail=reason_xfail,
+                skip=reason_skip,
+                timeout=float(timeout or 0.0),
+                tags=suite_tags,
             )
             results.append(register(env, test, [module]))
     return results
 
 
 @checked("iree_check_test_suite")
-def iree_check_test_suite(name: str, srcs, target_backends: Sequence[str] | None = None,
-                          devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
-                          xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (),
-                          cpu: str | None = None, cpu_features: str | None = None,
-                          triple: str | None = None, toolchain: str | None = None,
-                          backend_flags: Mapping[str, Sequence[str]] | None = None,
-                          cpu_features_variants: Sequence[str] | None = None,
-                          timeout: float | None = None, tags: Sequence[str] = (),
-                          env=None) -> list:
+def iree_check_test_suite(
+    name: str,
+    srcs,
+    target_backends: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    flags: Sequence[str] | None = None,
+    xfail: Sequence[Entry] = (),
+    skip: Sequence[Entry] = (),
+    cpu: str | None = None,
+    cpu_features: str | None = None,
+    triple: str | None = None,
+    toolchain: str | None = None,
+    backend_flags: Mapping[str, Sequence[str]] | None = None,
+    cpu_features_variants: Sequence[str] | None = None,
+    timeout: float | None = None,
+    tags: Sequence[str] = (),
+    env=None,
+) -> list:
     """Compile each check file for each target; one test per (file, target, device), a case
     per function."""
-    return IreeCheckTestSuite(env, name, srcs,
-                              target_backends=target_backends, devices=devices, flags=flags,
-                              xfail=xfail, skip=skip, cpu=cpu, cpu_features=cpu_features,
-                              triple=triple, toolchain=toolchain, backend_flags=backend_flags,
-                              cpu_features_variants=cpu_features_variants, timeout=timeout,
-                              tags=tags)
+    return IreeCheckTestSuite(
+        env,
+        name,
+        srcs,
+        target_backends=target_backends,
+        devices=devices,
+        flags=flags,
+        xfail=xfail,
+        skip=skip,
+        cpu=cpu,
+        cpu_features=cpu_features,
+        triple=triple,
+        toolchain=toolchain,
+        backend_flags=backend_flags,
+        cpu_features_variants=cpu_features_variants,
+        timeout=timeout,
+        tags=tags,
+    )

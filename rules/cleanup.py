@@ -25,8 +25,13 @@ from .registry import registry
 
 TOP_FILES = (".iree_onnx_policy.json",)
 TOP_FOLDERS = (TMP_DIR, DIAG_DIR)  # compile workers' TMPDIR and diagnostics
-BUILD_FILES = ("iree_tests.json", "iree_test_results.xml", "iree_benchmarks.json", "iree_bench_results.json",
-               "iree_bench_report.html")
+BUILD_FILES = (
+    "iree_tests.json",
+    "iree_test_results.xml",
+    "iree_benchmarks.json",
+    "iree_bench_results.json",
+    "iree_bench_report.html",
+)
 PLOTS = "iree_bench_plots"
 
 

@@ -20,8 +20,10 @@ from . import options
 
 def defaults() -> dict[str, str]:
     """Construction variable defaults, from the process environment."""
-    return {ENV_ADDRESS: os.environ.get(ENV_ADDRESS, ""),
-            **{var: os.environ.get(var, "") for var in ENV_TLS.values()}}
+    return {
+        ENV_ADDRESS: os.environ.get(ENV_ADDRESS, ""),
+        **{var: os.environ.get(var, "") for var in ENV_TLS.values()},
+    }
 
 
 def config_for(env) -> ClusterConfig | None:
@@ -83,8 +85,9 @@ def unreachable(env, error: ClusterError) -> None:
     reg = registry(env)
     with reg.print_lock:
         first = reg.once("cluster unreachable")
-    raise SCons.Errors.StopError(f"--iree-cluster: {error.message}" if first else
-                                 "--iree-cluster: not reached (see the first line)")
+    raise SCons.Errors.StopError(
+        f"--iree-cluster: {error.message}" if first else "--iree-cluster: not reached (see the first line)"
+    )
 
 
 def input_files(target) -> list[str]:
@@ -93,8 +96,11 @@ def input_files(target) -> list[str]:
     import SCons.Node.FS
 
     outputs = {t.get_abspath() for t in target}
-    return [n.rfile().get_internal_path() for n in target[0].children()
-            if isinstance(n, SCons.Node.FS.File) and n.get_abspath() not in outputs]
+    return [
+        n.rfile().get_internal_path()
+        for n in target[0].children()
+        if isinstance(n, SCons.Node.FS.File) and n.get_abspath() not in outputs
+    ]
 
 
 def compile_request(request, target, env):
@@ -121,8 +127,7 @@ def run_test(env, spec, base: str, hasher):
         cluster = cluster_for(env)
     except ClusterError as e:
         unreachable(env, e)
-        return TestResult(spec.name, "error", f"{spec.name}: {e.message}", device=spec.device,
-                          base=spec.base)
+        return TestResult(spec.name, "error", f"{spec.name}: {e.message}", device=spec.device, base=spec.base)
     if cluster is None:
         return None
     from iree_build.cluster.device_tests import cluster_identity, run_test_on

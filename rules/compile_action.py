@@ -39,10 +39,12 @@ def pool() -> CompilePool:
             import SCons.Node.FS
 
             top = SCons.Node.FS.get_default_fs().Top.get_abspath()
-            _pool = CompilePool(size=int(GetOption("num_jobs") or 1),
-                                diag_dir=os.path.join(top, DIAG_DIR),
-                                tmp_dir=os.path.join(top, TMP_DIR),
-                                cwd=top)  # also when started while an SConscript's folder is current
+            _pool = CompilePool(
+                size=int(GetOption("num_jobs") or 1),
+                diag_dir=os.path.join(top, DIAG_DIR),
+                tmp_dir=os.path.join(top, TMP_DIR),
+                cwd=top,
+            )  # also when started while an SConscript's folder is current
             atexit.register(_pool.close)
         return _pool
 
@@ -102,16 +104,18 @@ def _judged(request, show: bool, target, env) -> int | tuple[str, bool]:
     outcome = _outcome(request, target, env)
     if outcome.ok:
         return 0
-    verdict = (bool(outcome.diagnostics) and not outcome.crash and not outcome.message
-               and not outcome.transient)  # a full disk, an interrupt, a lost cluster: no verdict
+    verdict = (
+        bool(outcome.diagnostics) and not outcome.crash and not outcome.message and not outcome.transient
+    )  # a full disk, an interrupt, a lost cluster: no verdict
     return _failure(request, outcome, show=show), verdict
 
 
 def run_step(request, target, env) -> int | str:
     """An import or compile action: fails the build, unless its module's tests expect it to."""
     allowed = bool(env.get("_IREE_ALLOW_FAILURE"))
-    outcome = run_remembering_failure(request, target,
-                                      lambda: _judged(request, not allowed, target, env), allowed)
+    outcome = run_remembering_failure(
+        request, target, lambda: _judged(request, not allowed, target, env), allowed
+    )
     if outcome != 0:
         closing_summary.note_failed_step(env, target[0], str(outcome))
     return outcome
@@ -128,8 +132,9 @@ def _failure(request, outcome, show: bool) -> str:
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
-    why = f"IREE {request.verb} failed: " + (outcome.message or first_error(outcome.diagnostics)
-                                             or "no diagnostics")
+    why = f"IREE {request.verb} failed: " + (
+        outcome.message or first_error(outcome.diagnostics) or "no diagnostics"
+    )
     return why
 
 

@@ -107,9 +107,12 @@ def _write_stage(target, source, env):
     top = env.Dir("#").get_abspath()
     for path, entry in stage.files.items():
         entry.bring_up_to_date(path)
-    index = {os.path.basename(p) if os.path.dirname(p) == target[0].dir.get_abspath()
-             else os.path.relpath(p, target[0].dir.get_abspath()): e.what(top)
-             for p, e in sorted(stage.files.items())}
+    index = {
+        os.path.basename(p)
+        if os.path.dirname(p) == target[0].dir.get_abspath()
+        else os.path.relpath(p, target[0].dir.get_abspath()): e.what(top)
+        for p, e in sorted(stage.files.items())
+    }
     atomic_write_text(str(target[0]), json.dumps(index, indent=1) + "\n")
     return 0
 
@@ -176,8 +179,9 @@ def tensor_proto_array(path: str) -> np.ndarray:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise IreeBuildError(f"reading {os.path.relpath(path)} needs the onnx package: "
-                             "pip install 'iree-build-scons[onnx]'") from None
+        raise IreeBuildError(
+            f"reading {os.path.relpath(path)} needs the onnx package: pip install 'iree-build-scons[onnx]'"
+        ) from None
     tensor = onnx.TensorProto()
     try:
         with open(path, "rb") as f:
@@ -188,15 +192,18 @@ def tensor_proto_array(path: str) -> np.ndarray:
     except OSError as e:
         raise IreeBuildError(f"cannot read {os.path.relpath(path)}: {e.strerror}") from None
     except MemoryError:
-        raise IreeBuildError(f"{os.path.relpath(path)}: the tensor it describes does not fit in memory") from None
+        raise IreeBuildError(
+            f"{os.path.relpath(path)}: the tensor it describes does not fit in memory"
+        ) from None
     except Exception as e:  # protobuf's DecodeError, a shape its data does not fill, ...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise IreeBuildError(f"{os.path.relpath(path)} is not an ONNX TensorProto file ({first})") from None
 
 
 set_strfunction(_from_tensor_proto, None)
-TENSOR_PROTO_ACTION = ExplicitAction(_from_tensor_proto, signature=lambda t, s, env: "TensorProto to npy",
-                                     cmdstr="")
+TENSOR_PROTO_ACTION = ExplicitAction(
+    _from_tensor_proto, signature=lambda t, s, env: "TensorProto to npy", cmdstr=""
+)
 
 
 def _from_iree_value(target, source, env):
@@ -223,8 +230,10 @@ def read_iree_value(value: Any, node) -> np.ndarray:
 
 set_strfunction(_from_iree_value, None)
 IREE_VALUE_ACTION = ExplicitAction(
-    _from_iree_value, cmdstr="",
-    signature=lambda t, s, env: "IREE value " + registry(env).converted[t[0].get_abspath()].describe())
+    _from_iree_value,
+    cmdstr="",
+    signature=lambda t, s, env: "IREE value " + registry(env).converted[t[0].get_abspath()].describe(),
+)
 
 
 def _local(env, path: str) -> str:
@@ -339,8 +348,11 @@ def sources_for(env, targets: list, nodes: list) -> list:
 def signature(env, nodes: list) -> str:
     """The literal data among ``nodes``, for a consumer's action signature."""
     staged = registry(env).staged
-    lines = [f"data {n.name}: {staged[p].digest}" for n in nodes
-             if (p := n.get_abspath()) in staged and not staged[p].source]
+    lines = [
+        f"data {n.name}: {staged[p].digest}"
+        for n in nodes
+        if (p := n.get_abspath()) in staged and not staged[p].source
+    ]
     return "\n".join(lines)
 
 
@@ -386,8 +398,9 @@ def load_now(env, node) -> np.ndarray:
     except (OSError, ValueError) as e:  # a pickled object array, a truncated file ...
         raise IreeBuildError(f"cannot read {source.get_internal_path()} as a .npy array: {e}") from None
     except MemoryError:
-        raise IreeBuildError(f"cannot read {source.get_internal_path()}: the array it holds does not fit "
-                             "in memory") from None
+        raise IreeBuildError(
+            f"cannot read {source.get_internal_path()}: the array it holds does not fit in memory"
+        ) from None
 
 
 PARAMETER_SUFFIXES = (".irpa", ".safetensors", ".gguf")

@@ -26,15 +26,18 @@ def _from_option() -> dict[str, tuple[str, ...]]:
 def _from_env(env) -> dict[str, tuple[str, ...]]:
     value = env.get("IREE_EMULATORS") or {}
     if not hasattr(value, "items"):
-        raise IreeBuildError("IREE_EMULATORS must map an architecture to its emulator's command, e.g. "
-                             "{'aarch64': 'qemu-aarch64 -L /usr/aarch64-linux-gnu'}, not "
-                             f"{type(value).__name__} {value!r}")
+        raise IreeBuildError(
+            "IREE_EMULATORS must map an architecture to its emulator's command, e.g. "
+            "{'aarch64': 'qemu-aarch64 -L /usr/aarch64-linux-gnu'}, not "
+            f"{type(value).__name__} {value!r}"
+        )
     out: dict[str, tuple[str, ...]] = {}
     for arch, command in value.items():
         words = shlex.split(command) if isinstance(command, str) else list(command or [])
         if not words or not all(isinstance(w, str) and w for w in words):
-            raise IreeBuildError(f"IREE_EMULATORS[{arch!r}]: give the command as a string or a list "
-                                 f"of words, not {command!r}")
+            raise IreeBuildError(
+                f"IREE_EMULATORS[{arch!r}]: give the command as a string or a list of words, not {command!r}"
+            )
         out[normal_arch(str(arch))] = tuple(words)
     return out
 

@@ -38,8 +38,9 @@ def _key(request, target) -> str:
     return digest.hexdigest()
 
 
-def run_remembering_failure(request, target, run: Callable[[], int | tuple[str, bool]],
-                            allowed: bool) -> int | str:
+def run_remembering_failure(
+    request, target, run: Callable[[], int | tuple[str, bool]], allowed: bool
+) -> int | str:
     """Run the step unless it failed before with the same inputs; a failure becomes the
     note the module's tests report (and, where ``allowed``, no failure of the build)."""
     note = Path(request.output + FAILED_BUILD_SUFFIX)
@@ -52,8 +53,11 @@ def run_remembering_failure(request, target, run: Callable[[], int | tuple[str, 
         old = _read(note)
         if old.get("key") == key and old.get("message"):
             message = old["message"]
-            how = ("expected to fail; unchanged since it failed: not retried" if allowed
-                   else "unchanged since it failed: not retried")
+            how = (
+                "expected to fail; unchanged since it failed: not retried"
+                if allowed
+                else "unchanged since it failed: not retried"
+            )
         else:
             note.unlink(missing_ok=True)
             outcome = run()

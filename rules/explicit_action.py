@@ -35,9 +35,15 @@ def _what(target: list) -> str:
 
 
 class ExplicitAction(SCons.Action.FunctionAction):
-    def __init__(self, function, signature: SignatureFn, cmdstr: str,
-                 abridge: Callable[[str], str] | None = None, exclusive: bool = False,
-                 what: Callable[[list], str] | None = None) -> None:
+    def __init__(
+        self,
+        function,
+        signature: SignatureFn,
+        cmdstr: str,
+        abridge: Callable[[str], str] | None = None,
+        exclusive: bool = False,
+        what: Callable[[list], str] | None = None,
+    ) -> None:
         super().__init__(function, {"cmdstr": cmdstr})
         self._signature = signature
         self._abridge = abridge

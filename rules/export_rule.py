@@ -61,9 +61,14 @@ def _step_of(node, where: str) -> tuple[Step, list]:
         source = req.source
         tool = "iree-compile"
     read = [src, *dict.fromkeys([*deps, *node.depends])]
-    step = Step(tool=tool, args=tuple(args), source=source,
-                outputs=tuple(_path(t) for t in targets),
-                inputs=tuple(_path(n) for n in read), declared_at=where)
+    step = Step(
+        tool=tool,
+        args=tuple(args),
+        source=source,
+        outputs=tuple(_path(t) for t in targets),
+        inputs=tuple(_path(n) for n in read),
+        declared_at=where,
+    )
     return step, read
 
 
@@ -71,8 +76,9 @@ def _collect(env) -> tuple[Declarations, list]:
     """The declarations as plain data, and the nodes SCons must build for them."""
     from iree_build.compiler_info import compiler_info
 
-    decl = Declarations(top=env.Dir("#").get_abspath(), python=sys.executable,
-                        compiler_identity=compiler_info().identity)
+    decl = Declarations(
+        top=env.Dir("#").get_abspath(), python=sys.executable, compiler_identity=compiler_info().identity
+    )
     generated: set[str] = set()
     read: list = []
     for module in declarations.module_nodes(env):
@@ -89,6 +95,7 @@ def _collect(env) -> tuple[Declarations, list]:
         decl.steps.append(step)
         read += nodes
         generated.update(t.get_abspath() for t in module.get_executor().get_all_targets())
+
     def path(node) -> str:  # a staged file is not derived: its str() would be its source's path
         return node.get_path().replace(os.sep, "/") if data_files.is_staged(env, node) else _path(node)
 
@@ -96,19 +103,34 @@ def _collect(env) -> tuple[Declarations, list]:
         files = [t.module, *t.inputs, *t.expected, *t.parameters]
         read += files
         labels = tuple(dict.fromkeys([t.device, *declarations.test_tags(t)]))
-        decl.tests.append(Test(name=t.name, device=t.device, labels=labels,
-                               files=tuple(dict.fromkeys(path(n) for n in files)), declared_at=t.declared_at,
-                               folder=_path(t.result.dir), skip=t.skip))
+        decl.tests.append(
+            Test(
+                name=t.name,
+                device=t.device,
+                labels=labels,
+                files=tuple(dict.fromkeys(path(n) for n in files)),
+                declared_at=t.declared_at,
+                folder=_path(t.result.dir),
+                skip=t.skip,
+            )
+        )
     if decl.tests:
         decl.build_dir = _path(declarations.build_dir(env))
         decl.manifest_text = declarations.manifest_text(env)
-    data = [n for n in dict.fromkeys(read)
-            if (n.has_builder() or n.is_derived() or data_files.is_staged(env, n))
-            and n.get_abspath() not in generated]
+    data = [
+        n
+        for n in dict.fromkeys(read)
+        if (n.has_builder() or n.is_derived() or data_files.is_staged(env, n))
+        and n.get_abspath() not in generated
+    ]
     decl.data = {path(n): n.get_abspath() for n in data}
     # What SCons must make first: built files, and the stages that write the staged ones.
     first = [n for n in data if not data_files.is_staged(env, n)]
-    first += list({id(s): s for s in (data_files.stage_of(env, n) for n in data if data_files.is_staged(env, n))}.values())
+    first += list(
+        {
+            id(s): s for s in (data_files.stage_of(env, n) for n in data if data_files.is_staged(env, n))
+        }.values()
+    )
     return decl, first
 
 
@@ -130,12 +152,15 @@ def _notes(decl: Declarations, env) -> list[str]:
     if decl.data:
         names = sorted(decl.data)
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        notes.append(f"{len(names)} file(s) the SConscripts computed or SCons built are carried as data "
-                     f"(reference functions and literal values as the .npy they produced; export "
-                     f"again after changing them): {shown}")
+        notes.append(
+            f"{len(names)} file(s) the SConscripts computed or SCons built are carried as data "
+            f"(reference functions and literal values as the .npy they produced; export "
+            f"again after changing them): {shown}"
+        )
     if decl.flag_files:
-        notes.append("flag files (@FILE) are expanded into the exported commands: export again "
-                     "after editing one")
+        notes.append(
+            "flag files (@FILE) are expanded into the exported commands: export again after editing one"
+        )
     runs = declarations.run_count(env)
     if runs:
         notes.append(f"{runs} iree_run call(s) are not exported; outputs that tests read are carried as data")
@@ -163,8 +188,10 @@ def _export(target, source, env):
         for rel in decl.sources():
             (copies if rel in decl.copied_sources else links)[rel] = os.path.join(decl.top, rel)
     changed = write_tree(folder, kind, texts, copies, links, notes)
-    print(f"IREE export {kind}: {len(decl.steps)} command(s), {len(decl.tests)} test(s) -> "
-          f"{os.path.relpath(folder)} ({len(changed)} file(s) changed)")
+    print(
+        f"IREE export {kind}: {len(decl.steps)} command(s), {len(decl.tests)} test(s) -> "
+        f"{os.path.relpath(folder)} ({len(changed)} file(s) changed)"
+    )
     for note in notes:
         print(f"IREE export note: {note}")
     sys.stdout.flush()
@@ -184,8 +211,10 @@ def _commands(target, source, env):
     from iree_build.atomic import atomic_write_text
 
     atomic_write_text(path, commands_json(decl))
-    print(f"IREE commands: {os.path.relpath(path)} ({len(decl.steps)} command(s); run each in "
-          f"{os.path.relpath(decl.top)})")
+    print(
+        f"IREE commands: {os.path.relpath(path)} ({len(decl.steps)} command(s); run each in "
+        f"{os.path.relpath(decl.top)})"
+    )
     sys.stdout.flush()
     return 0
 
@@ -195,8 +224,8 @@ set_strfunction(_commands, None)
 EXPORT_ACTION = ExplicitAction(_export, signature=lambda t, s, env: "iree export", cmdstr="")
 COMMANDS_ACTION = ExplicitAction(_commands, signature=lambda t, s, env: "iree commands", cmdstr="")
 _builder = SCons.Builder.Builder(
-    action=EXPORT_ACTION,
-    target_scanner=SCons.Scanner.Scanner(function=_data_scan, name="IreeExportData"))
+    action=EXPORT_ACTION, target_scanner=SCons.Scanner.Scanner(function=_data_scan, name="IreeExportData")
+)
 
 
 def _parse(value: str) -> tuple[str, str]:

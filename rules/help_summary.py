@@ -69,10 +69,13 @@ def render(reg: Registry, full: bool = False) -> str:
     modules = list(reg.modules.items())
     tests = reg.tests
     benches = f", {len(reg.benchmarks)} benchmarks" if reg.benchmarks else ""
-    lines = ["", f"IREE: {len(modules)} module{'s' * (len(modules) != 1)}, "
-                 f"{len(tests)} test{'s' * (len(tests) != 1)}{benches} "
-                 "(scons builds the modules; scons test runs the tests; scons test FOLDER, "
-                 "--iree-test-tags, --iree-test-filter and --iree-devices select)"]
+    lines = [
+        "",
+        f"IREE: {len(modules)} module{'s' * (len(modules) != 1)}, "
+        f"{len(tests)} test{'s' * (len(tests) != 1)}{benches} "
+        "(scons builds the modules; scons test runs the tests; scons test FOLDER, "
+        "--iree-test-tags, --iree-test-filter and --iree-devices select)",
+    ]
     if full:
         for _path, info in modules:
             lines.append(f"  module {info.label}  [{info.summary}]  {info.where}")

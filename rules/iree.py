@@ -76,14 +76,20 @@ def _iree_module(env, *args, **kw):
 
 # Builder-style names and the rule names, as methods of an environment.
 _METHODS = {
-    "IreeModule": module_rule.IreeModule, "iree_module": _iree_module,
-    "IreeImportOnnx": onnx_rule.IreeImportOnnx, "iree_import_onnx": onnx_rule.IreeImportOnnx,
-    "IreeRun": run_rule.IreeRun, "iree_run": run_rule.IreeRun,
-    "IreeTest": test_rule.IreeTest, "iree_test": test_rule.IreeTest,
+    "IreeModule": module_rule.IreeModule,
+    "iree_module": _iree_module,
+    "IreeImportOnnx": onnx_rule.IreeImportOnnx,
+    "iree_import_onnx": onnx_rule.IreeImportOnnx,
+    "IreeRun": run_rule.IreeRun,
+    "iree_run": run_rule.IreeRun,
+    "IreeTest": test_rule.IreeTest,
+    "iree_test": test_rule.IreeTest,
     "IreeCheckTestSuite": check_rule.IreeCheckTestSuite,
     "iree_check_test_suite": check_rule.IreeCheckTestSuite,
-    "IreeBenchmark": bench_rule.IreeBenchmark, "iree_benchmark": bench_rule.IreeBenchmark,
-    "IreeTestSuite": test_suite_rule.IreeTestSuite, "iree_test_suite": test_suite_rule.IreeTestSuite,
+    "IreeBenchmark": bench_rule.IreeBenchmark,
+    "iree_benchmark": bench_rule.IreeBenchmark,
+    "IreeTestSuite": test_suite_rule.IreeTestSuite,
+    "iree_test_suite": test_suite_rule.IreeTestSuite,
     "IreeOnnxTestSuite": onnx_suite_rule.IreeOnnxTestSuite,
     "iree_onnx_test_suite": onnx_suite_rule.IreeOnnxTestSuite,
 }

@@ -39,8 +39,9 @@ def _scan_mlir(node, env, path):
     for p in paths:
         candidates = [env.File(p)] if os.path.isabs(p) else [top.File(p), here.File(p)]
         # A missing object becomes a dependency SCons reports as "not found".
-        found.append(next((c for c in candidates if c.has_builder() or c.is_derived() or c.rexists()),
-                          candidates[0]))
+        found.append(
+            next((c for c in candidates if c.has_builder() or c.is_derived() or c.rexists()), candidates[0])
+        )
     return found
 
 

@@ -44,8 +44,9 @@ def _flag_path_resolver(env, where_files: list):
         if not (node.has_builder() or node.is_derived()):
             node = node.srcnode()
             if not node.exists():
-                raise IreeBuildError(f"{origin} names '{path}', which does not exist "
-                                     f"({node.get_internal_path()})")
+                raise IreeBuildError(
+                    f"{origin} names '{path}', which does not exist ({node.get_internal_path()})"
+                )
         where_files.append(node)
         return node.get_internal_path()
 
@@ -73,9 +74,13 @@ def _source_node(node):
 
 def _defaults(env) -> dict:
     """What a declaration that names no target gets: the command line, then the environment."""
-    return dict(toolchain=options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None,
-                target_backends=env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"]), cpu=env.get("IREE_CPU"),
-                cpu_features=env.get("IREE_CPU_FEATURES"), triple=env.get("IREE_TRIPLE"))
+    return dict(
+        toolchain=options.option("iree-toolchain") or env.get("IREE_TOOLCHAIN") or None,
+        target_backends=env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"]),
+        cpu=env.get("IREE_CPU"),
+        cpu_features=env.get("IREE_CPU_FEATURES"),
+        triple=env.get("IREE_TRIPLE"),
+    )
 
 
 def refuse_duplicate_flags(extra: Sequence[str], derived: Sequence[str], toolchain: str | None) -> None:
@@ -88,16 +93,28 @@ def refuse_duplicate_flags(extra: Sequence[str], derived: Sequence[str], toolcha
     for flag in extra:
         name = str(flag).split("=", 1)[0]
         if name in made:
-            raise IreeBuildError(f"flags: {flag} duplicates {made[name]}, which {source} already "
-                                 f"sets; drop it from flags (or set it through {source})")
+            raise IreeBuildError(
+                f"flags: {flag} duplicates {made[name]}, which {source} already "
+                f"sets; drop it from flags (or set it through {source})"
+            )
 
 
 @checked("IreeModule")
-def IreeModule(env, target, source, target_backends: Sequence[str] | None = None,
-               cpu: str | None = None, cpu_features: str | None = None,
-               triple: str | None = None, flags: Sequence[str] | None = None,
-               toolchain: str | None = None, onnx_opset: int | None = None,
-               externalize_params: bool = False, params_scope: str = "model", **kw):
+def IreeModule(
+    env,
+    target,
+    source,
+    target_backends: Sequence[str] | None = None,
+    cpu: str | None = None,
+    cpu_features: str | None = None,
+    triple: str | None = None,
+    flags: Sequence[str] | None = None,
+    toolchain: str | None = None,
+    onnx_opset: int | None = None,
+    externalize_params: bool = False,
+    params_scope: str = "model",
+    **kw,
+):
     """Pseudo-builder: validate the declaration, then call the real builder.
 
     An ``.onnx`` source is imported first (``iree_import_onnx``), as its own step.
@@ -111,16 +128,25 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
 
         stem = SCons.Util.splitext(str(env.Flatten([target])[0]))[0]
         imported, policy = declare_import(
-            env, stem, source, onnx_opset, externalize_params, params_scope,
-            output=f"{stem}.imported.mlir", allow_failure=bool(kw.get("_IREE_ALLOW_FAILURE")))
+            env,
+            stem,
+            source,
+            onnx_opset,
+            externalize_params,
+            params_scope,
+            output=f"{stem}.imported.mlir",
+            allow_failure=bool(kw.get("_IREE_ALLOW_FAILURE")),
+        )
         source, params = imported[0], tuple(imported[1:])
         model_flags = policy.compile_flags(_as_list(flags))  # f64 models
     flag_nodes: list = []
     outputs: list = []
 
     def output_for(suffix: str) -> str:
-        outputs.extend(t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", suffix))
-                       for t in env.Flatten([target]))
+        outputs.extend(
+            t if not isinstance(t, str) else env.File(SCons.Util.adjustixes(t, "", suffix))
+            for t in env.Flatten([target])
+        )
         if len(outputs) != 1:
             raise IreeBuildError("a module has exactly one output; declare one module per call")
         return outputs[0].get_internal_path()
@@ -128,14 +154,24 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     defaults = _defaults(env)
     try:
         plan = plan_module(
-            output_for, resolve=_flag_path_resolver(env, flag_nodes), registered=compiler_info().targets,
-            toolchain=toolchain, target_backends=target_backends, cpu=cpu, cpu_features=cpu_features,
-            triple=triple, defaults=defaults,
+            output_for,
+            resolve=_flag_path_resolver(env, flag_nodes),
+            registered=compiler_info().targets,
+            toolchain=toolchain,
+            target_backends=target_backends,
+            cpu=cpu,
+            cpu_features=cpu_features,
+            triple=triple,
+            defaults=defaults,
             toolchain_dirs=toolchain_dirs(env) if toolchain or defaults["toolchain"] else (),
-            env_flags=env.Flatten([env.get("IREE_COMPILEFLAGS", [])]), model_flags=model_flags,
-            flags=_as_list(flags), backend_flags=backend_flags)
-        refuse_duplicate_flags(declared_flags(model_flags, flags, backend_flags, plan.backends),
-                               plan.target_flags, toolchain)
+            env_flags=env.Flatten([env.get("IREE_COMPILEFLAGS", [])]),
+            model_flags=model_flags,
+            flags=_as_list(flags),
+            backend_flags=backend_flags,
+        )
+        refuse_duplicate_flags(
+            declared_flags(model_flags, flags, backend_flags, plan.backends), plan.target_flags, toolchain
+        )
         out = outputs[0]
         side = [env.File("#" + p) for p in plan.side_outputs]
         sources = [_source_node(n) for n in env.arg2nodes(source, env.File)]
@@ -147,12 +183,25 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
     reg = registry(env)
     previous = reg.modules.get(out.get_abspath())
     if previous and previous.where != where:
-        fail(f"{out} is already declared at {previous.where} [{previous.summary}]; "
-             "give this module another name", where)
+        fail(
+            f"{out} is already declared at {previous.where} [{previous.summary}]; "
+            "give this module another name",
+            where,
+        )
     preset = plan.toolchain
     reg.modules[out.get_abspath()] = ModuleInfo(
-        list(plan.backends), list(plan.devices), plan.cpu_arch, params, params_scope, where,
-        plan.summary, plan.output, source_folder(env), preset, plan.emulator)
+        list(plan.backends),
+        list(plan.devices),
+        plan.cpu_arch,
+        params,
+        params_scope,
+        where,
+        plan.summary,
+        plan.output,
+        source_folder(env),
+        preset,
+        plan.emulator,
+    )
     if preset:
         reg.presets.add(preset)
     help_summary.note_module(env)
@@ -168,17 +217,36 @@ def IreeModule(env, target, source, target_backends: Sequence[str] | None = None
 
 
 @checked("iree_module")
-def iree_module(name: str, src: str, target_backends: Sequence[str] | None = None,
-                cpu: str | None = None, cpu_features: str | None = None,
-                triple: str | None = None, flags: Sequence[str] | None = None,
-                toolchain: str | None = None, onnx_opset: int | None = None,
-                externalize_params: bool = False, params_scope: str = "model", env=None, **kw):
+def iree_module(
+    name: str,
+    src: str,
+    target_backends: Sequence[str] | None = None,
+    cpu: str | None = None,
+    cpu_features: str | None = None,
+    triple: str | None = None,
+    flags: Sequence[str] | None = None,
+    toolchain: str | None = None,
+    onnx_opset: int | None = None,
+    externalize_params: bool = False,
+    params_scope: str = "model",
+    env=None,
+    **kw,
+):
     """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir)."""
     if not name or "/" in name:
         fail(f"module name {name!r} must be a plain name like 'mlp'")
-    return IreeModule(env, name, src, target_backends=target_backends, cpu=cpu,
-                      cpu_features=cpu_features, triple=triple, flags=flags,
-                      toolchain=toolchain, onnx_opset=onnx_opset,
-                      externalize_params=externalize_params, params_scope=params_scope, **kw)
-
-
+    return IreeModule(
+        env,
+        name,
+        src,
+        target_backends=target_backends,
+        cpu=cpu,
+        cpu_features=cpu_features,
+        triple=triple,
+        flags=flags,
+        toolchain=toolchain,
+        onnx_opset=onnx_opset,
+        externalize_params=externalize_params,
+        params_scope=params_scope,
+        **kw,
+    )

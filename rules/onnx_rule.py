@@ -99,9 +99,16 @@ def _scan_onnx(node, env, path):
 ONNX_SCANNER = SCons.Scanner.Scanner(function=_scan_onnx, name="IreeONNX", skeys=[".onnx"])
 
 
-def declare_import(env, name: str, src, opset: int | str | None = None,
-                   externalize_params: bool = False, params_scope: str = "model",
-                   output: str | None = None, allow_failure: bool = False) -> tuple[list, OnnxPolicy]:
+def declare_import(
+    env,
+    name: str,
+    src,
+    opset: int | str | None = None,
+    externalize_params: bool = False,
+    params_scope: str = "model",
+    output: str | None = None,
+    allow_failure: bool = False,
+) -> tuple[list, OnnxPolicy]:
     """The import step and the opset policy chosen for the model (see ``onnx_policy``)."""
     where = declared_at()
     try:
@@ -122,17 +129,30 @@ def declare_import(env, name: str, src, opset: int | str | None = None,
     targets = [env.File(output or f"{name}.mlir")]
     if externalize_params:
         targets.append(env.File(f"{name}.irpa"))
-    nodes = env.Command(targets, source, IMPORT_ACTION, source_scanner=ONNX_SCANNER,
-                        _IREE_ONNX_POLICY=policy, _IREE_ONNX_SUMMARY=policy.summary(),
-                        _IREE_ONNX_EXTERNALIZE=bool(externalize_params),
-                        _IREE_ONNX_SCOPE=params_scope, _IREE_ALLOW_FAILURE=allow_failure)
+    nodes = env.Command(
+        targets,
+        source,
+        IMPORT_ACTION,
+        source_scanner=ONNX_SCANNER,
+        _IREE_ONNX_POLICY=policy,
+        _IREE_ONNX_SUMMARY=policy.summary(),
+        _IREE_ONNX_EXTERNALIZE=bool(externalize_params),
+        _IREE_ONNX_SCOPE=params_scope,
+        _IREE_ALLOW_FAILURE=allow_failure,
+    )
     env.Clean(nodes, [env.File(f"{targets[0]}{FAILED_BUILD_SUFFIX}")])
     return nodes, policy
 
 
 @checked("iree_import_onnx")
-def IreeImportOnnx(env, name: str, src, opset: int | str | None = None,
-                   externalize_params: bool = False, params_scope: str = "model") -> list:
+def IreeImportOnnx(
+    env,
+    name: str,
+    src,
+    opset: int | str | None = None,
+    externalize_params: bool = False,
+    params_scope: str = "model",
+) -> list:
     """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights).
 
     ``opset``: None picks one from the model (``iree_build.onnx_policy``), a
@@ -142,8 +162,15 @@ def IreeImportOnnx(env, name: str, src, opset: int | str | None = None,
 
 
 @checked("iree_import_onnx")
-def iree_import_onnx(name: str, src, opset: int | str | None = None, externalize_params: bool = False,
-                     params_scope: str = "model", env=None) -> list:
+def iree_import_onnx(
+    name: str,
+    src,
+    opset: int | str | None = None,
+    externalize_params: bool = False,
+    params_scope: str = "model",
+    env=None,
+) -> list:
     """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""
-    return IreeImportOnnx(env, name, src, opset=opset,
-                          externalize_params=externalize_params, params_scope=params_scope)
+    return IreeImportOnnx(
+        env, name, src, opset=opset, externalize_params=externalize_params, params_scope=params_scope
+    )

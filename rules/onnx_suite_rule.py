@@ -41,8 +41,10 @@ def _cases(env, srcs) -> list[OnnxCase]:
             continue  # a Glob also finds READMEs and this suite's own outputs
         case = find_case(path)
         if case.label in cases and cases[case.label].folder != case.folder:
-            raise IreeBuildError(f"two model folders are named {case.label} ({cases[case.label].folder} "
-                                 f"and {case.folder}); put them in separate suites")
+            raise IreeBuildError(
+                f"two model folders are named {case.label} ({cases[case.label].folder} "
+                f"and {case.folder}); put them in separate suites"
+            )
         cases[case.label] = case
     if not cases:
         raise IreeBuildError("the suite has no sources (srcs matched no folder?)")
@@ -74,14 +76,27 @@ def _names_case(entries, case: OnnxCase) -> bool:
 
 
 @checked("iree_onnx_test_suite")
-def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | None = None,
-                      devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
-                      toolchain: str | None = None, onnx_opset: int | str | None = None,
-                      rtol: float | None = None, atol: float | None = None,
-                      xfail: Sequence[Entry] = (), skip: Sequence[Entry] = ()) -> list:
+def IreeOnnxTestSuite(
+    env,
+    name: str,
+    srcs,
+    target_backends: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    flags: Sequence[str] | None = None,
+    toolchain: str | None = None,
+    onnx_opset: int | str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    xfail: Sequence[Entry] = (),
+    skip: Sequence[Entry] = (),
+) -> list:
     """Declare the suite's modules and tests; returns the test result nodes."""
     where = declared_at()
-    devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    devices = (
+        [devices]
+        if isinstance(devices, str)
+        else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    )
     try:
         if not name or "[" in name or name.startswith("/"):
             raise IreeBuildError(f"suite name {name!r} must be a plain name like 'onnx_zoo'")
@@ -93,8 +108,9 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
                 raise IreeBuildError(f"{what} must be a list of entries, not {entries!r:.60}")
             for entry in entries:  # malformed entries fail here, not per test
                 if not isinstance(entry, (str, tuple, list)):
-                    raise IreeBuildError(f"{what} entry {entry!r} must be 'file' or "
-                                         "(file, backend, device[, reason])")
+                    raise IreeBuildError(
+                        f"{what} entry {entry!r} must be 'file' or (file, backend, device[, reason])"
+                    )
                 _match([entry], "", "", "", what)
     except IreeBuildError as e:
         fail(e.message, where)
@@ -105,9 +121,15 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
         # its tests that are not expected to fail then report that failure.
         expected_to_fail = _names_case(xfail, case)
         module = module_rule.IreeModule(
-            env, f"{name}/{case.label}", str(case.model), target_backends=target_backends,
-            flags=flags, toolchain=toolchain, onnx_opset=onnx_opset,
-            _IREE_ALLOW_FAILURE=expected_to_fail)[0]
+            env,
+            f"{name}/{case.label}",
+            str(case.model),
+            target_backends=target_backends,
+            flags=flags,
+            toolchain=toolchain,
+            onnx_opset=onnx_opset,
+            _IREE_ALLOW_FAILURE=expected_to_fail,
+        )[0]
         info = registry(env).modules[module.get_abspath()]
         if expected_to_fail:
             env.Clean(module, env.File(f"{module}{FAILED_BUILD_SUFFIX}"))
@@ -118,19 +140,27 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
             test_atol = _tolerance(atol, case.atol, ONNX_ATOL, "atol")
             bdir = build_dir(env, module).get_abspath() + os.sep
             if not module.get_abspath().startswith(bdir):
-                raise IreeBuildError(f"{module} lies outside the test folder {bdir}; "
-                                     "keep tests in one variant dir or set IREE_BUILD_DIR")
+                raise IreeBuildError(
+                    f"{module} lies outside the test folder {bdir}; "
+                    "keep tests in one variant dir or set IREE_BUILD_DIR"
+                )
         except IreeBuildError as e:
             fail(e.message, where)
-        runs_on = {d: [b for b in info.backends if b in BACKENDS and d in BACKENDS[b].runs_on]
-                   or info.backends for d in devices}  # the backends an xfail entry may name
+        runs_on = {
+            d: [b for b in info.backends if b in BACKENDS and d in BACKENDS[b].runs_on] or info.backends
+            for d in devices
+        }  # the backends an xfail entry may name
         for data_set in case.data_sets:
             prefix = f"{name}/{case.label}/{data_set.name}"
             try:
-                inputs = [data_files.materialize(env, str(p), f"{prefix}.input{i}.npy")
-                          for i, p in enumerate(data_set.inputs)]
-                expected = [data_files.materialize(env, str(p), f"{prefix}.output{i}.npy")
-                            for i, p in enumerate(data_set.outputs)]
+                inputs = [
+                    data_files.materialize(env, str(p), f"{prefix}.input{i}.npy")
+                    for i, p in enumerate(data_set.inputs)
+                ]
+                expected = [
+                    data_files.materialize(env, str(p), f"{prefix}.output{i}.npy")
+                    for i, p in enumerate(data_set.outputs)
+                ]
             except IreeBuildError as e:
                 fail(e.message, where)
             base = f"{name}/{case.label}" if len(case.data_sets) == 1 else prefix
@@ -141,26 +171,54 @@ def IreeOnnxTestSuite(env, name: str, srcs, target_backends: Sequence[str] | Non
                 except IreeBuildError as e:
                     fail(e.message, where)
                 test = DeclaredTest(
-                    short=base, label=device, device=device, module=module, function="",
-                    inputs=inputs, expected=expected, rtol=test_rtol, atol=test_atol,
-                    declared_at=where, result=env.File(f"{prefix}.{device}.result.json"),
+                    short=base,
+                    label=device,
+                    device=device,
+                    module=module,
+                    function="",
+                    inputs=inputs,
+                    expected=expected,
+                    rtol=test_rtol,
+                    atol=test_atol,
+                    declared_at=where,
+                    result=env.File(f"{prefix}.{device}.result.json"),
                     parameters=list(info.parameters),
                     parameter_scope=info.parameter_scope,
                     arch=info.cpu_arch or "" if device in _LOCAL else "",
-                    xfail=reason_xfail, skip=reason_skip,
+                    xfail=reason_xfail,
+                    skip=reason_skip,
                 )
                 results.append(register(env, test, [module, *inputs, *expected, *info.parameters]))
     return results
 
 
 @checked("iree_onnx_test_suite")
-def iree_onnx_test_suite(name: str, srcs, target_backends: Sequence[str] | None = None,
-                         devices: Sequence[str] | None = None, flags: Sequence[str] | None = None,
-                         toolchain: str | None = None, onnx_opset: int | str | None = None,
-                         rtol: float | None = None, atol: float | None = None,
-                         xfail: Sequence[Entry] = (), skip: Sequence[Entry] = (), env=None) -> list:
+def iree_onnx_test_suite(
+    name: str,
+    srcs,
+    target_backends: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    flags: Sequence[str] | None = None,
+    toolchain: str | None = None,
+    onnx_opset: int | str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    xfail: Sequence[Entry] = (),
+    skip: Sequence[Entry] = (),
+    env=None,
+) -> list:
     """One module per model folder, one test per ``test_data_set_N`` and device."""
-    return IreeOnnxTestSuite(env, name, srcs,
-                             target_backends=target_backends, devices=devices, flags=flags,
-                             toolchain=toolchain, onnx_opset=onnx_opset, rtol=rtol, atol=atol,
-                             xfail=xfail, skip=skip)
+    return IreeOnnxTestSuite(
+        env,
+        name,
+        srcs,
+        target_backends=target_backends,
+        devices=devices,
+        flags=flags,
+        toolchain=toolchain,
+        onnx_opset=onnx_opset,
+        rtol=rtol,
+        atol=atol,
+        xfail=xfail,
+        skip=skip,
+    )

@@ -33,8 +33,11 @@ def mode() -> str:
         return "none"
     stream = sys.stdout
     on_terminal = hasattr(stream, "isatty") and stream.isatty()
-    if not on_terminal or os.environ.get("CI", "").lower() in ("1", "true", "yes") \
-            or os.environ.get("TERM") == "dumb":
+    if (
+        not on_terminal
+        or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        or os.environ.get("TERM") == "dumb"
+    ):
         return "lines"
     return "terminal"
 

@@ -83,9 +83,14 @@ class ReadAhead:
     gives each lane a worker of its own). A job's slot is held by a lane while its batch
     runs and by an action running a test itself: never more tests at once than jobs."""
 
-    def __init__(self, tests: list[Any], start: Callable[[Any], None],
-                 run: Callable[[list[Any]], Iterator[tuple[Any, Any]]],
-                 drop: Callable[[Any], None], jobs: int = 1) -> None:
+    def __init__(
+        self,
+        tests: list[Any],
+        start: Callable[[Any], None],
+        run: Callable[[list[Any]], Iterator[tuple[Any, Any]]],
+        drop: Callable[[Any], None],
+        jobs: int = 1,
+    ) -> None:
         self._tests = [t for t in tests if t.selected and t.kind == "call" and is_cpu_device(t.device)]
         self._index = {t.name: i for i, t in enumerate(self._tests)}
         self._start = start  # in SCons' thread, before the run: restage deleted data
@@ -123,7 +128,7 @@ class ReadAhead:
         with self._lock:
             while self._queued < self._lanes:
                 batch: list = []
-                for test in self._tests[first:first + WINDOW]:
+                for test in self._tests[first : first + WINDOW]:
                     if len(batch) >= BATCH:
                         break
                     if test.name in self._done or test.name in self._futures or not self._qualifies(test):
@@ -139,8 +144,9 @@ class ReadAhead:
                 if not self._threads:
                     atexit.register(self.close)
                 if len(self._threads) < self._lanes:
-                    thread = threading.Thread(target=self._serve, daemon=True,
-                                              name=f"iree-test-read-ahead-{len(self._threads)}")
+                    thread = threading.Thread(
+                        target=self._serve, daemon=True, name=f"iree-test-read-ahead-{len(self._threads)}"
+                    )
                     thread.start()
                     self._threads.append(thread)
 

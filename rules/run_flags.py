@@ -8,8 +8,9 @@ from iree_build.errors import IreeBuildError
 from iree_build.targets import HAL_DEVICES
 
 
-def from_flagfile(flags: Any, function: str | None, inputs: Any, expected: Any = None,
-                  devices: Any = None) -> tuple[str | None, list, Any, Any, dict[str, float]]:
+def from_flagfile(
+    flags: Any, function: str | None, inputs: Any, expected: Any = None, devices: Any = None
+) -> tuple[str | None, list, Any, Any, dict[str, float]]:
     """(function, inputs, expected, devices, comparison overrides) with the flag file's
     values filling in what the call left out; naming a thing twice is an error."""
     if flags is None:
@@ -17,17 +18,25 @@ def from_flagfile(flags: Any, function: str | None, inputs: Any, expected: Any =
     if inputs:
         raise IreeBuildError("inputs are given both here and in the flag file; give them in one place")
     if expected is not None and flags.expected:
-        raise IreeBuildError("expected values are given both here and in the flag file; "
-                             "give them in one place")
+        raise IreeBuildError(
+            "expected values are given both here and in the flag file; give them in one place"
+        )
     if function and flags.function and function != flags.function:
-        raise IreeBuildError(f"function {function!r} differs from the flag file's "
-                             f"--function={flags.function}")
+        raise IreeBuildError(
+            f"function {function!r} differs from the flag file's --function={flags.function}"
+        )
     if devices is None and flags.devices:
         unknown = [d for d in flags.devices if d not in HAL_DEVICES]
         if unknown:
-            raise IreeBuildError(f"the flag file's --device={unknown[0]} is no HAL device this build "
-                                 f"knows; known: {', '.join(HAL_DEVICES)}")
+            raise IreeBuildError(
+                f"the flag file's --device={unknown[0]} is no HAL device this build "
+                f"knows; known: {', '.join(HAL_DEVICES)}"
+            )
         devices = list(flags.devices)
-    return (function or flags.function or None, list(flags.inputs),
-            expected if expected is not None else (list(flags.expected) or None), devices,
-            dict(flags.compare))
+    return (
+        function or flags.function or None,
+        list(flags.inputs),
+        expected if expected is not None else (list(flags.expected) or None),
+        devices,
+        dict(flags.compare),
+    )

@@ -48,9 +48,11 @@ def _key(env, target) -> DeclaredRun:
 
 def _signature(target, source, env) -> str:
     run = _key(env, target)
-    return (f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
-            f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
-            f"hardware: {hardware_identity(run.device)}\n{_lane(run)}{run.data}")
+    return (
+        f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
+        f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
+        f"hardware: {hardware_identity(run.device)}\n{_lane(run)}{run.data}"
+    )
 
 
 def _lane(run: DeclaredRun) -> str:
@@ -67,30 +69,58 @@ def _run(target, source, env):
     module = source[0]
     top = env.Dir("#").get_abspath()
     data_files.ensure(env, (*run.inputs, *(os.path.join(top, p) for p in run.parameters)))
-    spec = TestSpec(name=str(target[0]), base=str(target[0]), device=device, module=str(module),
-                    function=function, inputs=(), expected=(), rtol=0.0, atol=0.0,
-                    declared_at=where, result=str(target[0]),
-                    parameters=run.parameters, parameter_scope=run.parameter_scope,
-                    arch=run.arch, emulator=run.emulator)
+    spec = TestSpec(
+        name=str(target[0]),
+        base=str(target[0]),
+        device=device,
+        module=str(module),
+        function=function,
+        inputs=(),
+        expected=(),
+        rtol=0.0,
+        atol=0.0,
+        declared_at=where,
+        result=str(target[0]),
+        parameters=run.parameters,
+        parameter_scope=run.parameter_scope,
+        arch=run.arch,
+        emulator=run.emulator,
+    )
     # In a run worker: a crash in the call fails this target, not the build.
-    reply = default_run_pool().invoke(spec, module.get_abspath(), list(run.inputs),
-                                      [t.get_abspath() for t in target], env.Dir("#").get_abspath())
+    reply = default_run_pool().invoke(
+        spec,
+        module.get_abspath(),
+        list(run.inputs),
+        [t.get_abspath() for t in target],
+        env.Dir("#").get_abspath(),
+    )
     if reply["ok"]:
         return 0
     if reply.get("message"):
         return reply["message"]
     n = reply["count"]
-    return (f"{function} returned {n} output(s) but {count} were declared at {where}; "
-            f"pass outputs={n} (or a list of {n} file names)")
+    return (
+        f"{function} returned {n} output(s) but {count} were declared at {where}; "
+        f"pass outputs={n} (or a list of {n} file names)"
+    )
 
 
 RUN_ACTION = ExplicitAction(_run, signature=_signature, cmdstr="$IREE_RUNCOMSTR")
 
 
 @checked("iree_run")
-def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequence = (),
-            device: str = "local-task", outputs: int | Sequence[str] = 1,
-            parameters: Sequence = (), parameter_scope: str = "model", flagfile: Any = None) -> list:
+def IreeRun(
+    env,
+    name: str,
+    module,
+    function: str | None = None,
+    inputs: Sequence = (),
+    device: str = "local-task",
+    outputs: int | Sequence[str] = 1,
+    parameters: Sequence = (),
+    parameter_scope: str = "model",
+    flagfile: Any = None,
+) -> list:
     """Declare the outputs of one call; returns their nodes (``NAME.npy`` for one)."""
     where = declared_at()
     try:
@@ -115,18 +145,49 @@ def IreeRun(env, name: str, module, function: str | None = None, inputs: Sequenc
         fail(e.message, where)
     targets = [env.File(n) for n in names]
     registry(env).runs[targets[0].get_abspath()] = DeclaredRun(
-        device, function or "", where, len(targets), tuple(n.get_abspath() for n in input_nodes),
-        tuple(n.get_path() for n in param_nodes), parameter_scope,
-        data_files.signature(env, [*input_nodes, *param_nodes]), arch, emulator)
+        device,
+        function or "",
+        where,
+        len(targets),
+        tuple(n.get_abspath() for n in input_nodes),
+        tuple(n.get_path() for n in param_nodes),
+        parameter_scope,
+        data_files.signature(env, [*input_nodes, *param_nodes]),
+        arch,
+        emulator,
+    )
     sources = data_files.sources_for(env, targets, [module_node, *input_nodes, *param_nodes])
-    return env.Command(targets, sources, RUN_ACTION, _IREE_RUN_WHAT=f"{function or 'its function'} on {lane_label(device, arch)}")
+    return env.Command(
+        targets,
+        sources,
+        RUN_ACTION,
+        _IREE_RUN_WHAT=f"{function or 'its function'} on {lane_label(device, arch)}",
+    )
 
 
 @checked("iree_run")
-def iree_run(name: str, module, function: str | None = None, inputs: Sequence = (), device: str = "local-task",
-             outputs: int | Sequence[str] = 1, parameters: Sequence = (),
-             parameter_scope: str = "model", flagfile: Any = None, env=None) -> list:
+def iree_run(
+    name: str,
+    module,
+    function: str | None = None,
+    inputs: Sequence = (),
+    device: str = "local-task",
+    outputs: int | Sequence[str] = 1,
+    parameters: Sequence = (),
+    parameter_scope: str = "model",
+    flagfile: Any = None,
+    env=None,
+) -> list:
     """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""
-    return IreeRun(env, name, module, function, inputs=inputs,
-                   device=device, outputs=outputs, parameters=parameters,
-                   parameter_scope=parameter_scope, flagfile=flagfile)
+    return IreeRun(
+        env,
+        name,
+        module,
+        function,
+        inputs=inputs,
+        device=device,
+        outputs=outputs,
+        parameters=parameters,
+        parameter_scope=parameter_scope,
+        flagfile=flagfile,
+    )

@@ -116,13 +116,28 @@ def _make_spec(test: DeclaredTest, reg: Registry):
 
     rel = reg.rel
     return TestSpec(
-        name=test.name, base=test.base, device=test.device, module=rel(test.module),
-        function=test.function, inputs=tuple(rel(n) for n in test.inputs),
-        expected=tuple(rel(n) for n in test.expected), rtol=_tuple(test.rtol), atol=_tuple(test.atol),
-        declared_at=test.declared_at, result=rel(test.result),
-        parameters=tuple(rel(n) for n in test.parameters), parameter_scope=test.parameter_scope,
-        arch=test.arch, kind=test.kind, xfail=test.xfail, skip=test.skip, timeout=test.timeout,
-        tags=test.tags, folder=test.folder, compare=dict(test.compare), emulator=tuple(test.emulator),
+        name=test.name,
+        base=test.base,
+        device=test.device,
+        module=rel(test.module),
+        function=test.function,
+        inputs=tuple(rel(n) for n in test.inputs),
+        expected=tuple(rel(n) for n in test.expected),
+        rtol=_tuple(test.rtol),
+        atol=_tuple(test.atol),
+        declared_at=test.declared_at,
+        result=rel(test.result),
+        parameters=tuple(rel(n) for n in test.parameters),
+        parameter_scope=test.parameter_scope,
+        arch=test.arch,
+        kind=test.kind,
+        xfail=test.xfail,
+        skip=test.skip,
+        timeout=test.timeout,
+        tags=test.tags,
+        folder=test.folder,
+        compare=dict(test.compare),
+        emulator=tuple(test.emulator),
     )
 
 
@@ -133,16 +148,25 @@ def _test_of(env, target) -> tuple[DeclaredTest, Registry]:
 
 def _signature(target, source, env) -> str:
     t, _ = _test_of(env, target)
-    return "\n".join([
-        f"test: {t.name}", f"function: {t.function}", f"device: {t.device}",
-        f"rtol: {t.rtol!r}", f"atol: {t.atol!r}", f"parameter scope: {t.parameter_scope}",
-        f"kind: {t.kind}", f"expected failure: {t.xfail}", f"skip: {t.skip}",
-        f"timeout: {t.timeout!r}", f"runtime: iree-base-runtime {runtime_version()}",
-        f"comparison: {COMPARISON} {sorted(t.compare.items())}",
-        f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
-        *_lane_line(t),
-        data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
-    ])
+    return "\n".join(
+        [
+            f"test: {t.name}",
+            f"function: {t.function}",
+            f"device: {t.device}",
+            f"rtol: {t.rtol!r}",
+            f"atol: {t.atol!r}",
+            f"parameter scope: {t.parameter_scope}",
+            f"kind: {t.kind}",
+            f"expected failure: {t.xfail}",
+            f"skip: {t.skip}",
+            f"timeout: {t.timeout!r}",
+            f"runtime: iree-base-runtime {runtime_version()}",
+            f"comparison: {COMPARISON} {sorted(t.compare.items())}",
+            f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
+            *_lane_line(t),
+            data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
+        ]
+    )
 
 
 def _lane_line(t: DeclaredTest) -> list[str]:
@@ -214,8 +238,14 @@ def _run_locally(test: DeclaredTest, reg: Registry):
     pool = default_run_pool()
     hardware = device_identity(spec)
     if spec.kind == "call":
-        return pool.run_test(spec, base, "", _timeout_override(), hardware=hardware,
-                             result_file=str(temp_path_for(test.result.get_abspath())))
+        return pool.run_test(
+            spec,
+            base,
+            "",
+            _timeout_override(),
+            hardware=hardware,
+            result_file=str(temp_path_for(test.result.get_abspath())),
+        )
     signature = test_signature(spec, base, reg.hasher(), hardware)
     return pool.run_test(spec, base, signature or "", _timeout_override())
 
@@ -228,9 +258,14 @@ def _run_batch(tests: list, reg: Registry):
 
     specs = [spec_of(t, reg) for t in tests]
     for i, result, _ in default_run_pool().run_batch(
-            specs, reg.build_dir.get_abspath(), [device_identity(s) for s in specs],
-            [str(temp_path_for(t.result.get_abspath())) for t in tests], retest=True,
-            timeout=_timeout_override(), passed_only=True):
+        specs,
+        reg.build_dir.get_abspath(),
+        [device_identity(s) for s in specs],
+        [str(temp_path_for(t.result.get_abspath())) for t in tests],
+        retest=True,
+        timeout=_timeout_override(),
+        passed_only=True,
+    ):
         yield tests[i], result
 
 
@@ -253,10 +288,17 @@ def _read_ahead(env, reg: Registry) -> ReadAhead | None:
     """The build's read-ahead, made by the first test action (of any job thread)."""
     with _AHEAD_LOCK:
         if reg.read_ahead is None:
-            reg.read_ahead = (ReadAhead(reg.tests, lambda t: _restage(env, t),
-                                        lambda ts: _run_batch(ts, reg), _drop_ahead,
-                                        SCons.Script.GetOption("num_jobs"))
-                              if read_ahead_wanted() else False)
+            reg.read_ahead = (
+                ReadAhead(
+                    reg.tests,
+                    lambda t: _restage(env, t),
+                    lambda ts: _run_batch(ts, reg),
+                    _drop_ahead,
+                    SCons.Script.GetOption("num_jobs"),
+                )
+                if read_ahead_wanted()
+                else False
+            )
     return reg.read_ahead or None
 
 
@@ -308,14 +350,19 @@ def command_line_selection(env) -> Selection:
     reg = registry(env)
     if reg.selection is None:
         top = env.Dir("#").get_abspath()
-        devices = tuple(d.strip() for d in (options.option("iree-devices") or "").split(",")
-                        if d.strip())
-        folders = tuple(os.path.normpath(t).replace(os.sep, "/")
-                        for t in SCons.Script.COMMAND_LINE_TARGETS
-                        if t not in ("test", "bench") and os.path.isdir(os.path.join(top, t)))
+        devices = tuple(d.strip() for d in (options.option("iree-devices") or "").split(",") if d.strip())
+        folders = tuple(
+            os.path.normpath(t).replace(os.sep, "/")
+            for t in SCons.Script.COMMAND_LINE_TARGETS
+            if t not in ("test", "bench") and os.path.isdir(os.path.join(top, t))
+        )
         try:
-            reg.selection = Selection(devices=devices, pattern=options.option("iree-test-filter") or "",
-                                      tags=options.option("iree-test-tags") or "", folders=folders)
+            reg.selection = Selection(
+                devices=devices,
+                pattern=options.option("iree-test-filter") or "",
+                tags=options.option("iree-test-tags") or "",
+                folders=folders,
+            )
         except IreeBuildError as e:
             fail(f"--iree-test-tags: {e.message}", "command line")
     return reg.selection
@@ -325,7 +372,11 @@ def module_on_devices(env, module, devices) -> tuple[Any, Any, list[str]]:
     """The module a test or benchmark names, and the devices it runs on (default
     ``$IREE_TEST_DEVICES``), each one checked against the module's targets."""
     module_node, info = find_module(env, module)
-    devices = [devices] if isinstance(devices, str) else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    devices = (
+        [devices]
+        if isinstance(devices, str)
+        else list(devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
+    )
     if not devices:
         raise IreeBuildError("devices is empty: name at least one HAL device, e.g. ['local-task']")
     for device in devices:
@@ -339,50 +390,101 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
         try:
             values = expected(*arrays)
         except Exception as e:  # the user's reference function: report where it was declared
-            raise IreeBuildError(f"the reference function for {name} raised {type(e).__name__}: {e}") from None
+            raise IreeBuildError(
+                f"the reference function for {name} raised {type(e).__name__}: {e}"
+            ) from None
         expected = list(values) if isinstance(values, (tuple, list)) else [values]
     return [data_files.materialize(env, v, f"{name}.expected{i}.npy") for i, v in enumerate(expected)]
 
 
 @checked("iree_test")
-def IreeTest(env, name: str, module, function: str | None = None, inputs: Sequence = (),
-             expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
-             rtol: Tol = None, atol: Tol = None, parameters: Sequence = (),
-             parameter_scope: str = "model", timeout: float | None = None,
-             tags: Sequence[str] = (), flagfile: Any = None, xfail: Reason = None,
-             skip: Reason = None) -> list:
+def IreeTest(
+    env,
+    name: str,
+    module,
+    function: str | None = None,
+    inputs: Sequence = (),
+    expected: Sequence | Callable | None = None,
+    devices: Sequence[str] | None = None,
+    rtol: Tol = None,
+    atol: Tol = None,
+    parameters: Sequence = (),
+    parameter_scope: str = "model",
+    timeout: float | None = None,
+    tags: Sequence[str] = (),
+    flagfile: Any = None,
+    xfail: Reason = None,
+    skip: Reason = None,
+) -> list:
     """Declare one test per device; returns the result nodes."""
     where = declared_at()
     if not name or any(c in name for c in "/[]:"):
         fail(f"test name {name!r} must be a plain name like 'mlp_test'", where)
-    return declare_call_test(env, name, name, module, function, inputs, expected, devices, rtol, atol,
-                             parameters, parameter_scope, timeout, tags, flagfile, xfail, skip, where)
+    return declare_call_test(
+        env,
+        name,
+        name,
+        module,
+        function,
+        inputs,
+        expected,
+        devices,
+        rtol,
+        atol,
+        parameters,
+        parameter_scope,
+        timeout,
+        tags,
+        flagfile,
+        xfail,
+        skip,
+        where,
+    )
 
 
-def declare_call_test(env, short: str, stem: str, module, function: str | None, inputs: Sequence,
-                      expected: Sequence | Callable | None, devices: Sequence[str] | None,
-                      rtol: Tol, atol: Tol, parameters: Sequence, parameter_scope: str,
-                      timeout: float | None, tags: Sequence[str], flagfile: Any, xfail: Reason,
-                      skip: Reason, where: str) -> list:
+def declare_call_test(
+    env,
+    short: str,
+    stem: str,
+    module,
+    function: str | None,
+    inputs: Sequence,
+    expected: Sequence | Callable | None,
+    devices: Sequence[str] | None,
+    rtol: Tol,
+    atol: Tol,
+    parameters: Sequence,
+    parameter_scope: str,
+    timeout: float | None,
+    tags: Sequence[str],
+    flagfile: Any,
+    xfail: Reason,
+    skip: Reason,
+    where: str,
+) -> list:
     """One test per device of a function call, labelled ``short[device]``; its files are
     named from ``stem``. ``iree_test`` and the folder suite (``iree_test_suite``) share it."""
     try:
         function, inputs, expected, devices, compare = from_flagfile(
-            flagfile, function, inputs, expected, devices)
+            flagfile, function, inputs, expected, devices
+        )
         module_node, info, devices = module_on_devices(env, module, devices)
         _refuse_declared_twice(env, module_node, short, devices)  # before its data is staged
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
             raise IreeBuildError("inputs must be a list (of .npy paths or values)")
         input_nodes = [data_files.materialize(env, v, f"{stem}.input{i}.npy") for i, v in enumerate(inputs)]
-        expected_nodes = _expected_nodes(env, stem, expected if expected is not None else [],
-                                         inputs, input_nodes, where)
+        expected_nodes = _expected_nodes(
+            env, stem, expected if expected is not None else [], inputs, input_nodes, where
+        )
         param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, stem)
         if info.parameters and parameter_scope == "model":
             parameter_scope = info.parameter_scope
         for what, tol in (("rtol", rtol), ("atol", atol)):
             if isinstance(tol, tuple) and len(tol) != len(expected_nodes):
-                raise IreeBuildError(f"{what} has {len(tol)} entries for {len(expected_nodes)} expected "
-                                     "output(s); give one per output, or one number for all")
+                raise IreeBuildError(
+                    f"{what} has {len(tol)} entries for {len(expected_nodes)} expected "
+                    "output(s); give one per output, or one number for all"
+                )
         _check_reasons(devices, xfail, skip)
         if timeout is not None and not 0 < float(timeout) < float("inf"):
             raise IreeBuildError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -399,13 +501,27 @@ def declare_call_test(env, short: str, stem: str, module, function: str | None, 
 
     nodes = []
     for device in devices:
-        test = DeclaredTest(short, device, device, module_node, function or "", input_nodes,
-                            expected_nodes, rtol, atol, where,
-                            env.File(f"{stem}.{device}.result.json"), param_nodes, parameter_scope,
-                            info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
-                            timeout=float(timeout or 0.0), tags=test_tags,
-                            xfail=_for_device(xfail, device), skip=_for_device(skip, device),
-                            compare=compare)
+        test = DeclaredTest(
+            short,
+            device,
+            device,
+            module_node,
+            function or "",
+            input_nodes,
+            expected_nodes,
+            rtol,
+            atol,
+            where,
+            env.File(f"{stem}.{device}.result.json"),
+            param_nodes,
+            parameter_scope,
+            info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
+            timeout=float(timeout or 0.0),
+            tags=test_tags,
+            xfail=_for_device(xfail, device),
+            skip=_for_device(skip, device),
+            compare=compare,
+        )
         nodes.append(register(env, test, [module_node, *input_nodes, *expected_nodes, *param_nodes]))
     return nodes
 
@@ -415,8 +531,10 @@ def _check_reasons(devices: Sequence[str], *reasons: Reason) -> None:
         if isinstance(reason, Mapping):
             extra = [d for d in reason if d not in devices]
             if extra:
-                raise IreeBuildError(f"xfail/skip names device {extra[0]!r}, which the test does not "
-                                     f"run on; its devices: {', '.join(devices)}")
+                raise IreeBuildError(
+                    f"xfail/skip names device {extra[0]!r}, which the test does not "
+                    f"run on; its devices: {', '.join(devices)}"
+                )
 
 
 def _for_device(reason: Reason, device: str) -> str:
@@ -454,8 +572,11 @@ def register(env, test: DeclaredTest, sources: list):
         fail(f"test {test.name} is already declared in this folder", test.declared_at)
     reg.names.add(test.name)
     test.selected = command_line_selection(env).matches(
-        test.name, test.device, test.tags,
-        (test.folder, env.Dir(".").get_internal_path().replace(os.sep, "/")))
+        test.name,
+        test.device,
+        test.tags,
+        (test.folder, env.Dir(".").get_internal_path().replace(os.sep, "/")),
+    )
     result = test.result
     reg.tests.append(test)
     reg.by_result[result.get_abspath()] = test
@@ -516,8 +637,11 @@ def _nothing_to_test(reg: Registry) -> None:
     if not reg.tests:
         _say(reg, "scons: no tests are declared here (iree_test, iree_check_test_suite); nothing to test")
     elif not any(t.selected for t in reg.tests):
-        _say(reg, f"scons: none of the {len(reg.tests)} declared tests matches --iree-devices, "
-                  "--iree-test-filter, --iree-test-tags or the folders named; nothing to test")
+        _say(
+            reg,
+            f"scons: none of the {len(reg.tests)} declared tests matches --iree-devices, "
+            "--iree-test-filter, --iree-test-tags or the folders named; nothing to test",
+        )
 
 
 def _will_run(result) -> bool:
@@ -529,17 +653,43 @@ def _will_run(result) -> bool:
 
 
 @checked("iree_test")
-def iree_test(name: str, module, function: str | None = None, inputs: Sequence = (),
-              expected: Sequence | Callable | None = None, devices: Sequence[str] | None = None,
-              rtol: Tol = None, atol: Tol = None, parameters: Sequence = (),
-              parameter_scope: str = "model", timeout: float | None = None,
-              tags: Sequence[str] = (), flagfile: Any = None, xfail: Reason = None,
-              skip: Reason = None, env=None) -> list:
+def iree_test(
+    name: str,
+    module,
+    function: str | None = None,
+    inputs: Sequence = (),
+    expected: Sequence | Callable | None = None,
+    devices: Sequence[str] | None = None,
+    rtol: Tol = None,
+    atol: Tol = None,
+    parameters: Sequence = (),
+    parameter_scope: str = "model",
+    timeout: float | None = None,
+    tags: Sequence[str] = (),
+    flagfile: Any = None,
+    xfail: Reason = None,
+    skip: Reason = None,
+    env=None,
+) -> list:
     """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
-    return IreeTest(env, name, module, function, inputs=inputs,
-                    expected=expected, devices=devices, rtol=rtol, atol=atol,
-                    parameters=parameters, parameter_scope=parameter_scope, timeout=timeout,
-                    tags=tags, flagfile=flagfile, xfail=xfail, skip=skip)
+    return IreeTest(
+        env,
+        name,
+        module,
+        function,
+        inputs=inputs,
+        expected=expected,
+        devices=devices,
+        rtol=rtol,
+        atol=atol,
+        parameters=parameters,
+        parameter_scope=parameter_scope,
+        timeout=timeout,
+        tags=tags,
+        flagfile=flagfile,
+        xfail=xfail,
+        skip=skip,
+    )
 
 
 def _page(reg: Registry, results: list):
@@ -583,15 +733,18 @@ def _summary(reg: Registry) -> None:
         state = test.result.get_state()
         if ran is not None:
             if ran.status == "skipped" and options.option("iree-require-devices"):
-                ran = TestResult(ran.name, "failed", ran.message, ran.time_ms, ran.device, ran.signature, ran.base)
+                ran = TestResult(
+                    ran.name, "failed", ran.message, ran.time_ms, ran.device, ran.signature, ran.base
+                )
             results.append(ran)
         elif state in (SCons.Node.up_to_date, SCons.Node.executed):
             # Up to date, or "executed" without running: retrieved from CacheDir (only
             # passed results are kept, and their signature names this machine's hardware).
             # Only a check file's stored result is read (its cases are counted): SCons
             # already knows the others passed.
-            stored = (read_result(test.result.get_abspath()) if test.kind == "check" else None) \
-                or TestResult(test.name, "passed", "up to date", device=test.device, base=test.base)
+            stored = (read_result(test.result.get_abspath()) if test.kind == "check" else None) or TestResult(
+                test.name, "passed", "up to date", device=test.device, base=test.base
+            )
             stored.cached = True
             cached += len(flatten([stored]))
             results.append(stored)
@@ -599,12 +752,22 @@ def _summary(reg: Registry) -> None:
                 _say(reg, result_line(stored))
         elif state == SCons.Node.failed:
             note = failed_build_note(test.module.get_abspath())
-            why = (f"module {test.module.name} did not build: {note}" if note
-                   else "its module or data failed to build")
+            why = (
+                f"module {test.module.name} did not build: {note}"
+                if note
+                else "its module or data failed to build"
+            )
             results.append(TestResult(test.name, "failed", why, device=test.device, base=test.base))
         else:
-            results.append(TestResult(test.name, "skipped", "not run: the build stopped earlier (use -k)",
-                                      device=test.device, base=test.base))
+            results.append(
+                TestResult(
+                    test.name,
+                    "skipped",
+                    "not run: the build stopped earlier (use -k)",
+                    device=test.device,
+                    base=test.base,
+                )
+            )
     if not results:
         return
     cut: list = []
@@ -632,9 +795,13 @@ def _summary(reg: Registry) -> None:
     ran = sum(1 for r in flatten([r for r in reg.ran.values() if r not in cut]) if r.status != "skipped")
     _say(reg, f"{ran} test{'s' if ran != 1 else ''} run, {cached} up to date{where}")
     if cut:
-        _say(reg, f"INTERRUPTED ({which_signal() or 'stopped'}): {len(cut)} test{'s' if len(cut) != 1 else ''} "
-                  "cut short or not run, not counted: " + ", ".join(r.name for r in cut[:5])
-             + (", ..." if len(cut) > 5 else ""))
+        _say(
+            reg,
+            f"INTERRUPTED ({which_signal() or 'stopped'}): {len(cut)} test{'s' if len(cut) != 1 else ''} "
+            "cut short or not run, not counted: "
+            + ", ".join(r.name for r in cut[:5])
+            + (", ..." if len(cut) > 5 else ""),
+        )
     for line in failure_lines(results, reg.failed_steps):
         _say(reg, line)
     _say(reg, summary_line(results))
@@ -644,7 +811,9 @@ def _cut_short(result, reg: Registry) -> bool:
     """After Ctrl-C/SIGTERM: whether a test's outcome is the interruption's, not its own:
     not run, its module's build stopped, or its worker killed by the stop."""
     if result.name not in reg.ran:
-        return result.status != "passed" and ("did not build" not in result.message
-                                              or "interrupted" in result.message)
+        return result.status != "passed" and (
+            "did not build" not in result.message or "interrupted" in result.message
+        )
     return result.status in ("crashed", "error") and (
-        "interrupted" in result.message or any(sig in result.message for sig in STOP_SIGNALS))
+        "interrupted" in result.message or any(sig in result.message for sig in STOP_SIGNALS)
+    )

@@ -35,10 +35,18 @@ def _config(env, config) -> SuiteConfig | None:
 
 
 @checked("iree_test_suite")
-def IreeTestSuite(env, name: str, root: str = ".", config=None,
-                  target_backends: Sequence[str] | None = None, toolchain: str | None = None,
-                  flags: Sequence[str] | None = None, devices: Sequence[str] | None = None,
-                  timeout: float | None = None, tags: Sequence[str] = ()) -> list:
+def IreeTestSuite(
+    env,
+    name: str,
+    root: str = ".",
+    config=None,
+    target_backends: Sequence[str] | None = None,
+    toolchain: str | None = None,
+    flags: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    timeout: float | None = None,
+    tags: Sequence[str] = (),
+) -> list:
     """Declare a module and a test for every test folder under ``root``."""
     where = declared_at()
     here = env.Dir(".").srcnode().get_abspath()
@@ -48,17 +56,28 @@ def IreeTestSuite(env, name: str, root: str = ".", config=None,
             raise IreeBuildError(f"root {top.get_internal_path()} is not a folder")
         tests = find_tests(top.get_abspath())
         if not tests:
-            raise IreeBuildError(f"no test folder under {top.get_internal_path()} (a folder holding "
-                                 "one .mlir and a run_module_io_flags.txt)")
+            raise IreeBuildError(
+                f"no test folder under {top.get_internal_path()} (a folder holding "
+                "one .mlir and a run_module_io_flags.txt)"
+            )
         cfg = _config(env, config)
         if cfg is not None and (target_backends or toolchain):
-            raise IreeBuildError("the configuration chooses the target (its iree_compile_flags); "
-                                 "drop target_backends/toolchain, or the configuration")
+            raise IreeBuildError(
+                "the configuration chooses the target (its iree_compile_flags); "
+                "drop target_backends/toolchain, or the configuration"
+            )
         extra = [*(cfg.flags if cfg else []), *(flags or [])]
-        module_kw = (dict(target_backends=cfg.target_backends or None, cpu=cfg.cpu,
-                          cpu_features=cfg.cpu_features, triple=cfg.triple, flags=extra)
-                     if cfg is not None else
-                     dict(target_backends=target_backends, toolchain=toolchain, flags=extra))
+        module_kw = (
+            dict(
+                target_backends=cfg.target_backends or None,
+                cpu=cfg.cpu,
+                cpu_features=cfg.cpu_features,
+                triple=cfg.triple,
+                flags=extra,
+            )
+            if cfg is not None
+            else dict(target_backends=target_backends, toolchain=toolchain, flags=extra)
+        )
         run = cfg.run if cfg is not None else RunFlags()
         devices = list(devices or run.devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
         suite_tags = check_tags(tags)
@@ -69,6 +88,7 @@ def IreeTestSuite(env, name: str, root: str = ".", config=None,
     for test in tests:
         stem = name + "_" + re.sub(r"[^\w.-]", "_", test.name)
         short = f"{name}/{test.name}"
+
         def listed(key: str, t: str = test.name) -> str:
             return cfg.reason(key) if cfg and cfg.listed(key, t) else ""
 
@@ -77,35 +97,95 @@ def IreeTestSuite(env, name: str, root: str = ".", config=None,
             continue
         xfail = listed("expected_compile_failures") or listed("expected_run_failures")
         source = os.path.relpath(test.source, here)
-        module = module_rule.IreeModule(env, stem, env.File(source), **module_kw,
-                                        _IREE_ALLOW_FAILURE=bool(listed("expected_compile_failures")))
+        module = module_rule.IreeModule(
+            env,
+            stem,
+            env.File(source),
+            **module_kw,
+            _IREE_ALLOW_FAILURE=bool(listed("expected_compile_failures")),
+        )
         try:
             io_flags = run.merged(read_flagfile(test.flagfile))
         except IreeBuildError as e:
             fail(str(e), where)
         results += declare_call_test(
-            env, short, stem, module[0], None, [], None, devices, None, None, [], "model", timeout,
-            suite_tags, io_flags, xfail or None, listed("skip_run_tests") or None, where)
+            env,
+            short,
+            stem,
+            module[0],
+            None,
+            [],
+            None,
+            devices,
+            None,
+            None,
+            [],
+            "model",
+            timeout,
+            suite_tags,
+            io_flags,
+            xfail or None,
+            listed("skip_run_tests") or None,
+            where,
+        )
     return results
 
 
-def _skipped(env, short: str, stem: str, devices: list[str], reason: str, where: str,
-             tags: tuple[str, ...]) -> list:
+def _skipped(
+    env, short: str, stem: str, devices: list[str], reason: str, where: str, tags: tuple[str, ...]
+) -> list:
     """A test not even compiled (``skip_compile_tests``): a SKIP line per device, no module."""
-    return [register(env, DeclaredTest(
-        short=short, label=device, device=device, module=env.File(f"{stem}.vmfb"), function="",
-        inputs=[], expected=[], rtol=None, atol=None, declared_at=where,
-        result=env.File(f"{stem}.{device}.result.json"), parameters=[], parameter_scope="model",
-        arch="", skip=reason, tags=tags), []) for device in devices]
+    return [
+        register(
+            env,
+            DeclaredTest(
+                short=short,
+                label=device,
+                device=device,
+                module=env.File(f"{stem}.vmfb"),
+                function="",
+                inputs=[],
+                expected=[],
+                rtol=None,
+                atol=None,
+                declared_at=where,
+                result=env.File(f"{stem}.{device}.result.json"),
+                parameters=[],
+                parameter_scope="model",
+                arch="",
+                skip=reason,
+                tags=tags,
+            ),
+            [],
+        )
+        for device in devices
+    ]
 
 
 @checked("iree_test_suite")
-def iree_test_suite(name: str, root: str = ".", config=None,
-                    target_backends: Sequence[str] | None = None, toolchain: str | None = None,
-                    flags: Sequence[str] | None = None, devices: Sequence[str] | None = None,
-                    timeout: float | None = None, tags: Sequence[str] = (), env=None) -> list:
+def iree_test_suite(
+    name: str,
+    root: str = ".",
+    config=None,
+    target_backends: Sequence[str] | None = None,
+    toolchain: str | None = None,
+    flags: Sequence[str] | None = None,
+    devices: Sequence[str] | None = None,
+    timeout: float | None = None,
+    tags: Sequence[str] = (),
+    env=None,
+) -> list:
     """A module and a test per generated test folder under ``root`` (IREE's layout), with
     an IREE CI ``config`` file as it is."""
-    return IreeTestSuite(env, name, root, config=config,
-                         target_backends=target_backends, toolchain=toolchain, flags=flags,
-                         devices=devices, timeout=timeout, tags=tags)
+    return IreeTestSuite(
+        env,
+        name,
+        root,
+        config=config,
+        target_backends=target_backends,
+        toolchain=toolchain,
+        flags=flags,
+        devices=devices,
+        timeout=timeout,
+        tags=tags,
+    )

@@ -15,8 +15,9 @@ from typing import NoReturn
 
 _HERE = Path(__file__).resolve().parent
 # Frames name files as imported: also through a link to this folder (the benchmarks' shim).
-_OWN = tuple(dict.fromkeys((str(_HERE), str(_HERE.parent / "iree_build"),
-                            os.path.dirname(os.path.abspath(__file__)))))
+_OWN = tuple(
+    dict.fromkeys((str(_HERE), str(_HERE.parent / "iree_build"), os.path.dirname(os.path.abspath(__file__))))
+)
 _SCONS = f"{os.sep}SCons{os.sep}"
 
 

@@ -10,9 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Files the speed branch changes: they keep their findings until it merges, then are cleaned and
-# leave this list (and the matching [[tool.mypy.overrides]] ignore_errors block in pyproject.toml).
-
 
 def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
     if importlib.util.find_spec(tool) is None:
@@ -23,6 +20,11 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_ruff_clean():
     run = _run("ruff", "check", "iree_build", "rules", "tests")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_product_formatted():
+    run = _run("ruff", "format", "--check", "iree_build", "rules")
     assert run.returncode == 0, run.stdout + run.stderr
 
 

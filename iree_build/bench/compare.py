@@ -18,11 +18,13 @@ from iree_build.bench.record import BenchResult
 from iree_build.bench.stats import fmt_ms
 
 
-def find_baseline(baseline: dict[str, Any], result: BenchResult,
-                  machine: dict[str, Any]) -> tuple[BenchResult | None, str]:
+def find_baseline(
+    baseline: dict[str, Any], result: BenchResult, machine: dict[str, Any]
+) -> tuple[BenchResult | None, str]:
     """The baseline's entry for ``result`` on this hardware, or None and why not."""
-    same_name = [b for b in baseline["results"]
-                 if b.name == result.name and b.status == "measured" and b.stats]
+    same_name = [
+        b for b in baseline["results"] if b.name == result.name and b.status == "measured" and b.stats
+    ]
     if not same_name:
         return None, "not in the baseline"
     if machine_key(baseline["machine"]) != machine_key(machine):
@@ -46,9 +48,13 @@ def compare(result: BenchResult, baseline: dict[str, Any], machine: dict[str, An
     limit = max(result.threshold * old.median_ms, noise)
     verdict = "regression" if delta > limit else "faster" if -delta > limit else "unchanged"
     result.comparison = {
-        "verdict": verdict, "median_ms": new.median_ms, "baseline_median_ms": old.median_ms,
-        "change": delta / old.median_ms, "threshold": result.threshold,
-        "noise": noise / old.median_ms, "baseline_run": baseline.get("run_id", ""),
+        "verdict": verdict,
+        "median_ms": new.median_ms,
+        "baseline_median_ms": old.median_ms,
+        "change": delta / old.median_ms,
+        "threshold": result.threshold,
+        "noise": noise / old.median_ms,
+        "baseline_run": baseline.get("run_id", ""),
         "baseline_module_sha256": entry.module_sha256,
     }
     return result.comparison
@@ -62,9 +68,11 @@ def comparison_line(result: BenchResult) -> str | None:
     if c["verdict"] == "no-baseline":
         return f"NO BASELINE {result.name} ({c['reason']})"
     word = {"regression": "REGRESSION", "faster": "FASTER", "unchanged": "UNCHANGED"}[c["verdict"]]
-    return (f"{word} {result.name}: median {fmt_ms(c['median_ms'])}, baseline "
-            f"{fmt_ms(c['baseline_median_ms'])} ({c['change'] * 100:+.1f}%; threshold "
-            f"{c['threshold'] * 100:g}%, noise {c['noise'] * 100:.1f}%)")
+    return (
+        f"{word} {result.name}: median {fmt_ms(c['median_ms'])}, baseline "
+        f"{fmt_ms(c['baseline_median_ms'])} ({c['change'] * 100:+.1f}%; threshold "
+        f"{c['threshold'] * 100:g}%, noise {c['noise'] * 100:.1f}%)"
+    )
 
 
 def is_regression(result: BenchResult) -> bool:

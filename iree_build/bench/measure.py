@@ -64,17 +64,21 @@ def find_tool() -> str:
 
 def command(spec: BenchSpec, base_dir: str | os.PathLike[str], tool: str) -> list[str]:
     """The tool's command line for ``spec`` (paths resolved inside ``base_dir``)."""
-    args = [tool, f"--module={resolve(base_dir, spec.module)}",
-            f"--device={canonical_device(spec.device)}"]
+    args = [tool, f"--module={resolve(base_dir, spec.module)}", f"--device={canonical_device(spec.device)}"]
     if spec.function:
         args.append(f"--function={spec.function}")
-    args += [f"--input={i.text}" if isinstance(i, ValueInput) else f"--input=@{resolve(base_dir, i)}"
-             for i in spec.inputs]
+    args += [
+        f"--input={i.text}" if isinstance(i, ValueInput) else f"--input=@{resolve(base_dir, i)}"
+        for i in spec.inputs
+    ]
     args += [f"--parameters={spec.parameter_scope}={resolve(base_dir, p)}" for p in spec.parameters]
-    args += ["--benchmark_format=json", f"--benchmark_repetitions={spec.repetitions}",
-             f"--benchmark_min_time={spec.min_time}",
-             f"--benchmark_min_warmup_time={spec.warmup:g}",
-             "--benchmark_enable_random_interleaving=false"]
+    args += [
+        "--benchmark_format=json",
+        f"--benchmark_repetitions={spec.repetitions}",
+        f"--benchmark_min_time={spec.min_time}",
+        f"--benchmark_min_warmup_time={spec.warmup:g}",
+        "--benchmark_enable_random_interleaving=false",
+    ]
     return args
 
 
@@ -97,8 +101,9 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tuple[float, ...],
-                                                          tuple[int, ...], dict[str, Any]]:
+def parse_output(
+    stdout: str, repetitions: int
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, ...], dict[str, Any]]:
     """Per-repetition times (ms) from the tool's JSON; BenchError if it is not usable."""
     try:
         doc = json.loads(stdout)
@@ -122,8 +127,13 @@ def parse_output(stdout: str, repetitions: int) -> tuple[tuple[float, ...], tupl
     return times, cpu, iterations, context
 
 
-def measure(spec: BenchSpec, base_dir: str | os.PathLike[str], timeout: float | None = None,
-            tool: str | None = None, lane: Lane | None = None) -> Measurement:
+def measure(
+    spec: BenchSpec,
+    base_dir: str | os.PathLike[str],
+    timeout: float | None = None,
+    tool: str | None = None,
+    lane: Lane | None = None,
+) -> Measurement:
     """Run the benchmark once (all its repetitions) in a child process; with an emulated
     ``lane``, that architecture's tool under its emulator."""
     if lane is not None:
@@ -136,8 +146,7 @@ def measure(spec: BenchSpec, base_dir: str | os.PathLike[str], timeout: float | 
         if not path.is_file():
             raise BenchError(f"{path} is missing (build it first)")
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{TOOL} took longer than {timeout:g} s") from None
     except OSError as exc:

@@ -84,12 +84,24 @@ def write_result(result: BenchResult, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, json.dumps({"format": RESULT_FORMAT, **result.to_json()}, indent=2) + "\n")
 
 
-def run_record(results: list[BenchResult], machine: dict[str, Any], runtime: str,
-               started: str, tool: str = "iree-benchmark-module") -> dict[str, Any]:
+def run_record(
+    results: list[BenchResult],
+    machine: dict[str, Any],
+    runtime: str,
+    started: str,
+    tool: str = "iree-benchmark-module",
+) -> dict[str, Any]:
     """One run: who measured what, where, with which runtime."""
-    return {"format": RUN_FORMAT, "run_id": uuid.uuid4().hex[:12], "started": started,
-            "finished": now(), "machine": machine, "runtime": runtime, "tool": tool,
-            "results": [r.to_json() for r in results]}
+    return {
+        "format": RUN_FORMAT,
+        "run_id": uuid.uuid4().hex[:12],
+        "started": started,
+        "finished": now(),
+        "machine": machine,
+        "runtime": runtime,
+        "tool": tool,
+        "results": [r.to_json() for r in results],
+    }
 
 
 def write_run(record: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -124,8 +136,9 @@ def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IreeBuildError("no such baseline file (make one with --iree-bench-save / --save)",
-                             where=str(path)) from None
+        raise IreeBuildError(
+            "no such baseline file (make one with --iree-bench-save / --save)", where=str(path)
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise IreeBuildError(f"cannot read it: {exc}", where=str(path)) from None
     except json.JSONDecodeError as exc:

@@ -23,8 +23,9 @@ from iree_build.bench.stats import Stats
 
 REPORT_NAME = "iree_bench_report.html"
 PLOTS_DIR = "iree_bench_plots"
-NO_MATPLOTLIB = ("note: the report has no plots: matplotlib is not installed "
-                 "(pip install 'iree-build-scons[plots]')")
+NO_MATPLOTLIB = (
+    "note: the report has no plots: matplotlib is not installed (pip install 'iree-build-scons[plots]')"
+)
 
 
 def _pyplot():
@@ -63,12 +64,15 @@ def _stats(result: BenchResult) -> Stats:
 
 def _quartile_bars(results: list[BenchResult]) -> list[list[float]]:
     """Error bars from the median down to the 25th and up to the 75th percentile."""
-    return [[_stats(r).median_ms - _stats(r).q1_ms for r in results],
-            [_stats(r).q3_ms - _stats(r).median_ms for r in results]]
+    return [
+        [_stats(r).median_ms - _stats(r).q1_ms for r in results],
+        [_stats(r).q3_ms - _stats(r).median_ms for r in results],
+    ]
 
 
-def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
-          baseline: dict[str, Any] | None) -> bytes:
+def _plot(
+    plt, base: str, series: dict[str, list[tuple[int, BenchResult]]], baseline: dict[str, Any] | None
+) -> bytes:
     fig, (hist_ax, bar_ax) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
     try:
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -84,8 +88,13 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
             hist_ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=device)
             for b in (baseline or {}).get("results", []):
                 if b.base == base and b.device == device and b.stats:
-                    hist_ax.axhline(b.stats.median_ms, color=color, linestyle="--", linewidth=1,
-                                    label=f"{device} baseline")
+                    hist_ax.axhline(
+                        b.stats.median_ms,
+                        color=color,
+                        linestyle="--",
+                        linewidth=1,
+                        label=f"{device} baseline",
+                    )
                     medians.append(b.stats.median_ms)
         if medians and max(medians) / max(min(medians), 1e-12) > 20:
             hist_ax.set_yscale("log")
@@ -99,17 +108,36 @@ def _plot(plt, base: str, series: dict[str, list[tuple[int, BenchResult]]],
         hist_ax.grid(True, alpha=0.3)
 
         latest = [series[d][-1][1] for d in devices]
-        bars = bar_ax.bar(devices, [_stats(r).median_ms for r in latest],
-                          yerr=_quartile_bars(latest), capsize=4,
-                          color=[colors[k % len(colors)] for k in range(len(devices))])
+        bars = bar_ax.bar(
+            devices,
+            [_stats(r).median_ms for r in latest],
+            yerr=_quartile_bars(latest),
+            capsize=4,
+            color=[colors[k % len(colors)] for k in range(len(devices))],
+        )
         for bar, r in zip(bars, latest, strict=True):
-            rate = (f"{r.gflops:.3g} GFLOP/s" if r.gflops is not None else
-                    f"{r.gbps:.3g} GB/s" if r.gbps is not None else f"{_stats(r).median_ms:.3g} ms")
-            bar_ax.annotate(rate, (bar.get_x() + bar.get_width() / 2, _stats(r).q3_ms),
-                            xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
-                            fontsize=8)
-        if len(latest) > 1 and max(_stats(r).median_ms for r in latest) / max(
-                min(_stats(r).median_ms for r in latest), 1e-12) > 20:
+            rate = (
+                f"{r.gflops:.3g} GFLOP/s"
+                if r.gflops is not None
+                else f"{r.gbps:.3g} GB/s"
+                if r.gbps is not None
+                else f"{_stats(r).median_ms:.3g} ms"
+            )
+            bar_ax.annotate(
+                rate,
+                (bar.get_x() + bar.get_width() / 2, _stats(r).q3_ms),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        if (
+            len(latest) > 1
+            and max(_stats(r).median_ms for r in latest)
+            / max(min(_stats(r).median_ms for r in latest), 1e-12)
+            > 20
+        ):
             bar_ax.set_yscale("log")
         bar_ax.set_title("latest run, per device")
         bar_ax.set_ylabel("ms per call")
@@ -126,29 +154,39 @@ def _cell(value: float | None, fmt: str) -> str:
 
 
 def _table(run: dict[str, Any]) -> str:
-    rows = ["<tr><th>benchmark</th><th>device</th><th>median ms</th><th>IQR ms</th>"
-            "<th>stddev ms</th><th>reps</th><th>GFLOP/s</th><th>GB/s</th><th>vs baseline</th></tr>"]
+    rows = [
+        "<tr><th>benchmark</th><th>device</th><th>median ms</th><th>IQR ms</th>"
+        "<th>stddev ms</th><th>reps</th><th>GFLOP/s</th><th>GB/s</th><th>vs baseline</th></tr>"
+    ]
     for r in run["results"]:
         s = r.stats
         c = r.comparison or {}
-        versus = (f"{c['verdict']} ({c['change'] * 100:+.1f}%)" if "change" in c
-                  else html.escape(c.get("reason", "")))
+        versus = (
+            f"{c['verdict']} ({c['change'] * 100:+.1f}%)"
+            if "change" in c
+            else html.escape(c.get("reason", ""))
+        )
         if r.status != "measured" or s is None:
-            rows.append(f"<tr><td>{html.escape(r.base)}</td><td>{html.escape(r.device)}</td>"
-                        f"<td colspan=7>{r.status}: {html.escape(r.message)}</td></tr>")
+            rows.append(
+                f"<tr><td>{html.escape(r.base)}</td><td>{html.escape(r.device)}</td>"
+                f"<td colspan=7>{r.status}: {html.escape(r.message)}</td></tr>"
+            )
             continue
         rows.append(
             f"<tr><td>{html.escape(r.base)}</td><td>{html.escape(r.device)}</td>"
             f"<td>{s.median_ms:.4g}</td><td>{s.iqr_ms:.3g}</td><td>{s.stddev_ms:.3g}</td><td>{s.n}</td>"
             f"<td>{_cell(r.gflops, '.4g')}</td><td>{_cell(r.gbps, '.4g')}</td>"
-            f"<td class='{c.get('verdict', '')}'>{versus}</td></tr>")
+            f"<td class='{c.get('verdict', '')}'>{versus}</td></tr>"
+        )
     return "<table>" + "\n".join(rows) + "</table>"
 
 
-_STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-          "td:first-child,td:nth-child(2){text-align:left}.regression{color:#b00;font-weight:bold}"
-          ".faster{color:#070}img{max-width:100%;border:1px solid #eee;margin:1em 0}")
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "td:first-child,td:nth-child(2){text-align:left}.regression{color:#b00;font-weight:bold}"
+    ".faster{color:#070}img{max-width:100%;border:1px solid #eee;margin:1em 0}"
+)
 
 
 def write_report(base_dir: str | Path, baseline: dict[str, Any] | None = None) -> tuple[Path, str | None]:
@@ -161,18 +199,22 @@ def write_report(base_dir: str | Path, baseline: dict[str, Any] | None = None) -
     page = base / REPORT_NAME
     plt = _pyplot()
     note = None if plt is not None else NO_MATPLOTLIB
-    parts = [f"<!doctype html><meta charset='utf-8'><title>IREE benchmarks</title><style>{_STYLE}</style>",
-             "<h1>IREE benchmarks</h1>"]
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>IREE benchmarks</title><style>{_STYLE}</style>",
+        "<h1>IREE benchmarks</h1>",
+    ]
     if not history:
         parts.append("<p>No benchmark has been measured in this build folder yet.</p>")
     else:
         latest = history[-1]
         m = latest["machine"]
-        parts.append(f"<p>Latest run {html.escape(str(latest.get('finished', '')))} on "
-                     f"{html.escape(str(m.get('host')))} ({html.escape(str(m.get('cpu')))}, "
-                     f"{m.get('cpus')} CPUs), iree-base-runtime {html.escape(str(latest.get('runtime')))}, "
-                     f"measured with {html.escape(str(latest.get('tool')))}; {len(history)} run(s) in "
-                     f"the history.</p>")
+        parts.append(
+            f"<p>Latest run {html.escape(str(latest.get('finished', '')))} on "
+            f"{html.escape(str(m.get('host')))} ({html.escape(str(m.get('cpu')))}, "
+            f"{m.get('cpus')} CPUs), iree-base-runtime {html.escape(str(latest.get('runtime')))}, "
+            f"measured with {html.escape(str(latest.get('tool')))}; {len(history)} run(s) in "
+            f"the history.</p>"
+        )
         parts.append(_table(latest))
         if note:
             parts.append(f"<p><b>{html.escape(note)}</b></p>")
@@ -181,7 +223,9 @@ def write_report(base_dir: str | Path, baseline: dict[str, Any] | None = None) -
             parts.append(f"<h2>{html.escape(name)}</h2>")
             if plt is not None:
                 file = plot_name(name)
-                atomic_write_bytes(base / PLOTS_DIR / file, _plot(plt, name, _series(history, name), baseline))
+                atomic_write_bytes(
+                    base / PLOTS_DIR / file, _plot(plt, name, _series(history, name), baseline)
+                )
                 parts.append(f"<img src='{PLOTS_DIR}/{file}' alt='{html.escape(name)} plot'>")
     atomic_write_text(page, "\n".join(parts) + "\n")
     return page, note

@@ -43,12 +43,24 @@ def _shown(path: str | os.PathLike[str]) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def run_benchmark(spec: BenchSpec, base_dir: str | os.PathLike[str],
-                  baseline: dict[str, Any] | None = None, timeout: float | None = None) -> BenchResult:
+def run_benchmark(
+    spec: BenchSpec,
+    base_dir: str | os.PathLike[str],
+    baseline: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> BenchResult:
     """Measure one benchmark (skip it if its device is absent), compare it, keep its file."""
-    result = BenchResult(name=spec.name, base=spec.base, device=spec.device, status="failed",
-                         function=spec.function, flops=spec.flops, bytes=spec.bytes,
-                         threshold=spec.threshold, declared_at=spec.declared_at)
+    result = BenchResult(
+        name=spec.name,
+        base=spec.base,
+        device=spec.device,
+        status="failed",
+        function=spec.function,
+        flops=spec.flops,
+        bytes=spec.bytes,
+        threshold=spec.threshold,
+        declared_at=spec.declared_at,
+    )
     status = default_pool().status(spec.device)
     lane, why = lane_for(spec.module, spec.arch, spec.device, spec.emulator)
     if not status.present or why:
@@ -95,8 +107,10 @@ def result_line(result: BenchResult) -> str:
     s = result.stats
     calls = sorted(set(result.iterations))
     per = f"{calls[0]}" if len(calls) == 1 else f"{calls[0]}-{calls[-1]}"
-    line = (f"BENCH {result.name}: median {fmt_ms(s.median_ms)} (IQR {fmt_ms(s.iqr_ms)}, stddev "
-            f"{fmt_ms(s.stddev_ms)}), {s.n} repetition{'s' if s.n != 1 else ''} x {per} calls")
+    line = (
+        f"BENCH {result.name}: median {fmt_ms(s.median_ms)} (IQR {fmt_ms(s.iqr_ms)}, stddev "
+        f"{fmt_ms(s.stddev_ms)}), {s.n} repetition{'s' if s.n != 1 else ''} x {per} calls"
+    )
     if result.gflops is not None:
         line += f", {result.gflops:.4g} GFLOP/s"
     if result.gbps is not None:
@@ -110,9 +124,13 @@ def lines_for(result: BenchResult) -> list[str]:
     return [result_line(result)] + ([extra] if extra else [])
 
 
-def finish_run(results: list[BenchResult], base_dir: str | os.PathLike[str], started: str,
-               save: str | os.PathLike[str] | None = None,
-               baseline: dict[str, Any] | None = None) -> list[str]:
+def finish_run(
+    results: list[BenchResult],
+    base_dir: str | os.PathLike[str],
+    started: str,
+    save: str | os.PathLike[str] | None = None,
+    baseline: dict[str, Any] | None = None,
+) -> list[str]:
     """Keep the run (latest-run file, history, optional baseline) and draw the report.
 
     Returns the closing lines: counts and where the report is.
@@ -129,8 +147,9 @@ def finish_run(results: list[BenchResult], base_dir: str | os.PathLike[str], sta
     if save:
         saved = dict(record, results=[r.to_json() for r in measured])
         write_run(saved, save)
-        lines.append(f"baseline saved: {_shown(save)} ({len(measured)} benchmark"
-                     f"{'s' if len(measured) != 1 else ''})")
+        lines.append(
+            f"baseline saved: {_shown(save)} ({len(measured)} benchmark{'s' if len(measured) != 1 else ''})"
+        )
     report, note = write_report(base, baseline)
     from iree_build.report.publish import publish_benchmarks
 
@@ -138,17 +157,20 @@ def finish_run(results: list[BenchResult], base_dir: str | os.PathLike[str], sta
     regressions = sum(1 for r in results if is_regression(r))
     failed = sum(1 for r in results if r.status == "failed")
     skipped = sum(1 for r in results if r.status == "skipped")
-    lines.append(f"{len(measured)} benchmark{'s' if len(measured) != 1 else ''} measured, "
-                 f"{regressions} regression{'s' if regressions != 1 else ''}, {failed} failed, "
-                 f"{skipped} skipped")
+    lines.append(
+        f"{len(measured)} benchmark{'s' if len(measured) != 1 else ''} measured, "
+        f"{regressions} regression{'s' if regressions != 1 else ''}, {failed} failed, "
+        f"{skipped} skipped"
+    )
     if note:
         lines.append(note)
     lines.append(f"report: {_shown(report)}; page: {_shown(page)}")
     return lines
 
 
-def select(specs: Sequence[BenchSpec], devices: Sequence[str] | None, pattern: str | None,
-           tags: str | None) -> list[BenchSpec]:
+def select(
+    specs: Sequence[BenchSpec], devices: Sequence[str] | None, pattern: str | None, tags: str | None
+) -> list[BenchSpec]:
     """Benchmarks on one of ``devices``, whose name matches ``pattern``, with the tags asked
     for: :class:`iree_build.selection.Selection`, as ``scons bench`` and the tests select."""
     return Selection(devices=tuple(devices or ()), pattern=pattern or "", tags=tags or "").select(specs)
@@ -173,8 +195,9 @@ def find_benchmarks(path: str | os.PathLike[str]) -> Path:
     return find_manifest(path, MANIFEST_NAME, "benchmark manifest")
 
 
-def run_manifest(path: str | os.PathLike[str], options: BenchOptions | None = None,
-                 out: TextIO | None = None) -> int:
+def run_manifest(
+    path: str | os.PathLike[str], options: BenchOptions | None = None, out: TextIO | None = None
+) -> int:
     """Run the selected benchmarks of a manifest; 0 ok, 1 a failure or regression."""
     options = options or BenchOptions()
     out = out if out is not None else sys.stdout

@@ -81,8 +81,7 @@ class BenchSpec:
     emulator: tuple[str, ...] = ()  # how that code runs on a machine of another architecture
 
     def to_json(self) -> dict[str, Any]:
-        doc = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-               for f in fields(self)}
+        doc = {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
         doc["inputs"] = [i.to_json() if isinstance(i, ValueInput) else i for i in self.inputs]
         return doc
 
@@ -95,7 +94,11 @@ def min_time_text(value: Any) -> str:
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"min_time must be more than 0 seconds, not {value!r}")
         return f"{float(value):g}s"
-    if isinstance(value, str) and _MIN_TIME.fullmatch(value) and (value.endswith("x") or float(value[:-1]) > 0):
+    if (
+        isinstance(value, str)
+        and _MIN_TIME.fullmatch(value)
+        and (value.endswith("x") or float(value[:-1]) > 0)
+    ):
         return value
     raise ValueError(f"min_time must be seconds (0.5 or '0.5s') or iterations ('100x'), not {value!r}")
 
@@ -104,15 +107,20 @@ def check_numbers(repetitions: Any, warmup: Any, flops: Any, nbytes: Any, thresh
     """The numeric arguments of a benchmark; ValueError with one line naming the argument."""
     if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 1:
         raise ValueError(f"repetitions must be a whole number >= 1, not {repetitions!r}")
-    for key, value, allow_none in (("warmup", warmup, False), ("flops", flops, True),
-                                   ("bytes", nbytes, True), ("threshold", threshold, False)):
+    for key, value, allow_none in (
+        ("warmup", warmup, False),
+        ("flops", flops, True),
+        ("bytes", nbytes, True),
+        ("threshold", threshold, False),
+    ):
         if value is None and allow_none:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{key} must be a number, not {value!r}")
         if value < 0 or (key in ("flops", "bytes") and value == 0):
-            raise ValueError(f"{key} must be {'more than' if key in ('flops', 'bytes') else 'at least'} 0, "
-                             f"not {value!r}")
+            raise ValueError(
+                f"{key} must be {'more than' if key in ('flops', 'bytes') else 'at least'} 0, not {value!r}"
+            )
 
 
 _fail = manifest_error
@@ -147,8 +155,13 @@ def _parse(path: Path, index: int, raw: Any) -> BenchSpec:
             raise ValueError("'emulator' must be a list of words (the emulator's command)")
         values["emulator"] = tuple(raw.get("emulator", []))
         values["min_time"] = min_time_text(raw.get("min_time", "0.5s"))
-        check_numbers(raw.get("repetitions", 5), raw.get("warmup", 0.1), raw.get("flops"),
-                      raw.get("bytes"), raw.get("threshold", 0.1))
+        check_numbers(
+            raw.get("repetitions", 5),
+            raw.get("warmup", 0.1),
+            raw.get("flops"),
+            raw.get("bytes"),
+            raw.get("threshold", 0.1),
+        )
     except (ValueError, IreeBuildError) as exc:  # IreeBuildError: a bad tag
         raise _fail(path, f"benchmark {label!r}: {exc}") from None
     return BenchSpec(**values)

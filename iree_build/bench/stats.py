@@ -45,9 +45,17 @@ def summarize(times_ms: Sequence[float]) -> Stats:
     else:
         q1 = q3 = values[0]
         stddev = 0.0
-    return Stats(n=n, median_ms=statistics.median(values), mean_ms=statistics.fmean(values),
-                 stddev_ms=stddev, iqr_ms=q3 - q1, min_ms=values[0], max_ms=values[-1],
-                 q1_ms=q1, q3_ms=q3)
+    return Stats(
+        n=n,
+        median_ms=statistics.median(values),
+        mean_ms=statistics.fmean(values),
+        stddev_ms=stddev,
+        iqr_ms=q3 - q1,
+        min_ms=values[0],
+        max_ms=values[-1],
+        q1_ms=q1,
+        q3_ms=q3,
+    )
 
 
 def per_second(amount: float | None, median_ms: float) -> float | None:

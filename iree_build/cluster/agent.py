@@ -103,9 +103,13 @@ def _code_stamp() -> str:
 
 
 def agent_name(config: ClusterConfig) -> str:
-    what = {"config": asdict(config), "python": sys.executable, "code": _code_stamp(),
-            "pythonpath": os.environ.get("PYTHONPATH", ""),
-            "dask": {k: v for k, v in os.environ.items() if k.startswith("DASK_")}}
+    what = {
+        "config": asdict(config),
+        "python": sys.executable,
+        "code": _code_stamp(),
+        "pythonpath": os.environ.get("PYTHONPATH", ""),
+        "dask": {k: v for k, v in os.environ.items() if k.startswith("DASK_")},
+    }
     return "agent-" + hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -173,8 +177,10 @@ class AgentCluster:
                     status, value = conn.recv()
                 break
             except (OSError, EOFError):
-                gone = (f"the cluster agent (PID {self.pid}) for {self.config.address} went away while "
-                        f"{doing}; see {self.sock.with_suffix('.log')}")
+                gone = (
+                    f"the cluster agent (PID {self.pid}) for {self.config.address} went away while "
+                    f"{doing}; see {self.sock.with_suffix('.log')}"
+                )
                 if attempt == 2:
                     raise ClusterError(gone) from None
                 try:
@@ -243,10 +249,23 @@ def _start(config: ClusterConfig, folder: Path, name: str) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE.parent), env.get("PYTHONPATH")) if p)
     _rotate(folder / f"{name}.log")
     with open(folder / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "iree_build.cluster.agent", str(folder), name,
-                                 json.dumps(asdict(config)), str(keepalive())],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                cwd=folder, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "iree_build.cluster.agent",
+                str(folder),
+                name,
+                json.dumps(asdict(config)),
+                str(keepalive()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+        )
     _started.append(proc)
     assert proc.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT + config.connect_timeout
@@ -259,7 +278,7 @@ def _start(config: ClusterConfig, folder: Path, name: str) -> int:
         return proc.pid
     if line.startswith("error: "):
         proc.wait()
-        raise ClusterError(line[len("error: "):])
+        raise ClusterError(line[len("error: ") :])
     proc.kill()
     proc.wait()
     raise AgentUnavailable(f"the cluster agent did not start; see {folder / name}.log")
@@ -325,8 +344,9 @@ class _Agent:
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()  # a killed agent's (the caller holds the start lock)
         self.listener = Listener(str(self.sock), family="AF_UNIX", authkey=authkey(folder))
-        self.info.write_text(json.dumps({"pid": os.getpid(), "address": cluster.config.address,
-                                         "keepalive": idle}))
+        self.info.write_text(
+            json.dumps({"pid": os.getpid(), "address": cluster.config.address, "keepalive": idle})
+        )
 
     def stop(self, *_: Any) -> None:
         """Leave nothing behind (unless a newer agent owns it now), close, exit."""

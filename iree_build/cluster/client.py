@@ -60,14 +60,19 @@ class Cluster:
         security = config.security()
         try:  # Dask's own timeout does not bound every step of its handshake: ours does
             self.client = bounded(
-                lambda: Client(config.address, timeout=config.connect_timeout, security=security,
-                               set_as_default=False),
-                config.connect_timeout + 5.0, f"connecting to the Dask scheduler at {config.address}")
+                lambda: Client(
+                    config.address, timeout=config.connect_timeout, security=security, set_as_default=False
+                ),
+                config.connect_timeout + 5.0,
+                f"connecting to the Dask scheduler at {config.address}",
+            )
         except ClusterError:
             raise
         except Exception as e:  # refused, timed out, a TLS mismatch: Dask raises several kinds
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ClusterError(f"cannot connect to the Dask scheduler at {config.address} ({first})") from None
+            raise ClusterError(
+                f"cannot connect to the Dask scheduler at {config.address} ({first})"
+            ) from None
         self._lock = threading.Lock()
         self._offers: dict[str, float] = {}
         self._offers_at = 0.0
@@ -79,9 +84,11 @@ class Cluster:
         with self._lock:
             if time.monotonic() - self._offers_at > _OFFERS_TTL:
                 totals: dict[str, float] = {}
-                workers = bounded(lambda: self.client.scheduler_info(n_workers=-1), ANSWER_TIMEOUT,
-                                  f"asking the Dask scheduler at {self.config.address} about its "
-                                  "workers").get("workers", {})
+                workers = bounded(
+                    lambda: self.client.scheduler_info(n_workers=-1),
+                    ANSWER_TIMEOUT,
+                    f"asking the Dask scheduler at {self.config.address} about its workers",
+                ).get("workers", {})
                 for info in workers.values():
                     for name, amount in (info.get("resources") or {}).items():
                         totals[name] = totals.get(name, 0.0) + float(amount)
@@ -102,8 +109,12 @@ class Cluster:
             with self._lock:
                 self._hardware.update({(a, device): str(v) for a, v in got.items()})
         with self._lock:
-            return " | ".join(sorted({self._hardware[(a, device)] for a in workers
-                                      if (a, device) in self._hardware})) or "no worker"
+            return (
+                " | ".join(
+                    sorted({self._hardware[(a, device)] for a in workers if (a, device) in self._hardware})
+                )
+                or "no worker"
+            )
 
     def describe_offers(self) -> str:
         return describe(self.offers())
@@ -118,8 +129,10 @@ class Cluster:
         from distributed.scheduler import KilledWorker
 
         if resource not in self.offers():
-            raise ClusterError(f"no worker of the Dask cluster at {self.config.address} offers "
-                               f"'{resource}' (its workers offer {self.describe_offers()})")
+            raise ClusterError(
+                f"no worker of the Dask cluster at {self.config.address} offers "
+                f"'{resource}' (its workers offer {self.describe_offers()})"
+            )
         key = f"iree-{label.split(' ', 1)[0]}-{uuid.uuid4().hex}"
         future = self.client.submit(fn, *args, key=key, resources={resource: 1}, retries=1, pure=False)
         finished = threading.Event()
@@ -132,25 +145,30 @@ class Cluster:
                 if interrupted():
                     raise ClusterError(f"interrupted while {label}")
                 if self.client.status in ("closed", "closing"):
-                    raise ClusterError(f"lost the connection to the Dask scheduler at {self.config.address} "
-                                       f"while {label}")
+                    raise ClusterError(
+                        f"lost the connection to the Dask scheduler at {self.config.address} while {label}"
+                    )
                 if resource in self.offers():
                     missing_since = None
                 elif missing_since is None:
                     missing_since = time.monotonic()
                 elif time.monotonic() - missing_since > NO_WORKER_GRACE:
-                    raise ClusterError(f"no worker offering '{resource}' is left in the Dask cluster at "
-                                       f"{self.config.address}; {label} cannot finish")
+                    raise ClusterError(
+                        f"no worker offering '{resource}' is left in the Dask cluster at "
+                        f"{self.config.address}; {label} cannot finish"
+                    )
         except KilledWorker as e:
             raise ClusterError(
                 f"{label}: {e.allowed_failures + 1} Dask workers died running it "
-                f"(the last was {e.last_worker.address}); see that worker's log") from None
+                f"(the last was {e.last_worker.address}); see that worker's log"
+            ) from None
         except ClusterError:
             raise
         except Exception as e:  # raised by the task itself on the worker (after one retry)
             text = (str(e).strip().splitlines() or [""])[0]
-            raise ClusterError(f"{label} failed on the Dask cluster at {self.config.address}: "
-                               f"{type(e).__name__}: {text}") from None
+            raise ClusterError(
+                f"{label} failed on the Dask cluster at {self.config.address}: {type(e).__name__}: {text}"
+            ) from None
         finally:
             if not future.done():
                 future.cancel()

@@ -50,8 +50,9 @@ def _worker_pool() -> CompilePool:
             worker = get_worker()
             os.environ.setdefault("IREE_BUILD_CACHE_DIR", os.path.join(worker.local_directory, "iree_build"))
             threads = getattr(worker, "nthreads", None) or worker.state.nthreads
-            _pool = CompilePool(size=int(threads or 1),
-                                diag_dir=os.path.join(worker.local_directory, "iree_build_diag"))
+            _pool = CompilePool(
+                size=int(threads or 1), diag_dir=os.path.join(worker.local_directory, "iree_build_diag")
+            )
             atexit.register(_pool.close)
         return _pool
 
@@ -63,15 +64,25 @@ def compile_task(request: Request, payload: Payload) -> dict:
     pool = _worker_pool()
     mine = compiler_info().identity
     if mine != request.compiler:  # the compiler is part of the signature: never mix them
-        return {"ok": False, "diagnostics": "", "crash": None, "outputs": {},
-                "message": f"worker {worker_name()} has {mine}, this build uses {request.compiler}"}
+        return {
+            "ok": False,
+            "diagnostics": "",
+            "crash": None,
+            "outputs": {},
+            "message": f"worker {worker_name()} has {mine}, this build uses {request.compiler}",
+        }
     with scratch("iree-compile-") as folder:
         unpack(folder, payload)
         outcome = pool.compile(request, cwd=str(folder))
         outputs = collect(folder, outputs_of(request)) if outcome.ok else {}
     crash = f"{outcome.crash} on worker {worker_name()}" if outcome.crash else None
-    return {"ok": outcome.ok, "diagnostics": outcome.diagnostics, "crash": crash,
-            "message": outcome.message, "outputs": outputs}
+    return {
+        "ok": outcome.ok,
+        "diagnostics": outcome.diagnostics,
+        "crash": crash,
+        "message": outcome.message,
+        "outputs": outputs,
+    }
 
 
 def compile_on(cluster: Connection, request: Request, inputs: Iterable[str], top: str) -> CompileOutcome:
@@ -84,8 +95,13 @@ def compile_on(cluster: Connection, request: Request, inputs: Iterable[str], top
     try:
         outputs = [project_path(top, p) for p in outputs_of(request)]
         payload = pack(top, [request.source, *inputs])
-        reply = cluster.run(compile_task, request, payload, resource=COMPILER_RESOURCE,
-                            label=f"{request.doing} {request.source}")
+        reply = cluster.run(
+            compile_task,
+            request,
+            payload,
+            resource=COMPILER_RESOURCE,
+            label=f"{request.doing} {request.source}",
+        )
     except ClusterError as e:
         return CompileOutcome(False, "", message=e.message, transient=True)
     ok = bool(reply["ok"])

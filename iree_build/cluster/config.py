@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from iree_build.errors import IreeBuildError
 
 ENV_ADDRESS = "IREE_CLUSTER"
-ENV_TLS = {"ca_file": "IREE_CLUSTER_TLS_CA_FILE", "cert": "IREE_CLUSTER_TLS_CERT",
-           "key": "IREE_CLUSTER_TLS_KEY"}
+ENV_TLS = {
+    "ca_file": "IREE_CLUSTER_TLS_CA_FILE",
+    "cert": "IREE_CLUSTER_TLS_CERT",
+    "key": "IREE_CLUSTER_TLS_KEY",
+}
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds: a scheduler that does not answer by then is a clear error
 
 
@@ -37,9 +40,13 @@ class ClusterConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     @classmethod
-    def from_values(cls, address: str, tls: Mapping[str, str] | None = None,
-                    environ: Mapping[str, str] | None = None,
-                    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> ClusterConfig:
+    def from_values(
+        cls,
+        address: str,
+        tls: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> ClusterConfig:
         """Explicit TLS values win over ``$IREE_CLUSTER_TLS_*``; the address is normalized."""
         environ = os.environ if environ is None else environ
         tls = dict(tls or {})
@@ -59,13 +66,16 @@ class ClusterConfig:
         """One line for a malformed address or half-given TLS files, before connecting."""
         scheme, _, rest = self.address.partition("://")
         if scheme not in ("tcp", "tls") or not rest or rest.startswith(":"):
-            raise ClusterError(f"'{self.address}' is not a Dask scheduler address "
-                               "like tcp://HOST:8786 or tls://HOST:8786")
+            raise ClusterError(
+                f"'{self.address}' is not a Dask scheduler address like tcp://HOST:8786 or tls://HOST:8786"
+            )
         given = [k for k in ("tls_ca_file", "tls_cert", "tls_key") if getattr(self, k)]
         if given and len(given) != 3:
             missing = [ENV_TLS[k[4:]] for k in ("tls_ca_file", "tls_cert", "tls_key") if not getattr(self, k)]
-            raise ClusterError(f"TLS for {self.address} needs a CA file, a certificate and a key; "
-                               f"missing: {', '.join(missing)}")
+            raise ClusterError(
+                f"TLS for {self.address} needs a CA file, a certificate and a key; "
+                f"missing: {', '.join(missing)}"
+            )
         for k in given:
             if not os.path.isfile(getattr(self, k)):
                 raise ClusterError(f"TLS file {getattr(self, k)} for {self.address} does not exist")
@@ -84,13 +94,19 @@ class ClusterConfig:
         from distributed.security import Security
 
         if self.tls_ca_file:
-            return Security(tls_ca_file=self.tls_ca_file, tls_client_cert=self.tls_cert,
-                            tls_client_key=self.tls_key, require_encryption=True)
+            return Security(
+                tls_ca_file=self.tls_ca_file,
+                tls_client_cert=self.tls_cert,
+                tls_client_key=self.tls_key,
+                require_encryption=True,
+            )
         security = Security()
         if self.uses_tls and not security.tls_ca_file:
-            raise ClusterError(f"{self.address} is a TLS scheduler: set {ENV_TLS['ca_file']}, "
-                               f"{ENV_TLS['cert']} and {ENV_TLS['key']} (or Dask's distributed.comm.tls "
-                               "configuration)")
+            raise ClusterError(
+                f"{self.address} is a TLS scheduler: set {ENV_TLS['ca_file']}, "
+                f"{ENV_TLS['cert']} and {ENV_TLS['key']} (or Dask's distributed.comm.tls "
+                "configuration)"
+            )
         return security
 
 
@@ -99,8 +115,10 @@ def require_distributed() -> None:
     import importlib.util
 
     if importlib.util.find_spec("distributed") is None:
-        raise ClusterError("building on a Dask cluster needs the distributed package: "
-                           "pip install 'iree-build-scons[cluster]'")
+        raise ClusterError(
+            "building on a Dask cluster needs the distributed package: "
+            "pip install 'iree-build-scons[cluster]'"
+        )
 
 
 def probe(config: ClusterConfig) -> None:
@@ -128,8 +146,10 @@ def probe(config: ClusterConfig) -> None:
     if answered is None:
         raise ClusterError(f"interrupted while connecting to {config.address}")
     if not answered:
-        raise ClusterError(f"{config.address} did not answer as a Dask scheduler within "
-                           f"{config.connect_timeout:g} s (is it a Dask scheduler's address?)")
+        raise ClusterError(
+            f"{config.address} did not answer as a Dask scheduler within "
+            f"{config.connect_timeout:g} s (is it a Dask scheduler's address?)"
+        )
 
 
 def _answers(sock: socket.socket, deadline: float, interrupted) -> bool | None:

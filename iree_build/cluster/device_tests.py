@@ -61,9 +61,24 @@ def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
-        [sys.executable, "-m", "iree_build", "test", str(folder), "--retest", "-j", "1",
-         "--junit", str(folder / "junit.xml")],
-        cwd=folder, env=env, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "iree_build",
+            "test",
+            str(folder),
+            "--retest",
+            "-j",
+            "1",
+            "--junit",
+            str(folder / "junit.xml"),
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     result = read_result(folder / spec.result)
     if result is not None:
         return result
@@ -75,8 +90,13 @@ def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
     else:
         how = f"exit code {proc.returncode}"
     last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return TestResult(spec.name, "error", f"{spec.name}: the test process died ({how}): {last}",
-                      device=spec.device, base=spec.base)
+    return TestResult(
+        spec.name,
+        "error",
+        f"{spec.name}: the test process died ({how}): {last}",
+        device=spec.device,
+        base=spec.base,
+    )
 
 
 def device_test_task(spec: TestSpec, payload: Payload) -> tuple[TestResult, str]:
@@ -90,16 +110,17 @@ def spec_files(spec: TestSpec) -> list[str]:
     return [spec.module, *spec.inputs, *spec.expected, *spec.parameters]
 
 
-def run_test_on(cluster: Connection, spec: TestSpec, base_dir: str | os.PathLike[str],
-                signature: str = "") -> TestResult:
+def run_test_on(
+    cluster: Connection, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str = ""
+) -> TestResult:
     """Run ``spec`` (paths relative to ``base_dir``) on a worker offering its device.
 
     Never raises for a test problem: a device no worker offers is ``skipped``, a
     lost task ``error``, each with one line saying why.
     """
+
     def result(status: str, message: str) -> TestResult:
-        return TestResult(spec.name, status, message, device=spec.device, signature=signature,
-                          base=spec.base)
+        return TestResult(spec.name, status, message, device=spec.device, signature=signature, base=spec.base)
 
     if spec.skip:
         return result("skipped", spec.skip)
@@ -107,12 +128,16 @@ def run_test_on(cluster: Connection, spec: TestSpec, base_dir: str | os.PathLike
         offers = cluster.offers()
         resource = next((r for r in device_resources(spec.device, spec.arch) if r in offers), None)
         if resource is None:
-            return result("skipped", f"{spec.device}: no worker of the Dask cluster at "
-                                     f"{cluster.config.address} offers it (its workers offer "
-                                     f"{cluster.describe_offers()})")
+            return result(
+                "skipped",
+                f"{spec.device}: no worker of the Dask cluster at "
+                f"{cluster.config.address} offers it (its workers offer "
+                f"{cluster.describe_offers()})",
+            )
         payload = pack(base_dir, spec_files(spec))
-        got, worker = cluster.run(device_test_task, spec, payload, resource=resource,
-                                  label=f"testing {spec.name}")
+        got, worker = cluster.run(
+            device_test_task, spec, payload, resource=resource, label=f"testing {spec.name}"
+        )
     except ClusterError as e:
         return result("error", f"{spec.name}: {e.message}")
     got.signature = signature

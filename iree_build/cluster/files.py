@@ -30,8 +30,10 @@ def project_path(top: str | os.PathLike[str], path: str) -> str:
     try:
         return check_relative_path(rel)
     except ValueError:
-        raise ClusterError(f"{path} lies outside the project folder {top}; a cluster worker "
-                           "cannot read it (move it into the project, or build without a cluster)") from None
+        raise ClusterError(
+            f"{path} lies outside the project folder {top}; a cluster worker "
+            "cannot read it (move it into the project, or build without a cluster)"
+        ) from None
 
 
 def pack(top: str | os.PathLike[str], paths: Iterable[str]) -> Payload:
@@ -90,4 +92,8 @@ def worker_name() -> str:
         worker = get_worker()
     except (ImportError, ValueError):
         return ""
-    return str(worker.address) if str(worker.name) == str(worker.address) else f"{worker.name} at {worker.address}"
+    return (
+        str(worker.address)
+        if str(worker.name) == str(worker.address)
+        else f"{worker.name} at {worker.address}"
+    )

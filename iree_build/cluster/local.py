@@ -48,19 +48,36 @@ class LocalCluster:
 
     def _dask(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "dask", *args],  # the `dask` command
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                cwd=self.folder, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],  # the `dask` command
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=self.folder,
+            start_new_session=True,
+        )
         log.close()
         self.procs[name] = proc
         return proc
 
     def start_scheduler(self, timeout: float = 60.0) -> str:
         info = self.folder / "scheduler.json"
-        proc = self._dask("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0",
-                                        "--no-dashboard", "--scheduler-file", str(info),
-                                        *(["--protocol", "tls"] if self.tls else []), *self._tls_args()],
-                           SCHEDULER_ENV)
+        proc = self._dask(
+            "scheduler",
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(info),
+                *(["--protocol", "tls"] if self.tls else []),
+                *self._tls_args(),
+            ],
+            SCHEDULER_ENV,
+        )
         deadline = time.monotonic() + timeout
         while not info.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -73,16 +90,36 @@ class LocalCluster:
             except (ValueError, KeyError):
                 time.sleep(0.05)
 
-    def start_worker(self, name: str, resources: dict[str, float], nthreads: int = 1,
-                     env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start_worker(
+        self, name: str, resources: dict[str, float], nthreads: int = 1, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         """A worker without a nanny: its PID is the worker itself (kill it, it stays dead)."""
         spec = ",".join(f"{k}={v:g}" for k, v in resources.items())
         local = self.folder / name
         local.mkdir(exist_ok=True)
-        return self._dask(name, ["worker", self.address, "--host", "127.0.0.1", "--name", name,
-                                 "--nthreads", str(nthreads), "--resources", spec, "--no-nanny",
-                                 "--no-dashboard", "--memory-limit", "0",
-                                 "--local-directory", str(local), *self._tls_args()], env)
+        return self._dask(
+            name,
+            [
+                "worker",
+                self.address,
+                "--host",
+                "127.0.0.1",
+                "--name",
+                name,
+                "--nthreads",
+                str(nthreads),
+                "--resources",
+                spec,
+                "--no-nanny",
+                "--no-dashboard",
+                "--memory-limit",
+                "0",
+                "--local-directory",
+                str(local),
+                *self._tls_args(),
+            ],
+            env,
+        )
 
     def wait_for(self, names: list[str], timeout: float = 60.0) -> None:
         """Until the scheduler lists every named worker."""
@@ -91,7 +128,9 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         with Client(self.address, timeout=timeout, set_as_default=False, security=self.security()) as client:
             while True:
-                present = {str(w.get("name")) for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+                present = {
+                    str(w.get("name")) for w in client.scheduler_info(n_workers=-1)["workers"].values()
+                }
                 if set(names) <= present:
                     return
                 dead = [n for n in names if self.procs[n].poll() is not None]

@@ -93,42 +93,70 @@ def _strings(value) -> list[str]:
     return [str(v) for v in value]
 
 
-def _target(output_for, toolchain, target_backends, cpu, cpu_features, triple, defaults,
-            toolchain_dirs, registered) -> dict:
+def _target(
+    output_for, toolchain, target_backends, cpu, cpu_features, triple, defaults, toolchain_dirs, registered
+) -> dict:
     if toolchain is None and target_backends is None:
         toolchain = defaults.get("toolchain") or None
     if toolchain is not None:
         if target_backends is not None or cpu or cpu_features or triple:
             raise IreeBuildError(
                 f"toolchain='{toolchain}' already says the targets; drop target_backends/cpu/"
-                "cpu_features/triple, or write a preset that extends it")
+                "cpu_features/triple, or write a preset that extends it"
+            )
         tc = find_toolchain(str(toolchain), extra_dirs=toolchain_dirs, check_registered=False)
         tc.check_registered(registered)
         output = output_for(tc.output_suffix)
-        return dict(output=output, backends=tuple(tc.target_backends), devices=tuple(tc.devices),
-                    target_flags=tuple(tc.flags(output)), side_outputs=tuple(tc.side_outputs(output)),
-                    cli=tc.needs_cli, summary=tc.summary(), toolchain=str(toolchain),
-                    emulator=tuple(tc.emulator))
-    backends = check_backends(_strings(target_backends) or _strings(defaults.get("target_backends")),
-                              registered)
+        return dict(
+            output=output,
+            backends=tuple(tc.target_backends),
+            devices=tuple(tc.devices),
+            target_flags=tuple(tc.flags(output)),
+            side_outputs=tuple(tc.side_outputs(output)),
+            cli=tc.needs_cli,
+            summary=tc.summary(),
+            toolchain=str(toolchain),
+            emulator=tuple(tc.emulator),
+        )
+    backends = check_backends(
+        _strings(target_backends) or _strings(defaults.get("target_backends")), registered
+    )
     flags = device_flags(backends)
     summary = ", ".join(backends)
     if uses_llvm_cpu(backends):
-        cpu_target = resolve_cpu(cpu or defaults.get("cpu"), cpu_features or defaults.get("cpu_features"),
-                                 triple or defaults.get("triple"))
+        cpu_target = resolve_cpu(
+            cpu or defaults.get("cpu"),
+            cpu_features or defaults.get("cpu_features"),
+            triple or defaults.get("triple"),
+        )
         flags += cpu_target.flags()
         summary += ", " + cpu_target.summary()
-    return dict(output=output_for(".vmfb"), backends=tuple(backends), devices=tuple(devices_for(backends)),
-                target_flags=tuple(flags), summary=summary)
+    return dict(
+        output=output_for(".vmfb"),
+        backends=tuple(backends),
+        devices=tuple(devices_for(backends)),
+        target_flags=tuple(flags),
+        summary=summary,
+    )
 
 
-def plan_module(output_for: Callable[[str], str], *, resolve: Resolve, registered: Iterable[str],
-                toolchain: str | None = None, target_backends: Sequence[str] | None = None,
-                cpu: str | None = None, cpu_features: str | None = None, triple: str | None = None,
-                defaults: Mapping[str, object] | None = None, toolchain_dirs: Iterable[str] = (),
-                env_flags: Sequence[str] = (), model_flags: Sequence[str] = (),
-                flags: Sequence[str] = (),
-                backend_flags: Mapping[str, Sequence[str]] | None = None) -> CompilePlan:
+def plan_module(
+    output_for: Callable[[str], str],
+    *,
+    resolve: Resolve,
+    registered: Iterable[str],
+    toolchain: str | None = None,
+    target_backends: Sequence[str] | None = None,
+    cpu: str | None = None,
+    cpu_features: str | None = None,
+    triple: str | None = None,
+    defaults: Mapping[str, object] | None = None,
+    toolchain_dirs: Iterable[str] = (),
+    env_flags: Sequence[str] = (),
+    model_flags: Sequence[str] = (),
+    flags: Sequence[str] = (),
+    backend_flags: Mapping[str, Sequence[str]] | None = None,
+) -> CompilePlan:
     """The plan of one module; ``output_for(suffix)`` names its output (relative to the
     top folder) once the target says the suffix (``.vmfb``, ``.h`` for a vm-c module).
 
@@ -138,8 +166,17 @@ def plan_module(output_for: Callable[[str], str], *, resolve: Resolve, registere
     ``env_flags`` ($IREE_COMPILEFLAGS), ``model_flags``, ``flags``, then
     ``backend_flags`` of the module's backends. Raises IreeBuildError.
     """
-    target = _target(output_for, toolchain, target_backends, cpu, cpu_features, triple,
-                     defaults or {}, list(toolchain_dirs), list(registered))
+    target = _target(
+        output_for,
+        toolchain,
+        target_backends,
+        cpu,
+        cpu_features,
+        triple,
+        defaults or {},
+        list(toolchain_dirs),
+        list(registered),
+    )
     declared = declared_flags(model_flags, flags, backend_flags, target["backends"])
     for flag in declared:
         if not flag.startswith(("-", "@")):
@@ -150,12 +187,16 @@ def plan_module(output_for: Callable[[str], str], *, resolve: Resolve, registere
         extra_flags=(*env_part.flags, *own_part.flags),
         reads=tuple(dict.fromkeys([*env_part.files, *own_part.files])),
         dirs=tuple(dict.fromkeys([*env_part.dirs, *own_part.dirs])),
-        **target)
+        **target,
+    )
 
 
-def declared_flags(model_flags: Sequence[str] | None = (), flags: Sequence[str] | None = (),
-                   backend_flags: Mapping[str, Sequence[str]] | None = None,
-                   backends: Sequence[str] = ()) -> list[str]:
+def declared_flags(
+    model_flags: Sequence[str] | None = (),
+    flags: Sequence[str] | None = (),
+    backend_flags: Mapping[str, Sequence[str]] | None = None,
+    backends: Sequence[str] = (),
+) -> list[str]:
     """The flags a declaration adds itself (not $IREE_COMPILEFLAGS), as written."""
     out = [*_strings(model_flags), *_strings(flags)]
     for backend in backends:

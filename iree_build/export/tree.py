@@ -24,8 +24,14 @@ def _same(path: Path, data: bytes) -> bool:
         return False
 
 
-def write_tree(root: str, kind: str, texts: dict[str, str], copies: dict[str, str],
-               links: dict[str, str] | None = None, notes: list[str] | None = None) -> list[str]:
+def write_tree(
+    root: str,
+    kind: str,
+    texts: dict[str, str],
+    copies: dict[str, str],
+    links: dict[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> list[str]:
     """Write ``texts`` (rel -> text), ``copies`` (rel -> file to copy), ``links``
     (rel -> file to link to); returns the paths that changed."""
     base = Path(root)
@@ -56,9 +62,13 @@ def write_tree(root: str, kind: str, texts: dict[str, str], copies: dict[str, st
         changed.append(rel)
     written = sorted([*texts, *copies, *(links or {})])
     _remove_stale(base, written)
-    atomic_write_text(base / INDEX_NAME, json.dumps(
-        {"format": "iree_build.export/1", "kind": kind, "files": written, "notes": notes or []},
-        indent=2) + "\n")
+    atomic_write_text(
+        base / INDEX_NAME,
+        json.dumps(
+            {"format": "iree_build.export/1", "kind": kind, "files": written, "notes": notes or []}, indent=2
+        )
+        + "\n",
+    )
     return changed
 
 

@@ -31,8 +31,12 @@ def outcome(result: TestResult) -> str:
 
 def entry(result: TestResult) -> dict[str, Any]:
     used = max((float(m.get("used", 0.0)) for m in result.margins), default=None)
-    out: dict[str, Any] = {"o": outcome(result), "d": result.device, "b": result.base,
-                           "t": round(result.time_ms, 3)}
+    out: dict[str, Any] = {
+        "o": outcome(result),
+        "d": result.device,
+        "b": result.base,
+        "t": round(result.time_ms, 3),
+    }
     if result.message:
         out["m"] = result.message[:_MESSAGE]
     if result.margins:
@@ -64,8 +68,10 @@ def record_run(base_dir: str | os.PathLike[str], results: Sequence[TestResult]) 
     """Add this run to the folder's history; returns the kept runs, this one last."""
     path = Path(base_dir) / HISTORY_NAME
     runs = load(path)
-    this = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "tests": {r.name: entry(r) for r in flatten(results)}}
+    this = {
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "tests": {r.name: entry(r) for r in flatten(results)},
+    }
     runs = [*runs, this][-KEPT:]
     atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in runs))
     return runs

@@ -23,10 +23,17 @@ from .history import flaky
 
 PAGE_NAME = "iree_test_report.html"
 OUTCOMES = ("pass", "fail", "crash", "timeout", "skip", "xfail")
-_MARK = {"pass": "pass", "fail": "FAIL", "crash": "CRASH", "timeout": "TIMEOUT", "skip": "skip",
-         "xfail": "xfail"}
+_MARK = {
+    "pass": "pass",
+    "fail": "FAIL",
+    "crash": "CRASH",
+    "timeout": "TIMEOUT",
+    "skip": "skip",
+    "xfail": "xfail",
+}
 
-_STYLE = """
+_STYLE = (
+    """
 body{font:14px system-ui,sans-serif;margin:1em;color:#222}
 h1{font-size:1.3em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.5em}
 
@@ -40,10 +47,13 @@ td.pass{background:#d8f0d8}td.fail{background:#f6b9b9;font-weight:600}
 td.crash{background:#8b1a1a;color:#fff;font-weight:600}td.timeout{background:#f5c26b;font-weight:600}
 td.skip{background:#eee;color:#777}td.xfail{background:#e3d7f4}td.none{background:#fff;cursor:default}
 td.flaky{outline:2px dashed #c60;outline-offset:-3px}
-""" + "".join(f"table.hide-{o} td.{o}{{visibility:hidden}}" for o in OUTCOMES) + """
+"""
+    + "".join(f"table.hide-{o} td.{o}{{visibility:hidden}}" for o in OUTCOMES)
+    + """
 #detail{position:fixed;right:1em;bottom:1em;max-width:46em;max-height:40vh;overflow:auto;
 background:#fff;border:1px solid #999;box-shadow:0 2px 8px #0003;padding:.6em;white-space:pre-wrap}
 """
+)
 
 _SCRIPT = """
 (function(){
@@ -104,14 +114,20 @@ def _bench_rows(record: dict[str, Any] | None) -> str:
         change = (r.get("comparison") or {}).get("change")
         rows.append(
             "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                html.escape(str(r.get("base", r.get("name", "")))), html.escape(str(r.get("device", ""))),
+                html.escape(str(r.get("base", r.get("name", "")))),
+                html.escape(str(r.get("device", ""))),
                 html.escape(str(r.get("status", ""))),
                 f"{median:.4g} ms" if isinstance(median, (int, float)) else "",
-                f"{100 * change:+.1f}%" if isinstance(change, (int, float)) else ""))
-    return ("<h2>Benchmarks</h2><p>Run of " + html.escape(str(record.get("started", ""))) +
-            " (plots: <a href='iree_bench_report.html'>iree_bench_report.html</a>)</p>"
-            "<table><thead><tr><th>benchmark</th><th>device</th><th>status</th><th>median</th>"
-            "<th>vs baseline</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+                f"{100 * change:+.1f}%" if isinstance(change, (int, float)) else "",
+            )
+        )
+    return (
+        "<h2>Benchmarks</h2><p>Run of "
+        + html.escape(str(record.get("started", "")))
+        + " (plots: <a href='iree_bench_report.html'>iree_bench_report.html</a>)</p>"
+        "<table><thead><tr><th>benchmark</th><th>device</th><th>status</th><th>median</th>"
+        "<th>vs baseline</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def render(runs: Sequence[dict[str, Any]], title: str, bench: dict[str, Any] | None = None) -> str:
@@ -152,31 +168,45 @@ def render(runs: Sequence[dict[str, Any]], title: str, bench: dict[str, Any] | N
                     detail["f"] = " ".join(history.get(name, []))
                 details.append(detail)
                 tip = e.get("m") or e.get("mg") or o
-                cells.append(f"<td class='{o}{' flaky' if flake else ''}' data-o={o} data-i={len(details) - 1} "
-                             f"title='{html.escape(tip[:300], quote=True)}'>{_MARK[o]}{'~' if flake else ''}</td>")
-            part.append(f"<tr data-n='{html.escape(row.lower(), quote=True)}'><th>{html.escape(row)}</th>"
-                        + "".join(cells) + "</tr>")
+                cells.append(
+                    f"<td class='{o}{' flaky' if flake else ''}' data-o={o} data-i={len(details) - 1} "
+                    f"title='{html.escape(tip[:300], quote=True)}'>{_MARK[o]}{'~' if flake else ''}</td>"
+                )
+            part.append(
+                f"<tr data-n='{html.escape(row.lower(), quote=True)}'><th>{html.escape(row)}</th>"
+                + "".join(cells)
+                + "</tr>"
+            )
         part.append("</tbody>")
         body.append("".join(part))
     head = "".join(f"<th>{html.escape(label or '-')}</th>" for label in labels)
-    boxes = "".join(f"<label><input type=checkbox data-o={o} checked> {o} "
-                    f"(<span id=count-{o}>{counts[o]}</span>)</label> " for o in OUTCOMES)
+    boxes = "".join(
+        f"<label><input type=checkbox data-o={o} checked> {o} "
+        f"(<span id=count-{o}>{counts[o]}</span>)</label> "
+        for o in OUTCOMES
+    )
     total = sum(counts.values())
     when = html.escape(str(runs[-1].get("time", ""))) if runs else ""
-    matrix = (f"<table id=m><thead><tr><th>test</th>{head}</tr></thead>{''.join(body)}</table>"
-              if rows else "<p>No test results yet.</p>")
+    matrix = (
+        f"<table id=m><thead><tr><th>test</th>{head}</tr></thead>{''.join(body)}</table>"
+        if rows
+        else "<p>No test results yet.</p>"
+    )
     data = json.dumps(details, separators=(",", ":")).replace("</", "<\\/")
-    return (f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style><h1>{html.escape(title)}</h1>"
-            f"<p>Latest run {when}; {len(runs)} run(s) kept; {len(flakes)} flaky.</p>"
-            f"<div class=counts>{total} results, <span id=shown>{len(rows)}</span> tests shown</div>"
-            f"<div class=filters><input type=search id=q placeholder='filter by name'> {boxes}</div>"
-            f"{matrix}<div id=detail hidden></div>{_bench_rows(bench)}"
-            f"<script type=application/json id=details>{data}</script><script>{_SCRIPT}</script></html>\n")
+    return (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style><h1>{html.escape(title)}</h1>"
+        f"<p>Latest run {when}; {len(runs)} run(s) kept; {len(flakes)} flaky.</p>"
+        f"<div class=counts>{total} results, <span id=shown>{len(rows)}</span> tests shown</div>"
+        f"<div class=filters><input type=search id=q placeholder='filter by name'> {boxes}</div>"
+        f"{matrix}<div id=detail hidden></div>{_bench_rows(bench)}"
+        f"<script type=application/json id=details>{data}</script><script>{_SCRIPT}</script></html>\n"
+    )
 
 
-def write_page(base_dir: str | os.PathLike[str], runs: Sequence[dict[str, Any]],
-               bench: dict[str, Any] | None = None) -> Path:
+def write_page(
+    base_dir: str | os.PathLike[str], runs: Sequence[dict[str, Any]], bench: dict[str, Any] | None = None
+) -> Path:
     """Write the page into the build folder; returns its path."""
     path = Path(base_dir) / PAGE_NAME
     title = f"IREE tests: {Path(base_dir).resolve().name}"

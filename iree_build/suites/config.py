@@ -20,11 +20,15 @@ from iree_build.validation import did_you_mean
 from iree_build.values.flagfile import RunFlags, parse_flags
 
 REQUIRED = ("config_name", "iree_compile_flags", "iree_run_module_flags")
-LISTS = ("skip_compile_tests", "skip_run_tests", "expected_compile_failures",
-         "expected_run_failures")
+LISTS = ("skip_compile_tests", "skip_run_tests", "expected_compile_failures", "expected_run_failures")
 # --iree-hal-target-device values and the backend that serves each.
-_DEVICE_BACKENDS = {"cuda": "cuda", "hip": "rocm", "vulkan": "vulkan-spirv", "metal": "metal-spirv",
-                    "webgpu": "webgpu-wgsl"}
+_DEVICE_BACKENDS = {
+    "cuda": "cuda",
+    "hip": "rocm",
+    "vulkan": "vulkan-spirv",
+    "metal": "metal-spirv",
+    "webgpu": "webgpu-wgsl",
+}
 
 
 @dataclass
@@ -63,8 +67,9 @@ def read_config(path: str | os.PathLike[str]) -> SuiteConfig:
     known = (*REQUIRED, *LISTS)
     for key in data:
         if key not in known:
-            raise IreeBuildError(f"{key}: unknown key{did_you_mean(key, list(known))}; "
-                                 f"known: {', '.join(known)}", where)
+            raise IreeBuildError(
+                f"{key}: unknown key{did_you_mean(key, list(known))}; known: {', '.join(known)}", where
+            )
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise IreeBuildError(f"missing key(s): {', '.join(missing)}", where)
@@ -78,8 +83,11 @@ def read_config(path: str | os.PathLike[str]) -> SuiteConfig:
     _compile_flags(config, data["iree_compile_flags"])
     config.run = parse_flags([(f"{where}: iree_run_module_flags", f) for f in data["iree_run_module_flags"]])
     if config.run.inputs or config.run.expected:
-        raise IreeBuildError("iree_run_module_flags gives --input/--expected_output; those belong in "
-                             "each test's run_module_io_flags.txt", where)
+        raise IreeBuildError(
+            "iree_run_module_flags gives --input/--expected_output; those belong in "
+            "each test's run_module_io_flags.txt",
+            where,
+        )
     config.lists = {key: set(data.get(key, [])) for key in LISTS}
     return config
 
@@ -106,8 +114,11 @@ def _compile_flags(config: SuiteConfig, flags: list[str]) -> None:
     if device and device != "local":
         backend = _DEVICE_BACKENDS.get(device.split("[")[0].split(":")[0])
         if backend is None:
-            raise IreeBuildError(f"--iree-hal-target-device={device} is no target device this build "
-                                 f"knows; known: local, {', '.join(_DEVICE_BACKENDS)}", config.path)
+            raise IreeBuildError(
+                f"--iree-hal-target-device={device} is no target device this build "
+                f"knows; known: local, {', '.join(_DEVICE_BACKENDS)}",
+                config.path,
+            )
         config.target_backends.append(backend)
     config.target_backends = list(dict.fromkeys(config.target_backends))
 

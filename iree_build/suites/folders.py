@@ -40,8 +40,10 @@ def find_tests(root: str) -> list[TestFolder]:
         if len(sources) != 1:
             preferred = [f for f in sources if f == "model.mlir"]
             if len(preferred) != 1:
-                raise IreeBuildError(f"test folder {rel} holds {len(sources)} .mlir files "
-                                     f"({', '.join(sources) or 'none'}); a test folder holds one")
+                raise IreeBuildError(
+                    f"test folder {rel} holds {len(sources)} .mlir files "
+                    f"({', '.join(sources) or 'none'}); a test folder holds one"
+                )
             sources = preferred
         tests.append(TestFolder(rel, os.path.join(folder, sources[0]), os.path.join(folder, FLAGFILE)))
     return tests

@@ -155,9 +155,7 @@ def _operands(lhs: np.ndarray, rhs: np.ndarray) -> str:
 def _metadata_mismatch(lhs: np.ndarray, rhs: np.ndarray) -> str | None:
     problems = []
     if lhs.dtype != rhs.dtype:
-        problems.append(
-            f"element types differ (lhs {_type_name(lhs.dtype)}, rhs {_type_name(rhs.dtype)})"
-        )
+        problems.append(f"element types differ (lhs {_type_name(lhs.dtype)}, rhs {_type_name(rhs.dtype)})")
     if lhs.shape != rhs.shape:
         problems.append(f"shapes differ (lhs {list(lhs.shape)}, rhs {list(rhs.shape)})")
     return "; ".join(problems) or None
@@ -206,9 +204,7 @@ def _flat(arr: np.ndarray) -> np.ndarray:
     return flat if flat.dtype.kind in "biufc" else flat.astype(np.float32)
 
 
-def almost_eq_failure(
-    lhs: np.ndarray, rhs: np.ndarray, atol: float, rtol: float
-) -> str | None:
+def almost_eq_failure(lhs: np.ndarray, rhs: np.ndarray, atol: float, rtol: float) -> str | None:
     """IREE's numpy-isclose test, per element (rhs is the reference)::
 
         lhs == rhs or (isfinite(rhs) and |lhs - rhs| <= atol + rtol * |rhs|)
@@ -259,8 +255,7 @@ def _read(device: ireert.HalDevice, ref: ireert.VmRef) -> np.ndarray:
         return to_host(device, view)
     except RuntimeError as exc:  # no numpy dtype (i4, opaque): cannot be judged
         raise CheckError(
-            f"cannot read operand of element type {int(view.element_type):#x}: "
-            f"{runtime_error_text(exc)}"
+            f"cannot read operand of element type {int(view.element_type):#x}: {runtime_error_text(exc)}"
         ) from None
 
 
@@ -286,9 +281,7 @@ class _CheckState:
     def expect_almost_eq(
         self, _device: Any, lhs: ireert.VmRef, rhs: ireert.VmRef, atol: float, rtol: float
     ) -> str | None:
-        return almost_eq_failure(
-            _read(self.device, lhs), _read(self.device, rhs), float(atol), float(rtol)
-        )
+        return almost_eq_failure(_read(self.device, lhs), _read(self.device, rhs), float(atol), float(rtol))
 
 
 def _export(name: str) -> Callable[..., None]:

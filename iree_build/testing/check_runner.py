@@ -86,8 +86,8 @@ def run_case(
     vm_function = module.lookup_function(function)
     if vm_function is None or not _is_case(module, function):
         return CaseOutcome(
-            "error", f"{function}: not a check function (exported, no arguments, "
-            f"no results) of {module_name!r}"
+            "error",
+            f"{function}: not a check function (exported, no arguments, no results) of {module_name!r}",
         )
     instance = pool.instance
     log = CheckLog(function)
@@ -179,9 +179,7 @@ def run_check_file(
             try:
                 outcome = pool.run_on(device, run_case, pool, device, module, path.name, function)
             except Exception as exc:  # a bug or an odd runtime failure: still one line
-                outcome = CaseOutcome(
-                    "error", f"{function}: {type(exc).__name__}: {runtime_error_text(exc)}"
-                )
+                outcome = CaseOutcome("error", f"{function}: {type(exc).__name__}: {runtime_error_text(exc)}")
         results.append(result(name, outcome))
         if progress is not None:
             progress.finished(results[-1])
@@ -196,10 +194,23 @@ class CaseProgress(Protocol):
     def finished(self, result: TestResult) -> None: ...
 
 
-def check_cases(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool,
-                signature: str = "", functions: Sequence[str] | None = None,
-                progress: CaseProgress | None = None, skip: str | None = None) -> list[TestResult]:
+def check_cases(
+    spec: TestSpec,
+    base_dir: str | os.PathLike[str],
+    pool: DevicePool,
+    signature: str = "",
+    functions: Sequence[str] | None = None,
+    progress: CaseProgress | None = None,
+    skip: str | None = None,
+) -> list[TestResult]:
     """The cases of one manifest entry of kind "check", named after its suite file."""
-    return run_check_file(resolve(base_dir, spec.module), spec.device, pool,
-                          name_prefix=spec.base, functions=functions, signature=signature,
-                          progress=progress, skip=skip)
+    return run_check_file(
+        resolve(base_dir, spec.module),
+        spec.device,
+        pool,
+        name_prefix=spec.base,
+        functions=functions,
+        signature=signature,
+        progress=progress,
+        skip=skip,
+    )

@@ -27,7 +27,7 @@ def judge_cases(spec: TestSpec, cases: list[TestResult], signature: str = "") ->
     for case in cases:
         old, case.name = case.name, f"{case.name.rsplit('[', 1)[0]}[{label}]"
         if case.message.startswith(old + ": "):
-            case.message = f"{case.name}: {case.message[len(old) + 2:]}"
+            case.message = f"{case.name}: {case.message[len(old) + 2 :]}"
         case.base = spec.base
     failed = [c for c in cases if c.status in FAILING]
     if spec.xfail:
@@ -37,11 +37,17 @@ def judge_cases(spec: TestSpec, cases: list[TestResult], signature: str = "") ->
                 case.message = f"expected failure ({spec.xfail}): {case.message}"
             failed = []
         elif any(c.status == "passed" for c in cases):
-            cases.append(TestResult(
-                name=spec.name, status="failed", device=spec.device, signature=signature,
-                base=spec.base,
-                message=f"{spec.name}: passed, but is declared as an expected failure "
-                        f"({spec.xfail}); remove it from the xfail list"))
+            cases.append(
+                TestResult(
+                    name=spec.name,
+                    status="failed",
+                    device=spec.device,
+                    signature=signature,
+                    base=spec.base,
+                    message=f"{spec.name}: passed, but is declared as an expected failure "
+                    f"({spec.xfail}); remove it from the xfail list",
+                )
+            )
             failed = cases[-1:]
     if failed:
         status = "failed"
@@ -50,9 +56,14 @@ def judge_cases(spec: TestSpec, cases: list[TestResult], signature: str = "") ->
     else:
         status = "passed"
     return TestResult(
-        name=spec.name, status=status, message=failed[0].message if failed else "",
-        time_ms=sum(c.time_ms for c in cases), device=spec.device, signature=signature,
-        base=spec.base, cases=cases,
+        name=spec.name,
+        status=status,
+        message=failed[0].message if failed else "",
+        time_ms=sum(c.time_ms for c in cases),
+        device=spec.device,
+        signature=signature,
+        base=spec.base,
+        cases=cases,
     )
 
 
@@ -66,6 +77,8 @@ def expect_failure(spec: TestSpec, result: TestResult) -> TestResult:
         result.message = f"expected failure ({spec.xfail}): {result.message}"
     else:
         result.status = "failed"
-        result.message = (f"{spec.name}: passed, but is declared as an expected failure "
-                          f"({spec.xfail}); remove it from the xfail list")
+        result.message = (
+            f"{spec.name}: passed, but is declared as an expected failure "
+            f"({spec.xfail}); remove it from the xfail list"
+        )
     return result

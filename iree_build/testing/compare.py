@@ -32,8 +32,10 @@ def _fmt_index(index: tuple[int, ...]) -> str:
 
 
 def _is_inexact(dtype: np.dtype) -> bool:
-    return dtype.kind in "fc" or (is_ml_dtype(dtype) and of_dtype(dtype) is not None
-                                  and of_dtype(dtype).inexact)  # type: ignore[union-attr]
+    if dtype.kind in "fc":
+        return True
+    known = of_dtype(dtype) if is_ml_dtype(dtype) else None
+    return known is not None and known.inexact
 
 
 def _native(arr: np.ndarray) -> np.ndarray:
@@ -87,8 +89,9 @@ def _exact(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.asarray(np.asarray(a == e).all(axis=1)).reshape(expected.shape)
 
 
-def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None,
-                  compare: Mapping[str, float] | None = None) -> Tolerance:
+def tolerance_for(
+    dtype: np.dtype, rtol: float | None, atol: float | None, compare: Mapping[str, float] | None = None
+) -> Tolerance:
     """How an output of ``dtype`` is judged: the declared rtol/atol, else IREE's default
     (``compare`` holds a configuration's threshold overrides: ``{"f32": 1e-3, "rtol": 0}``)."""
     overrides = dict(compare or {})
@@ -96,17 +99,23 @@ def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None,
         return Tolerance("exact", source="--equality_mode=exact")
     if rtol is None and atol is None:
         known = of_dtype(dtype)
-        return default_tolerance(known.name if known is not None else None,
-                                 {k: v for k, v in overrides.items() if k != "rtol"},
-                                 overrides.get("rtol"))
+        return default_tolerance(
+            known.name if known is not None else None,
+            {k: v for k, v in overrides.items() if k != "rtol"},
+            overrides.get("rtol"),
+        )
     if not _is_inexact(dtype):
         return Tolerance("exact")
     known = of_dtype(dtype)
-    base = default_tolerance(known.name if known is not None else None,
-                             {k: v for k, v in overrides.items() if k != "rtol"}, overrides.get("rtol"))
-    return declared_tolerance(rtol if rtol is not None else (base.rtol if base.mode == "approximate"
-                                                             else IREE_RTOL),
-                              atol if atol is not None else base.atol)
+    base = default_tolerance(
+        known.name if known is not None else None,
+        {k: v for k, v in overrides.items() if k != "rtol"},
+        overrides.get("rtol"),
+    )
+    return declared_tolerance(
+        rtol if rtol is not None else (base.rtol if base.mode == "approximate" else IREE_RTOL),
+        atol if atol is not None else base.atol,
+    )
 
 
 def compare_output(
@@ -129,15 +138,9 @@ def compare_output(
             f"{expected.shape} {expected.dtype}, got {actual.shape} {actual.dtype}"
         )
     if bad_shape:
-        return (
-            f"{test}: output {index} shape mismatch: expected {expected.shape}, "
-            f"got {actual.shape}"
-        )
+        return f"{test}: output {index} shape mismatch: expected {expected.shape}, got {actual.shape}"
     if bad_dtype:
-        return (
-            f"{test}: output {index} dtype mismatch: expected {expected.dtype}, "
-            f"got {actual.dtype}"
-        )
+        return f"{test}: output {index} dtype mismatch: expected {expected.dtype}, got {actual.dtype}"
     tol = tolerance_for(expected.dtype, rtol, atol, compare)
     ok = _approximate(actual, expected, tol) if tol.mode == "approximate" else _exact(actual, expected)
     if bool(ok.all()):
@@ -177,10 +180,7 @@ def compare_outputs(
 ) -> str | None:
     """None if every output matches, else the message for the first mismatch."""
     if len(actual) != len(expected):
-        return (
-            f"{test}: function returned {len(actual)} output(s), "
-            f"expected {len(expected)}"
-        )
+        return f"{test}: function returned {len(actual)} output(s), expected {len(expected)}"
     for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
         message = compare_output(test, i, a, e, pick(rtol, i), pick(atol, i), compare)
         if message is not None:
@@ -188,8 +188,13 @@ def compare_outputs(
     return None
 
 
-def margins(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: Tol, atol: Tol,
-            compare: Mapping[str, float] | None = None) -> list[dict[str, float | int | str]]:
+def margins(
+    actual: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray],
+    rtol: Tol,
+    atol: Tol,
+    compare: Mapping[str, float] | None = None,
+) -> list[dict[str, float | int | str]]:
     """How close each output of a passing test came to failing: the largest error, and
     ``used``, the largest fraction of its allowance an element took (0: exact, 1: at the
     edge), so a test drifting toward its tolerance shows before it fails."""
@@ -211,7 +216,12 @@ def margins(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
                 allowed = (tol.atol + tol.rtol * np.abs(ee)).astype(np.float64)
                 used = np.where(diff == 0, 0.0, diff / np.where(allowed == 0, np.inf, allowed))
             max_abs, max_rel = _errors(a, e)
-            entry.update(max_abs=max_abs, max_rel=max_rel, atol=tol.atol, rtol=tol.rtol,
-                         used=float(np.max(used)) if used.size else 0.0)
+            entry.update(
+                max_abs=max_abs,
+                max_rel=max_rel,
+                atol=tol.atol,
+                rtol=tol.rtol,
+                used=float(np.max(used)) if used.size else 0.0,
+            )
         out.append(entry)
     return out

@@ -115,8 +115,7 @@ def probe_device(device: str) -> DeviceStatus:
     if drv_name not in _compiled_in():
         return DeviceStatus(
             False,
-            f"{label}: driver not compiled into this iree-base-runtime "
-            f"({runtime_version()})",
+            f"{label}: driver not compiled into this iree-base-runtime ({runtime_version()})",
         )
     try:
         driver = ireert.get_driver(drv_name)
@@ -235,8 +234,7 @@ class DevicePool:
             return driver.create_default_device()
         except Exception as exc:
             return DeviceUnavailable(
-                f"{device}: device present but could not be created: "
-                f"{runtime_error_text(exc)}"
+                f"{device}: device present but could not be created: {runtime_error_text(exc)}"
             )
 
 

@@ -98,8 +98,9 @@ def _input_flag(folder: Path, index: int, code: str, arr: np.ndarray) -> str:
 OutputPlan = list[tuple[Path, np.dtype | None, tuple[int, ...] | None]]  # path, dtype, raw bytes' shape
 
 
-def _output_plan(folder: Path, codes: str | None, declaration: str, read: bool
-                 ) -> tuple[list[str], OutputPlan]:
+def _output_plan(
+    folder: Path, codes: str | None, declaration: str, read: bool
+) -> tuple[list[str], OutputPlan]:
     """The ``--output=`` flags and how to read each result back."""
     types, shapes = _result_types(declaration), _result_shapes(declaration)
     count = len(codes) if codes is not None else len(types)
@@ -122,8 +123,10 @@ def _output_plan(folder: Path, codes: str | None, declaration: str, read: bool
         if is_ml_dtype(element.dtype):  # IREE writes no .npy of bf16/f8: raw bytes
             shape = shapes[i] if i < len(shapes) else None
             if shape is None:
-                raise TestError(f"output {i} is a dynamically shaped {name} tensor, which the "
-                                "emulated lane cannot read back (IREE's tools write no .npy of it)")
+                raise TestError(
+                    f"output {i} is a dynamically shaped {name} tensor, which the "
+                    "emulated lane cannot read back (IREE's tools write no .npy of it)"
+                )
             path = folder / f"output{i}.bin"
             plan.append((path, element.dtype, shape))
         else:
@@ -133,8 +136,7 @@ def _output_plan(folder: Path, codes: str | None, declaration: str, read: bool
     return flags, plan
 
 
-def _read_output(index: int, path: Path, dtype: np.dtype | None,
-                 shape: tuple[int, ...] | None) -> np.ndarray:
+def _read_output(index: int, path: Path, dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
     try:
         if path.suffix == ".bin":
             assert dtype is not None and shape is not None  # raw bytes: planned with both
@@ -142,8 +144,9 @@ def _read_output(index: int, path: Path, dtype: np.dtype | None,
             arr = np.frombuffer(data, dtype=np.uint8)
             need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             if arr.size != need:
-                raise TestError(f"output {index}: {arr.size} bytes written, {need} expected for "
-                                f"{shape} {dtype}")
+                raise TestError(
+                    f"output {index}: {arr.size} bytes written, {need} expected for {shape} {dtype}"
+                )
             return arr.view(dtype).reshape(shape).copy()
         arr = load_npy(path)
     except FileNotFoundError:
@@ -162,14 +165,22 @@ def _error_line(text: str, lane: Lane, returncode: int) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("EXEC @")]
     status = [ln for ln in lines if re.search(r"\b[A-Z_]{4,}; ", ln)]
     if not status and not lines:
-        return (f"{shlex.join(lane.command())} exited with code {returncode} and printed nothing "
-                "(is the emulator command right?)")
+        return (
+            f"{shlex.join(lane.command())} exited with code {returncode} and printed nothing "
+            "(is the emulator command right?)"
+        )
     return runtime_error_text(Exception((status or lines)[-1]))
 
 
-def call(lane: Lane, spec: TestSpec, module_path: Path, inputs: list[np.ndarray],
-         read_outputs: bool = True, params_dir: Path | None = None,
-         timeout: float | None = None) -> tuple[list[np.ndarray], float]:
+def call(
+    lane: Lane,
+    spec: TestSpec,
+    module_path: Path,
+    inputs: list[np.ndarray],
+    read_outputs: bool = True,
+    params_dir: Path | None = None,
+    timeout: float | None = None,
+) -> tuple[list[np.ndarray], float]:
     """Call ``spec.function`` under the lane's emulator; (outputs, wall ms of the tool).
 
     Raises TestError for a problem with the test, EmulatedFault for a crash or a hang.
@@ -185,21 +196,28 @@ def call(lane: Lane, spec: TestSpec, module_path: Path, inputs: list[np.ndarray]
     doing = f"calling {callee.name} on {device}@{lane.arch}"
     with tempfile.TemporaryDirectory(prefix="iree-emulated-") as tmp:
         folder = Path(tmp)
-        argv = [*lane.command(), f"--device={device}", f"--module={module_path}",
-                f"--function={callee.name}"]
-        argv += [_input_flag(folder, i, arg_codes[i] if arg_codes else "r", arr)
-                 for i, arr in enumerate(inputs)]
+        argv = [*lane.command(), f"--device={device}", f"--module={module_path}", f"--function={callee.name}"]
+        argv += [
+            _input_flag(folder, i, arg_codes[i] if arg_codes else "r", arr) for i, arr in enumerate(inputs)
+        ]
         if params_dir is not None:
-            argv += [f"--parameters={spec.parameter_scope}={(params_dir / p).resolve()}"
-                     for p in spec.parameters]
+            argv += [
+                f"--parameters={spec.parameter_scope}={(params_dir / p).resolve()}" for p in spec.parameters
+            ]
         flags, plan = _output_plan(folder, result_codes, callee.declaration, read_outputs)
         argv += flags
         limit = (spec.timeout or 300.0) + _BACKSTOP_S if timeout is None else timeout
         start = time.perf_counter()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace",
-                                    preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                preexec_fn=_die_with_parent,
+            )
         except OSError as exc:
             raise TestError(f"cannot start the {lane.arch} emulator {lane.emulator[0]}: {exc}") from None
         try:
@@ -207,14 +225,18 @@ def call(lane: Lane, spec: TestSpec, module_path: Path, inputs: list[np.ndarray]
         except subprocess.TimeoutExpired:
             proc.kill()
             said, _ = proc.communicate()
-            raise EmulatedFault("timeout", f"no answer after {limit:g} s while {doing}; emulator "
-                                           "stopped", said[-4000:]) from None
+            raise EmulatedFault(
+                "timeout", f"no answer after {limit:g} s while {doing}; emulator stopped", said[-4000:]
+            ) from None
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         if proc.returncode < 0:
             last = [ln.strip() for ln in said.splitlines() if ln.strip() and not ln.startswith("EXEC @")]
             tail = f"; last output: {last[-1][:200]}" if last else ""
-            raise EmulatedFault("crashed", f"{death_reason(proc.returncode)} while {doing} under "
-                                           f"{lane.emulator[0]}{tail}", said[-4000:])
+            raise EmulatedFault(
+                "crashed",
+                f"{death_reason(proc.returncode)} while {doing} under {lane.emulator[0]}{tail}",
+                said[-4000:],
+            )
         if proc.returncode != 0:
             raise TestError(f"calling {callee.name!r} failed: {_error_line(said, lane, proc.returncode)}")
         outputs = [_read_output(i, *entry) for i, entry in enumerate(plan)]

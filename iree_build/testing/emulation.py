@@ -63,8 +63,9 @@ def parse_emulator(text: str, what: str = "--iree-emulator") -> tuple[str, tuple
     arch, sep, command = text.partition(":")
     arch = normal_arch(arch)
     if not sep or not arch or not command.strip():
-        raise IreeBuildError(f"{what}: {text!r} is not ARCH:COMMAND; write e.g. "
-                             f"{what}='aarch64:{suggested('aarch64')}'")
+        raise IreeBuildError(
+            f"{what}: {text!r} is not ARCH:COMMAND; write e.g. {what}='aarch64:{suggested('aarch64')}'"
+        )
     try:
         argv = tuple(shlex.split(command))
     except ValueError as exc:
@@ -86,9 +87,11 @@ def parse_emulators(texts: list[str] | tuple[str, ...], what: str) -> dict[str, 
 def how_to_configure(arch: str) -> str:
     """The end of a skip line: where an emulator for ``arch`` is declared."""
     command = suggested(arch)
-    return (f"declare an emulator to test it here: emulator = {list(shlex.split(command))!r} in its "
-            f"toolchain preset, IREE_EMULATORS={{'{arch}': '{command}'}} in the environment, or "
-            f"--iree-emulator='{arch}:{command}' (the standalone runner: --emulator=...)")
+    return (
+        f"declare an emulator to test it here: emulator = {list(shlex.split(command))!r} in its "
+        f"toolchain preset, IREE_EMULATORS={{'{arch}': '{command}'}} in the environment, or "
+        f"--iree-emulator='{arch}:{command}' (the standalone runner: --emulator=...)"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,20 +116,25 @@ def _missing_emulator(arch: str, emulator: tuple[str, ...]) -> str:
     program = emulator[0]
     debian = _DEBIAN.get(arch, arch)
     if shutil.which(program) is None:
-        return (f"the {arch} emulator {program} is not installed (on Debian or Ubuntu: "
-                f"apt-get install qemu-user libc6-{debian}-cross libstdc++6-{debian}-cross)")
+        return (
+            f"the {arch} emulator {program} is not installed (on Debian or Ubuntu: "
+            f"apt-get install qemu-user libc6-{debian}-cross libstdc++6-{debian}-cross)"
+        )
     prefix = ""
     if "-L" in emulator[:-1]:
         prefix = emulator[emulator.index("-L") + 1]
     prefix = prefix or os.environ.get("QEMU_LD_PREFIX", "")
     if prefix and not os.path.isdir(prefix):
-        return (f"the {arch} emulator's library folder {prefix} is missing (on Debian or Ubuntu: "
-                f"apt-get install libc6-{debian}-cross libstdc++6-{debian}-cross)")
+        return (
+            f"the {arch} emulator's library folder {prefix} is missing (on Debian or Ubuntu: "
+            f"apt-get install libc6-{debian}-cross libstdc++6-{debian}-cross)"
+        )
     return ""
 
 
-def lane_for(module: str, arch: str, device: str, emulator: tuple[str, ...] | list[str],
-             kind: str = "call") -> tuple[Lane | None, str]:
+def lane_for(
+    module: str, arch: str, device: str, emulator: tuple[str, ...] | list[str], kind: str = "call"
+) -> tuple[Lane | None, str]:
     """How a test of ``module`` (CPU code for ``arch``) runs here: (None, '') natively,
     (lane, '') emulated, (None, why not) when it cannot run here."""
     if not foreign(arch) or device.split("://", 1)[0] not in CPU_LANES:
@@ -142,9 +150,11 @@ def lane_for(module: str, arch: str, device: str, emulator: tuple[str, ...] | li
     if tools is None:
         return None, f"{here}: {why}"
     if kind == "check":
-        return None, (f"{here}: a check file needs IREE's check module to be judged, and the "
-                      f"{arch} {RUN_TOOL} run under {emulator[0]} has none (it would pass a "
-                      "failing check silently); not run on the emulated lane")
+        return None, (
+            f"{here}: a check file needs IREE's check module to be judged, and the "
+            f"{arch} {RUN_TOOL} run under {emulator[0]} has none (it would pass a "
+            "failing check silently); not run on the emulated lane"
+        )
     return Lane(arch, tuple(emulator), tools), ""
 
 
@@ -152,8 +162,9 @@ def lane_for(module: str, arch: str, device: str, emulator: tuple[str, ...] | li
 def emulator_version(program: str) -> str:
     """The first line of ``PROGRAM --version`` (``qemu-aarch64 version 7.2.22 (Debian ...)``)."""
     try:
-        proc = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [program, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{program}: no version ({type(exc).__name__})"
     lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
@@ -164,8 +175,10 @@ def emulator_version(program: str) -> str:
 def identity(arch: str, emulator: tuple[str, ...], tools: Path) -> str:
     """What stands in a result's signature for the lane: a result under one emulator (or
     one set of tools) is not taken for another's."""
-    return (f"{arch} emulated by {shlex.join(emulator)} [{emulator_version(emulator[0])}], "
-            f"{RUN_TOOL} {tools_version(tools)}")
+    return (
+        f"{arch} emulated by {shlex.join(emulator)} [{emulator_version(emulator[0])}], "
+        f"{RUN_TOOL} {tools_version(tools)}"
+    )
 
 
 def lane_identity(arch: str, device: str, emulator: tuple[str, ...] | list[str]) -> str:

@@ -163,8 +163,11 @@ def invoke(
         modules = [hal, create_check_module(device, log)]
         if params_dir is not None and spec.parameters:
             index = load_parameters(params_dir, spec)
-            modules.append(ireert.create_io_parameters_module(
-                instance, index.create_provider(scope=spec.parameter_scope)))
+            modules.append(
+                ireert.create_io_parameters_module(
+                    instance, index.create_provider(scope=spec.parameter_scope)
+                )
+            )
         try:
             context = ireert.VmContext(instance, [*modules, module])
         except Exception as exc:
@@ -175,9 +178,7 @@ def invoke(
         try:
             context.invoke(function, args, rets)
         except Exception as exc:
-            raise TestError(
-                f"calling {name!r} failed: {runtime_error_text(exc)}"
-            ) from None
+            raise TestError(f"calling {name!r} failed: {runtime_error_text(exc)}") from None
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         if not log.ok:
             raise TestError(log.summary() if log.failures else f"{name}: {log.error}")
@@ -219,9 +220,14 @@ def run_test(
     return expect_failure(spec, _run_test(spec, base_dir, pool, signature, functions, progress))
 
 
-def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool | None,
-              signature: str, functions: Sequence[str] | None,
-              progress: CaseProgress | None) -> TestResult:
+def _run_test(
+    spec: TestSpec,
+    base_dir: str | os.PathLike[str],
+    pool: DevicePool | None,
+    signature: str,
+    functions: Sequence[str] | None,
+    progress: CaseProgress | None,
+) -> TestResult:
     pool = pool if pool is not None else default_pool()
 
     def result(status: str, message: str = "", time_ms: float = 0.0) -> TestResult:
@@ -245,17 +251,15 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
     if not_built:
         return result("error", f"{spec.name}: the module did not build: {not_built}")
     try:
-        inputs = [
-            load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)
-        ]
+        inputs = [load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)]
         expected = [
-            load_array(resolve(base_dir, p), f"expected output {i}")
-            for i, p in enumerate(spec.expected)
+            load_array(resolve(base_dir, p), f"expected output {i}") for i, p in enumerate(spec.expected)
         ]
         lane, _ = lane_for(spec.module, spec.arch, spec.device, spec.emulator, spec.kind)
         if lane is not None:  # another architecture's code, under its emulator
-            outputs, time_ms = emulated_run.call(lane, spec, resolve(base_dir, spec.module), inputs,
-                                                 bool(spec.expected), Path(base_dir))
+            outputs, time_ms = emulated_run.call(
+                lane, spec, resolve(base_dir, spec.module), inputs, bool(spec.expected), Path(base_dir)
+            )
         else:
             outputs, time_ms = pool.run_on(
                 spec.device,
@@ -277,8 +281,15 @@ def _run_test(spec: TestSpec, base_dir: str | os.PathLike[str], pool: DevicePool
     except IreeBuildError as exc:  # a path that leads out of the build folder through a link
         return result("error", f"{spec.name}: {exc.message}")
     except emulated_run.EmulatedFault as exc:  # the emulated program crashed or hung
-        return TestResult(name=spec.name, status=exc.status, message=f"{spec.name}: {exc.message}",
-                          device=spec.device, signature=signature, base=spec.base, details=exc.details)
+        return TestResult(
+            name=spec.name,
+            status=exc.status,
+            message=f"{spec.name}: {exc.message}",
+            device=spec.device,
+            signature=signature,
+            base=spec.base,
+            details=exc.details,
+        )
     except Exception as exc:  # a bug or an odd runtime failure: still one line
         return result("error", f"{spec.name}: {type(exc).__name__}: {runtime_error_text(exc)}")
     if mismatch is not None:

@@ -18,10 +18,7 @@ def to_host(device: ireert.HalDevice, view: ireert.HalBufferView) -> np.ndarray:
     buffer = view.get_buffer()
     visible = int(ireert.MemoryType.HOST_VISIBLE)
     scoped = int(ireert.BufferUsage.MAPPING_SCOPED)
-    if (
-        int(buffer.memory_type()) & visible == visible
-        and int(buffer.allowed_usage()) & scoped == scoped
-    ):
+    if int(buffer.memory_type()) & visible == visible and int(buffer.allowed_usage()) & scoped == scoped:
         return np.array(view.map().asarray(shape, dtype), copy=True)
     staging = device.allocator.allocate_buffer(
         memory_type=int(ireert.MemoryType.HOST_LOCAL | ireert.MemoryType.DEVICE_VISIBLE),

@@ -24,4 +24,3 @@ def package_version(distribution: str, missing: str = "unknown") -> str:
 def runtime_version() -> str:
     """The installed ``iree-base-runtime`` version: part of every test's signature."""
     return package_version("iree-base-runtime")
-

@@ -41,8 +41,20 @@ _KEYS = (
 )
 _PATH_KEYS = ("module", "result")
 # Fields checked by value (not paths), with the default of those that may be absent.
-_CHECKED: dict[str, Any] = {"rtol": None, "atol": None, "compare": {}, "parameter_scope": "model", "arch": "", "kind": "call",
-             "xfail": "", "skip": "", "timeout": 0.0, "tags": [], "folder": "", "emulator": []}
+_CHECKED: dict[str, Any] = {
+    "rtol": None,
+    "atol": None,
+    "compare": {},
+    "parameter_scope": "model",
+    "arch": "",
+    "kind": "call",
+    "xfail": "",
+    "skip": "",
+    "timeout": 0.0,
+    "tags": [],
+    "folder": "",
+    "emulator": [],
+}
 _PATH_LIST_KEYS = ("inputs", "expected")
 
 
@@ -81,8 +93,14 @@ class TestSpec:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry, keys in field order (the documented order)."""
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else
-                dict(v) if isinstance(v, dict) else v for f in fields(self)}
+        return {
+            f.name: list(v)
+            if isinstance(v := getattr(self, f.name), tuple)
+            else dict(v)
+            if isinstance(v, dict)
+            else v
+            for f in fields(self)
+        }
 
 
 @dataclass
@@ -149,8 +167,10 @@ def contained(base_dir: str | os.PathLike[str], rel: str) -> Path:
     base = os.path.realpath(base_dir)
     real = os.path.realpath(os.path.join(base, norm))
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
-        raise PathEscapeError(f"{rel!r} leads outside {base} through a link (to {real}); "
-                              "refusing to read or write it", where=None)
+        raise PathEscapeError(
+            f"{rel!r} leads outside {base} through a link (to {real}); refusing to read or write it",
+            where=None,
+        )
     return Path(base_dir) / norm
 
 
@@ -179,8 +199,7 @@ def spec_paths(spec: Any) -> list[tuple[str, str]]:
     """``(key, path)`` of every file a test (or benchmark) entry names."""
     out = [("module", spec.module), ("result", spec.result)]
     for key in ("inputs", "expected", "parameters"):
-        out += [(f"{key}[{i}]", p) for i, p in enumerate(getattr(spec, key, ()) or ())
-                if isinstance(p, str)]
+        out += [(f"{key}[{i}]", p) for i, p in enumerate(getattr(spec, key, ()) or ()) if isinstance(p, str)]
     return out
 
 
@@ -214,8 +233,11 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
     known = [f.name for f in fields(TestSpec)]
     for key in raw:
         if key not in known:
-            raise _fail(path, f"test {label!r} {key}: unknown key{validation.did_you_mean(key, known)}; "
-                              f"known keys: {', '.join(known)}")
+            raise _fail(
+                path,
+                f"test {label!r} {key}: unknown key{validation.did_you_mean(key, known)}; "
+                f"known keys: {', '.join(known)}",
+            )
     for key in ("name", "base", "device", "function", "declared_at"):
         if not isinstance(raw[key], str) or (key not in ("declared_at", "function") and not raw[key]):
             raise _fail(path, f"test {label!r}: {key!r} must be a non-empty string")
@@ -226,32 +248,33 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         for key in _PATH_LIST_KEYS:
             if not isinstance(raw[key], list):
                 raise ValueError(f"{key!r} must be a list of paths")
-            paths[key] = tuple(
-                _checked(f"{key}[{i}]", item) for i, item in enumerate(raw[key])
-            )
+            paths[key] = tuple(_checked(f"{key}[{i}]", item) for i, item in enumerate(raw[key]))
         params = raw.get("parameters", [])
         if not isinstance(params, list):
             raise ValueError("'parameters' must be a list of paths")
-        paths["parameters"] = tuple(
-            _checked(f"parameters[{i}]", item) for i, item in enumerate(params)
-        )
+        paths["parameters"] = tuple(_checked(f"parameters[{i}]", item) for i, item in enumerate(params))
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
-    checks = {"rtol": validation.tolerances, "atol": validation.tolerances,
-              "compare": validation.compare_overrides,
-              "kind": lambda value: validation.one_of(value, ("call", "check"), "test kind"),
-              "timeout": lambda value: validation.number(
-                  value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0),
-              "tags": lambda value: validation.strings(value, "give a list of tag names", single=False,
-                                                       empty=True),
-              "emulator": lambda value: validation.strings(
-                  value, "give the emulator's command as a list of words", single=False, empty=True)}
+    checks = {
+        "rtol": validation.tolerances,
+        "atol": validation.tolerances,
+        "compare": validation.compare_overrides,
+        "kind": lambda value: validation.one_of(value, ("call", "check"), "test kind"),
+        "timeout": lambda value: validation.number(
+            value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0
+        ),
+        "tags": lambda value: validation.strings(value, "give a list of tag names", single=False, empty=True),
+        "emulator": lambda value: validation.strings(
+            value, "give the emulator's command as a list of words", single=False, empty=True
+        ),
+    }
     values: dict[str, Any] = {}
     for key, default in _CHECKED.items():
         value = raw.get(key, default)
         try:
-            values[key] = checks[key](value) if key in checks else validation.string(
-                value, "give a string", empty=True)
+            values[key] = (
+                checks[key](value) if key in checks else validation.string(value, "give a string", empty=True)
+            )
         except IreeBuildError as exc:
             raise _fail(path, f"test {label!r} {key}: {exc.message}") from None
     return TestSpec(
@@ -310,9 +333,7 @@ def parse_manifest(path: Path, data: Any) -> Manifest:
         seen_names.add(spec.name)
         other = seen_results.setdefault(spec.result, spec.name)
         if other != spec.name:
-            raise _fail(
-                path, f"tests {other!r} and {spec.name!r} share result file {spec.result!r}"
-            )
+            raise _fail(path, f"tests {other!r} and {spec.name!r} share result file {spec.result!r}")
     return Manifest(path=path, tests=tests)
 
 

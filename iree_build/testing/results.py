@@ -26,8 +26,11 @@ _WORDS = {"skipped": "SKIP", "crashed": "CRASH", "timeout": "TIMEOUT"}
 
 # A GPU error after which the device (a CUDA context, a Vulkan device) is unusable in
 # that process: every later call there would fail too, so its run worker is retired.
-_DEVICE_FAULT = re.compile(r"ILLEGAL_ADDRESS|LAUNCH_FAILED|DEVICE_LOST|device lost|"
-                           r"CUDA_ERROR|VK_ERROR|hipError|UNAVAILABLE", re.IGNORECASE)
+_DEVICE_FAULT = re.compile(
+    r"ILLEGAL_ADDRESS|LAUNCH_FAILED|DEVICE_LOST|device lost|"
+    r"CUDA_ERROR|VK_ERROR|hipError|UNAVAILABLE",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -84,8 +87,7 @@ def mark_device_fault(result: TestResult) -> bool:
     """A GPU error that leaves its device unusable in that process (an illegal address:
     ``CUDA_ERROR_ILLEGAL_ADDRESS``) is a crash of the device's context: the result
     becomes ``crashed`` and its run worker retires. True if it was one."""
-    if (result.status == "error" and not is_cpu_device(result.device)
-            and _DEVICE_FAULT.search(result.message)):
+    if result.status == "error" and not is_cpu_device(result.device) and _DEVICE_FAULT.search(result.message):
         result.status = "crashed"
         result.message += "; the device context is lost: the next test runs in a fresh worker"
         return True
@@ -137,9 +139,19 @@ def flatten(results: Iterable[TestResult]) -> list[TestResult]:
     for r in results:
         if r.cases:
             out.extend(
-                TestResult(c.name, c.status, c.message, c.time_ms, c.device, c.signature,
-                           c.base, cached=r.cached, expected_failure=c.expected_failure,
-                           details=c.details, margins=c.margins)
+                TestResult(
+                    c.name,
+                    c.status,
+                    c.message,
+                    c.time_ms,
+                    c.device,
+                    c.signature,
+                    c.base,
+                    cached=r.cached,
+                    expected_failure=c.expected_failure,
+                    details=c.details,
+                    margins=c.margins,
+                )
                 for c in r.cases
             )
         else:
@@ -191,9 +203,11 @@ def margin_text(m: dict[str, Any]) -> str:
     """One output's margin in words: ``12% of tolerance used (max abs err 1.2e-05, ...)``."""
     if m.get("mode") != "approximate":
         return "exact match"
-    return (f"{100 * float(m.get('used', 0)):.3g}% of tolerance used (max abs err "
-            f"{float(m.get('max_abs', 0)):.3g}, max rel err {float(m.get('max_rel', 0)):.3g}; "
-            f"atol {float(m.get('atol', 0)):.3g}, rtol {float(m.get('rtol', 0)):.3g})")
+    return (
+        f"{100 * float(m.get('used', 0)):.3g}% of tolerance used (max abs err "
+        f"{float(m.get('max_abs', 0)):.3g}, max rel err {float(m.get('max_rel', 0)):.3g}; "
+        f"atol {float(m.get('atol', 0)):.3g}, rtol {float(m.get('rtol', 0)):.3g})"
+    )
 
 
 _XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -231,8 +245,9 @@ def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
         if r.margins:
             props = ET.SubElement(case, "properties")
             for m in r.margins:
-                ET.SubElement(props, "property", {"name": f"output {m.get('output')} margin",
-                                                  "value": margin_text(m)})
+                ET.SubElement(
+                    props, "property", {"name": f"output {m.get('output')} margin", "value": margin_text(m)}
+                )
         if r.status in FAILING:
             tag = "failure" if r.status == "failed" else "error"
             ET.SubElement(case, tag, {"message": message, "type": r.status}).text = message
@@ -241,9 +256,7 @@ def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
         elif r.status == "skipped":
             ET.SubElement(case, "skipped", {"message": message})
     ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(
-        root, encoding="unicode"
-    ) + "\n"
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def write_junit(

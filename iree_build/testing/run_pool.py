@@ -64,8 +64,10 @@ def _lane(device: str) -> str:
 
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
-_FAULT_NOISE = re.compile(r"^(Fatal Python error|Current thread|Thread 0x|Extension modules:|"
-                          r"\s*File |\s*$|<no Python frame>)")
+_FAULT_NOISE = re.compile(
+    r"^(Fatal Python error|Current thread|Thread 0x|Extension modules:|"
+    r"\s*File |\s*$|<no Python frame>)"
+)
 
 
 class _Exit:
@@ -89,7 +91,10 @@ class _Zygote:
         self._sock = ours
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "iree_build.testing.run_zygote", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=worker_env(), stdin=subprocess.DEVNULL)
+            pass_fds=[theirs.fileno()],
+            env=worker_env(),
+            stdin=subprocess.DEVNULL,
+        )
         theirs.close()
         self._lock = threading.Lock()  # one fork request at a time
         self._forks: queue.SimpleQueue[tuple[dict[str, Any], list[int], _Exit] | None] = queue.SimpleQueue()
@@ -385,15 +390,23 @@ class RunPool:
                 what = "hung" if isinstance(exc, TimeoutError) else worker.death()
                 worker.kill()
                 said, _ = worker.last_output()
-                known = DeviceStatus(False, f"{device}: probing its driver {what}"
-                                            f"{'; last output: ' + said if said else ''}")
+                known = DeviceStatus(
+                    False, f"{device}: probing its driver {what}{'; last output: ' + said if said else ''}"
+                )
             self._status[device] = known
             return known
 
     # -- tests ---------------------------------------------------------------------------
-    def run_test(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str = "",
-                 timeout: float | None = None, *, hardware: str | None = None,
-                 result_file: str | None = None) -> TestResult:
+    def run_test(
+        self,
+        spec: TestSpec,
+        base_dir: str | os.PathLike[str],
+        signature: str = "",
+        timeout: float | None = None,
+        *,
+        hardware: str | None = None,
+        result_file: str | None = None,
+    ) -> TestResult:
         """Run one test in a worker; a crash or a hang becomes its result, never an exception.
 
         ``timeout`` (seconds per call or check case) overrides the test's own. For a
@@ -410,8 +423,7 @@ class RunPool:
         try:
             if spec.kind == "check":
                 return self._run_check(spec, str(base_dir), signature, limit, lane)
-            extra = {k: v for k, v in (("hardware", hardware), ("result_file", result_file))
-                     if v is not None}
+            extra = {k: v for k, v in (("hardware", hardware), ("result_file", result_file)) if v is not None}
             return self._run_call(spec, str(base_dir), signature, limit, lane, extra)
         finally:
             if guard is not None:
@@ -426,13 +438,20 @@ class RunPool:
     def _lost_worker(self, lane: str) -> None:
         self._crashed_at[lane] = time.perf_counter()
 
-    def _request(self, spec: TestSpec, base_dir: str, signature: str,
-                 functions: list[str] | None = None) -> dict[str, Any]:
-        return {"op": "test", "spec": spec.to_json(), "base_dir": base_dir,
-                "signature": signature, "functions": functions}
+    def _request(
+        self, spec: TestSpec, base_dir: str, signature: str, functions: list[str] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "op": "test",
+            "spec": spec.to_json(),
+            "base_dir": base_dir,
+            "signature": signature,
+            "functions": functions,
+        }
 
-    def _run_call(self, spec: TestSpec, base_dir: str, signature: str, limit: float,
-                  lane: str, extra: dict[str, str]) -> TestResult:
+    def _run_call(
+        self, spec: TestSpec, base_dir: str, signature: str, limit: float, lane: str, extra: dict[str, str]
+    ) -> TestResult:
         worker = self._take(lane)
         try:
             self._send(lane, worker, {**self._request(spec, base_dir, signature), **extra})
@@ -450,8 +469,9 @@ class RunPool:
             self._give(lane, worker)
         return result
 
-    def _run_check(self, spec: TestSpec, base_dir: str, signature: str, limit: float,
-                   lane: str) -> TestResult:
+    def _run_check(
+        self, spec: TestSpec, base_dir: str, signature: str, limit: float, lane: str
+    ) -> TestResult:
         """Every case of a check file; a case that crashes or hangs is that case's result,
         and the cases after it run in a fresh worker."""
         cases: list[TestResult] = []
@@ -487,23 +507,38 @@ class RunPool:
             except (_Died, TimeoutError) as exc:
                 self._lost_worker(lane)
                 if current is None:  # lost while loading the file or starting the device
-                    lost = _lost(worker, exc, spec.name, spec, signature,
-                                 f"loading {spec.module} on {spec.device}", limit)
+                    lost = _lost(
+                        worker,
+                        exc,
+                        spec.name,
+                        spec,
+                        signature,
+                        f"loading {spec.module} on {spec.device}",
+                        limit,
+                    )
                     if not cases:
                         return lost
                     cases.append(lost)
                     return judge_cases(spec, cases, signature)
                 name = case_name(spec.base, current, spec.device)
-                cases.append(_lost(worker, exc, name, spec, signature,
-                                   f"running {current} on {spec.device}", limit))
+                cases.append(
+                    _lost(worker, exc, name, spec, signature, f"running {current} on {spec.device}", limit)
+                )
                 remaining = [f for f in (remaining or []) if f != current]
                 if not remaining:
                     return judge_cases(spec, cases, signature)
 
-    def run_batch(self, specs: Sequence[TestSpec], base_dir: str | os.PathLike[str],
-                  hardware: Sequence[str], result_files: Sequence[str], retest: bool = False,
-                  timeout: float | None = None, run: str = "",
-                  passed_only: bool = False) -> Iterator[tuple[int, TestResult, bool]]:
+    def run_batch(
+        self,
+        specs: Sequence[TestSpec],
+        base_dir: str | os.PathLike[str],
+        hardware: Sequence[str],
+        result_files: Sequence[str],
+        retest: bool = False,
+        timeout: float | None = None,
+        run: str = "",
+        passed_only: bool = False,
+    ) -> Iterator[tuple[int, TestResult, bool]]:
         """Run CPU function calls back to back in one worker, one request for them all;
         yields ``(index, result, cached)`` in their order as each ends.
 
@@ -518,10 +553,26 @@ class RunPool:
         while remaining:
             worker = self._take("cpu")
             try:
-                self._send("cpu", worker, {"op": "tests", "base_dir": base, "run": run, "retest": retest,
-                                         "passed_only": passed_only, "items": [
-                    {"i": i, "spec": specs[i].to_json(), "hardware": hardware[i],
-                     "result_file": result_files[i]} for i in remaining]})
+                self._send(
+                    "cpu",
+                    worker,
+                    {
+                        "op": "tests",
+                        "base_dir": base,
+                        "run": run,
+                        "retest": retest,
+                        "passed_only": passed_only,
+                        "items": [
+                            {
+                                "i": i,
+                                "spec": specs[i].to_json(),
+                                "hardware": hardware[i],
+                                "result_file": result_files[i],
+                            }
+                            for i in remaining
+                        ],
+                    },
+                )
                 while remaining:
                     i = remaining[0]
                     reply = worker.receive(timeout or specs[i].timeout or DEFAULT_TIMEOUT_S)
@@ -550,8 +601,15 @@ class RunPool:
             self._give("cpu", worker)
 
     # -- build-time calls (iree_run) -----------------------------------------------------
-    def invoke(self, spec: TestSpec, module: str, inputs: Sequence[str], outputs: Sequence[str],
-               params_dir: str, timeout: float | None = None) -> dict[str, Any]:
+    def invoke(
+        self,
+        spec: TestSpec,
+        module: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        params_dir: str,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         """Call a function and write its outputs as ``.npy`` (in a worker); returns
         ``{"ok", "message", "count"}``, a crash or hang being a message."""
         lane = _lane(spec.device)
@@ -562,13 +620,27 @@ class RunPool:
             worker = self._take(lane)
             limit = timeout or DEFAULT_TIMEOUT_S
             try:
-                worker.send({"op": "invoke", "spec": spec.to_json(), "module": module,
-                             "inputs": list(inputs), "outputs": list(outputs),
-                             "params_dir": params_dir})
+                worker.send(
+                    {
+                        "op": "invoke",
+                        "spec": spec.to_json(),
+                        "module": module,
+                        "inputs": list(inputs),
+                        "outputs": list(outputs),
+                        "params_dir": params_dir,
+                    }
+                )
                 reply = worker.receive(limit)
             except (_Died, TimeoutError) as exc:
-                lost = _lost(worker, exc, spec.name, spec, "",
-                             f"calling {spec.function or 'its function'} on {spec.device}", limit)
+                lost = _lost(
+                    worker,
+                    exc,
+                    spec.name,
+                    spec,
+                    "",
+                    f"calling {spec.function or 'its function'} on {spec.device}",
+                    limit,
+                )
                 return {"ok": False, "message": lost.message, "count": 0}
             self._give(lane, worker)
             return reply
@@ -588,8 +660,9 @@ class RunPool:
             worker.close()
 
 
-def _lost(worker: _Worker, exc: BaseException, name: str, spec: TestSpec, signature: str,
-          doing: str, limit: float) -> TestResult:
+def _lost(
+    worker: _Worker, exc: BaseException, name: str, spec: TestSpec, signature: str, doing: str, limit: float
+) -> TestResult:
     """The result of a test or case whose worker crashed or hung (which is then ended)."""
     if isinstance(exc, TimeoutError):
         worker.kill()
@@ -601,8 +674,15 @@ def _lost(worker: _Worker, exc: BaseException, name: str, spec: TestSpec, signat
         why += f"; last output: {said}"
     if where:
         why += f"; in {where}"
-    return TestResult(name=name, status=status, message=f"{name}: {why}", device=spec.device,
-                      signature=signature, base=spec.base, details=worker.details())
+    return TestResult(
+        name=name,
+        status=status,
+        message=f"{name}: {why}",
+        device=spec.device,
+        signature=signature,
+        base=spec.base,
+        details=worker.details(),
+    )
 
 
 _DEFAULT: RunPool | None = None

@@ -76,19 +76,23 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     spec = spec_from_json(req["spec"])
     status = pool.status(spec.device)
     if not status.present:
-        return {"ok": False, "message": f"cannot run {spec.function or 'it'} on {spec.device}: "
-                                        f"{status.reason}"}
+        return {
+            "ok": False,
+            "message": f"cannot run {spec.function or 'it'} on {spec.device}: {status.reason}",
+        }
     lane, why = lane_for(spec.module, spec.arch, spec.device, spec.emulator)
     if why:
         return {"ok": False, "message": f"cannot run {spec.function or 'it'} on {spec.device}: {why}"}
     try:
         arrays = [load_array(Path(p), f"input {i}") for i, p in enumerate(req["inputs"])]
         if lane is not None:  # another architecture's code, under its emulator
-            outputs, _ = emulated_run.call(lane, spec, Path(req["module"]), arrays, True,
-                                           Path(req["params_dir"]))
+            outputs, _ = emulated_run.call(
+                lane, spec, Path(req["module"]), arrays, True, Path(req["params_dir"])
+            )
         else:
-            outputs, _ = pool.run_on(spec.device, invoke, pool, spec, Path(req["module"]), arrays,
-                                     True, Path(req["params_dir"]))
+            outputs, _ = pool.run_on(
+                spec.device, invoke, pool, spec, Path(req["module"]), arrays, True, Path(req["params_dir"])
+            )
     except TestError as exc:
         return {"ok": False, "message": f"{spec.function or 'its function'} on {spec.device}: {exc}"}
     except emulated_run.EmulatedFault as exc:
@@ -126,8 +130,13 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
     if signature and not req.get("retest"):
         stored = read_result(path)
         if stored is not None and stored.status == "passed" and stored.signature == signature:
-            return {"event": "result", "i": item["i"], "result": stored.to_json(), "cached": True,
-                    "written": True}
+            return {
+                "event": "result",
+                "i": item["i"],
+                "result": stored.to_json(),
+                "cached": True,
+                "written": True,
+            }
     result = run_test(spec, req["base_dir"], pool, signature)
     if req.get("passed_only"):  # a temporary name, for the build to rename into place
         written = result.status == "passed" and _write(Path(path), result_json(result))
@@ -137,8 +146,13 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
             written = True
         except OSError:
             written = False  # the parent writes it, or says why it cannot
-    return {"event": "result", "i": item["i"], "result": result.to_json(), "cached": False,
-            "written": written}
+    return {
+        "event": "result",
+        "i": item["i"],
+        "result": result.to_json(),
+        "cached": False,
+        "written": written,
+    }
 
 
 def main() -> int:
@@ -174,8 +188,9 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             if "hardware" in req:
                 signature = test_signature(spec, req["base_dir"], hasher, req["hardware"]) or ""
             try:
-                result = run_test(spec, req["base_dir"], pool, signature,
-                                  req.get("functions"), _Progress(replies))
+                result = run_test(
+                    spec, req["base_dir"], pool, signature, req.get("functions"), _Progress(replies)
+                )
             except _Retire as exc:
                 _send(replies, {"event": "retire", "reason": str(exc)})
                 return

@@ -114,8 +114,7 @@ def run_one(
     return result
 
 
-def find_manifest(path: str | os.PathLike[str], name: str = MANIFEST_NAME,
-                  what: str = "manifest") -> Path:
+def find_manifest(path: str | os.PathLike[str], name: str = MANIFEST_NAME, what: str = "manifest") -> Path:
     """BUILD_DIR/NAME (the test manifest by default), or the manifest file itself if given."""
     p = Path(path)
     if p.is_dir():
@@ -231,13 +230,21 @@ def run_manifest(
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError(f"-j must be at least 1, got {jobs}")
-    tests = select_tests(manifest.tests, Selection(
-        devices=tuple(options.devices or ()), pattern=options.pattern or "",
-        tags=options.tags or "", folders=tuple(options.folders)))
+    tests = select_tests(
+        manifest.tests,
+        Selection(
+            devices=tuple(options.devices or ()),
+            pattern=options.pattern or "",
+            tags=options.tags or "",
+            folders=tuple(options.folders),
+        ),
+    )
     check_contained(manifest.path, tests)
     if options.emulators:
-        tests = [replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
-                 for t in tests]
+        tests = [
+            replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
+            for t in tests
+        ]
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
@@ -261,14 +268,22 @@ def run_manifest(
     def run_lane(lane: list[TestSpec]) -> None:
         if options.remote is None and _batched(lane[0]):
             for _, result, _ in pool.run_batch(
-                    lane, manifest.base_dir, [device_identity(s) for s in lane],
-                    [str(resolve(manifest.base_dir, s.result)) for s in lane], options.retest,
-                    options.timeout, run_id):
+                lane,
+                manifest.base_dir,
+                [device_identity(s) for s in lane],
+                [str(resolve(manifest.base_dir, s.result)) for s in lane],
+                options.retest,
+                options.timeout,
+                run_id,
+            ):
                 emit(result)
             return
         for spec in lane:
-            emit(run_one(spec, manifest.base_dir, pool, hasher, options.retest, options.timeout,
-                         options.remote))
+            emit(
+                run_one(
+                    spec, manifest.base_dir, pool, hasher, options.retest, options.timeout, options.remote
+                )
+            )
 
     _run_all(_lanes(tests, options.remote is not None, jobs), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
@@ -277,8 +292,11 @@ def run_manifest(
     page = publish_tests(manifest.base_dir, results) if results else None
     cases = flatten(results)
     cached = sum(1 for r in cases if r.cached)
-    print(f"{len(cases) - cached} tests run, {cached} up to date"
-          + (f"; page: {os.path.relpath(page)}" if page else ""), file=out)
+    print(
+        f"{len(cases) - cached} tests run, {cached} up to date"
+        + (f"; page: {os.path.relpath(page)}" if page else ""),
+        file=out,
+    )
     for line in failure_lines(results):
         print(line, file=out)
     print(summary_line(results), file=out, flush=True)
@@ -300,9 +318,7 @@ def _lock_tree(folder: Path) -> None:
         raise UsageError(f"{os.path.relpath(top / LOCK_NAME)}: {why}")
 
 
-def _run_all(
-    lanes: list[list[TestSpec]], run_lane: Callable[[list[TestSpec]], None], jobs: int
-) -> None:
+def _run_all(lanes: list[list[TestSpec]], run_lane: Callable[[list[TestSpec]], None], jobs: int) -> None:
     if jobs == 1 or len(lanes) <= 1:
         for lane in lanes:
             run_lane(lane)

@@ -31,10 +31,18 @@ RUN_TOOL = "iree-run-module"
 _WHEEL_DIR = "iree/_runtime_libs"
 # The manylinux tags pip is allowed to pick for an architecture (newest first).
 WHEEL_PLATFORMS = {
-    "aarch64": ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux_2_17_aarch64",
-                "manylinux2014_aarch64"),
-    "x86_64": ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-               "manylinux2014_x86_64"),
+    "aarch64": (
+        "manylinux_2_28_aarch64",
+        "manylinux_2_27_aarch64",
+        "manylinux_2_17_aarch64",
+        "manylinux2014_aarch64",
+    ),
+    "x86_64": (
+        "manylinux_2_28_x86_64",
+        "manylinux_2_27_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+    ),
 }
 
 
@@ -46,7 +54,8 @@ def env_var(arch: str) -> str:
 def cache_root() -> Path:
     """This user's iree_build cache (the compiler facts live there too)."""
     root = os.environ.get("IREE_BUILD_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "iree_build")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "iree_build"
+    )
     return Path(root)
 
 
@@ -73,11 +82,15 @@ def find_tools(arch: str) -> tuple[Path | None, str]:
     if _has_tool(cached):
         return cached, ""
     if arch in WHEEL_PLATFORMS:
-        how = (f"run `python -m iree_build runtime {arch}` (fetches the {arch} iree-base-runtime "
-               f"{runtime_version()} wheel into {cache_dir(arch)}) or set ${var}")
+        how = (
+            f"run `python -m iree_build runtime {arch}` (fetches the {arch} iree-base-runtime "
+            f"{runtime_version()} wheel into {cache_dir(arch)}) or set ${var}"
+        )
     else:
-        how = (f"no iree-base-runtime wheel exists for {arch}: set ${var} to the folder holding "
-               f"your {arch} runtime build's {RUN_TOOL}")
+        how = (
+            f"no iree-base-runtime wheel exists for {arch}: set ${var} to the folder holding "
+            f"your {arch} runtime build's {RUN_TOOL}"
+        )
     return None, f"no {arch} runtime tools ({how})"
 
 
@@ -110,13 +123,17 @@ def fetch(arch: str, version: str | None = None, force: bool = False) -> Path:
     all; returns the tools folder. Already there (and not ``force``): nothing is fetched."""
     version = version or runtime_version()
     if version == "unknown":
-        raise FetchError("iree-base-runtime is not installed here, so there is no version to match; "
-                         "pip install iree-base-runtime")
+        raise FetchError(
+            "iree-base-runtime is not installed here, so there is no version to match; "
+            "pip install iree-base-runtime"
+        )
     platforms = WHEEL_PLATFORMS.get(arch)
     if platforms is None:
-        raise FetchError(f"no iree-base-runtime wheel is published for {arch} "
-                         f"(wheels exist for {', '.join(WHEEL_PLATFORMS)}); set ${env_var(arch)} "
-                         f"to the folder holding your {arch} runtime build's {RUN_TOOL}")
+        raise FetchError(
+            f"no iree-base-runtime wheel is published for {arch} "
+            f"(wheels exist for {', '.join(WHEEL_PLATFORMS)}); set ${env_var(arch)} "
+            f"to the folder holding your {arch} runtime build's {RUN_TOOL}"
+        )
     dest = cache_dir(arch, version)
     tools = dest / _WHEEL_DIR
     if _has_tool(tools) and not force:
@@ -124,18 +141,34 @@ def fetch(arch: str, version: str | None = None, force: bool = False) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{arch}-", dir=dest.parent) as tmp:
         download = Path(tmp, "wheel")
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                   "--only-binary=:all:", "--dest", str(download),
-                   *(f"--platform={p}" for p in platforms), f"iree-base-runtime=={version}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(download),
+            *(f"--platform={p}" for p in platforms),
+            f"iree-base-runtime=={version}",
+        ]
         try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FetchError(f"pip download of iree-base-runtime=={version} for {arch} failed: {exc}") from None
+            raise FetchError(
+                f"pip download of iree-base-runtime=={version} for {arch} failed: {exc}"
+            ) from None
         wheels = sorted(download.glob("*.whl"))
         if proc.returncode != 0 or not wheels:
-            lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines()
-                     if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]
+            lines = [
+                ln.strip()
+                for ln in (proc.stderr + proc.stdout).splitlines()
+                if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln
+            ]
             said = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "no wheel")
             raise FetchError(f"pip download of iree-base-runtime=={version} for {arch} failed: {said}")
         unpacked = Path(tmp, "unpacked")

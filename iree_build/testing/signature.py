@@ -46,7 +46,9 @@ class FileHasher:
 
 
 def test_signature(
-    spec: TestSpec, base_dir: str | os.PathLike[str], hasher: FileHasher | None = None,
+    spec: TestSpec,
+    base_dir: str | os.PathLike[str],
+    hasher: FileHasher | None = None,
     device: str = "",
 ) -> str | None:
     """What the test's outcome depends on, hashed; None if a file is missing.

@@ -13,8 +13,15 @@ from collections.abc import Iterable, Sequence
 from iree_build.testing.results import FAILING, TestResult, flatten
 
 # Causes in the order they are listed; the first that matches a failure names it.
-CAUSES = ("module not built", "crash", "timeout", "shape/dtype mismatch", "value mismatch",
-          "expected failure passed", "other error")
+CAUSES = (
+    "module not built",
+    "crash",
+    "timeout",
+    "shape/dtype mismatch",
+    "value mismatch",
+    "expected failure passed",
+    "other error",
+)
 SHOWN = 5  # names listed per cause
 
 
@@ -47,8 +54,9 @@ def grouped(results: Iterable[TestResult]) -> dict[str, list[TestResult]]:
     return {c: rs for c, rs in groups.items() if rs}
 
 
-def failure_lines(results: Sequence[TestResult],
-                  failed_steps: Sequence[tuple[str, str, str]] = ()) -> list[str]:
+def failure_lines(
+    results: Sequence[TestResult], failed_steps: Sequence[tuple[str, str, str]] = ()
+) -> list[str]:
     """The summary's lines: failed compiles (module, first error line, where declared),
     then failed tests by cause; empty when nothing failed."""
     lines: list[str] = []

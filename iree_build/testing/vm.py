@@ -60,12 +60,16 @@ def function_to_call(names: list[str], function: str, module: str, declared_at: 
     if not function:
         sync = [n for n in names if not n.endswith("$async")]
         if len(sync) != 1:
-            raise TestError(f"{module!r} exports {', '.join(sync) or 'nothing'}; name the function "
-                            f"to call (declared at {declared_at})")
+            raise TestError(
+                f"{module!r} exports {', '.join(sync) or 'nothing'}; name the function "
+                f"to call (declared at {declared_at})"
+            )
         return sync[0]
     if function not in names:
-        raise TestError(f"function {function!r} not found in {module!r} "
-                        f"(exports: {', '.join(names) or 'none'}; declared at {declared_at})")
+        raise TestError(
+            f"function {function!r} not found in {module!r} "
+            f"(exports: {', '.join(names) or 'none'}; declared at {declared_at})"
+        )
     return function
 
 
@@ -88,9 +92,7 @@ def calling_convention(function: ireert.VmFunction) -> CallingConvention | None:
     if not match:
         return None
     args, results = match.group(2), match.group(3)
-    return CallingConvention(
-        args="" if args == "v" else args, results="" if results == "v" else results
-    )
+    return CallingConvention(args="" if args == "v" else args, results="" if results == "v" else results)
 
 
 def context_error(exc: BaseException, module_name: str, device: str) -> str:
@@ -123,10 +125,7 @@ def find_function(module: ireert.VmModule, spec: TestSpec, n_inputs: int) -> Cal
         raise TestError(f"function {name!r} not found in {spec.module!r} (declared at {spec.declared_at})")
     declaration = function.reflection.get("iree.abi.declaration", "")
     if declaration.startswith("async"):
-        raise TestError(
-            f"function {name!r} uses the async (fences) ABI; only sync "
-            "functions can be tested"
-        )
+        raise TestError(f"function {name!r} uses the async (fences) ABI; only sync functions can be tested")
     cconv = calling_convention(function)
     codes = cconv.args if cconv is not None and cconv.is_exact else None
     if codes is not None and len(codes) != n_inputs:
@@ -149,9 +148,11 @@ def typed_inputs(inputs: list[np.ndarray], declaration: str) -> list[np.ndarray]
         known = BY_NAME.get(name) if name is not None else None
         arr = resolve_opaque(arr, known.dtype if known is not None else None)
         if arr.dtype.kind == "V" and not hal_element_type(arr.dtype):
-            raise TestError(f"input {i} is {arr.dtype.itemsize} raw byte(s) per element (a .npy of an "
-                            "ml_dtypes type saved by np.save) and the function does not declare a "
-                            "type of that width for it")
+            raise TestError(
+                f"input {i} is {arr.dtype.itemsize} raw byte(s) per element (a .npy of an "
+                "ml_dtypes type saved by np.save) and the function does not declare a "
+                "type of that width for it"
+            )
         typed.append(arr)
     return typed
 

@@ -57,9 +57,7 @@ def to_array(value: Any, what: str = "a test value") -> np.ndarray:
         elif array.dtype == np.int64:
             array = array.astype(np.int32)
     if array.dtype.hasobject or (array.dtype.kind not in "biufc" and not is_ml_dtype(array.dtype)):
-        raise IreeBuildError(
-            f"test values must be numbers or booleans, not {array.dtype} ({value!r:.60})"
-        )
+        raise IreeBuildError(f"test values must be numbers or booleans, not {array.dtype} ({value!r:.60})")
     check_travels(array.dtype, what)
     return c_order(array)
 
@@ -101,13 +99,17 @@ def _check_size(f: Any, path: Any) -> None:
     need = count * dtype.itemsize
     have = os.fstat(f.fileno()).st_size - f.tell()
     if need > have:
-        raise ValueError(f"its header says {tuple(shape)} {dtype} ({need} bytes) but the file "
-                         f"holds {have} bytes of data (truncated or corrupt)")
+        raise ValueError(
+            f"its header says {tuple(shape)} {dtype} ({need} bytes) but the file "
+            f"holds {have} bytes of data (truncated or corrupt)"
+        )
 
 
 _SMALL_NPY = 1 << 16
-_PLAIN_HEADER = re.compile(rb"\{'descr': '([<>|=][a-zA-Z]\d+)', 'fortran_order': (False|True), "
-                           rb"'shape': \(((?:\d+, ?)*\d*)\), \} *\n")
+_PLAIN_HEADER = re.compile(
+    rb"\{'descr': '([<>|=][a-zA-Z]\d+)', 'fortran_order': (False|True), "
+    rb"'shape': \(((?:\d+, ?)*\d*)\), \} *\n"
+)
 
 
 def _plain_npy(data: bytes) -> np.ndarray | None:
@@ -161,8 +163,9 @@ def load_npy(path: Any) -> Any:
             array = np.load(f, allow_pickle=False)
         except ValueError as exc:
             if "pickle" in str(exc):
-                raise ValueError("it holds Python objects (pickled), which are never loaded: "
-                                 "save a numeric array") from None
+                raise ValueError(
+                    "it holds Python objects (pickled), which are never loaded: save a numeric array"
+                ) from None
             raise
         except (TypeError, SyntaxError, RecursionError, MemoryError) as exc:
             raise ValueError(f"its header is not a valid .npy header ({type(exc).__name__})") from None
@@ -174,8 +177,13 @@ def load_npy(path: Any) -> Any:
 def resolve_opaque(array: np.ndarray, like: np.dtype | None) -> np.ndarray:
     """A ``.npy`` of anonymous bytes (``|V1``: an f8 value saved by ``np.save``) read as
     ``like`` when that is an ml_dtypes type of the same width; else unchanged."""
-    if (like is not None and array.dtype.kind == "V" and array.dtype.names is None
-            and not is_ml_dtype(array.dtype) and is_ml_dtype(like)
-            and np.dtype(like).itemsize == array.dtype.itemsize):
+    if (
+        like is not None
+        and array.dtype.kind == "V"
+        and array.dtype.names is None
+        and not is_ml_dtype(array.dtype)
+        and is_ml_dtype(like)
+        and np.dtype(like).itemsize == array.dtype.itemsize
+    ):
         return array.view(like)
     return array

@@ -30,8 +30,14 @@ class ElementType:
         return self.dtype.kind in "fc" or self.dtype.type in _ML_FLOATS
 
 
-_ML_FLOATS = {ml_dtypes.bfloat16, ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2,
-              ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2fnuz, ml_dtypes.float8_e8m0fnu}
+_ML_FLOATS = {
+    ml_dtypes.bfloat16,
+    ml_dtypes.float8_e4m3fn,
+    ml_dtypes.float8_e5m2,
+    ml_dtypes.float8_e4m3fnuz,
+    ml_dtypes.float8_e5m2fnuz,
+    ml_dtypes.float8_e8m0fnu,
+}
 
 _TYPES = [
     ElementType("i1", np.dtype(np.bool_), "BOOL_8"),
@@ -67,9 +73,11 @@ _BY_DTYPE: dict[np.dtype, ElementType] = {t.dtype: t for t in _TYPES}
 # Types IREE has that cannot be carried as one element per byte in a numpy array:
 # sub-byte integers and floats are packed by the runtime.
 _PACKED = ("i2", "i4", "si4", "ui4", "f4E2M1FN", "f6E2M3FN", "f6E3M2FN")
-_PACKED_DTYPES = {np.dtype(getattr(ml_dtypes, n)) for n in
-                  ("int2", "uint2", "int4", "uint4", "float4_e2m1fn", "float6_e2m3fn",
-                   "float6_e3m2fn") if hasattr(ml_dtypes, n)}
+_PACKED_DTYPES = {
+    np.dtype(getattr(ml_dtypes, n))
+    for n in ("int2", "uint2", "int4", "uint4", "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn")
+    if hasattr(ml_dtypes, n)
+}
 
 
 def by_name(name: str) -> ElementType:
@@ -78,13 +86,16 @@ def by_name(name: str) -> ElementType:
     if known is not None:
         return known
     if name in _PACKED:
-        raise IreeBuildError(f"element type {name} is packed (several elements per byte) by the "
-                             "runtime and cannot be given as test data; test it through a wider type")
+        raise IreeBuildError(
+            f"element type {name} is packed (several elements per byte) by the "
+            "runtime and cannot be given as test data; test it through a wider type"
+        )
     from iree_build.validation import did_you_mean
 
     names = [t.name for t in _TYPES]
-    raise IreeBuildError(f"unknown element type {name!r}{did_you_mean(name, names)}; "
-                         f"known: {', '.join(names)}")
+    raise IreeBuildError(
+        f"unknown element type {name!r}{did_you_mean(name, names)}; known: {', '.join(names)}"
+    )
 
 
 def of_dtype(dtype: np.dtype) -> ElementType | None:
@@ -98,10 +109,14 @@ def check_travels(dtype: np.dtype, what: str) -> ElementType:
     if known is not None:
         return known
     if dtype in _PACKED_DTYPES:
-        raise IreeBuildError(f"{what} has element type {dtype}, which the runtime packs several to "
-                             "a byte; it cannot be given as test data (use a wider type)")
-    raise IreeBuildError(f"{what} has element type {dtype}, which IREE's runtime cannot take; "
-                         f"use one of: {', '.join(t.name for t in _TYPES)}")
+        raise IreeBuildError(
+            f"{what} has element type {dtype}, which the runtime packs several to "
+            "a byte; it cannot be given as test data (use a wider type)"
+        )
+    raise IreeBuildError(
+        f"{what} has element type {dtype}, which IREE's runtime cannot take; "
+        f"use one of: {', '.join(t.name for t in _TYPES)}"
+    )
 
 
 def hal_element_type(dtype: np.dtype) -> str | None:

@@ -19,8 +19,15 @@ from iree_build.errors import IreeBuildError
 from .iree_syntax import IreeValue, number_files, parse
 from .tolerance import THRESHOLD_FLAGS
 
-_TAKEN = ("input", "expected_output", "function", "device", "expected_rtol", "equality_mode",
-          *THRESHOLD_FLAGS)
+_TAKEN = (
+    "input",
+    "expected_output",
+    "function",
+    "device",
+    "expected_rtol",
+    "equality_mode",
+    *THRESHOLD_FLAGS,
+)
 # Flags of iree-run-module that change nothing a test here judges.
 _HARMLESS = ("print_statistics", "print_max_element_count", "trace_execution")
 
@@ -38,9 +45,13 @@ class RunFlags:
 
     def merged(self, other: RunFlags) -> RunFlags:
         """These flags followed by ``other`` (a configuration's flags, then a test's file)."""
-        return RunFlags(other.function or self.function, [*self.inputs, *other.inputs],
-                        [*self.expected, *other.expected], other.devices or self.devices,
-                        {**self.compare, **other.compare})
+        return RunFlags(
+            other.function or self.function,
+            [*self.inputs, *other.inputs],
+            [*self.expected, *other.expected],
+            other.devices or self.devices,
+            {**self.compare, **other.compare},
+        )
 
 
 def parse_flags(flags: Iterable[tuple[str, str]], base_dir: str | os.PathLike[str] = "") -> RunFlags:
@@ -65,18 +76,27 @@ def _one(out: RunFlags, text: str, base_dir: str | os.PathLike[str]) -> None:
     if name not in _TAKEN:
         from iree_build.validation import did_you_mean
 
-        raise IreeBuildError(f"--{name} is not an iree-run-module flag this build takes"
-                             f"{did_you_mean(name, list(_TAKEN))}; it takes --{', --'.join(_TAKEN)}")
+        raise IreeBuildError(
+            f"--{name} is not an iree-run-module flag this build takes"
+            f"{did_you_mean(name, list(_TAKEN))}; it takes --{', --'.join(_TAKEN)}"
+        )
     if not eq:
         raise IreeBuildError(f"--{name} needs a value (--{name}=...)")
     if name in ("input", "expected_output"):
         if value == "(ignored)":
-            raise IreeBuildError("--expected_output=(ignored) is not supported: give every output's "
-                                 "expected value")
+            raise IreeBuildError(
+                "--expected_output=(ignored) is not supported: give every output's expected value"
+            )
         parsed = parse(value)
         if parsed.file and not os.path.isabs(parsed.file):
-            parsed = IreeValue(parsed.text, parsed.element, parsed.shape,
-                               os.path.join(base_dir, parsed.file), parsed.npy_index, parsed.array)
+            parsed = IreeValue(
+                parsed.text,
+                parsed.element,
+                parsed.shape,
+                os.path.join(base_dir, parsed.file),
+                parsed.npy_index,
+                parsed.array,
+            )
         (out.inputs if name == "input" else out.expected).append(parsed)
     elif name == "function":
         out.function = value

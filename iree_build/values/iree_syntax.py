@@ -62,13 +62,17 @@ def parse(text: str) -> IreeValue:
         if not path:
             raise IreeBuildError(f"{text!r} names no file after '@'")
         if not path.endswith(".npy"):
-            raise IreeBuildError(f"{text!r}: a file without a type must be a .npy; give raw files "
-                                 f"their shape and type, e.g. '2x3xf32=@{path}'")
+            raise IreeBuildError(
+                f"{text!r}: a file without a type must be a .npy; give raw files "
+                f"their shape and type, e.g. '2x3xf32=@{path}'"
+            )
         return IreeValue(text, file=path)
     m = _TYPED.fullmatch(text)
     if m is None:
-        raise IreeBuildError(f"{text!r} is not in IREE's value syntax (e.g. '2x3xf32=1 2 3 4 5 6', "
-                             "'f32=5', '4xi8=@x.bin', '@x.npy')")
+        raise IreeBuildError(
+            f"{text!r} is not in IREE's value syntax (e.g. '2x3xf32=1 2 3 4 5 6', "
+            "'f32=5', '4xi8=@x.bin', '@x.npy')"
+        )
     dims, type_name, data = m.groups()
     element = by_name(type_name)
     shape = tuple(int(d) for d in dims.split("x") if d)
@@ -83,9 +87,11 @@ def _literal(text: str, element: ElementType, shape: tuple[int, ...], data: str)
     tokens = [t for t in _SEPARATORS.split(data) if t]
     count = math.prod(shape)
     if len(tokens) > 1 and len(tokens) != count:
-        raise IreeBuildError(f"{text!r} gives {len(tokens)} values for shape "
-                             f"{'x'.join(map(str, shape)) or '()'} ({count} elements); give "
-                             f"{count}, or one to fill them all")
+        raise IreeBuildError(
+            f"{text!r} gives {len(tokens)} values for shape "
+            f"{'x'.join(map(str, shape)) or '()'} ({count} elements); give "
+            f"{count}, or one to fill them all"
+        )
     values = [_element(t, element, text) for t in tokens]
     dtype = element.dtype
     if not values:
@@ -122,8 +128,9 @@ def _element(token: str, element: ElementType, text: str) -> object:
             value = int(token, 0)
             info = np.iinfo(element.dtype)
             if not info.min <= value <= info.max:
-                raise IreeBuildError(f"{text!r}: {token} does not fit in {element.name} "
-                                     f"({info.min} to {info.max})")
+                raise IreeBuildError(
+                    f"{text!r}: {token} does not fit in {element.name} ({info.min} to {info.max})"
+                )
             return value
         if kind == "c":
             return complex(token.replace("i", "j"))
@@ -150,8 +157,10 @@ def read_file_value(value: IreeValue, path: str | os.PathLike[str]) -> np.ndarra
         return bits.astype(np.bool_).reshape(value.shape)
     need = count * element.dtype.itemsize
     if size != need:
-        raise ValueError(f"holds {size} bytes, but {'x'.join(map(str, value.shape)) or 'a scalar'} "
-                         f"{element.name} takes {need}")
+        raise ValueError(
+            f"holds {size} bytes, but {'x'.join(map(str, value.shape)) or 'a scalar'} "
+            f"{element.name} takes {need}"
+        )
     if element.name == "i1":
         raw = np.fromfile(path, np.uint8, count=count) != 0
     elif is_ml_dtype(element.dtype):
@@ -176,8 +185,9 @@ def _npy_at(path: str | os.PathLike[str], index: int) -> np.ndarray:
     with open(path, "rb") as f:
         for i in range(index + 1):
             if not f.read(1):
-                raise ValueError(f"holds {i} array(s); array {index + 1} was asked for "
-                                 "(the file is named that many times)")
+                raise ValueError(
+                    f"holds {i} array(s); array {index + 1} was asked for (the file is named that many times)"
+                )
             f.seek(-1, os.SEEK_CUR)
             array = np.load(f, allow_pickle=False)
     return array

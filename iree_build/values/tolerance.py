@@ -36,15 +36,15 @@ class Tolerance:
         return f"{self.source}: {text}" if self.source else text
 
 
-def default_tolerance(type_name: str | None, thresholds: dict[str, float] | None = None,
-                      rtol: float | None = None) -> Tolerance:
+def default_tolerance(
+    type_name: str | None, thresholds: dict[str, float] | None = None, rtol: float | None = None
+) -> Tolerance:
     """IREE's comparison for an output of element type ``type_name`` (``None``: unknown,
     judged exactly); ``thresholds`` and ``rtol`` are a flag file's overrides."""
     atol = {**IREE_ATOL, **(thresholds or {})}.get(type_name or "")
     if atol is None:
         return Tolerance("exact", source=f"IREE's {type_name} default" if type_name else "")
-    return Tolerance("approximate", atol, IREE_RTOL if rtol is None else rtol,
-                     f"IREE's {type_name} default")
+    return Tolerance("approximate", atol, IREE_RTOL if rtol is None else rtol, f"IREE's {type_name} default")
 
 
 def declared_tolerance(rtol: float, atol: float) -> Tolerance:
