@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import IreeBuildError
+from .testing.device_names import KNOWN_DEVICES
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,7 @@ BACKENDS: dict[str, Backend] = {
     )
 }
 
-HAL_DEVICES: tuple[str, ...] = (
-    "local-sync",
-    "local-task",
-    "vulkan",
-    "cuda",
-    "hip",
-    "rocm",
-    "webgpu",
-    "metal",
-)
+HAL_DEVICES: tuple[str, ...] = KNOWN_DEVICES  # one list: the runner's (standard library only)
 
 
 def check_backends(backends: Sequence[str], registered: Iterable[str]) -> list[str]:

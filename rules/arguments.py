@@ -106,7 +106,10 @@ def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()
         raise IreeBuildError(f"the path is empty; give the {what}'s path")
     v.no_nul(text, f"give the {what}'s path")
     v.suffix(text, suffixes, what)
-    node = call.env.File(text)
+    try:
+        node = call.env.File(text)
+    except TypeError:  # SCons knows that path as a folder
+        raise IreeBuildError(f"{text!r} is a folder; give the {what}'s path") from None
     if not (node.has_builder() or node.is_derived() or node.srcnode().exists()):
         hint = " (use Glob() for patterns)" if any(c in text for c in "*?[") else ""
         raise IreeBuildError(

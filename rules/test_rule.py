@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import SCons.Node
 import SCons.Script
@@ -28,7 +28,6 @@ from iree_build.hardware import hardware_identity
 from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
 from iree_build.selection import Selection, check_tags
 from iree_build.targets import check_device
-from iree_build.testing.compare import Tol
 from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 
@@ -43,6 +42,9 @@ from .read_ahead import wanted as read_ahead_wanted
 from .registry import Registry, registry
 from .run_flags import from_flagfile
 from .where import declared_at, fail, source_folder
+
+if TYPE_CHECKING:  # numpy comes with it; a build that runs no test never needs it
+    from iree_build.testing.compare import Tol
 
 MANIFEST_NAME = "iree_tests.json"
 Reason = str | Mapping[str, str] | None  # xfail/skip: for every device, or per device

@@ -14,20 +14,24 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
-from iree_build.suites.config import SuiteConfig, read_config
 from iree_build.suites.folders import find_tests
-from iree_build.values.flagfile import RunFlags, read_flagfile
 
 from . import module_rule
 from .arguments import checked
 from .test_rule import DeclaredTest, declare_call_test, register
 from .where import declared_at, fail
 
+if TYPE_CHECKING:  # numpy comes with these: imported where a suite is declared, not by every build
+    from iree_build.suites.config import SuiteConfig
+
 
 def _config(env, config) -> SuiteConfig | None:
+    from iree_build.suites.config import read_config  # numpy comes with it: only when used
+
     if config is None:
         return None
     node = env.File(config) if isinstance(config, str) else config
@@ -48,6 +52,8 @@ def IreeTestSuite(
     tags: Sequence[str] = (),
 ) -> list:
     """Declare a module and a test for every test folder under ``root``."""
+    from iree_build.values.flagfile import RunFlags, read_flagfile
+
     where = declared_at()
     here = env.Dir(".").srcnode().get_abspath()
     try:

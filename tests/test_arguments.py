@@ -120,6 +120,7 @@ CASES: list[tuple[str, str | None]] = [
      "iree_test inputs: {'x': 1} is a dict, not a data value; give a .npy/.pb path, a number"),
     ('iree_test(name="t", module="m", function="add", inputs=["missing.npy"])',
      "iree_test inputs: data file {dir}missing.npy not found; give a file that exists"),
+    ('iree_module(name="m2", src=["../"])', "iree_module src: '../' is a folder; give the source's path"),
     ('iree_test(name="t", module="m", function="add", inputs=["a.txt"])',
      "iree_test inputs: data file 'a.txt' is not a .npy/.pb file"),
     ('iree_test(name="t[0]", module="m", function="add")',
