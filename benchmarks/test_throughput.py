@@ -32,7 +32,24 @@ Output, per size N::
     BENCH nN_scons_ms_per_test_beyond_cached X (scons -j2 - cached) / N in ms (<= 0.7)
     BENCH nN_cached_vs_plain_noop X            scons cached / plain noop (<= 1.2)
 
-Run: ``python benchmarks/test_throughput.py [--rounds N] [--sizes 100,1000] [--keep]``.
+Check suites (``--check-files F``, default 40; 0 leaves them out): one
+``iree_check_test_suite`` over ``F`` small check files of
+``check_suite.py`` (two or three cases each, ``llvm-cpu`` on ``local-task``),
+compiled once, not timed. Each file is one test whose cases run in one run-worker
+call; the files run in parallel. The variants, in the same rounds: ``native x2``
+(per case one native ``iree-run-module --function=CASE``, two at a time; it does
+less, since it treats the ``check`` imports as optional and judges nothing),
+``runner -j2``, ``runner -j1``, ``scons -j2`` (result files deleted) and
+``scons cached``. Every variant must run every case; the runner and SCons are
+checked to fail a wrong check (a file added by ``BENCH_WRONG=1``)::
+
+    BENCH checksC_<variant>_s X                C cases, medians, seconds
+    BENCH checksC_runner_j2_vs_native X
+    BENCH checksC_runner_j2_vs_j1 X
+    BENCH checksC_scons_j2_vs_native X
+
+Run: ``python benchmarks/test_throughput.py [--rounds N] [--sizes 100,1000]
+[--check-files F] [--keep]``.
 """
 
 from __future__ import annotations
@@ -221,10 +238,93 @@ class Project:
         self.scons_full()  # the runner wrote a failed result where SCons keeps its own
 
 
+CHECK_SCONSTRUCT = """\
+import os
+from iree_rules import *
+srcs = sorted(Glob("checks/*.mlir"), key=str)
+if os.environ.get("BENCH_WRONG"):
+    srcs.append(File("wrong/check_wrong.mlir"))
+iree_check_test_suite(name="suite", srcs=srcs, target_backends=["llvm-cpu"], cpu="generic",
+                      devices=["local-task"])
+"""
+
+WRONG_CHECK = """\
+func.func @wrong() {
+  %a = util.unfoldable_constant dense<[1.0, 2.0]> : tensor<2xf32>
+  check.expect_almost_eq_const(%a, dense<[1.0, 3.0]> : tensor<2xf32>) : tensor<2xf32>
+  return
+}
+"""
+
+
+class CheckProject(Project):
+    """A check-test suite: each file one test, its cases one run-worker call."""
+
+    def __init__(self, tmp: Path, files: int, native: str) -> None:
+        from check_suite import make_files
+
+        self.native, self.files = native, files
+        self.root = tmp / f"checks{files}"
+        self.env = dict(os.environ)
+        self.env.pop("BENCH_WRONG", None)
+        self.env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), self.env.get("PATH", "")])
+        (self.root / "checks").mkdir(parents=True)
+        (self.root / "wrong").mkdir()
+        (self.root / "wrong" / "check_wrong.mlir").write_text(WRONG_CHECK)
+        self.cases: list[tuple[str, str]] = []  # (file stem, function)
+        for stem, (text, names) in make_files(files).items():
+            (self.root / "checks" / f"{stem}.mlir").write_text(text)
+            self.cases += [(stem, f) for f in names]
+        self.n = len(self.cases)
+        (self.root / "SConstruct").write_text(CHECK_SCONSTRUCT)
+        self.argv: list[list[str]] = []
+
+    def build(self) -> None:
+        import json
+
+        t = time.perf_counter()
+        proc, _ = self.scons("-j2", "test")
+        self._expect(proc, "first build", self.n, 0)
+        manifests = [p for p in self.root.rglob("iree_tests.json")]
+        if len(manifests) != 1:
+            raise SystemExit(f"error: expected one test manifest under {self.root}, found {manifests}")
+        self.build_dir = manifests[0].parent
+        modules = {Path(e["module"]).name.split(".")[0]: self.build_dir / e["module"]
+                   for e in json.loads(manifests[0].read_text())["tests"]}
+        self.argv = [[self.native, "--device=local-task", f"--module={next(m for k, m in modules.items() if stem in k)}",
+                      f"--function={function}"] for stem, function in self.cases]
+        print(f"checks ({self.files} files, {self.n} cases): built in {time.perf_counter() - t:.1f} s "
+              "(not timed)", flush=True)
+
+    def runner(self, jobs: int, expect_failed: int = 0) -> float:
+        proc, elapsed = self._run([sys.executable, "-m", "iree_build", "test", str(self.build_dir), "--retest",
+                                   "-j", str(jobs)], self.root)
+        self._expect(proc, f"runner -j{jobs}", self.n, expect_failed, self.n + expect_failed)
+        return elapsed
+
+    def scons_full(self, jobs: int = 2) -> float:
+        for p in self.build_dir.rglob("*.result.json"):
+            p.unlink()
+        proc, elapsed = self.scons("test", f"-j{jobs}")
+        self._expect(proc, f"scons -j{jobs}", self.n, 0, self.n)
+        return elapsed
+
+    def check_fails_wrong(self) -> None:
+        """SCons and the runner fail a wrong check (a file added to the suite), then the
+        suite is rebuilt without it. The native loop cannot: it judges no check."""
+        wrong = dict(self.env, BENCH_WRONG="1")
+        proc, _ = self.scons("test", "-j2", env=wrong)
+        self._expect(proc, "scons with a wrong check", self.n, 1, 1)
+        self.runner(2, expect_failed=1)
+        proc, _ = self.scons("test", "-j2")
+        self._expect(proc, "scons after the wrong check", self.n, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", default="100,1000")
+    ap.add_argument("--check-files", type=int, default=40, help="check files of the check suite (0: none)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
     native = find_native_run_module(find_run_module())
@@ -233,38 +333,53 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     with workdir("iree_test_throughput_", args.keep) as tmp:
         projects = [Project(tmp, n, native) for n in sizes]
+        if args.check_files:
+            projects.append(CheckProject(tmp, args.check_files, native))
         for p in projects:
             p.build()
             p.check_fails_wrong()
         print(f"each variant fails a wrong expectation; cores {os.cpu_count()}, "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
         variants: dict[str, Callable[[Project], float]] = {
-            "native_x2": Project.native_x2,
+            "native_x2": lambda p: p.native_x2(),
             "runner_j2": lambda p: p.runner(2),
             "runner_j1": lambda p: p.runner(1),
-            "scons_j2": Project.scons_full,
-            "scons_cached": Project.scons_cached,
-            "plain_noop": Project.plain_noop,
+            "scons_j2": lambda p: p.scons_full(),
+            "scons_cached": lambda p: p.scons_cached(),
+            "plain_noop": lambda p: p.plain_noop(),
         }
-        times = {(p.n, k): [] for p in projects for k in variants}
+        check_variants = ("native_x2", "runner_j2", "runner_j1", "scons_j2", "scons_cached")
+
+        def label(p: Project) -> str:
+            return f"checks{p.n}" if isinstance(p, CheckProject) else f"n{p.n}"
+
+        def kinds(p: Project) -> list[str]:
+            return [k for k in variants if not isinstance(p, CheckProject) or k in check_variants]
+
+        times = {(label(p), k): [] for p in projects for k in kinds(p)}
+        loads = [os.getloadavg()[0]]
         for r in range(args.rounds):
             for p in projects:
-                for k, fn in variants.items():
-                    times[p.n, k].append(fn(p))
-                print(f"round {r + 1} n={p.n}: " + ", ".join(
-                    f"{k} {times[p.n, k][-1]:.3f}" for k in variants), flush=True)
-        print(f"load {os.getloadavg()[0]:.2f}")
+                for k in kinds(p):
+                    times[label(p), k].append(variants[k](p))
+                print(f"round {r + 1} {label(p)}: " + ", ".join(
+                    f"{k} {times[label(p), k][-1]:.3f}" for k in kinds(p)), flush=True)
+                loads.append(os.getloadavg()[0])
+        print(f"load (1-minute average) while measuring: {min(loads):.2f} to {max(loads):.2f} on "
+              f"{os.cpu_count()} cores")
         for p in projects:
-            m = {k: statistics.median(times[p.n, k]) for k in variants}
-            n = p.n
-            for k in variants:
-                print(f"BENCH n{n}_{k}_s {m[k]:.3f}")
-            print(f"BENCH n{n}_runner_j2_vs_native {m['native_x2'] / m['runner_j2']:.2f}")
-            print(f"BENCH n{n}_runner_j2_vs_j1 {m['runner_j1'] / m['runner_j2']:.2f}")
-            print(f"BENCH n{n}_scons_j2_vs_native {m['native_x2'] / m['scons_j2']:.2f}")
-            print(f"BENCH n{n}_scons_ms_per_test_beyond_cached "
-                  f"{(m['scons_j2'] - m['scons_cached']) / n * 1000:.2f}")
-            print(f"BENCH n{n}_cached_vs_plain_noop {m['scons_cached'] / m['plain_noop']:.2f}")
+            n = label(p)
+            m = {k: statistics.median(times[n, k]) for k in kinds(p)}
+            for k in kinds(p):
+                print(f"BENCH {n}_{k}_s {m[k]:.3f}")
+            print(f"BENCH {n}_runner_j2_vs_native {m['native_x2'] / m['runner_j2']:.2f}")
+            print(f"BENCH {n}_runner_j2_vs_j1 {m['runner_j1'] / m['runner_j2']:.2f}")
+            print(f"BENCH {n}_scons_j2_vs_native {m['native_x2'] / m['scons_j2']:.2f}")
+            if isinstance(p, CheckProject):
+                continue
+            print(f"BENCH {n}_scons_ms_per_test_beyond_cached "
+                  f"{(m['scons_j2'] - m['scons_cached']) / p.n * 1000:.2f}")
+            print(f"BENCH {n}_cached_vs_plain_noop {m['scons_cached'] / m['plain_noop']:.2f}")
     return 0
 
 

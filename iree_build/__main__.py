@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 PROG = "python -m iree_build"
 
@@ -164,11 +165,15 @@ def _run_benchmarks(args: argparse.Namespace) -> int:
 
 def _run_tests(args: argparse.Namespace) -> int:
     _need_runtime(load=False)
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise _Usage("--timeout must be a positive number of seconds")
+    if not args.cluster and Path(args.build_dir).exists():
+        from iree_build.testing.run_pool import default_run_pool
+
+        default_run_pool().prestart()  # the run workers' imports overlap this process' own
     from iree_build.testing.emulation import parse_emulators
     from iree_build.testing.runner import RunOptions, find_manifest, run_manifest
 
-    if args.timeout is not None and not 0 < args.timeout < float("inf"):
-        raise _Usage("--timeout must be a positive number of seconds")
     options = RunOptions(
         devices=_devices(args),
         pattern=args.filter,

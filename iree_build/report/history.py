@@ -49,6 +49,11 @@ def entry(result: TestResult) -> dict[str, Any]:
 
 def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The kept runs, oldest first; unreadable lines are dropped (it is only history)."""
+    return [run for _, run in _load_lines(path)]
+
+
+def _load_lines(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The kept runs with their lines as stored (rewritten as they are, not encoded again)."""
     runs = []
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -60,21 +65,20 @@ def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except (ValueError, RecursionError):
             continue
         if isinstance(run, dict) and isinstance(run.get("tests"), dict):
-            runs.append(run)
+            runs.append((line, run))
     return runs
 
 
 def record_run(base_dir: str | os.PathLike[str], results: Sequence[TestResult]) -> list[dict[str, Any]]:
     """Add this run to the folder's history; returns the kept runs, this one last."""
     path = Path(base_dir) / HISTORY_NAME
-    runs = load(path)
     this = {
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tests": {r.name: entry(r) for r in flatten(results)},
     }
-    runs = [*runs, this][-KEPT:]
-    atomic_write_text(path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in runs))
-    return runs
+    kept = [*_load_lines(path), (json.dumps(this, separators=(",", ":")), this)][-KEPT:]
+    atomic_write_text(path, "".join(line + "\n" for line, _ in kept))
+    return [run for _, run in kept]
 
 
 def flaky(runs: Sequence[dict[str, Any]]) -> set[str]:

@@ -247,7 +247,8 @@ def _run_test(
         return judge_cases(spec, cases, signature)
     if reason is not None:
         return result("skipped", reason)
-    not_built = failed_build_note(resolve(base_dir, spec.module))
+    module = resolve(base_dir, spec.module)
+    not_built = failed_build_note(module)
     if not_built:
         return result("error", f"{spec.name}: the module did not build: {not_built}")
     try:
@@ -258,7 +259,7 @@ def _run_test(
         lane, _ = lane_for(spec.module, spec.arch, spec.device, spec.emulator, spec.kind)
         if lane is not None:  # another architecture's code, under its emulator
             outputs, time_ms = emulated_run.call(
-                lane, spec, resolve(base_dir, spec.module), inputs, bool(spec.expected), Path(base_dir)
+                lane, spec, module, inputs, bool(spec.expected), Path(base_dir)
             )
         else:
             outputs, time_ms = pool.run_on(
@@ -266,7 +267,7 @@ def _run_test(
                 invoke,
                 pool,
                 spec,
-                resolve(base_dir, spec.module),
+                module,
                 inputs,
                 bool(spec.expected),
                 Path(base_dir),
