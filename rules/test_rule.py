@@ -228,7 +228,8 @@ def _restage(env, test: DeclaredTest) -> None:
 
 def _run_locally(test: DeclaredTest, reg: Registry):
     """The test's outcome from a run worker of this machine (any thread). A passed call's
-    result file is written by the worker, beside its place under a temporary name:
+    result file is written by the worker, beside its place under a temporary name, into
+    the inode of the result it replaces (a result is precious: SCons leaves it for us):
     creating a file costs about as much as a small test, and this process' time is
     what SCons' own bookkeeping needs."""
     from iree_build.testing.run_pool import default_run_pool
@@ -247,6 +248,7 @@ def _run_locally(test: DeclaredTest, reg: Registry):
             _timeout_override(),
             hardware=hardware,
             result_file=str(temp_path_for(test.result.get_abspath())),
+            replaces=test.result.get_abspath(),
         )
     signature = test_signature(spec, base, reg.hasher(), hardware)
     return pool.run_test(spec, base, signature or "", _timeout_override())
@@ -583,6 +585,7 @@ def register(env, test: DeclaredTest, sources: list):
     reg.tests.append(test)
     reg.by_result[result.get_abspath()] = test
     env.Command(result, data_files.sources_for(env, [result], sources), TEST_ACTION)
+    result.set_precious()  # not deleted before its test runs: the new result reuses its inode
     if test.device not in ("local-sync", "local-task"):  # one test at a time on a GPU
         lock = env.File(f"#.iree_device_{test.device}.lock")
         env.SideEffect(lock, result)

@@ -406,14 +406,16 @@ class RunPool:
         *,
         hardware: str | None = None,
         result_file: str | None = None,
+        replaces: str | None = None,
     ) -> TestResult:
         """Run one test in a worker; a crash or a hang becomes its result, never an exception.
 
         ``timeout`` (seconds per call or check case) overrides the test's own. For a
         function call (not a check file), ``hardware`` has the worker compute the
         signature (it reads the module and the data anyway), and ``result_file`` has it
-        write a passed result there (the caller renames it into place): work taken off
-        the caller's process, whose one interpreter lock SCons' own bookkeeping needs.
+        write a passed result there (the caller renames it into place, onto ``replaces``,
+        whose inode the worker reuses): work taken off the caller's process, whose one
+        interpreter lock SCons' own bookkeeping needs.
         """
         limit = timeout or spec.timeout or DEFAULT_TIMEOUT_S
         lane = _lane(spec.device)
@@ -423,7 +425,11 @@ class RunPool:
         try:
             if spec.kind == "check":
                 return self._run_check(spec, str(base_dir), signature, limit, lane)
-            extra = {k: v for k, v in (("hardware", hardware), ("result_file", result_file)) if v is not None}
+            extra = {
+                k: v
+                for k, v in (("hardware", hardware), ("result_file", result_file), ("replaces", replaces))
+                if v is not None
+            }
             return self._run_call(spec, str(base_dir), signature, limit, lane, extra)
         finally:
             if guard is not None:
@@ -538,6 +544,7 @@ class RunPool:
         timeout: float | None = None,
         run: str = "",
         passed_only: bool = False,
+        replaces: Sequence[str] | None = None,
     ) -> Iterator[tuple[int, TestResult, bool]]:
         """Run CPU function calls back to back in one worker, one request for them all;
         yields ``(index, result, cached)`` in their order as each ends.
@@ -547,7 +554,8 @@ class RunPool:
         as in :meth:`run_test`: a crash or a hang is that test's result, and the tests after
         it go on in a fresh worker. One test at a time: the calls never overlap. Batches
         of one ``run`` (an id) share the worker's file digests: their files do not change.
-        ``passed_only``: only passed results are written (a build renames them into place)."""
+        ``passed_only``: only passed results are written (a build renames them into place,
+        onto ``replaces``, whose inodes the worker reuses)."""
         base = str(base_dir)
         remaining = list(range(len(specs)))
         while remaining:
@@ -568,6 +576,7 @@ class RunPool:
                                 "spec": specs[i].to_json(),
                                 "hardware": hardware[i],
                                 "result_file": result_files[i],
+                                **({"replaces": replaces[i]} if replaces else {}),
                             }
                             for i in remaining
                         ],

@@ -10,9 +10,10 @@ per line on stdin; JSON lines back on the original stdout. A request is
   always a last ``{"event": "result", "result": R, "written": bool}``. Optional keys:
   ``"hardware": H`` (this worker computes the signature, since it reads the module and
   the data anyway) and ``"result_file": PATH`` (a passed result is written there, for
-  the parent to rename into place: ``written``).
+  the parent to rename into place: ``written``; ``"replaces": FINAL``: the file there
+  now is moved to PATH and rewritten, its inode reused).
 - ``{"op": "tests", "base_dir": DIR, "run": ID, "retest": bool, "passed_only": bool, "items": [{"i": N, "spec": ENTRY,
-  "hardware": H, "result_file": PATH}, ..]}`` -> per item, in order, ``{"event": "result",
+  "hardware": H, "result_file": PATH, "replaces": FINAL}, ..]}`` -> per item, in order, ``{"event": "result",
   "i": N, "result": R, "cached": bool, "written": bool}``: function calls run back to back
   without a request each; the worker computes each signature, answers a stored result that
   still holds (unless ``retest``) and writes every new result file itself (``written``).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -104,12 +106,26 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "count": len(outputs), "message": ""}
 
 
-def _write(path: Path, text: str) -> bool:
-    """Write a passed result for the parent to rename; False (the parent writes it) if
-    this fails."""
+def _write(path: Path, text: str, replaces: str | None = None) -> bool:
+    """Write a passed result for the parent to rename onto ``replaces``; False (the parent
+    writes it) if this fails. The result it replaces, if any, is moved to ``path`` first
+    and rewritten there: creating a file costs more than a small test, rewriting one does
+    not. ``path`` holds this test's new result only once this returns True."""
+    data = text.encode("utf-8")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if replaces:
+            try:
+                os.rename(replaces, path)
+            except FileNotFoundError:
+                pass
+        try:
+            with open(path, "r+b") as f:  # no truncation to nothing first: that costs a new block
+                f.write(data)
+                f.truncate()
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
         return True
     except OSError:
         path.unlink(missing_ok=True)
@@ -139,7 +155,7 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
             }
     result = run_test(spec, req["base_dir"], pool, signature)
     if req.get("passed_only"):  # a temporary name, for the build to rename into place
-        written = result.status == "passed" and _write(Path(path), result_json(result))
+        written = result.status == "passed" and _write(Path(path), result_json(result), item.get("replaces"))
     else:
         try:
             write_result(result, path)
@@ -197,7 +213,7 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             faulted = mark_device_fault(result)
             written = bool(req.get("result_file")) and result.status == "passed"
             if written:
-                written = _write(Path(req["result_file"]), result_json(result))
+                written = _write(Path(req["result_file"]), result_json(result), req.get("replaces"))
             _send(replies, {"event": "result", "result": result.to_json(), "written": written})
             if faulted:
                 return  # the parent sees the result, then this worker end
