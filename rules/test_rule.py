@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +194,10 @@ def _run(target, source, env):
             return outcome if outcome is not None else _run_locally(test, reg)  # None: no cluster
 
         result = ahead.local(test, run) if ahead is not None else run()
+    skipped = result.message
+    required = result.status == "skipped" and bool(options.option("iree-require-devices"))
+    if required:  # a failure, said as the standalone runner says it
+        result = replace(result, status="failed", message=f"device required: {skipped}")
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))
@@ -205,9 +209,9 @@ def _run(target, source, env):
             write_result(result, path)
         return 0
     path.unlink(missing_ok=True)  # never recorded as up to date: rerun next time
+    if required:
+        return f"test {test.name} could not run and --iree-require-devices is set: {skipped}"
     if result.status == "skipped":
-        if options.option("iree-require-devices"):
-            return f"test {test.name} could not run and --iree-require-devices is set: {result.message}"
         return 0
     return f"test {test.name} {_FAILED_WORDS.get(result.status, 'failed')}"
 

@@ -326,6 +326,10 @@ def test_without_an_emulator_the_skip_line_says_how_to_configure_one(project: Pr
         "the aarch64 emulator no-such-qemu is not installed (on Debian or Ubuntu: apt-get install "
         "qemu-user libc6-arm64-cross libstdc++6-arm64-cross))"
     ) in named.stdout, named.output
+    required = project.scons("test", "--iree-require-devices")  # a missing lane fails when required
+    assert required.returncode != 0, required.output
+    assert _line(required, "FAIL t[local-task@aarch64] (device required: arm.vmfb holds aarch64 code only")
+    assert required.stdout.splitlines()[-1] == "0 passed, 1 failed, 0 skipped", required.output
     bad = project.scons("test", "--iree-emulator=qemu-aarch64")
     assert bad.returncode == 2 and "--iree-emulator: 'qemu-aarch64' is not ARCH:COMMAND" in bad.output
 
