@@ -398,6 +398,9 @@ def test_a_cluster_worker_with_its_own_emulator_offers_and_runs_the_lane(built, 
         same = _runner(project, *args, "--cluster", cluster.address, env=env)
         _qemu_saying(qemu, "9.0.1")  # the worker's emulator upgraded under the running worker
         upgraded = _runner(project, *args, "--cluster", cluster.address, env=env)
+        scons = project.scons("test", "--iree-retest", f"--iree-cluster={cluster.address}",
+                              "--iree-devices=local-task@aarch64", "--iree-test-filter=good*",
+                              "--iree-emulator=aarch64:/nonexistent/qemu", env=env)
     finally:
         cluster.stop()
     assert first.returncode == 0, first.stdout + first.stderr
@@ -406,6 +409,8 @@ def test_a_cluster_worker_with_its_own_emulator_offers_and_runs_the_lane(built, 
     assert "0 tests run, 1 up to date" in same.stdout, same.stdout + same.stderr
     assert "1 tests run, 0 up to date" in upgraded.stdout, upgraded.stdout + upgraded.stderr
     assert "PASS good[local-task@aarch64] (" in upgraded.stdout, upgraded.stdout
+    assert scons.returncode == 0 and _tested(scons.stdout) == {"good[local-task@aarch64]"}, scons.output
+    assert "PASS good[local-task@aarch64] (" in scons.stdout, scons.output
 
 
 def test_the_aarch64_example_builds_and_tests_under_qemu(aarch64_tools: Path, tmp_path: Path) -> None:
