@@ -215,6 +215,7 @@ def IreeBenchmark(
             device,
             spec.tags,
             (source_folder(env), env.Dir(".").get_internal_path().replace(os.sep, "/")),
+            arch,
         )
         nodes.append(
             _register(

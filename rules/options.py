@@ -13,7 +13,12 @@ _registered = False
 OPTIONS: list[tuple[str, dict]] = [
     (
         "--iree-devices",
-        dict(metavar="LIST", default="", help="run tests only on these HAL devices, e.g. cuda,local-task"),
+        dict(
+            metavar="LIST",
+            default="",
+            help="run tests only on these HAL devices, e.g. cuda,local-task "
+            "(local-task: this machine's code; local-task@aarch64: aarch64 code, emulated)",
+        ),
     ),
     (
         "--iree-test-filter",

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import hardware_identity
 from iree_build.targets import check_device
-from iree_build.testing.emulation import lane_identity, lane_label
+from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
 
 from . import data_files
@@ -51,13 +50,8 @@ def _signature(target, source, env) -> str:
     return (
         f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
         f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
-        f"hardware: {hardware_identity(run.device)}\n{_lane(run)}{run.data}"
+        f"hardware: {lane_hardware(run.device, run.arch, run.emulator)}\n{run.data}"
     )
-
-
-def _lane(run: DeclaredRun) -> str:
-    lane = lane_identity(run.arch, run.device, run.emulator) if run.emulator else ""
-    return f"lane: {lane}\n" if lane else ""
 
 
 def _run(target, source, env):

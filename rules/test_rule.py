@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +24,10 @@ import SCons.Script
 
 from iree_build.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import hardware_identity
 from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
 from iree_build.selection import Selection, check_tags
 from iree_build.targets import check_device
-from iree_build.testing.emulation import lane_identity, lane_label
+from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
 
 from . import cluster_backend, data_files, help_summary, options
@@ -164,18 +163,12 @@ def _signature(target, source, env) -> str:
             f"timeout: {t.timeout!r}",
             f"runtime: iree-base-runtime {runtime_version()}",
             f"comparison: {COMPARISON} {sorted(t.compare.items())}",
-            f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
-            *_lane_line(t),
+            # a shared CacheDir serves results to this hardware only; an emulated lane's
+            # hardware names the emulated architecture and the emulator's version
+            f"hardware: {lane_hardware(t.device, t.arch, t.emulator)}",
             data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
         ]
     )
-
-
-def _lane_line(t: DeclaredTest) -> list[str]:
-    """An emulated lane's identity (the emulated architecture, the emulator's version, the
-    tools'): a result under one emulator is not taken for another's."""
-    lane = lane_identity(t.arch, t.device, t.emulator) if t.emulator else ""
-    return [f"lane: {lane}"] if lane else []
 
 
 def _say(reg: Registry, line: str) -> None:
@@ -201,6 +194,10 @@ def _run(target, source, env):
             return outcome if outcome is not None else _run_locally(test, reg)  # None: no cluster
 
         result = ahead.local(test, run) if ahead is not None else run()
+    skipped = result.message
+    required = result.status == "skipped" and bool(options.option("iree-require-devices"))
+    if required:  # a failure, said as the standalone runner says it
+        result = replace(result, status="failed", message=f"device required: {skipped}")
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))
@@ -212,9 +209,9 @@ def _run(target, source, env):
             write_result(result, path)
         return 0
     path.unlink(missing_ok=True)  # never recorded as up to date: rerun next time
+    if required:
+        return f"test {test.name} could not run and --iree-require-devices is set: {skipped}"
     if result.status == "skipped":
-        if options.option("iree-require-devices"):
-            return f"test {test.name} could not run and --iree-require-devices is set: {result.message}"
         return 0
     return f"test {test.name} {_FAILED_WORDS.get(result.status, 'failed')}"
 
@@ -578,6 +575,7 @@ def register(env, test: DeclaredTest, sources: list):
         test.device,
         test.tags,
         (test.folder, env.Dir(".").get_internal_path().replace(os.sep, "/")),
+        test.arch,
     )
     result = test.result
     reg.tests.append(test)

@@ -21,11 +21,10 @@ from typing import Protocol, TextIO
 
 from iree_build import selection
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import hardware_identity
 from iree_build.report.publish import publish_tests
 from iree_build.selection import Selection
 from iree_build.testing.device_names import canonical_device, is_cpu_device
-from iree_build.testing.emulation import lane_identity
+from iree_build.testing.emulation import emulators_here, lane_hardware
 from iree_build.testing.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -60,9 +59,7 @@ def device_identity(spec: TestSpec) -> str:
     ``scons test`` signs it): a result copied from another machine, or from a software
     Vulkan driver, says nothing about this one's CPU or GPU; an emulated lane adds the
     emulated architecture, the emulator and its tools."""
-    identity = hardware_identity(spec.device)
-    lane = lane_identity(spec.arch, spec.device, spec.emulator)  # another CPU's code, emulated
-    return f"{identity}; {lane}" if lane else identity
+    return lane_hardware(spec.device, spec.arch, spec.emulator)
 
 
 def up_to_date_result(
@@ -240,11 +237,9 @@ def run_manifest(
         ),
     )
     check_contained(manifest.path, tests)
-    if options.emulators:
-        tests = [
-            replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
-            for t in tests
-        ]
+    emulators = emulators_here(options.emulators)  # this machine's, over the manifest's
+    if emulators:
+        tests = [replace(t, emulator=emulators[t.arch]) if t.arch in emulators else t for t in tests]
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
