@@ -653,6 +653,7 @@ def crash_recovery(tmp: Path, rounds: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global JOBS
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the variants (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print it")
@@ -661,7 +662,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=JOBS,
                     help="the parallel variants' -j and CLI processes at a time (default 2)")
     args = ap.parse_args(argv)
-    global JOBS
     JOBS = args.jobs
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
