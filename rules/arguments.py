@@ -32,7 +32,7 @@ from typing import Any
 
 from iree_build import validation as v
 from iree_build.errors import IreeBuildError
-from iree_build.targets import BACKENDS, HAL_DEVICES
+from iree_build.targets.backends import BACKENDS, HAL_DEVICES
 
 from . import build_lock
 from .where import declared_at, fail
@@ -236,13 +236,13 @@ def _needs_llvm_cpu(name: str, call: Call) -> None:
 
 
 def _triple_of(call: Call) -> str:
-    from iree_build.host_cpu import host
+    from iree_build.targets.host_cpu import host
 
     return call.args.get("triple") or call.env.get("IREE_TRIPLE") or host()[2]
 
 
 def _check_backends(value, call):
-    from iree_build.compiler_info import compiler_info
+    from iree_build.compile.compiler_info import compiler_info
 
     known = list(BACKENDS)
     items = v.strings(value, f"give a list of backends, e.g. ['llvm-cpu']; known: {', '.join(known)}")
@@ -265,14 +265,14 @@ def _check_backends(value, call):
 
 
 def _check_triple(value, call):
-    from iree_build.cpu_features import check_triple
+    from iree_build.targets.cpu_features import check_triple
 
     _needs_llvm_cpu("triple", call)
     return check_triple(v.string(value, "give an LLVM target triple, e.g. 'aarch64-unknown-linux-gnu'"))
 
 
 def _check_cpu(value, call):
-    from iree_build.host_cpu import resolve
+    from iree_build.targets.host_cpu import resolve
 
     text = v.string(value, "give 'host', 'generic' or an LLVM CPU name like 'znver4'")
     _needs_llvm_cpu("cpu", call)
@@ -281,7 +281,7 @@ def _check_cpu(value, call):
 
 
 def _check_features(value, call):
-    from iree_build.cpu_features import check_features
+    from iree_build.targets.cpu_features import check_features
 
     allowed = "give LLVM features like '+avx2,+fma' (or a list of them)"
     if isinstance(value, (list, tuple)):
@@ -293,7 +293,7 @@ def _check_features(value, call):
 
 
 def _check_toolchain(value, call):
-    from iree_build.toolchains import find_toolchain
+    from iree_build.targets.toolchains import find_toolchain
 
     from .declared_modules import toolchain_dirs
 
@@ -322,7 +322,7 @@ def _onnx_only(check: Check, what: str) -> Check:
 
 
 def _opset(value, call):
-    if value == "own":  # keep the model's own opset (iree_build.onnx_policy)
+    if value == "own":  # keep the model's own opset (iree_build.onnx.policy)
         return value
     v.number(
         value, "give an ONNX opset number, e.g. 17, or 'own' for the model's own", integer=True, minimum=1
@@ -434,7 +434,7 @@ def _module_ref(value, call):
 def _usable(call: Call) -> tuple[list[str], list[str]] | None:
     """(backends, devices that can run them) of the module or suite being declared."""
     if call.usable is None and "srcs" in call.args and call.args.get("toolchain") is None:
-        from iree_build.targets import devices_for
+        from iree_build.targets.backends import devices_for
 
         backends = call.args.get("target_backends") or call.env.Flatten(
             [call.env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])]
@@ -445,7 +445,7 @@ def _usable(call: Call) -> tuple[list[str], list[str]] | None:
 
 
 def _runnable(device: str, call: Call) -> str:
-    from iree_build.targets import check_device
+    from iree_build.targets.backends import check_device
 
     usable = _usable(call)
     if usable is not None and device not in usable[1]:

@@ -23,7 +23,6 @@ from typing import Any
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text
 from iree_build.bench.spec import (
     MANIFEST_NAME,
     BenchSpec,
@@ -34,8 +33,9 @@ from iree_build.bench.spec import (
     min_time_text,
 )
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tags
 from iree_build.testing.emulation import lane_label
+from iree_build.testing.selection import check_tags
+from iree_build.util.atomic import atomic_write_text
 
 from . import data_files, help_summary, options
 from .action_text import set_strfunction

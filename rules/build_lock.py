@@ -1,13 +1,13 @@
 """One build at a time per tree: a second ``scons`` says so and touches nothing.
 
-The lock itself is the engine's (``iree_build/build_lock.py``), shared with the
+The lock itself is the engine's (``iree_build/util/build_lock.py``), shared with the
 standalone test runner.
 """
 
 from __future__ import annotations
 
-from iree_build.build_lock import LOCK_NAME, acquire
-from iree_build.compile_pool import sweep_dead_workers
+from iree_build.compile.pool import sweep_dead_workers
+from iree_build.util.build_lock import LOCK_NAME, acquire
 
 _wanted: list[str] = []  # top folders the tool was loaded for, to lock at the first declaration
 _deferred: list[tuple[str, str]] = []  # (message, where): problems found while the tool loaded

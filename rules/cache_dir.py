@@ -30,7 +30,7 @@ import SCons.Action
 import SCons.CacheDir
 import SCons.Warnings
 
-from iree_build.atomic import atomic_write_text
+from iree_build.util.atomic import atomic_write_text
 
 SUFFIX = ".sha256"
 _say_lock = threading.Lock()

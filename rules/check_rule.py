@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tags
-from iree_build.targets import BACKENDS, check_device
+from iree_build.targets.backends import BACKENDS, check_device
+from iree_build.testing.selection import check_tags
 
 from . import module_rule
 from .arguments import checked

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from SCons.Script import GetOption
 
+from iree_build.compile.compiler_info import compiler_info
+from iree_build.compile.diagnostics import first_error
 from iree_build.compile.plan import CompilePlan
-from iree_build.compile_pool import DIAG_DIR, TMP_DIR, CompilePool
-from iree_build.compile_request import CompileRequest, abridge
-from iree_build.compiler_info import compiler_info
-from iree_build.diagnostics import first_error
+from iree_build.compile.pool import DIAG_DIR, TMP_DIR, CompilePool
+from iree_build.compile.request import CompileRequest, abridge
 
 from . import closing_summary, cluster_backend
 from .action_text import set_strfunction

@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # numpy is imported when data is written, not for every build
 import SCons.Util
 
 from iree_build import validation
-from iree_build.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
+from iree_build.util.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 
 from .action_text import set_strfunction
 from .explicit_action import ExplicitAction

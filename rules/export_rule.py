@@ -18,8 +18,8 @@ import SCons.Builder
 import SCons.Scanner
 import SCons.Script
 
-from iree_build.commands import COMMANDS_NAME, commands_json
 from iree_build.export import bazel, cmake
+from iree_build.export.commands import COMMANDS_NAME, commands_json
 from iree_build.export.model import Declarations, Step, Test
 from iree_build.export.tree import INDEX_NAME, write_tree
 
@@ -74,7 +74,7 @@ def _step_of(node, where: str) -> tuple[Step, list]:
 
 def _collect(env) -> tuple[Declarations, list]:
     """The declarations as plain data, and the nodes SCons must build for them."""
-    from iree_build.compiler_info import compiler_info
+    from iree_build.compile.compiler_info import compiler_info
 
     decl = Declarations(
         top=env.Dir("#").get_abspath(), python=sys.executable, compiler_identity=compiler_info().identity
@@ -208,7 +208,7 @@ def _compiler_path() -> str:
 def _commands(target, source, env):
     decl, _ = _collect(env)
     path = os.path.join(declarations.build_dir(env).get_abspath(), COMMANDS_NAME)
-    from iree_build.atomic import atomic_write_text
+    from iree_build.util.atomic import atomic_write_text
 
     atomic_write_text(path, commands_json(decl))
     print(

@@ -28,7 +28,7 @@ from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
-    from iree_build.interrupt import watch
+    from iree_build.util.interrupt import watch
 
     options.register()
     watch()  # Ctrl-C/SIGTERM reach the actions that wait (compiles, tests, the cluster)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import SCons.Builder
 import SCons.Util
 
+from iree_build.compile.compiler_info import compiler_info
 from iree_build.compile.plan import declared_flags, plan_module
-from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 
 from . import compile_action, export_rule, help_summary, options

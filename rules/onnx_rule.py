@@ -11,12 +11,12 @@ import atexit
 
 import SCons.Scanner
 
-from iree_build import onnx_policy
-from iree_build.compiler_info import compiler_info
+from iree_build.compile.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
-from iree_build.onnx_import import ImportRequest
-from iree_build.onnx_policy import OnnxPolicy, check_opset
-from iree_build.onnx_policy_cache import PolicyCache, onnx_version
+from iree_build.onnx import policy as onnx_policy
+from iree_build.onnx.importer import ImportRequest
+from iree_build.onnx.policy import OnnxPolicy, check_opset
+from iree_build.onnx.policy_cache import PolicyCache, onnx_version
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from .action_text import set_strfunction
@@ -155,7 +155,7 @@ def IreeImportOnnx(
 ) -> list:
     """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights).
 
-    ``opset``: None picks one from the model (``iree_build.onnx_policy``), a
+    ``opset``: None picks one from the model (``iree_build.onnx.policy``), a
     number upgrades to it, ``"own"`` keeps the model's.
     """
     return declare_import(env, name, src, opset, externalize_params, params_scope)[0]

@@ -1,8 +1,8 @@
 """``iree_onnx_test_suite``: folders of ONNX models with their test data, as tests.
 
 Each source is a folder in the layout ONNX's backend tests and model zoo share
-(``iree_build.onnx_cases``): one module per model, imported with the automatic
-opset policy (``iree_build.onnx_policy``), and one test per ``test_data_set_N``
+(``iree_build.onnx.cases``): one module per model, imported with the automatic
+opset policy (``iree_build.onnx.policy``), and one test per ``test_data_set_N``
 and device, named ``SUITE/FOLDER[device]`` (``SUITE/FOLDER/test_data_set_N[device]``
 when the folder has several). ``xfail`` and ``skip`` take entries as
 ``iree_check_test_suite`` does, matched against the folder's name (or
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iree_build.errors import IreeBuildError
-from iree_build.onnx_cases import ONNX_ATOL, ONNX_RTOL, OnnxCase, find_case
-from iree_build.targets import BACKENDS, check_device
+from iree_build.onnx.cases import ONNX_ATOL, ONNX_RTOL, OnnxCase, find_case
+from iree_build.targets.backends import BACKENDS, check_device
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import data_files, module_rule

@@ -32,9 +32,9 @@ class Registry:
     bench_ran: dict[str, Any] = field(default_factory=dict)  # name -> BenchResult
     bench_state: dict[str, Any] = field(default_factory=dict)  # baseline, start time
     presets: set[str] = field(default_factory=set)  # toolchain presets in use (for -h)
-    onnx_policies: Any = None  # iree_build.onnx_policy_cache.PolicyCache, loaded on first use
+    onnx_policies: Any = None  # iree_build.onnx.policy_cache.PolicyCache, loaded on first use
     flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
-    selection: Any = None  # what the command line selects (iree_build.selection.Selection)
+    selection: Any = None  # what the command line selects (iree_build.testing.selection.Selection)
     test_alias: Any = None  # the "test" Alias node
     compiles_expected: int = 0  # declared modules whose output is missing (compile_action.prestart)
     staged: dict[str, Any] = field(default_factory=dict)  # build-tree data path -> data_files.Staged

@@ -14,7 +14,7 @@ from typing import Any
 
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
-from iree_build.targets import check_device
+from iree_build.targets.backends import check_device
 from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
 

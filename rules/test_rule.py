@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
-from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
-from iree_build.selection import Selection, check_tags
-from iree_build.targets import check_device
+from iree_build.targets.backends import check_device
 from iree_build.testing.emulation import lane_identity, lane_label
 from iree_build.testing.identity import runtime_version
+from iree_build.testing.selection import Selection, check_tags
+from iree_build.util.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
+from iree_build.util.interrupt import STOP_SIGNALS, interrupted, which_signal
 
 from . import cluster_backend, data_files, help_summary, options
 from .action_text import set_strfunction

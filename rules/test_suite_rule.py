@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tags
 from iree_build.suites.folders import find_tests
+from iree_build.testing.selection import check_tags
 
 from . import module_rule
 from .arguments import checked

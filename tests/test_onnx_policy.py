@@ -18,8 +18,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from iree_build.errors import IreeBuildError  # noqa: E402
-from iree_build.onnx_cases import find_case  # noqa: E402
-from iree_build.onnx_policy import KEEP_F64_FLAG, check_opset, decide  # noqa: E402
+from iree_build.onnx.cases import find_case  # noqa: E402
+from iree_build.onnx.policy import KEEP_F64_FLAG, check_opset, decide  # noqa: E402
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 ZERO_PAD = DATA / "pytorch-converted" / "test_ZeroPad2d" / "model.onnx"  # opset 6, IR 3, Pad
@@ -200,7 +200,7 @@ def test_policy_is_explained_and_overridable(project: Project) -> None:
         """)
     run = project.scons("--iree-verbose")
     assert run.returncode == 0, run.output
-    assert ("python -m iree_build.onnx_prepare --ir-version 4 " + str(ZERO_PAD) +
+    assert ("python -m iree_build.onnx.prepare --ir-version 4 " + str(ZERO_PAD) +
             " -o pad.imported.mlir.ir4.model && iree-import-onnx pad.imported.mlir.ir4.model "
             "-o pad.imported.mlir --opset-version 17") in run.stdout
     assert not project.path("pad.imported.mlir.ir4.model").exists()
@@ -232,7 +232,7 @@ def test_suite_declaration_errors(project: Project) -> None:
 
 
 def test_policy_cache_reads_an_unchanged_model_once(tmp_path: Path) -> None:
-    from iree_build.onnx_policy_cache import PolicyCache
+    from iree_build.onnx.policy_cache import PolicyCache
 
     model = tmp_path / "pad.onnx"
     model.write_bytes(ZERO_PAD.read_bytes())

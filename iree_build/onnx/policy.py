@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import IreeBuildError
+from iree_build.errors import IreeBuildError
 
 TARGET_OPSET = 17  # the opset the importer lowers well (iree-base-compiler 3.13)
 IR_WITHOUT_INITIALIZER_INPUTS = 4  # from IR 4 on, initializers need not be graph inputs
