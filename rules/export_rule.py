@@ -27,10 +27,10 @@ from . import build_lock, compile_action, data_files, declarations, onnx_rule, o
 from .action_text import set_strfunction
 from .explicit_action import ExplicitAction
 from .mlir_scanner import MLIR_SCANNER
+from .registry import registry
 from .where import fail
 
 KINDS = ("cmake", "bazel")
-_set_up = False
 
 
 def _path(node) -> str:
@@ -246,16 +246,14 @@ def _bad_export(value: str) -> str:
 
 
 def set_up(env) -> None:
-    """Add the export and the command list to what this run builds, when asked (once)."""
-    global _set_up
-    if _set_up:
+    """Add the export and the command list to what this run builds, when asked (once a build)."""
+    if not registry(env).once("export set-up"):
         return
-    _set_up = True
     spec = options.option("iree-export")
     if spec:
         _, folder = _split(spec)
         if not folder:  # said at the first declaration: the tool's set-up never exits
-            build_lock.defer(_bad_export(spec), "command line")
+            build_lock.defer(env, _bad_export(spec), "command line")
             return
         node = _builder(env, env.Dir("#").Dir(folder).File(INDEX_NAME), [])
         env.AlwaysBuild(node)

@@ -67,7 +67,7 @@ def _lock_tree(env) -> None:
 
     if GetOption("help") or GetOption("no_exec") or GetOption("question"):
         return
-    build_lock.want(env.Dir("#").get_abspath())
+    build_lock.want(env, env.Dir("#").get_abspath())
 
 
 def _iree_module(env, *args, **kw):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,12 +282,9 @@ def _drop_ahead(test: DeclaredTest) -> None:
     temp_path_for(test.result.get_abspath()).unlink(missing_ok=True)
 
 
-_AHEAD_LOCK = threading.Lock()
-
-
 def _read_ahead(env, reg: Registry) -> ReadAhead | None:
     """The build's read-ahead, made by the first test action (of any job thread)."""
-    with _AHEAD_LOCK:
+    with reg.setup_lock:
         if reg.read_ahead is None:
             reg.read_ahead = (
                 ReadAhead(
