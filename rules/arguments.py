@@ -33,6 +33,7 @@ from typing import Any
 from iree_build import validation as v
 from iree_build.errors import IreeBuildError
 from iree_build.targets.backends import BACKENDS, HAL_DEVICES
+from iree_build.testing.selection import check_tag
 
 from . import build_lock
 from .where import declared_at, fail
@@ -493,11 +494,17 @@ CPU_FEATURES = Arg(_check_features)
 TRIPLE = Arg(_check_triple)
 TOOLCHAIN = Arg(_check_toolchain)
 ENTRIES = Arg(_entries, none_ok=False)
-# For rules other branches add: a test's tags and timeout.
+# A test's tags: the names --iree-test-tags can select (one definition: the selection's),
+# sorted and unique, so the rules take them as given.
 TAGS = Arg(
-    lambda value, call: [
-        v.plain_name(t, "gpu") for t in v.strings(value, "give tags like ['gpu', 'slow']", empty=True)
-    ]
+    lambda value, call: tuple(
+        sorted(
+            {
+                check_tag(v.plain_name(t, "gpu"))
+                for t in v.strings(value, "give tags like ['gpu', 'slow']", empty=True)
+            }
+        )
+    )
 )
 TIMEOUT = Arg(lambda value, call: v.number(value, "give seconds > 0, e.g. 60", above=0))
 
@@ -687,6 +694,34 @@ def checked(rule: str, schema: Mapping[str, Arg] | None = None):
         return wrapper
 
     return decorate
+
+
+def env_last(
+    builder: Callable[..., Any], name: str, doc: str, renamed: Mapping[str, str] | None = None
+) -> Callable[..., Any]:
+    """A builder-style rule (``IreeTest(env, name, ...)``) as its SConscript form
+    (``iree_test(name, ..., env=...)``): the same arguments in the same order, ``env`` a
+    keyword. One signature per rule, so the two never drift. Checked once: by the builder,
+    or, where the form names arguments its own way (``renamed``: builder's name -> this
+    form's), by this form's schema, so that an error names the argument as the user wrote it."""
+    renamed = dict(renamed or {})
+    back = {new: old for old, new in renamed.items()}
+    sig = inspect.signature(builder)
+    _env, *rest = sig.parameters.values()
+    rest = [q.replace(name=renamed.get(q.name, q.name)) for q in rest]
+    keyword_env = inspect.Parameter("env", inspect.Parameter.KEYWORD_ONLY, default=None)
+    before_var_kw = [q for q in rest if q.kind is not q.VAR_KEYWORD]
+    var_kw = [q for q in rest if q.kind is q.VAR_KEYWORD]
+
+    @functools.wraps(builder)
+    def rule(*args, env=None, **kwargs):
+        return builder(env, *args, **{back.get(k, k): value for k, value in kwargs.items()})
+
+    rule.__name__ = rule.__qualname__ = name
+    rule.__doc__ = doc
+    rule.__signature__ = sig.replace(parameters=[*before_var_kw, keyword_env, *var_kw])  # type: ignore[attr-defined]
+    del rule.__wrapped__  # type: ignore[attr-defined]  # its signature is its own
+    return checked(name)(rule) if renamed else rule
 
 
 def _check_call(rule, schema, sig, names, positional, overrides, builder_style, args, kwargs):

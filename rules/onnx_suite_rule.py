@@ -23,7 +23,7 @@ from iree_build.targets.backends import BACKENDS, check_device
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import data_files, module_rule
-from .arguments import checked
+from .arguments import checked, env_last
 from .check_rule import Entry, _match
 from .registry import registry
 from .test_rule import DeclaredTest, build_dir, register
@@ -192,33 +192,8 @@ def IreeOnnxTestSuite(
     return results
 
 
-@checked("iree_onnx_test_suite")
-def iree_onnx_test_suite(
-    name: str,
-    srcs,
-    target_backends: Sequence[str] | None = None,
-    devices: Sequence[str] | None = None,
-    flags: Sequence[str] | None = None,
-    toolchain: str | None = None,
-    onnx_opset: int | str | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    xfail: Sequence[Entry] = (),
-    skip: Sequence[Entry] = (),
-    env=None,
-) -> list:
-    """One module per model folder, one test per ``test_data_set_N`` and device."""
-    return IreeOnnxTestSuite(
-        env,
-        name,
-        srcs,
-        target_backends=target_backends,
-        devices=devices,
-        flags=flags,
-        toolchain=toolchain,
-        onnx_opset=onnx_opset,
-        rtol=rtol,
-        atol=atol,
-        xfail=xfail,
-        skip=skip,
-    )
+iree_onnx_test_suite = env_last(
+    IreeOnnxTestSuite,
+    "iree_onnx_test_suite",
+    """One module per model folder, one test per ``test_data_set_N`` and device.""",
+)

@@ -86,15 +86,6 @@ def require_onnx(what: str) -> None:
         raise IreeBuildError(f"{what} needs the onnx package: {ONNX_EXTRA}") from None
 
 
-def check_opset(value) -> int | Literal["own"] | None:
-    """``onnx_opset``: None (automatic), a positive opset number, or ``"own"``."""
-    if value is None or value == "own":
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise IreeBuildError(f"onnx_opset must be a positive opset number or 'own', not {value!r}")
-    return value
-
-
 def _load_header(path: str):
     """The model without its external data (structure, opsets, types: cheap)."""
     import onnx
