@@ -159,9 +159,9 @@ def IreeBenchmark(
         tags = tuple(tags)
         declared = [_bench_input(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
         input_nodes = [n for n in declared if not isinstance(n, ValueInput)]
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
-        if info.parameters and parameter_scope == "model":
-            parameter_scope = info.parameter_scope
+        param_nodes, parameter_scope = data_files.module_parameters(
+            env, info, parameters, parameter_scope, name
+        )
         bdir = build_dir(env, module_node)
         reg = registry(env)
         for node in [module_node, *input_nodes, *param_nodes]:

@@ -407,12 +407,17 @@ PARAMETER_SUFFIXES = (".irpa", ".safetensors", ".gguf")
 
 
 def parameter_nodes(env, files, prefix: str) -> list:
-    """Parameter archives a run or test loads, placed in the build tree."""
+    """Parameter archives a run or test loads, placed in the build tree (checked: the schema)."""
     files = [files] if isinstance(files, (str, Path)) else list(files or [])
     nodes = []
     for i, f in enumerate(files):
-        if not is_file_reference(f):
-            raise IreeBuildError(f"parameters must be file paths, not {f!r:.60}")
         name = Path(str(f)).name if isinstance(f, (str, Path)) else f"params{i}"
         nodes.append(materialize(env, f, f"{prefix}.{name}", PARAMETER_SUFFIXES))
     return nodes
+
+
+def module_parameters(env, info, files, scope: str, prefix: str) -> tuple[list, str]:
+    """What a run, test or benchmark loads: the module's own archives (an ONNX model's
+    externalized weights) and those given, and their scope (the module's unless one is given)."""
+    nodes = list(info.parameters) + parameter_nodes(env, files, prefix)
+    return nodes, info.parameter_scope if info.parameters and scope == "model" else scope

@@ -132,9 +132,9 @@ def IreeRun(
         else:
             names = [str(o) for o in outputs]
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
-        if info.parameters and parameter_scope == "model":
-            parameter_scope = info.parameter_scope
+        param_nodes, parameter_scope = data_files.module_parameters(
+            env, info, parameters, parameter_scope, name
+        )
         arch = info.cpu_arch or "" if device in ("local-sync", "local-task") else ""
         emulator = emulator_for(env, arch, info.emulator)
     except IreeBuildError as e:

@@ -470,9 +470,9 @@ def declare_call_test(
         expected_nodes = _expected_nodes(
             env, stem, expected if expected is not None else [], inputs, input_nodes, where
         )
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, stem)
-        if info.parameters and parameter_scope == "model":
-            parameter_scope = info.parameter_scope
+        param_nodes, parameter_scope = data_files.module_parameters(
+            env, info, parameters, parameter_scope, stem
+        )
         for what, tol in (("rtol", rtol), ("atol", atol)):
             if isinstance(tol, tuple) and len(tol) != len(expected_nodes):
                 raise IreeBuildError(
