@@ -97,9 +97,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import workdir, user_tool, wall
-
 import numpy as np
+from _common import user_tool, wall, workdir
 
 N_TESTS = 100
 JOBS = 2

@@ -105,7 +105,7 @@ def input_files(target) -> list[str]:
 
 def compile_request(request, target, env):
     """Run the request on the cluster (a CompileOutcome), or None without one."""
-    from iree_build.compile_pool import CompileOutcome
+    from iree_build.compile.pool import CompileOutcome
 
     try:
         cluster = cluster_for(env)

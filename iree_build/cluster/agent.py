@@ -43,7 +43,7 @@ from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
 
-from iree_build.interrupt import POLL, interrupted
+from iree_build.util.interrupt import POLL, interrupted
 
 from .client import Cluster, describe
 from .config import ClusterConfig, ClusterError

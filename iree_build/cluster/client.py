@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from iree_build.interrupt import interrupted, wait_event
+from iree_build.util.interrupt import interrupted, wait_event
 
 from .config import ClusterConfig, ClusterError, bounded, probe, require_distributed
 

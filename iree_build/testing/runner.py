@@ -19,10 +19,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from iree_build import selection
 from iree_build.errors import IreeBuildError
 from iree_build.report.publish import publish_tests
-from iree_build.selection import Selection
+from iree_build.testing import selection
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.testing.emulation import emulators_here, lane_hardware
 from iree_build.testing.manifest import (
@@ -44,6 +43,7 @@ from iree_build.testing.results import (
     write_result,
 )
 from iree_build.testing.run_pool import RunPool, default_run_pool
+from iree_build.testing.selection import Selection
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.testing.summary import failure_lines
 
@@ -302,7 +302,7 @@ def run_manifest(
 def _lock_tree(folder: Path) -> None:
     """Share the build's lock: a runner started while ``scons`` builds or tests the tree
     refuses in one line, and holds the lock (shared with other runners) while it runs."""
-    from iree_build.build_lock import LOCK_NAME, acquire, tree_of
+    from iree_build.util.build_lock import LOCK_NAME, acquire, tree_of
 
     top = tree_of(folder)
     try:
