@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
-from .child_process import death_reason, worker_env
+from .child_process import death_reason, start_worker, worker_env
 from .compile_request import CompileRequest
 from .diagnostics import clean_diagnostics
 from .interrupt import interrupted, on_interrupt, which_signal
@@ -39,7 +39,7 @@ class CompileOutcome:
 
 class _Worker:
     def __init__(self, env: dict[str, str] | None, cwd: str | None = None) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = start_worker(
             [sys.executable, "-m", "iree_build.compile_worker"],
             cwd=cwd,
             stdin=subprocess.PIPE,
@@ -109,7 +109,7 @@ class CompilePool:
         self._closed = False
         self._cond = threading.Condition()
         self._busy: set[_Worker] = set()
-        on_interrupt(self._stop_busy)  # Ctrl-C/SIGTERM: a compile in flight ends now, not when done
+        on_interrupt(self._stop_all)  # Ctrl-C/SIGTERM: a compile in flight ends now, not when done
         # The compiler's messages go to a file per request (the worker may die mid-compile):
         # in the build tree, never in /tmp, and swept when their build is gone.
         self._diag_dir = Path(diag_dir) if diag_dir else Path(tempfile.gettempdir()) / "iree_build_diag"
@@ -221,10 +221,12 @@ class CompilePool:
             )
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
 
-    def _stop_busy(self) -> None:
+    def _stop_all(self) -> None:
+        """Busy workers, and idle ones that may still be starting (they would finish
+        importing the compiler before seeing their input end), are killed."""
         with self._cond:
-            busy = list(self._busy)
-        for worker in busy:
+            workers = [*self._busy, *self._idle]
+        for worker in workers:
             try:
                 worker.proc.kill()
             except OSError:
@@ -236,6 +238,8 @@ class CompilePool:
             idle, self._idle = self._idle, []
             self._cond.notify_all()
         for worker in idle:  # all end at once: N compiler teardowns take the time of one
+            if interrupted() and worker.proc.poll() is None:
+                worker.proc.kill()  # maybe still starting: nothing to finish
             worker.end_input()
         for worker in idle:
             worker.wait(timeout=5.0)
