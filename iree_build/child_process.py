@@ -14,7 +14,6 @@ import subprocess
 import sys
 from typing import Any, TextIO
 
-
 PARENT_ENV = "IREE_BUILD_WORKER_PARENT"  # the PID of the process that started a worker
 
 
