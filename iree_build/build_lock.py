@@ -47,8 +47,11 @@ def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = Fals
             holder = "a test run (python -m iree_build test)"
         return f"{holder} is using this tree; wait for it to finish (nothing was touched)"
     if not shared:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {who}".encode())
+        try:  # the holder's name, for the message of another: on a full disk, none
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {who}".encode())
+        except OSError:
+            pass
     _held[top] = fd
     return None
 
