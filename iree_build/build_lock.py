@@ -56,6 +56,19 @@ def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = Fals
     return None
 
 
+def lock_tree(folder: str | os.PathLike[str], who: str, shared: bool = False) -> str | None:
+    """For a front end that reads or writes a built tree (the test runner, the benchmark
+    runner): take the lock of the tree ``folder`` is in. None, or the one line saying
+    why not (another build or run holds it). A read-only tree is not locked: nothing can
+    be written there anyway."""
+    top = tree_of(folder)
+    try:
+        why = acquire(top, who, shared=shared)
+    except OSError:
+        return None
+    return f"{os.path.relpath(top / LOCK_NAME)}: {why}" if why else None
+
+
 def tree_of(folder: str | os.PathLike[str]) -> Path:
     """The folder whose lock guards ``folder``: the nearest one at or above it that has a
     lock file (the project's top), else ``folder`` itself (a tree copied elsewhere)."""

@@ -334,3 +334,38 @@ def test_a_ctrl_c_while_workers_start_neither_kills_them_nor_prints(tmp_path: Pa
                          timeout=120, start_new_session=True)
     assert run.returncode == 0 and "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run
     assert run.stdout.splitlines() == ["True None True None", "0 0"], run
+
+
+def test_the_standalone_runners_take_the_build_lock(project: Project) -> None:
+    """`python -m iree_build test` and `bench` read and write the built tree: beside a
+    build (or, for bench, any other run) each refuses in one line and touches nothing."""
+    import fcntl
+
+    small_build(project)
+    project.write("src/SConscript", SCONSCRIPT + 'iree_benchmark(name="add_bench", module="add", function="add", '
+                                                 'inputs=["4xf32=1", "4xf32=2"])\n')
+    assert project.scons().returncode == 0
+    build = str(project.path("build"))
+    lock = os.open(project.path(".iree_build.lock"), os.O_RDWR)
+    try:
+        for mode, holder in ((fcntl.LOCK_EX, f"another scons (PID {os.getpid()})"),
+                             (fcntl.LOCK_SH, "a test run (python -m iree_build test)")):
+            os.ftruncate(lock, 0)
+            if mode == fcntl.LOCK_EX:
+                os.write(lock, f"{os.getpid()} scons".encode())  # as a build holds it
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+            before = sorted(p.name for p in project.path("build").iterdir())
+            for command in (["test"], ["bench"])[mode == fcntl.LOCK_SH:]:  # test runners share it
+                run = subprocess.run([sys.executable, "-m", "iree_build", *command, build],
+                                     capture_output=True, text=True, timeout=120, cwd=project.root)
+                assert run.returncode == 2 and run.stdout == "", run
+                assert run.stderr.splitlines() == [
+                    f"python -m iree_build: error: .iree_build.lock: {holder} is using this tree; "
+                    "wait for it to finish (nothing was touched)"], run.stderr
+            assert sorted(p.name for p in project.path("build").iterdir()) == before
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        os.close(lock)
+    bench = subprocess.run([sys.executable, "-m", "iree_build", "bench", build], capture_output=True, text=True,
+                           timeout=120, cwd=project.root)
+    assert bench.returncode == 0 and "add_bench[local-task]" in bench.stdout, bench

@@ -307,15 +307,11 @@ def run_manifest(
 def _lock_tree(folder: Path) -> None:
     """Share the build's lock: a runner started while ``scons`` builds or tests the tree
     refuses in one line, and holds the lock (shared with other runners) while it runs."""
-    from iree_build.build_lock import LOCK_NAME, acquire, tree_of
+    from iree_build.build_lock import lock_tree
 
-    top = tree_of(folder)
-    try:
-        why = acquire(top, "python -m iree_build test", shared=True)  # runners share it
-    except OSError:  # a read-only tree: nothing can be written there anyway
-        return
+    why = lock_tree(folder, "python -m iree_build test", shared=True)  # runners share it
     if why:
-        raise UsageError(f"{os.path.relpath(top / LOCK_NAME)}: {why}")
+        raise UsageError(why)
 
 
 def _run_all(lanes: list[list[TestSpec]], run_lane: Callable[[list[TestSpec]], None], jobs: int) -> None:
