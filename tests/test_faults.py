@@ -30,7 +30,9 @@ iree_test(name="add_test", module="add", function="add",
           inputs=[[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0]], expected=[[2.0, 3.0, 4.0, 5.0]])
 iree_test(name="mul_test", module="mul", function="mul",
           inputs=[[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0]], expected=[[2.0, 4.0, 6.0, 8.0]])
+iree_benchmark(name="add_bench", module="add", function="add", inputs=["4xf32=1", "4xf32=2"])
 """
+BUILD = ("-j2", ".", "test")  # everything, tests included
 TIMED = (".result.json", "iree_test_results.xml", "iree_test_history.jsonl",  # hold run times
          "iree_test_report.html")  # and dates: compared by presence
 
@@ -115,38 +117,76 @@ def reset(project: Project) -> None:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def test_killed_interrupted_and_stopped_builds_leave_nothing_and_the_next_is_whole(project: Project) -> None:
-    """kill -9, SIGINT and SIGTERM of `scons -j2 test` at seeded random moments: no process
-    left, no truncated output, the next build complete and byte-identical, no stray file."""
-    small_build(project)
-    first = project.scons("-j2", "test")
-    assert first.returncode == 0, first.output
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The small project built and tested once; tests take copies (a copied tree is up to
+    date: SCons' records hold relative paths)."""
+    project = small_build(Project(tmp_path_factory.mktemp("built")))
+    run = project.scons(*BUILD)
+    assert run.returncode == 0, run.output
+    return project.root
+
+
+def copy_of(built: Path, project: Project) -> Project:
+    shutil.copytree(built, project.root, dirs_exist_ok=True)
+    return project
+
+
+def _fault_round(project: Project, sig: int, pause: float, baseline: dict[str, bytes | None], what: str) -> None:
+    """One build from sources stopped by ``sig`` after ``pause`` s, then the checks and the
+    build that must complete it."""
+    reset(project)
+    proc = start(project, *BUILD)
+    time.sleep(pause)  # reading, compiling, testing, recording
+    out, err, took = stop(proc, sig)
+    assert not wait_gone(project.root, proc.pid), what
+    if sig != signal.SIGKILL:
+        assert took < 2.0, (what, took)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err and "crashed" not in out + err, \
+            (what, out, err)
+        assert not any(line.startswith(("FAIL", "CRASH")) for line in out.splitlines()), (what, out)
+    for rel, data in snapshot(project.root).items():  # what is there is whole
+        if data is not None and rel in baseline and not rel.endswith(".json"):
+            assert data == baseline[rel], (what, rel)
+    again = project.scons(*BUILD)
+    assert again.returncode == 0, (what, again.output)
+    assert "2 passed, 0 failed, 0 skipped" in again.stdout, (what, again.stdout)
+    assert snapshot(project.root) == baseline, what
+    assert not strays(project.root), (what, strays(project.root))
+
+
+def test_killed_interrupted_and_stopped_builds_leave_nothing_and_the_next_is_whole(
+        built: Path, project: Project, tmp_path_factory) -> None:
+    """kill -9, SIGINT and SIGTERM of `scons -j2 . test` at seeded random moments: no process
+    left, no truncated output, the next build complete and byte-identical, no stray file.
+
+    The kill -9 rounds run in two copies of the project at once (each its own session and
+    tree; more with IREE_FAULT_ROUNDS=N outside CI); SIGINT and SIGTERM, whose time to stop
+    is measured, then run alone."""
+    copy_of(built, project)
     baseline = snapshot(project.root)
     assert any(k.endswith(".vmfb") for k in baseline) and not strays(project.root)
     rng = random.Random(25)
-    # ~3-5 s a round on 2 shared cores (a build from scratch follows each); more with
-    # IREE_FAULT_ROUNDS=N (kill -9 rounds) outside CI.
-    kills = int(os.environ.get("IREE_FAULT_ROUNDS", "6"))
-    rounds = [signal.SIGKILL] * kills + [signal.SIGINT, signal.SIGTERM]
-    for i, sig in enumerate(rounds):
-        reset(project)
-        proc = start(project, "-j2", "test")
-        time.sleep(rng.uniform(0.2, 1.2))  # reading, compiling, testing, recording
-        out, err, took = stop(proc, sig)
-        what = f"round {i} ({signal.Signals(sig).name})"
-        assert not wait_gone(project.root, proc.pid), what
-        if sig != signal.SIGKILL:
-            assert took < 2.0, (what, took)
-            assert "Traceback" not in err and "KeyboardInterrupt" not in err and "crashed" not in out + err, (what, out, err)
-            assert not any(line.startswith(("FAIL", "CRASH")) for line in out.splitlines()), (what, out)
-        for rel, data in snapshot(project.root).items():  # what is there is whole
-            if data is not None and rel in baseline and not rel.endswith(".json"):
-                assert data == baseline[rel], (what, rel)
-        again = project.scons("-j2", "test")
-        assert again.returncode == 0, (what, again.output)
-        assert "4 passed, 0 failed, 0 skipped" in again.stdout or "2 passed, 0 failed" in again.stdout, again.stdout
-        assert snapshot(project.root) == baseline, what
-        assert not strays(project.root), (what, strays(project.root))
+    kills = [rng.uniform(0.2, 1.2) for _ in range(int(os.environ.get("IREE_FAULT_ROUNDS", "6")))]
+    lanes = [project, copy_of(built, Project(tmp_path_factory.mktemp("second")))]
+    failures: list[BaseException] = []
+
+    def lane(n: int) -> None:
+        try:
+            for i in range(n, len(kills), len(lanes)):
+                _fault_round(lanes[n], signal.SIGKILL, kills[i], baseline, f"round {i} (SIGKILL)")
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=lane, args=(n,)) for n in range(len(lanes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        _fault_round(project, sig, rng.uniform(0.2, 1.2), baseline, signal.Signals(sig).name)
 
 
 class SilentPeer:
@@ -174,30 +214,37 @@ class SilentPeer:
             c.close()
 
 
-def test_a_silent_peer_as_cluster_is_one_line_and_signals_stop_at_once(project: Project) -> None:
+def test_a_silent_peer_as_cluster_is_one_line_and_signals_stop_at_once(project: Project, tmp_path_factory) -> None:
+    """While one build waits for the peer's answer (10 s), two more, in a copy of the
+    project, are stopped by SIGINT and SIGTERM: each within a second and a half."""
     pytest.importorskip("distributed")
     small_build(project)
+    other = small_build(Project(tmp_path_factory.mktemp("other")))
     peer = SilentPeer()
     env = {"IREE_CLUSTER_KEEPALIVE": "0"}
+    address = f"--iree-cluster=tcp://127.0.0.1:{peer.port}"
+    t = time.monotonic()
+    waiting = start(project, "-j2", "test", address, env=env)
     try:
-        address = f"--iree-cluster=tcp://127.0.0.1:{peer.port}"
         for sig in (signal.SIGINT, signal.SIGTERM):
-            proc = start(project, "-j2", "test", address, env=env)
+            proc = start(other, "-j2", "test", address, env=env)
             time.sleep(1.0)
             _, _, took = stop(proc, sig)
             assert took < 1.5, (sig, took)
-            assert not wait_gone(project.root, proc.pid)
-        t = time.monotonic()
-        run = project.scons("-j2", "test", address, env=env, timeout=60)
+            assert not wait_gone(other.root, proc.pid)
+        out, err = waiting.communicate(timeout=60)
         took = time.monotonic() - t
     finally:
+        if waiting.poll() is None:
+            os.killpg(waiting.pid, signal.SIGKILL)
+            waiting.wait()
         peer.close()
-    assert run.returncode == 2 and took < 14, (took, run.output)
-    first, *others = run.stderr.strip().splitlines()
+    assert waiting.returncode == 2 and took < 14, (took, out, err)
+    first, *others = err.strip().splitlines()
     assert first.endswith(f"] --iree-cluster: tcp://127.0.0.1:{peer.port} did not answer as a Dask "
-                          "scheduler within 10 s (is it a Dask scheduler's address?)"), run.stderr
+                          "scheduler within 10 s (is it a Dask scheduler's address?)"), err
     # An action that was already running beside the first (-j2) says only that.
-    assert all(o.endswith("] --iree-cluster: not reached (see the first line)") for o in others), run.stderr
+    assert all(o.endswith("] --iree-cluster: not reached (see the first line)") for o in others), err
 
 
 def runner(*args: str) -> subprocess.CompletedProcess:
@@ -205,10 +252,9 @@ def runner(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def test_links_out_of_the_build_folder_and_deep_json_are_refused_in_one_line(project: Project,
+def test_links_out_of_the_build_folder_and_deep_json_are_refused_in_one_line(built: Path, project: Project,
                                                                               tmp_path_factory) -> None:
-    small_build(project)
-    assert project.scons().returncode == 0
+    copy_of(built, project)
     build = project.path("build")
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     np.save(elsewhere / "secret.npy", np.ones(4, np.float32))
@@ -336,15 +382,12 @@ def test_a_ctrl_c_while_workers_start_neither_kills_them_nor_prints(tmp_path: Pa
     assert run.stdout.splitlines() == ["True None True None", "0 0"], run
 
 
-def test_the_standalone_runners_take_the_build_lock(project: Project) -> None:
+def test_the_standalone_runners_take_the_build_lock(built: Path, project: Project) -> None:
     """`python -m iree_build test` and `bench` read and write the built tree: beside a
     build (or, for bench, any other run) each refuses in one line and touches nothing."""
     import fcntl
 
-    small_build(project)
-    project.write("src/SConscript", SCONSCRIPT + 'iree_benchmark(name="add_bench", module="add", function="add", '
-                                                 'inputs=["4xf32=1", "4xf32=2"])\n')
-    assert project.scons().returncode == 0
+    copy_of(built, project)
     build = str(project.path("build"))
     lock = os.open(project.path(".iree_build.lock"), os.O_RDWR)
     try:
