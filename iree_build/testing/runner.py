@@ -221,10 +221,10 @@ def run_manifest(
     """Run the selected tests of a manifest, print lines, write results + JUnit."""
     options = options or RunOptions()
     out = out if out is not None else sys.stdout
+    _lock_tree(Path(manifest_path).parent)  # the manifest's folder: refused, nothing started
     pool = pool if pool is not None else default_run_pool()
     pool.prestart()  # the fork server's imports overlap reading the manifest
     manifest = load_manifest(manifest_path)
-    _lock_tree(manifest.base_dir)
     if options.devices:
         check_devices(options.devices, manifest)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
