@@ -382,9 +382,12 @@ def test_a_ctrl_c_while_workers_start_neither_kills_them_nor_prints(tmp_path: Pa
     assert run.stdout.splitlines() == ["True None True None", "0 0"], run
 
 
-def test_the_standalone_runners_take_the_build_lock(built: Path, project: Project) -> None:
+def test_the_standalone_runners_take_the_build_lock_and_scons_c_removes_what_they_wrote(
+        built: Path, project: Project) -> None:
     """`python -m iree_build test` and `bench` read and write the built tree: beside a
-    build (or, for bench, any other run) each refuses in one line and touches nothing."""
+    build (or, for bench, any other run) each refuses in one line and touches nothing.
+    `scons -c` then removes what the build, the tests and the benchmarks wrote, and what
+    killed ones left, but the two histories."""
     import fcntl
 
     copy_of(built, project)
@@ -412,3 +415,15 @@ def test_the_standalone_runners_take_the_build_lock(built: Path, project: Projec
     bench = subprocess.run([sys.executable, "-m", "iree_build", "bench", build], capture_output=True, text=True,
                            timeout=120, cwd=project.root)
     assert bench.returncode == 0 and "add_bench[local-task]" in bench.stdout, bench
+    build = project.path("build")
+    assert (build / "iree_bench_plots").is_dir() and (build / "add_bench.local-task.bench.json").exists()
+    for stale in ("build/.add_test.input0.npy.tmp-999999", "build/.iree_tests.json.tmp-999999",
+                  "build/.iree_test_results.xml.tmp-999999", "build/.iree_data.json.tmp-999999",
+                  "build/.add_test.local-task.result.json.tmp-999999", ".iree_build_tmp/999999/f_dispatch_0.o"):
+        project.write(stale, "left by a killed build")
+    project.write(".iree_onnx_policy.json", "{}")
+    clean = project.scons("-c")
+    assert clean.returncode == 0, clean.output
+    assert sorted(p.name for p in build.iterdir()) == ["iree_bench_history.jsonl", "iree_test_history.jsonl"]
+    assert sorted(p.name for p in project.root.iterdir()) == [".iree_build.lock", ".sconsign.dblite", "SConstruct",
+                                                             "build", "src"]
