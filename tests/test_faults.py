@@ -286,6 +286,15 @@ def test_links_out_of_the_build_folder_and_deep_json_are_refused_in_one_line(bui
     run = runner(str(build))  # an unreadable result is no cache entry: the test runs again
     assert run.returncode == 0 and "Traceback" not in run.stderr, run
     assert "PASS add_test[local-task]" in run.stdout
+    # A failure the runner found is no result file, as in `scons test`: SCons takes one for a
+    # pass, and would say "up to date" of a test whose data (here, garbage) fails it.
+    (build / "add_test.input0.npy").write_bytes(b"\xff garbage" * 10)
+    run = runner(str(build), "--retest")
+    assert run.returncode == 1 and "FAIL add_test[local-task] (cannot read input 0" in run.stdout, run
+    assert not (build / "add_test.local-task.result.json").exists()
+    assert (build / "mul_test.local-task.result.json").exists()
+    again = project.scons("test")
+    assert again.returncode == 2 and "FAIL add_test[local-task]" in again.stdout, again.output
 
 
 def test_garbage_and_huge_data_files_are_one_line(project: Project) -> None:

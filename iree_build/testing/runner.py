@@ -110,8 +110,17 @@ def run_one(
         result = remote.run(spec, base_dir, signature or "")
     else:
         result = pool.run_test(spec, base_dir, signature or "", timeout)
-    write_result(result, resolve(base_dir, spec.result))
+    keep_if_passed(result, resolve(base_dir, spec.result))
     return result
+
+
+def keep_if_passed(result: TestResult, path: Path) -> None:
+    """A result file is there only for a pass, as ``scons test`` keeps them: SCons takes an
+    existing one for a pass, and no run (this one or the build) uses a stored failure."""
+    if result.status == "passed":
+        write_result(result, path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def find_manifest(path: str | os.PathLike[str], name: str = MANIFEST_NAME, what: str = "manifest") -> Path:
@@ -267,15 +276,19 @@ def run_manifest(
 
     def run_lane(lane: list[TestSpec]) -> None:
         if options.remote is None and _batched(lane[0]):
-            for _, result, _ in pool.run_batch(
+            files = [resolve(manifest.base_dir, s.result) for s in lane]
+            for i, result, _ in pool.run_batch(
                 lane,
                 manifest.base_dir,
                 [device_identity(s) for s in lane],
-                [str(resolve(manifest.base_dir, s.result)) for s in lane],
+                [str(f) for f in files],
                 options.retest,
                 options.timeout,
                 run_id,
+                passed_only=True,
             ):
+                if result.status != "passed":
+                    files[i].unlink(missing_ok=True)
                 emit(result)
             return
         for spec in lane:
