@@ -22,7 +22,7 @@ from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
 from .child_process import death_reason, start_worker, worker_env
 from .compile_request import CompileRequest
 from .diagnostics import clean_diagnostics
-from .interrupt import interrupted, on_interrupt, which_signal
+from .interrupt import interrupted, on_interrupt, stop_noticed, which_signal
 from .onnx_import import ImportRequest
 
 
@@ -254,7 +254,7 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
     signal sent from outside. '' for a crash."""
     from .interrupt import STOP_SIGNALS
 
-    if interrupted():
+    if interrupted() or (crash in ("SIGINT", "SIGTERM", "SIGHUP") and stop_noticed()):
         return f"interrupted ({which_signal()}) while it ran"
     if "No space left on device" in diagnostics or disk_full(output.parent):
         return f"no space left on device (writing {output})"

@@ -137,6 +137,11 @@ def _fault_round(project: Project, sig: int, pause: float, baseline: dict[str, b
     build that must complete it."""
     reset(project)
     proc = start(project, *BUILD)
+    if sig != signal.SIGKILL:  # not during SCons' own start-up: Python's, before any of our code
+        lock, deadline = project.path(".iree_build.lock"), time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                lock.exists() and lock.read_text().startswith(f"{proc.pid} ")):
+            time.sleep(0.01)
     time.sleep(pause)  # reading, compiling, testing, recording
     out, err, took = stop(proc, sig)
     assert not wait_gone(project.root, proc.pid), what
@@ -185,8 +190,8 @@ def test_killed_interrupted_and_stopped_builds_leave_nothing_and_the_next_is_who
         thread.join()
     if failures:
         raise failures[0]
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        _fault_round(project, sig, rng.uniform(0.2, 1.2), baseline, signal.Signals(sig).name)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # once SCons reads the SConscripts
+        _fault_round(project, sig, rng.uniform(0.0, 1.0), baseline, signal.Signals(sig).name)
 
 
 class SilentPeer:
