@@ -21,6 +21,7 @@ from . import (
     onnx_suite_rule,
     options,
     run_rule,
+    sconsign_db,
     test_rule,
     test_suite_rule,
 )
@@ -28,10 +29,11 @@ from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
-    from iree_build.interrupt import watch
+    from iree_build.util.interrupt import watch
 
     options.register()
     watch()  # Ctrl-C/SIGTERM reach the actions that wait (compiles, tests, the cluster)
+    sconsign_db.install()  # a full disk at its end is one line
     _lock_tree(env)
     test_rule.declare_test_alias(env)
     env.SetDefault(
@@ -67,7 +69,7 @@ def _lock_tree(env) -> None:
 
     if GetOption("help") or GetOption("no_exec") or GetOption("question"):
         return
-    build_lock.want(env.Dir("#").get_abspath())
+    build_lock.want(env, env.Dir("#").get_abspath())
 
 
 def _iree_module(env, *args, **kw):
