@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-from iree_build.testing.device_names import KNOWN_DEVICES, canonical_device, driver_name
+from iree_build.testing.device_names import KNOWN_DEVICES, canonical_device, driver_name, lane_index
 from iree_build.validation import did_you_mean
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
@@ -99,7 +99,7 @@ class Selection:
         object.__setattr__(self, "_tags", parse_tag_filter(self.tags))
 
     def matches(self, name: str, device: str, tags: Iterable[str] = (), folders: Iterable[str] = ()) -> bool:
-        if self.devices and canonical_device(device) not in {canonical_device(d) for d in self.devices}:
+        if self.devices and not device_selected(device, self.devices):
             return False
         return (
             name_matches(name, self.pattern)
@@ -111,6 +111,17 @@ class Selection:
         """The tests or benchmarks (manifest entries: ``name``, ``device``, ``tags``,
         ``base`` and, for tests, ``folder``) that this selection takes, in their order."""
         return [e for e in entries if self.matches(e.name, e.device, e.tags, folders_of(e))]
+
+
+def device_selected(device: str, chosen: Iterable[str]) -> bool:
+    """Whether a test on ``device`` is one ``chosen`` asks for: the same device, or a lane
+    of its driver (``cuda://1`` takes the tests declared on ``cuda``, to run on GPU 1)."""
+    mine = canonical_device(device)
+    for name in chosen:
+        name = canonical_device(name)
+        if mine == name or ("://" not in mine and lane_index(name) is not None and driver_name(name) == mine):
+            return True
+    return False
 
 
 def folders_of(entry: Any) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from iree_build.bench.spec import (
 )
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
+from iree_build.testing.device_names import file_part
 from iree_build.testing.emulation import lane_label
 
 from . import data_files, help_summary, options
@@ -181,7 +182,7 @@ def IreeBenchmark(
     nodes = []
     rel = reg.rel
     for device in devices:
-        result = env.File(f"{name}.{device}.bench.json")
+        result = env.File(f"{name}.{file_part(device)}.bench.json")
         folder = reg.label_folder(env.Dir("."))
         base = f"{folder}:{name}" if folder else name
         arch = info.cpu_arch or "" if device in ("local-sync", "local-task") else ""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from iree_build.errors import IreeBuildError
 from iree_build.selection import check_tags
 from iree_build.targets import BACKENDS, check_device
+from iree_build.testing.device_names import file_part
 
 from . import module_rule
 from .arguments import checked
@@ -217,7 +218,7 @@ def IreeCheckTestSuite(
                 rtol=0.0,
                 atol=0.0,
                 declared_at=where,
-                result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{device}.result.json"),
+                result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{file_part(device)}.result.json"),
                 parameters=[],
                 parameter_scope="model",
                 arch=info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
