@@ -225,21 +225,27 @@ import numpy as np
 iree_module(name="spin", src="spin.mlir", target_backends=["vulkan-spirv"])
 for i in range(4):
     iree_test(name=f"s{i}", module="spin", function="spin", devices=["vulkan"],
-              inputs=[np.array(%d, dtype=np.int32), np.zeros(64, np.float32)],
-              expected=[np.full(64, %d, np.float32)])
+              inputs=[np.array(SPIN, dtype=np.int32), np.zeros(64, np.float32)],
+              expected=[np.full(64, SPIN, np.float32)])
 iree_test(name="one", module="spin", function="spin", devices=["vulkan://1"],
           inputs=[np.array(10, dtype=np.int32), np.zeros(64, np.float32)], expected=[np.full(64, 10, np.float32)])
-""" % (SPIN, SPIN)
+""".replace("SPIN", str(SPIN))
 
 
 @needs_vulkan
 def test_scons_spreads_gpu_tests_over_lanes_and_one_gpu_is_a_uri(project) -> None:
-    project.write("SConstruct", 'from iree_rules import *\nSConscript("src/SConscript", variant_dir="build", duplicate=False)\n')
+    project.write(
+        "SConstruct",
+        'from iree_rules import *\nSConscript("src/SConscript", variant_dir="build", duplicate=False)\n',
+    )
     project.write("src/SConscript", SCONS_TESTS)
     project.write("src/spin.mlir", SPIN_MLIR)
     run = project.scons("-j4", "test", "--iree-device-lanes=vulkan:2")
     assert run.returncode == 0, run.output
-    assert "PASS one[vulkan://1]" in run.stdout and run.stdout.splitlines()[-1] == "5 passed, 0 failed, 0 skipped"
+    assert (
+        "PASS one[vulkan://1]" in run.stdout
+        and run.stdout.splitlines()[-1] == "5 passed, 0 failed, 0 skipped"
+    )
     results = {p.name: read_result(p) for p in project.path("build").glob("*.result.json")}
     assert results["one.vulkan-1.result.json"].lane == "vulkan://1", sorted(results)
     lanes = {r.lane for r in results.values()}
@@ -251,7 +257,9 @@ def test_scons_spreads_gpu_tests_over_lanes_and_one_gpu_is_a_uri(project) -> Non
     only = project.scons("-j4", "test", "--iree-devices=vulkan://0", "--iree-retest")
     assert only.returncode == 0, only.output
     assert only.stdout.splitlines()[-1] == "4 passed, 0 failed, 0 skipped", only.output  # not one[vulkan://1]
-    assert {read_result(p).lane for p in project.path("build").glob("s*.vulkan.result.json")} == {"vulkan://0"}
+    assert {read_result(p).lane for p in project.path("build").glob("s*.vulkan.result.json")} == {
+        "vulkan://0"
+    }
 
     bad = project.scons("test", "--iree-device-lanes=vulkan")
     assert bad.returncode == 2 and "Traceback" not in bad.output
