@@ -264,3 +264,41 @@ def test_scons_spreads_gpu_tests_over_lanes_and_one_gpu_is_a_uri(project) -> Non
     bad = project.scons("test", "--iree-device-lanes=vulkan")
     assert bad.returncode == 2 and "Traceback" not in bad.output
     assert "--iree-device-lanes: 'vulkan' is not DRIVER:N" in bad.stderr, bad.stderr
+
+
+# --- a Dask worker offering two lanes -----------------------------------------------
+
+
+@needs_vulkan
+def test_a_cluster_worker_offering_two_lanes_runs_two_gpu_tests_at_once(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, spin: Path
+) -> None:
+    """``vulkan=2`` (two GPUs, here two lanes of lavapipe): two tests at once, each on its lane."""
+    from iree_build.cluster.client import Cluster
+    from iree_build.cluster.config import ClusterConfig
+    from iree_build.cluster.device_tests import ClusterTests
+    from iree_build.cluster.local import LocalCluster
+
+    # Longer tests: each task starts a runner process, whose start-up varies by a second.
+    path = _tree(tmp_path, spin, [(f"s{i}", 5 * SPIN, 0) for i in range(4)])
+    local = LocalCluster(tmp_path_factory.mktemp("dask"))
+    try:
+        local.start_scheduler()
+        local.start_worker("gpus", {"vulkan": 2}, nthreads=2, env={"IREE_DEVICE_LANES": "vulkan:2"})
+        local.wait_for(["gpus"])
+        cluster = Cluster(ClusterConfig.from_values(local.address))
+        try:
+            report, out = _run(path, RunPool(), remote=ClusterTests(cluster))
+        finally:
+            cluster.close()
+    finally:
+        local.stop()
+    assert report.exit_code == 0, out
+    results = [read_result(tmp_path / f"s{i}.result.json") for i in range(4)]
+    by_lane: dict[str, list] = {}
+    for r in results:
+        by_lane.setdefault(r.lane, []).append(r)
+    assert sorted(by_lane) == ["vulkan://0", "vulkan://1"], out
+    for lane, ran in by_lane.items():
+        assert not any(_overlap(a, b) for i, a in enumerate(ran) for b in ran[i + 1 :]), lane
+    assert any(_overlap(a, b) for a in by_lane["vulkan://0"] for b in by_lane["vulkan://1"]), out
