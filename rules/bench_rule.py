@@ -4,8 +4,8 @@ Each (benchmark, device) is a target, ``NAME.DEVICE.bench.json``, that is
 always rebuilt and never taken from a cache (a measurement is not a cached
 fact) and never built by a plain ``scons``. It runs alone: its action passes
 the build's action gate exclusively (:mod:`.action_gate`: no compile, test or
-other benchmark of this build runs meanwhile, on any device) and shares the
-per-device ``SideEffect`` lock that serializes GPU tests. The measuring is
+other benchmark of this build runs meanwhile, on any device) and shares a
+per-device ``SideEffect`` lock with the device's other benchmarks. The measuring is
 :mod:`iree_build.bench`, the code ``python -m iree_build bench BUILD_DIR``
 runs on machines without SCons; the declarations go into
 ``iree_benchmarks.json`` beside the test manifest for that.
@@ -248,7 +248,7 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
     env.Command(result, data_files.sources_for(env, [result], sources), BENCH_ACTION)
     env.AlwaysBuild(result)
     env.NoCache(result)
-    lock = env.File(f"#.iree_device_{bench.spec.device}.lock")  # the lock GPU tests take
+    lock = env.File(f"#.iree_device_{file_part(bench.spec.device)}.lock")
     env.SideEffect(lock, result)
     env.Ignore(env.Dir("#"), lock)
     d = result.dir

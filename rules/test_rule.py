@@ -3,7 +3,8 @@
 Each (test, device) is a build target: a result file that depends on the module,
 the input and expected data, and the test's parameters. SCons' own up-to-date
 check is the test cache (an unchanged test is not rerun), ``-j`` runs CPU tests
-in parallel, and tests on one GPU are serialized with a ``SideEffect``. The test
+in parallel, and GPU tests take a free lane of the run pool (one per GPU, one test at a
+time each). The test
 itself runs through ``iree_build.testing``, the same code the standalone runner
 (``python -m iree_build test BUILD_DIR``) uses on machines without SCons.
 """
