@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +205,45 @@ def test_a_hung_lane_is_retired_alone_and_the_other_goes_on(tmp_path: Path, spin
     assert len(pool.workers_of[other]) == 1, pool.workers_of  # its one worker was never replaced
     assert len(pool.workers_of[hang.lane]) >= 1 + (hang.lane in {r.lane for r in passed}), pool.workers_of
     assert report.exit_code == 1 and "TIMEOUT hang[vulkan]" in out, out
+
+
+@needs_vulkan
+def test_a_crashed_lane_is_replaced_alone(tmp_path: Path, spin: Path) -> None:
+    """A lane's worker killed mid-test (as the OOM killer or a driver reset would): that test
+    is a CRASH, its lane gets a fresh worker, the other lane keeps its own."""
+    path = _tree(tmp_path, spin, [("victim", HANG, 0), *((f"s{i}", SPIN, 0) for i in range(4))])
+    pool = RunPool()
+    done = threading.Event()
+    killed: list[int] = []
+
+    def kill_the_busy_lane() -> None:  # once the others are done, only the victim's lane is busy
+        while not done.is_set():
+            if all((tmp_path / f"s{i}.result.json").exists() for i in range(4)):
+                with pool._lock:
+                    busy = sorted(pool._busy)
+                if len(busy) == 1:
+                    killed.append(pool.workers_of[busy[0]][-1])
+                    os.kill(killed[0], signal.SIGKILL)
+                    return
+            done.wait(0.05)
+
+    killer = threading.Thread(target=kill_the_busy_lane, daemon=True)
+    killer.start()
+    try:
+        report, out = _run(path, pool, device_lanes={"vulkan": 2})
+    finally:
+        done.set()
+        killer.join()
+        pool.close()
+    victim = read_result(tmp_path / "victim.result.json")
+    assert killed and victim is not None and victim.status == "crashed", out
+    assert "SIGKILL" in victim.message and victim.lane in ("vulkan://0", "vulkan://1"), victim.message
+    other = "vulkan://1" if victim.lane == "vulkan://0" else "vulkan://0"
+    passed = [read_result(tmp_path / f"s{i}.result.json") for i in range(4)]
+    assert all(r is not None and r.status == "passed" for r in passed), out
+    assert {r.lane for r in passed} >= {other}, out
+    assert pool.workers_of[other] == pool.workers_of[other][:1], pool.workers_of  # never replaced
+    assert killed[0] in pool.workers_of[victim.lane] and report.exit_code == 1, out
 
 
 @needs_vulkan
