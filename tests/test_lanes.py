@@ -85,6 +85,8 @@ def test_lanes_of_a_driver_come_from_its_devices_or_the_option() -> None:
         assert pool.lanes("local-task") == ["cpu"]
         assert pool.lanes("cuda://1") == ["cuda://1"]  # named by URI: that GPU alone
         listed = pool.device_infos("vulkan")  # asked of a worker, which holds the runtime
+        if os.environ.get("CI") == "true":  # CI installs lavapipe: the lanes must really run there
+            assert listed
         assert pool.lanes("vulkan") == ([f"vulkan://{k}" for k in range(len(listed))] or ["vulkan"])
         pool.configure_lanes({"vulkan": 3, "cuda": 3})
         if listed:  # three lanes over the devices there are
@@ -204,7 +206,8 @@ def test_a_hung_lane_is_retired_alone_and_the_other_goes_on(tmp_path: Path, spin
     assert beside and any(_overlap(hang, r) for r in beside), out  # the other lane went on
     assert len(pool.workers_of[other]) == 1, pool.workers_of  # its one worker was never replaced
     assert len(pool.workers_of[hang.lane]) >= 1 + (hang.lane in {r.lane for r in passed}), pool.workers_of
-    assert report.exit_code == 1 and "TIMEOUT hang[vulkan]" in out, out
+    assert report.exit_code == 1 and f"worker stopped) on {hang.lane}\n" in out, out
+    assert all(f"PASS {r.name} ({r.time_ms:.1f} ms) on {r.lane}" in out for r in passed), out
 
 
 @needs_vulkan

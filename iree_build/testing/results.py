@@ -206,16 +206,19 @@ def result_line(result: TestResult) -> str:
     ``FAIL name (why)``, ``XFAIL name (why)``, ``CRASH name (SIGSEGV ...)``, ``TIMEOUT name (...)``."""
     if result.cases:
         return "\n".join(result_line(c) for c in flatten([result]))
+    # Where a GPU test ran (its lane: "on cuda://1"), unless it was skipped or taken from
+    # the cache.
+    where = f" on {result.lane}" if result.lane and result.status != "skipped" and not result.cached else ""
     if result.status == "passed" and result.expected_failure:
-        return f"XFAIL {result.name} ({'cached' if result.cached else result.message})"
+        return f"XFAIL {result.name} ({'cached' if result.cached else result.message}){where}"
     if result.status == "passed":
         detail = "cached" if result.cached else _fmt_ms(result.time_ms)
-        return f"PASS {result.name} ({detail})"
+        return f"PASS {result.name} ({detail}){where}"
     word = _WORDS.get(result.status, "FAIL")
     message = result.message
     if message.startswith(result.name + ": "):  # the name is already on the line
         message = message[len(result.name) + 2 :]
-    return f"{word} {result.name} ({message})"
+    return f"{word} {result.name} ({message}){where}"
 
 
 def margin_text(m: dict[str, Any]) -> str:
