@@ -347,3 +347,17 @@ def test_a_cluster_worker_offering_two_lanes_runs_two_gpu_tests_at_once(
     for lane, ran in by_lane.items():
         assert not any(_overlap(a, b) for i, a in enumerate(ran) for b in ran[i + 1 :]), lane
     assert any(_overlap(a, b) for a in by_lane["vulkan://0"] for b in by_lane["vulkan://1"]), out
+
+
+def test_a_device_uri_names_a_gpu_by_index_or_is_one_line(project) -> None:
+    project.write("add.mlir", SPIN_MLIR)
+    for bad in ("local-task://1", "cuda://GPU-1234", "cudaa://1"):
+        project.write(
+            "SConstruct",
+            'from iree_rules import *\niree_module(name="m", src="add.mlir", target_backends=["cuda"])\n'
+            f'iree_test(name="t", module="m", function="add", inputs=[[1.0], [1.0]], expected=[[2.0]], devices=["{bad}"])\n',
+        )
+        run = project.scons("test")
+        assert run.returncode == 2 and "Traceback" not in run.output, run.output
+        assert run.stderr.startswith("scons: *** SConstruct:3: iree_test devices: HAL device "), run.stderr
+        assert "a device URI names one GPU of a driver by its index, e.g. 'cuda://1'" in run.stderr, run.stderr
