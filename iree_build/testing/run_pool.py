@@ -10,8 +10,9 @@ Workers are started once and reused: CPU tests share "cpu" workers (one per
 concurrent caller), and each GPU has one lane (``cuda://0``, ``cuda://1``, ...), one
 worker at a time, that keeps its device for many tests: a test declared on ``cuda``
 takes whichever lane of its driver is free, so a host's GPUs run tests side by side,
-each one test at a time. A lost worker is replaced on its own lane only. One spare worker is kept started (its
-imports done), so recovering from a crash costs no interpreter start-up.
+each one test at a time. A lost worker is replaced on its own lane only. One spare
+worker is kept started (its imports done), so recovering from a crash costs no
+interpreter start-up.
 This side imports neither ``iree.runtime`` nor numpy.
 """
 
