@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -91,9 +91,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from _common import workdir, children_cpu
-
 import numpy as np
+from _common import children_cpu, workdir
 
 N_FILES = 50
 JOBS = 2
@@ -285,8 +284,8 @@ def compile_flags() -> list[str]:
 def check_rules_flags(flags: list[str]) -> None:
     """Warn if the rules' default flags drifted from ours (the work would differ)."""
     try:
-        from iree_build.host_cpu import resolve
-        from iree_build.targets import device_flags
+        from iree_build.targets.backends import device_flags
+        from iree_build.targets.host_cpu import resolve
 
         theirs = device_flags(["llvm-cpu"]) + resolve("generic").flags()
     except Exception as e:  # the benchmark still measures; just say so

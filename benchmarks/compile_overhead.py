@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from _common import workdir, children_cpu, user_tool, wall
+from _common import children_cpu, user_tool, wall, workdir
 
 N_MODULES = 20
 
@@ -301,8 +301,8 @@ def compile_flags() -> list[str]:
 def check_rules_flags(flags: list[str]) -> None:
     """Warn if the rules' default flags drifted from ours (the work would differ)."""
     try:
-        from iree_build.host_cpu import resolve
-        from iree_build.targets import device_flags
+        from iree_build.targets.backends import device_flags
+        from iree_build.targets.host_cpu import resolve
 
         theirs = device_flags(["llvm-cpu"]) + resolve("generic").flags()
     except Exception as e:  # the benchmark still measures; just say so
@@ -491,7 +491,7 @@ def diagnose(bench: Bench) -> None:
     imp = med(lambda: subprocess.run([py, "-c", "from iree.compiler import api"], env=env, check=True))
     print(f"  python + import iree.compiler.api          {imp:7.3f} s")
     worker = med(lambda: subprocess.run(
-        [py, "-m", "iree_build.compile_worker"], env=env, check=True, input="", text=True,
+        [py, "-m", "iree_build.compile.worker"], env=env, check=True, input="", text=True,
         stdout=subprocess.DEVNULL))
     print(f"  compile worker start + exit (no requests)  {worker:7.3f} s")
     sc_help = med(lambda: subprocess.run([py, "-m", "SCons", "-Q", "-h"], cwd=bench.root, env=env,

@@ -282,6 +282,7 @@ def main() -> int:
 
     import distributed
     import iree.compiler.version as cv
+
     from iree_build.cluster.local import LocalCluster
     from iree_build.testing.devices import probe_device
 

@@ -57,7 +57,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import children_cpu, workdir
 
 FOLDERS = 20

@@ -97,9 +97,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import workdir, user_tool, wall
-
 import numpy as np
+from _common import user_tool, wall, workdir
 
 N_TESTS = 100
 JOBS = 2
@@ -260,8 +259,9 @@ class Bench:
             p.unlink()
         return len(paths)
 
-    def scons_full(self, jobs: int = JOBS) -> float:
+    def scons_full(self, jobs: int | None = None) -> float:
         """All 100 tests run (results deleted first); the whole process' wall time."""
+        jobs = jobs or JOBS
         self.delete_results()
         run = self.scons_test(f"-j{jobs}")
         if run.ran != N_TESTS or (run.passed, run.failed, run.skipped) != (N_TESTS, 0, 0):
@@ -652,12 +652,16 @@ def crash_recovery(tmp: Path, rounds: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global JOBS
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the variants (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder and print it")
     ap.add_argument("--diagnose", action="store_true",
                     help="probe where scons test's time goes (also when the target is missed)")
+    ap.add_argument("--jobs", type=int, default=JOBS,
+                    help="the parallel variants' -j and CLI processes at a time (default 2)")
     args = ap.parse_args(argv)
+    JOBS = args.jobs
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
 

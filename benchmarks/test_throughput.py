@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
 from _common import workdir
-from test_runner import MODULES as ALL_MODULES, find_native_run_module, find_run_module
+from test_runner import MODULES as ALL_MODULES
+from test_runner import find_native_run_module, find_run_module
 
 MODULES = {k: ALL_MODULES[k] for k in ("add", "mul", "relu")}
 

@@ -29,7 +29,10 @@ def _add_selection(parser: argparse.ArgumentParser, what: str, holding: str) -> 
     """What ``test`` and ``bench`` share: the build folder, and which of its entries to take."""
     parser.add_argument("build_dir", metavar="BUILD_DIR", help=f"build directory (holding {holding}")
     parser.add_argument(
-        "--devices", metavar="A,B", help=f"only {what} on these devices (comma list, e.g. local-task,cuda)"
+        "--devices",
+        metavar="A,B",
+        help=f"only {what} on these devices (comma list, e.g. local-task,cuda; local-task@aarch64: "
+        "aarch64 code, emulated here)",
     )
     parser.add_argument("--filter", metavar="GLOB", help=f"only {what} whose name matches GLOB")
     parser.add_argument(
@@ -87,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ARCH:COMMAND",
         action="append",
         default=[],
-        help="run CPU tests of ARCH code under COMMAND, over what the manifest says "
+        help="run CPU tests of ARCH code under COMMAND, over $IREE_EMULATORS and what the manifest says "
         "(--emulator='aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu'); the ARCH "
         "tools come from $IREE_RUNTIME_TOOLS_<ARCH> or `runtime ARCH`",
     )

@@ -8,6 +8,11 @@ software Vulkan driver says nothing about an NVIDIA GPU, nor an AVX-512 run
 about a machine without it. ``scons test``, ``python -m iree_build test``, the
 cluster's workers and the benchmarks' records all take it from here.
 
+CPU code of another architecture run here under an emulator (``qemu-aarch64``) holds
+for the emulated architecture, the emulator's command and version (its
+``--version``, asked where the code runs: a cluster worker answers for its own
+emulator) and the tools that ran it, on this CPU.
+
 Read from ``/proc`` and ``/sys`` (Linux), never by creating a device: a no-op
 ``scons test`` computes every result's signature, and a CUDA device takes
 ~0.4 s to create. Elsewhere the machine's name stands in (conservative: results
@@ -22,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
+import shutil
+import subprocess
 from functools import cache
 
 CPU_DEVICES = frozenset({"local-sync", "local-task"})
@@ -84,10 +92,23 @@ def stable_cpuinfo(root: str | None = None) -> list[str]:
     return sorted(ln for ln in cpuinfo_lines(root) if ln.split(":", 1)[0].strip() not in VOLATILE)
 
 
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+
+
+def normal_arch(arch: str) -> str:
+    """An architecture as LLVM triples spell it (``arm64`` -> ``aarch64``)."""
+    arch = arch.strip().lower()
+    return _ARCH_ALIASES.get(arch, arch)
+
+
 def architecture() -> str:
     """This machine's CPU architecture, spelled as in LLVM triples (``x86_64``, ``aarch64``)."""
-    machine = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return normal_arch(platform.machine())
+
+
+def emulated(arch: str, device: str) -> bool:
+    """Whether CPU code for ``arch`` on ``device`` runs here only under an emulator."""
+    return bool(arch) and normal_arch(arch) != architecture() and device.split("://", 1)[0] in CPU_DEVICES
 
 
 def cpu_model(root: str | None = None) -> str:
@@ -150,10 +171,52 @@ def accelerator_identity(root: str | None = None) -> str:
     return text
 
 
-def hardware_identity(device: str, root: str | None = None) -> str:
+def emulator_version(program: str) -> str:
+    """The first line of ``PROGRAM --version`` (``qemu-aarch64 version 7.2.22 (Debian ...)``),
+    asked again when the program's file changes (an upgrade under a long-lived worker)."""
+    path = shutil.which(program)
+    if path is None:
+        return f"{program}: not installed"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{program}: not installed"
+    return _version(path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@cache
+def _version(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    try:
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{path}: no version ({type(exc).__name__})"
+    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    return lines[0] if lines else f"{path}: no version"
+
+
+def hardware_identity(
+    device: str,
+    root: str | None = None,
+    *,
+    arch: str = "",
+    emulator: tuple[str, ...] | list[str] = (),
+    tools: str = "",
+) -> str:
     """The hardware a result on ``device`` depends on: the CPU for host devices; the CPU
     and the accelerators for the others (a software Vulkan driver runs on the CPU). A GPU's
-    lane (``cuda://1``) is not part of it: its index is no hardware."""
+    lane (``cuda://1``) is not part of it: its index is no hardware. ``arch`` code that
+    runs here under ``emulator`` (by ``tools``: that architecture's runtime) adds the
+    emulated architecture, the emulator and its version."""
     if device.split("://", 1)[0] in CPU_DEVICES:
-        return cpu_identity(root)
-    return f"{cpu_identity(root)}; {accelerator_identity(root)}"
+        here = cpu_identity(root)
+    else:
+        here = f"{cpu_identity(root)}; {accelerator_identity(root)}"
+    if not emulator or not emulated(arch, device):
+        return here
+    by = f", {tools}" if tools else ""
+    return (
+        f"{normal_arch(arch)} emulated by {shlex.join(emulator)} "
+        f"[{emulator_version(emulator[0])}]{by}, on {here}"
+    )

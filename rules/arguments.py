@@ -32,7 +32,8 @@ from typing import Any
 
 from iree_build import validation as v
 from iree_build.errors import IreeBuildError
-from iree_build.targets import BACKENDS, HAL_DEVICES
+from iree_build.targets.backends import BACKENDS, HAL_DEVICES
+from iree_build.testing.selection import check_tag
 
 from . import build_lock
 from .where import declared_at, fail
@@ -236,13 +237,13 @@ def _needs_llvm_cpu(name: str, call: Call) -> None:
 
 
 def _triple_of(call: Call) -> str:
-    from iree_build.host_cpu import host
+    from iree_build.targets.host_cpu import host
 
     return call.args.get("triple") or call.env.get("IREE_TRIPLE") or host()[2]
 
 
 def _check_backends(value, call):
-    from iree_build.compiler_info import compiler_info
+    from iree_build.compile.compiler_info import compiler_info
 
     known = list(BACKENDS)
     items = v.strings(value, f"give a list of backends, e.g. ['llvm-cpu']; known: {', '.join(known)}")
@@ -265,14 +266,14 @@ def _check_backends(value, call):
 
 
 def _check_triple(value, call):
-    from iree_build.cpu_features import check_triple
+    from iree_build.targets.cpu_features import check_triple
 
     _needs_llvm_cpu("triple", call)
     return check_triple(v.string(value, "give an LLVM target triple, e.g. 'aarch64-unknown-linux-gnu'"))
 
 
 def _check_cpu(value, call):
-    from iree_build.host_cpu import resolve
+    from iree_build.targets.host_cpu import resolve
 
     text = v.string(value, "give 'host', 'generic' or an LLVM CPU name like 'znver4'")
     _needs_llvm_cpu("cpu", call)
@@ -281,7 +282,7 @@ def _check_cpu(value, call):
 
 
 def _check_features(value, call):
-    from iree_build.cpu_features import check_features
+    from iree_build.targets.cpu_features import check_features
 
     allowed = "give LLVM features like '+avx2,+fma' (or a list of them)"
     if isinstance(value, (list, tuple)):
@@ -293,7 +294,7 @@ def _check_features(value, call):
 
 
 def _check_toolchain(value, call):
-    from iree_build.toolchains import find_toolchain
+    from iree_build.targets.toolchains import find_toolchain
 
     from .declared_modules import toolchain_dirs
 
@@ -322,7 +323,7 @@ def _onnx_only(check: Check, what: str) -> Check:
 
 
 def _opset(value, call):
-    if value == "own":  # keep the model's own opset (iree_build.onnx_policy)
+    if value == "own":  # keep the model's own opset (iree_build.onnx.policy)
         return value
     v.number(
         value, "give an ONNX opset number, e.g. 17, or 'own' for the model's own", integer=True, minimum=1
@@ -434,7 +435,7 @@ def _module_ref(value, call):
 def _usable(call: Call) -> tuple[list[str], list[str]] | None:
     """(backends, devices that can run them) of the module or suite being declared."""
     if call.usable is None and "srcs" in call.args and call.args.get("toolchain") is None:
-        from iree_build.targets import devices_for
+        from iree_build.targets.backends import devices_for
 
         backends = call.args.get("target_backends") or call.env.Flatten(
             [call.env.get("IREE_TARGET_BACKENDS", ["llvm-cpu"])]
@@ -445,7 +446,7 @@ def _usable(call: Call) -> tuple[list[str], list[str]] | None:
 
 
 def _runnable(device: str, call: Call) -> str:
-    from iree_build.targets import check_device
+    from iree_build.targets.backends import check_device
 
     usable = _usable(call)
     base = device.split("://", 1)[0]
@@ -506,11 +507,17 @@ CPU_FEATURES = Arg(_check_features)
 TRIPLE = Arg(_check_triple)
 TOOLCHAIN = Arg(_check_toolchain)
 ENTRIES = Arg(_entries, none_ok=False)
-# For rules other branches add: a test's tags and timeout.
+# A test's tags: the names --iree-test-tags can select (one definition: the selection's),
+# sorted and unique, so the rules take them as given.
 TAGS = Arg(
-    lambda value, call: [
-        v.plain_name(t, "gpu") for t in v.strings(value, "give tags like ['gpu', 'slow']", empty=True)
-    ]
+    lambda value, call: tuple(
+        sorted(
+            {
+                check_tag(v.plain_name(t, "gpu"))
+                for t in v.strings(value, "give tags like ['gpu', 'slow']", empty=True)
+            }
+        )
+    )
 )
 TIMEOUT = Arg(lambda value, call: v.number(value, "give seconds > 0, e.g. 60", above=0))
 
@@ -700,6 +707,34 @@ def checked(rule: str, schema: Mapping[str, Arg] | None = None):
         return wrapper
 
     return decorate
+
+
+def env_last(
+    builder: Callable[..., Any], name: str, doc: str, renamed: Mapping[str, str] | None = None
+) -> Callable[..., Any]:
+    """A builder-style rule (``IreeTest(env, name, ...)``) as its SConscript form
+    (``iree_test(name, ..., env=...)``): the same arguments in the same order, ``env`` a
+    keyword. One signature per rule, so the two never drift. Checked once: by the builder,
+    or, where the form names arguments its own way (``renamed``: builder's name -> this
+    form's), by this form's schema, so that an error names the argument as the user wrote it."""
+    renamed = dict(renamed or {})
+    back = {new: old for old, new in renamed.items()}
+    sig = inspect.signature(builder)
+    _env, *rest = sig.parameters.values()
+    rest = [q.replace(name=renamed.get(q.name, q.name)) for q in rest]
+    keyword_env = inspect.Parameter("env", inspect.Parameter.KEYWORD_ONLY, default=None)
+    before_var_kw = [q for q in rest if q.kind is not q.VAR_KEYWORD]
+    var_kw = [q for q in rest if q.kind is q.VAR_KEYWORD]
+
+    @functools.wraps(builder)
+    def rule(*args, env=None, **kwargs):
+        return builder(env, *args, **{back.get(k, k): value for k, value in kwargs.items()})
+
+    rule.__name__ = rule.__qualname__ = name
+    rule.__doc__ = doc
+    rule.__signature__ = sig.replace(parameters=[*before_var_kw, keyword_env, *var_kw])  # type: ignore[attr-defined]
+    del rule.__wrapped__  # type: ignore[attr-defined]  # its signature is its own
+    return checked(name)(rule) if renamed else rule
 
 
 def _check_call(rule, schema, sig, names, positional, overrides, builder_style, args, kwargs):

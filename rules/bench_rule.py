@@ -23,24 +23,22 @@ from typing import Any
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text
 from iree_build.bench.spec import (
     MANIFEST_NAME,
     BenchSpec,
     ValueInput,
-    check_numbers,
     is_value_input,
     manifest_json,
     min_time_text,
 )
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tags
 from iree_build.testing.device_names import file_part
 from iree_build.testing.emulation import lane_label
+from iree_build.util.atomic import atomic_write_text
 
 from . import data_files, help_summary, options
 from .action_text import set_strfunction
-from .arguments import checked
+from .arguments import checked, env_last
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
 from .registry import Registry, registry
@@ -149,8 +147,6 @@ def IreeBenchmark(
     """Declare one benchmark per device (``NAME[device]``); returns the result nodes."""
     where = declared_at()
     try:
-        if not name or "/" in name or "[" in name:
-            raise IreeBuildError(f"benchmark name {name!r} must be a plain name like 'mlp_bench'")
         function, inputs, _, _, _ = from_flagfile(flagfile, function, inputs)
         module_node, info, devices = module_on_devices(env, module, devices)
         if not isinstance(inputs, (list, tuple)):  # (`bytes` is an argument here)
@@ -158,16 +154,15 @@ def IreeBenchmark(
                 "inputs must be a list (of .npy paths, values, or IREE inputs like '4096x4096xf32=1')"
             )
         try:
-            check_numbers(repetitions, warmup, flops, bytes, threshold)
-            min_time = min_time_text(min_time)
+            min_time = min_time_text(min_time)  # the numbers are the schema's; min_time is the spec's
         except ValueError as e:
             raise IreeBuildError(str(e)) from None
-        tags = check_tags(tags)
+        tags = tuple(tags)
         declared = [_bench_input(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
         input_nodes = [n for n in declared if not isinstance(n, ValueInput)]
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
-        if info.parameters and parameter_scope == "model":
-            parameter_scope = info.parameter_scope
+        param_nodes, parameter_scope = data_files.module_parameters(
+            env, info, parameters, parameter_scope, name
+        )
         bdir = build_dir(env, module_node)
         reg = registry(env)
         for node in [module_node, *input_nodes, *param_nodes]:
@@ -216,6 +211,7 @@ def IreeBenchmark(
             device,
             spec.tags,
             (source_folder(env), env.Dir(".").get_internal_path().replace(os.sep, "/")),
+            arch,
         )
         nodes.append(
             _register(
@@ -275,45 +271,12 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
     return result
 
 
-@checked("iree_benchmark")
-def iree_benchmark(
-    name: str,
-    module,
-    function: str | None = None,
-    inputs: Sequence = (),
-    devices: Sequence[str] | None = None,
-    repetitions: int = 5,
-    min_time: float | str = 0.5,
-    warmup: float = 0.1,
-    flops: float | None = None,
-    bytes: float | None = None,
-    threshold: float = 0.10,
-    tags: Sequence[str] = (),
-    parameters: Sequence = (),
-    parameter_scope: str = "model",
-    flagfile: Any = None,
-    env=None,
-) -> list:
+iree_benchmark = env_last(
+    IreeBenchmark,
+    "iree_benchmark",
     """Declare a benchmark of ``module``'s ``function`` (default: its only export, as for a
-    test), one per device (``name[device]``)."""
-    return IreeBenchmark(
-        env,
-        name,
-        module,
-        function,
-        inputs=inputs,
-        devices=devices,
-        repetitions=repetitions,
-        min_time=min_time,
-        warmup=warmup,
-        flops=flops,
-        bytes=bytes,
-        threshold=threshold,
-        tags=tags,
-        parameters=parameters,
-        parameter_scope=parameter_scope,
-        flagfile=flagfile,
-    )
+    test), one per device (``name[device]``).""",
+)
 
 
 def _summary(reg: Registry) -> None:

@@ -24,16 +24,16 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import threading
 
 import SCons.Action
 import SCons.CacheDir
 import SCons.Warnings
 
-from iree_build.atomic import atomic_write_text
+from iree_build.util.atomic import atomic_write_text
+
+from .registry import current
 
 SUFFIX = ".sha256"
-_say_lock = threading.Lock()
 
 
 def content_record(path: str) -> str:
@@ -101,7 +101,7 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):
             _unlink(cachefile)
             _unlink(cachefile + SUFFIX)
             why += "; removed it"
-        with _say_lock:
+        with current().print_lock:
             sys.stderr.write(
                 f"scons: warning: cache entry {os.path.basename(cachefile)} for {target} "
                 f"{why}; building {target}\n"

@@ -20,12 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tags
-from iree_build.targets import BACKENDS, check_device
+from iree_build.targets.backends import BACKENDS, check_device
 from iree_build.testing.device_names import file_part
 
 from . import module_rule
-from .arguments import checked
+from .arguments import checked, env_last
 from .registry import registry
 from .test_rule import DeclaredTest, register
 from .where import declared_at, fail
@@ -153,9 +152,7 @@ def IreeCheckTestSuite(
     )
     flags = [flags] if isinstance(flags, str) else list(flags or [])
     try:
-        suite_tags = check_tags(tags)
-        if not sources:
-            raise IreeBuildError(f"check suite '{name}' has no sources (srcs matched no file?)")
+        suite_tags = tuple(tags)
         targets = _targets(
             env,
             list(target_backends or []),
@@ -232,42 +229,9 @@ def IreeCheckTestSuite(
     return results
 
 
-@checked("iree_check_test_suite")
-def iree_check_test_suite(
-    name: str,
-    srcs,
-    target_backends: Sequence[str] | None = None,
-    devices: Sequence[str] | None = None,
-    flags: Sequence[str] | None = None,
-    xfail: Sequence[Entry] = (),
-    skip: Sequence[Entry] = (),
-    cpu: str | None = None,
-    cpu_features: str | None = None,
-    triple: str | None = None,
-    toolchain: str | None = None,
-    backend_flags: Mapping[str, Sequence[str]] | None = None,
-    cpu_features_variants: Sequence[str] | None = None,
-    timeout: float | None = None,
-    tags: Sequence[str] = (),
-    env=None,
-) -> list:
+iree_check_test_suite = env_last(
+    IreeCheckTestSuite,
+    "iree_check_test_suite",
     """Compile each check file for each target; one test per (file, target, device), a case
-    per function."""
-    return IreeCheckTestSuite(
-        env,
-        name,
-        srcs,
-        target_backends=target_backends,
-        devices=devices,
-        flags=flags,
-        xfail=xfail,
-        skip=skip,
-        cpu=cpu,
-        cpu_features=cpu_features,
-        triple=triple,
-        toolchain=toolchain,
-        backend_flags=backend_flags,
-        cpu_features_variants=cpu_features_variants,
-        timeout=timeout,
-        tags=tags,
-    )
+    per function.""",
+)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from SCons.Script import COMMAND_LINE_TARGETS, GetOption
 
-from iree_build.atomic import remove_dead_temps
-from iree_build.compile_pool import DIAG_DIR, TMP_DIR
+from iree_build.compile.pool import DIAG_DIR, TMP_DIR
+from iree_build.util.atomic import remove_dead_temps
 
 from .registry import registry
 

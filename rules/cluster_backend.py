@@ -105,7 +105,7 @@ def input_files(target) -> list[str]:
 
 def compile_request(request, target, env):
     """Run the request on the cluster (a CompileOutcome), or None without one."""
-    from iree_build.compile_pool import CompileOutcome
+    from iree_build.compile.pool import CompileOutcome
 
     try:
         cluster = cluster_for(env)
@@ -133,5 +133,7 @@ def run_test(env, spec, base: str, hasher):
     from iree_build.cluster.device_tests import cluster_identity, run_test_on
     from iree_build.testing.signature import test_signature
 
-    signature = test_signature(spec, base, hasher, cluster_identity(cluster, spec.device))
+    signature = test_signature(
+        spec, base, hasher, cluster_identity(cluster, spec.device, spec.arch, spec.emulator)
+    )
     return run_test_on(cluster, spec, base, signature or "")

@@ -11,42 +11,39 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
 from pathlib import Path
 
 from SCons.Script import GetOption
 
+from iree_build.compile.compiler_info import compiler_info
+from iree_build.compile.diagnostics import first_error
 from iree_build.compile.plan import CompilePlan
-from iree_build.compile_pool import DIAG_DIR, TMP_DIR, CompilePool
-from iree_build.compile_request import CompileRequest, abridge
-from iree_build.compiler_info import compiler_info
-from iree_build.diagnostics import first_error
+from iree_build.compile.pool import DIAG_DIR, TMP_DIR, CompilePool
+from iree_build.compile.request import CompileRequest, abridge
 
 from . import closing_summary, cluster_backend
 from .action_text import set_strfunction
 from .expected_failure import run_remembering_failure
 from .explicit_action import ExplicitAction
-
-_pool: CompilePool | None = None
-_pool_lock = threading.Lock()
+from .registry import current
 
 
 def pool() -> CompilePool:
     """The build's compile workers, as many as ``-j`` allows, started on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
+    reg = current()
+    with reg.setup_lock:
+        if reg.compile_pool is None:
             import SCons.Node.FS
 
             top = SCons.Node.FS.get_default_fs().Top.get_abspath()
-            _pool = CompilePool(
+            reg.compile_pool = CompilePool(
                 size=int(GetOption("num_jobs") or 1),
                 diag_dir=os.path.join(top, DIAG_DIR),
                 tmp_dir=os.path.join(top, TMP_DIR),
                 cwd=top,
             )  # also when started while an SConscript's folder is current
-            atexit.register(_pool.close)
-        return _pool
+            atexit.register(reg.compile_pool.close)
+        return reg.compile_pool
 
 
 def prestart(env, reg) -> None:

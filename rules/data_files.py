@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # numpy is imported when data is written, not for every build
 import SCons.Util
 
 from iree_build import validation
-from iree_build.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
+from iree_build.util.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 
 from .action_text import set_strfunction
 from .explicit_action import ExplicitAction
@@ -407,12 +407,17 @@ PARAMETER_SUFFIXES = (".irpa", ".safetensors", ".gguf")
 
 
 def parameter_nodes(env, files, prefix: str) -> list:
-    """Parameter archives a run or test loads, placed in the build tree."""
+    """Parameter archives a run or test loads, placed in the build tree (checked: the schema)."""
     files = [files] if isinstance(files, (str, Path)) else list(files or [])
     nodes = []
     for i, f in enumerate(files):
-        if not is_file_reference(f):
-            raise IreeBuildError(f"parameters must be file paths, not {f!r:.60}")
         name = Path(str(f)).name if isinstance(f, (str, Path)) else f"params{i}"
         nodes.append(materialize(env, f, f"{prefix}.{name}", PARAMETER_SUFFIXES))
     return nodes
+
+
+def module_parameters(env, info, files, scope: str, prefix: str) -> tuple[list, str]:
+    """What a run, test or benchmark loads: the module's own archives (an ONNX model's
+    externalized weights) and those given, and their scope (the module's unless one is given)."""
+    nodes = list(info.parameters) + parameter_nodes(env, files, prefix)
+    return nodes, info.parameter_scope if info.parameters and scope == "model" else scope

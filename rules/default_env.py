@@ -6,24 +6,18 @@ SCons' default environment with the tool loaded, made at the first declaration
 
 from __future__ import annotations
 
-import threading
-
 from .iree import generate
-
-_lock = threading.Lock()
-_made: list = []  # the one default environment of this process, once made
+from .registry import registry
 
 
 def default_environment():
-    """SCons' default environment with the ``iree`` tool."""
-    with _lock:
-        if not _made:
-            from SCons.Script import DefaultEnvironment
+    """SCons' default environment with the ``iree`` tool (loaded once a build)."""
+    from SCons.Script import DefaultEnvironment
 
-            env = DefaultEnvironment()
-            generate(env)
-            _made.append(env)
-            from . import build_lock
+    env = DefaultEnvironment()
+    if registry(env).once("default environment"):
+        generate(env)
+        from . import build_lock
 
-            build_lock.before_declaration()  # made for a declaration: the tool's problems, the lock
-        return _made[0]
+        build_lock.before_declaration()  # made for a declaration: the tool's problems, the lock
+    return env

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from iree_build.atomic import atomic_write_text
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
+from iree_build.util.atomic import atomic_write_text
 
 
 def _read(path: Path) -> dict:

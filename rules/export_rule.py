@@ -18,8 +18,8 @@ import SCons.Builder
 import SCons.Scanner
 import SCons.Script
 
-from iree_build.commands import COMMANDS_NAME, commands_json
 from iree_build.export import bazel, cmake
+from iree_build.export.commands import COMMANDS_NAME, commands_json
 from iree_build.export.model import Declarations, Step, Test
 from iree_build.export.tree import INDEX_NAME, write_tree
 
@@ -27,10 +27,10 @@ from . import build_lock, compile_action, data_files, declarations, onnx_rule, o
 from .action_text import set_strfunction
 from .explicit_action import ExplicitAction
 from .mlir_scanner import MLIR_SCANNER
+from .registry import registry
 from .where import fail
 
 KINDS = ("cmake", "bazel")
-_set_up = False
 
 
 def _path(node) -> str:
@@ -74,7 +74,7 @@ def _step_of(node, where: str) -> tuple[Step, list]:
 
 def _collect(env) -> tuple[Declarations, list]:
     """The declarations as plain data, and the nodes SCons must build for them."""
-    from iree_build.compiler_info import compiler_info
+    from iree_build.compile.compiler_info import compiler_info
 
     decl = Declarations(
         top=env.Dir("#").get_abspath(), python=sys.executable, compiler_identity=compiler_info().identity
@@ -208,7 +208,7 @@ def _compiler_path() -> str:
 def _commands(target, source, env):
     decl, _ = _collect(env)
     path = os.path.join(declarations.build_dir(env).get_abspath(), COMMANDS_NAME)
-    from iree_build.atomic import atomic_write_text
+    from iree_build.util.atomic import atomic_write_text
 
     atomic_write_text(path, commands_json(decl))
     print(
@@ -246,16 +246,14 @@ def _bad_export(value: str) -> str:
 
 
 def set_up(env) -> None:
-    """Add the export and the command list to what this run builds, when asked (once)."""
-    global _set_up
-    if _set_up:
+    """Add the export and the command list to what this run builds, when asked (once a build)."""
+    if not registry(env).once("export set-up"):
         return
-    _set_up = True
     spec = options.option("iree-export")
     if spec:
         _, folder = _split(spec)
         if not folder:  # said at the first declaration: the tool's set-up never exits
-            build_lock.defer(_bad_export(spec), "command line")
+            build_lock.defer(env, _bad_export(spec), "command line")
             return
         node = _builder(env, env.Dir("#").Dir(folder).File(INDEX_NAME), [])
         env.AlwaysBuild(node)

@@ -28,7 +28,7 @@ from .cache_dir import VerifiedCacheDir
 
 
 def generate(env) -> None:
-    from iree_build.interrupt import watch
+    from iree_build.util.interrupt import watch
 
     options.register()
     watch()  # Ctrl-C/SIGTERM reach the actions that wait (compiles, tests, the cluster)
@@ -67,7 +67,7 @@ def _lock_tree(env) -> None:
 
     if GetOption("help") or GetOption("no_exec") or GetOption("question"):
         return
-    build_lock.want(env.Dir("#").get_abspath())
+    build_lock.want(env, env.Dir("#").get_abspath())
 
 
 def _iree_module(env, *args, **kw):

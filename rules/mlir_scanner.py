@@ -11,7 +11,7 @@ import os
 
 import SCons.Scanner
 
-from iree_build.scan import object_paths
+from iree_build.compile.scan import object_paths
 
 
 def objects_in(node) -> list[str]:

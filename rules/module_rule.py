@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import SCons.Builder
 import SCons.Util
 
+from iree_build.compile.compiler_info import compiler_info
 from iree_build.compile.plan import declared_flags, plan_module
-from iree_build.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
 
 from . import compile_action, export_rule, help_summary, options
-from .arguments import checked
+from .arguments import checked, env_last
 from .compile_action import COMPILE_ACTION
 from .declared_modules import ModuleInfo, toolchain_dirs
 from .mlir_scanner import MLIR_SCANNER
@@ -216,37 +216,9 @@ def IreeModule(
     return nodes
 
 
-@checked("iree_module")
-def iree_module(
-    name: str,
-    src: str,
-    target_backends: Sequence[str] | None = None,
-    cpu: str | None = None,
-    cpu_features: str | None = None,
-    triple: str | None = None,
-    flags: Sequence[str] | None = None,
-    toolchain: str | None = None,
-    onnx_opset: int | None = None,
-    externalize_params: bool = False,
-    params_scope: str = "model",
-    env=None,
-    **kw,
-):
-    """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir)."""
-    if not name or "/" in name:
-        fail(f"module name {name!r} must be a plain name like 'mlp'")
-    return IreeModule(
-        env,
-        name,
-        src,
-        target_backends=target_backends,
-        cpu=cpu,
-        cpu_features=cpu_features,
-        triple=triple,
-        flags=flags,
-        toolchain=toolchain,
-        onnx_opset=onnx_opset,
-        externalize_params=externalize_params,
-        params_scope=params_scope,
-        **kw,
-    )
+iree_module = env_last(
+    IreeModule,
+    "iree_module",
+    """Declare ``name.vmfb`` (beside the calling SConscript, or in its variant dir).""",
+    renamed={"target": "name", "source": "src"},
+)

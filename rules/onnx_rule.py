@@ -8,19 +8,20 @@ compiler change. ``iree_module(src="model.onnx")`` uses it implicitly.
 from __future__ import annotations
 
 import atexit
+from typing import Literal
 
 import SCons.Scanner
 
-from iree_build import onnx_policy
-from iree_build.compiler_info import compiler_info
+from iree_build.compile.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
-from iree_build.onnx_import import ImportRequest
-from iree_build.onnx_policy import OnnxPolicy, check_opset
-from iree_build.onnx_policy_cache import PolicyCache, onnx_version
+from iree_build.onnx import policy as onnx_policy
+from iree_build.onnx.importer import ImportRequest
+from iree_build.onnx.policy import OnnxPolicy
+from iree_build.onnx.policy_cache import PolicyCache, onnx_version
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from .action_text import set_strfunction
-from .arguments import checked
+from .arguments import checked, env_last
 from .compile_action import run_step
 from .explicit_action import ExplicitAction
 from .registry import registry
@@ -103,7 +104,7 @@ def declare_import(
     env,
     name: str,
     src,
-    opset: int | str | None = None,
+    opset: int | Literal["own"] | None = None,
     externalize_params: bool = False,
     params_scope: str = "model",
     output: str | None = None,
@@ -113,12 +114,7 @@ def declare_import(
     where = declared_at()
     try:
         onnx_policy.require_onnx(f"importing {src}")
-        opset = check_opset(opset)
-        source = env.File(src) if isinstance(src, str) else env.Flatten([src])[0]
-        if not str(source).endswith(".onnx"):
-            raise IreeBuildError(f"iree_import_onnx needs an .onnx model, not {source}")
-        if not (source.has_builder() or source.srcnode().exists()):
-            raise IreeBuildError(f"ONNX model {source.srcnode().get_internal_path()} not found")
+        source = env.File(src) if isinstance(src, str) else env.Flatten([src])[0]  # checked: the schema
         if source.has_builder() or source.is_derived():
             policy = onnx_policy.unknown(opset)
         else:
@@ -149,28 +145,20 @@ def IreeImportOnnx(
     env,
     name: str,
     src,
-    opset: int | str | None = None,
+    opset: int | Literal["own"] | None = None,
     externalize_params: bool = False,
     params_scope: str = "model",
 ) -> list:
     """Declare ``name.mlir`` (and ``name.irpa`` with externalized weights).
 
-    ``opset``: None picks one from the model (``iree_build.onnx_policy``), a
+    ``opset``: None picks one from the model (``iree_build.onnx.policy``), a
     number upgrades to it, ``"own"`` keeps the model's.
     """
     return declare_import(env, name, src, opset, externalize_params, params_scope)[0]
 
 
-@checked("iree_import_onnx")
-def iree_import_onnx(
-    name: str,
-    src,
-    opset: int | str | None = None,
-    externalize_params: bool = False,
-    params_scope: str = "model",
-    env=None,
-) -> list:
-    """Import an ONNX model into ``name.mlir`` with the compiler package's importer."""
-    return IreeImportOnnx(
-        env, name, src, opset=opset, externalize_params=externalize_params, params_scope=params_scope
-    )
+iree_import_onnx = env_last(
+    IreeImportOnnx,
+    "iree_import_onnx",
+    """Import an ONNX model into ``name.mlir`` with the compiler package's importer.""",
+)

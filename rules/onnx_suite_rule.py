@@ -1,8 +1,8 @@
 """``iree_onnx_test_suite``: folders of ONNX models with their test data, as tests.
 
 Each source is a folder in the layout ONNX's backend tests and model zoo share
-(``iree_build.onnx_cases``): one module per model, imported with the automatic
-opset policy (``iree_build.onnx_policy``), and one test per ``test_data_set_N``
+(``iree_build.onnx.cases``): one module per model, imported with the automatic
+opset policy (``iree_build.onnx.policy``), and one test per ``test_data_set_N``
 and device, named ``SUITE/FOLDER[device]`` (``SUITE/FOLDER/test_data_set_N[device]``
 when the folder has several). ``xfail`` and ``skip`` take entries as
 ``iree_check_test_suite`` does, matched against the folder's name (or
@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from iree_build.errors import IreeBuildError
-from iree_build.onnx_cases import ONNX_ATOL, ONNX_RTOL, OnnxCase, find_case
-from iree_build.targets import BACKENDS, check_device
+from iree_build.onnx.cases import ONNX_ATOL, ONNX_RTOL, OnnxCase, find_case
+from iree_build.targets.backends import BACKENDS, check_device
 from iree_build.testing.device_names import file_part
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import data_files, module_rule
-from .arguments import checked
+from .arguments import checked, env_last
 from .check_rule import Entry, _match
 from .registry import registry
 from .test_rule import DeclaredTest, build_dir, register
@@ -193,33 +193,8 @@ def IreeOnnxTestSuite(
     return results
 
 
-@checked("iree_onnx_test_suite")
-def iree_onnx_test_suite(
-    name: str,
-    srcs,
-    target_backends: Sequence[str] | None = None,
-    devices: Sequence[str] | None = None,
-    flags: Sequence[str] | None = None,
-    toolchain: str | None = None,
-    onnx_opset: int | str | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    xfail: Sequence[Entry] = (),
-    skip: Sequence[Entry] = (),
-    env=None,
-) -> list:
-    """One module per model folder, one test per ``test_data_set_N`` and device."""
-    return IreeOnnxTestSuite(
-        env,
-        name,
-        srcs,
-        target_backends=target_backends,
-        devices=devices,
-        flags=flags,
-        toolchain=toolchain,
-        onnx_opset=onnx_opset,
-        rtol=rtol,
-        atol=atol,
-        xfail=xfail,
-        skip=skip,
-    )
+iree_onnx_test_suite = env_last(
+    IreeOnnxTestSuite,
+    "iree_onnx_test_suite",
+    """One module per model folder, one test per ``test_data_set_N`` and device.""",
+)

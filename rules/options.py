@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from SCons.Script import AddOption, GetOption
 
-_registered = False
-
 OPTIONS: list[tuple[str, dict]] = [
     (
         "--iree-devices",
-        dict(metavar="LIST", default="", help="run tests only on these HAL devices, e.g. cuda,local-task"),
+        dict(
+            metavar="LIST",
+            default="",
+            help="run tests only on these HAL devices, e.g. cuda,local-task "
+            "(local-task: this machine's code; local-task@aarch64: aarch64 code, emulated)",
+        ),
     ),
     (
         "--iree-device-lanes",
@@ -137,12 +140,15 @@ OPTIONS: list[tuple[str, dict]] = [
 
 
 def register() -> None:
-    global _registered
-    if _registered:
-        return
-    _registered = True
+    """Add our flags to SCons' option parser. The parser lives as long as the process, not
+    the build (a second environment loads the tool again), so a flag it already has is
+    skipped: asked of the parser itself, no state of ours."""
+    import SCons.Script.Main
+
+    has_option = getattr(SCons.Script.Main.OptionsParser, "has_option", None)  # not on its stand-in
     for flag, kw in OPTIONS:
-        AddOption(flag, dest=flag[2:].replace("-", "_"), **kw)
+        if has_option is None or not has_option(flag):
+            AddOption(flag, dest=flag[2:].replace("-", "_"), **kw)
 
 
 def option(name: str):

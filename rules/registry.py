@@ -32,9 +32,9 @@ class Registry:
     bench_ran: dict[str, Any] = field(default_factory=dict)  # name -> BenchResult
     bench_state: dict[str, Any] = field(default_factory=dict)  # baseline, start time
     presets: set[str] = field(default_factory=set)  # toolchain presets in use (for -h)
-    onnx_policies: Any = None  # iree_build.onnx_policy_cache.PolicyCache, loaded on first use
+    onnx_policies: Any = None  # iree_build.onnx.policy_cache.PolicyCache, loaded on first use
     flags: set[str] = field(default_factory=set)  # one-time set-ups done ("summary", "alias", ...)
-    selection: Any = None  # what the command line selects (iree_build.selection.Selection)
+    selection: Any = None  # what the command line selects (iree_build.testing.selection.Selection)
     test_alias: Any = None  # the "test" Alias node
     compiles_expected: int = 0  # declared modules whose output is missing (compile_action.prestart)
     staged: dict[str, Any] = field(default_factory=dict)  # build-tree data path -> data_files.Staged
@@ -43,6 +43,13 @@ class Registry:
     read_ahead: Any = None  # rules.read_ahead.ReadAhead, False when not wanted, None: not yet decided
     progress: Any = None  # rules.progress.Progress, False when off, None: not yet started
     failed_steps: list[tuple[str, str, str]] = field(default_factory=list)  # (output, why, where)
+    lock_wanted: list[str] = field(default_factory=list)  # top folders to lock at the first declaration
+    deferred: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (message, where): found as the tool loaded
+    relative_names: dict[str, str] = field(default_factory=dict)  # SConscript path -> from the top
+    compile_pool: Any = None  # iree_build.compile.pool.CompilePool, started on first use
+    setup_lock: threading.Lock = field(default_factory=threading.Lock)  # job threads making the above
     _hasher: Any = None
     _manifest: str | None = None
 
@@ -82,7 +89,18 @@ class Registry:
 
 def registry(env: Any) -> Registry:
     """The registry of the build ``env`` belongs to (made on first use)."""
-    top = env.fs.Top
+    return _of_top(env.fs.Top)
+
+
+def current() -> Registry:
+    """The registry of this process's build, for code that is given no environment (a rule
+    wrapper, a cache entry, a job thread): SCons keeps one file system per build."""
+    import SCons.Node.FS
+
+    return _of_top(SCons.Node.FS.get_default_fs().Top)
+
+
+def _of_top(top: Any) -> Registry:
     found = getattr(top.attributes, "iree_registry", None)
     if found is None:
         found = top.attributes.iree_registry = Registry()

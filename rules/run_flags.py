@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-from iree_build.targets import HAL_DEVICES
+from iree_build.targets.backends import HAL_DEVICES
 
 
 def from_flagfile(

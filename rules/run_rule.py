@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import hardware_identity
-from iree_build.targets import check_device
-from iree_build.testing.emulation import lane_identity, lane_label
+from iree_build.targets.backends import check_device
+from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
 
 from . import data_files
-from .arguments import checked
+from .arguments import checked, env_last
 from .declared_modules import find_module
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
@@ -51,13 +50,8 @@ def _signature(target, source, env) -> str:
     return (
         f"run: {run.function}\ndevice: {run.device}\noutputs: {run.count}\n"
         f"parameter scope: {run.parameter_scope}\nruntime: iree-base-runtime {runtime_version()}\n"
-        f"hardware: {hardware_identity(run.device)}\n{_lane(run)}{run.data}"
+        f"hardware: {lane_hardware(run.device, run.arch, run.emulator)}\n{run.data}"
     )
-
-
-def _lane(run: DeclaredRun) -> str:
-    lane = lane_identity(run.arch, run.device, run.emulator) if run.emulator else ""
-    return f"lane: {lane}\n" if lane else ""
 
 
 def _run(target, source, env):
@@ -127,18 +121,14 @@ def IreeRun(
         function, inputs, _, _, _ = from_flagfile(flagfile, function, inputs)
         module_node, info = find_module(env, module)
         check_device(device, info.backends, info.devices)
-        if isinstance(outputs, int):
-            if outputs < 1:
-                raise IreeBuildError("outputs must be at least 1")
+        if isinstance(outputs, int):  # a count >= 1 or .npy names: the schema's
             names = [f"{name}.npy"] if outputs == 1 else [f"{name}.output{i}.npy" for i in range(outputs)]
         else:
             names = [str(o) for o in outputs]
-            if not names or not all(n.endswith(".npy") for n in names):
-                raise IreeBuildError("outputs must be a count or a list of .npy file names")
         input_nodes = [data_files.materialize(env, v, f"{name}.input{i}.npy") for i, v in enumerate(inputs)]
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, name)
-        if info.parameters and parameter_scope == "model":
-            parameter_scope = info.parameter_scope
+        param_nodes, parameter_scope = data_files.module_parameters(
+            env, info, parameters, parameter_scope, name
+        )
         arch = info.cpu_arch or "" if device in ("local-sync", "local-task") else ""
         emulator = emulator_for(env, arch, info.emulator)
     except IreeBuildError as e:
@@ -165,29 +155,8 @@ def IreeRun(
     )
 
 
-@checked("iree_run")
-def iree_run(
-    name: str,
-    module,
-    function: str | None = None,
-    inputs: Sequence = (),
-    device: str = "local-task",
-    outputs: int | Sequence[str] = 1,
-    parameters: Sequence = (),
-    parameter_scope: str = "model",
-    flagfile: Any = None,
-    env=None,
-) -> list:
-    """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files."""
-    return IreeRun(
-        env,
-        name,
-        module,
-        function,
-        inputs=inputs,
-        device=device,
-        outputs=outputs,
-        parameters=parameters,
-        parameter_scope=parameter_scope,
-        flagfile=flagfile,
-    )
+iree_run = env_last(
+    IreeRun,
+    "iree_run",
+    """Run ``module``'s ``function`` on ``device`` at build time; its outputs become files.""",
+)

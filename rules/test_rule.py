@@ -14,28 +14,26 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import SCons.Node
 import SCons.Script
 
-from iree_build.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import hardware_identity
-from iree_build.interrupt import STOP_SIGNALS, interrupted, which_signal
-from iree_build.selection import Selection, check_tags
-from iree_build.targets import check_device
+from iree_build.targets.backends import check_device
 from iree_build.testing.device_names import file_part
-from iree_build.testing.emulation import lane_identity, lane_label
+from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
+from iree_build.testing.selection import Selection
+from iree_build.util.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
+from iree_build.util.interrupt import STOP_SIGNALS, interrupted, which_signal
 
 from . import cluster_backend, data_files, help_summary, options
 from .action_text import set_strfunction
-from .arguments import checked
+from .arguments import checked, env_last
 from .declared_modules import find_module
 from .emulators import emulator_for
 from .explicit_action import ExplicitAction
@@ -182,18 +180,12 @@ def _signature(target, source, env) -> str:
             f"timeout: {t.timeout!r}",
             f"runtime: iree-base-runtime {runtime_version()}",
             f"comparison: {COMPARISON} {sorted(t.compare.items())}",
-            f"hardware: {hardware_identity(t.device)}",  # a shared CacheDir serves results to this hardware only
-            *_lane_line(t),
+            # a shared CacheDir serves results to this hardware only; an emulated lane's
+            # hardware names the emulated architecture and the emulator's version
+            f"hardware: {lane_hardware(t.device, t.arch, t.emulator)}",
             data_files.signature(env, [*t.inputs, *t.expected, *t.parameters]),
         ]
     )
-
-
-def _lane_line(t: DeclaredTest) -> list[str]:
-    """An emulated lane's identity (the emulated architecture, the emulator's version, the
-    tools'): a result under one emulator is not taken for another's."""
-    lane = lane_identity(t.arch, t.device, t.emulator) if t.emulator else ""
-    return [f"lane: {lane}"] if lane else []
 
 
 def _say(reg: Registry, line: str) -> None:
@@ -219,6 +211,10 @@ def _run(target, source, env):
             return outcome if outcome is not None else _run_locally(test, reg)  # None: no cluster
 
         result = ahead.local(test, run) if ahead is not None else run()
+    skipped = result.message
+    required = result.status == "skipped" and bool(options.option("iree-require-devices"))
+    if required:  # a failure, said as the standalone runner says it
+        result = replace(result, status="failed", message=f"device required: {skipped}")
     with reg.ran_lock:
         reg.ran[test.name] = result
     _say(reg, result_line(result))
@@ -230,9 +226,9 @@ def _run(target, source, env):
             write_result(result, path)
         return 0
     path.unlink(missing_ok=True)  # never recorded as up to date: rerun next time
+    if required:
+        return f"test {test.name} could not run and --iree-require-devices is set: {skipped}"
     if result.status == "skipped":
-        if options.option("iree-require-devices"):
-            return f"test {test.name} could not run and --iree-require-devices is set: {result.message}"
         return 0
     return f"test {test.name} {_FAILED_WORDS.get(result.status, 'failed')}"
 
@@ -304,12 +300,9 @@ def _drop_ahead(test: DeclaredTest) -> None:
     temp_path_for(test.result.get_abspath()).unlink(missing_ok=True)
 
 
-_AHEAD_LOCK = threading.Lock()
-
-
 def _read_ahead(env, reg: Registry) -> ReadAhead | None:
     """The build's read-ahead, made by the first test action (of any job thread)."""
-    with _AHEAD_LOCK:
+    with reg.setup_lock:
         if reg.read_ahead is None:
             reg.read_ahead = (
                 ReadAhead(
@@ -443,10 +436,8 @@ def IreeTest(
     xfail: Reason = None,
     skip: Reason = None,
 ) -> list:
-    """Declare one test per device; returns the result nodes."""
+    """Declare one test per device; returns the result nodes (arguments checked by the schema)."""
     where = declared_at()
-    if not name or any(c in name for c in "/[]:"):
-        fail(f"test name {name!r} must be a plain name like 'mlp_test'", where)
     return declare_call_test(
         env,
         name,
@@ -497,25 +488,20 @@ def declare_call_test(
         )
         module_node, info, devices = module_on_devices(env, module, devices)
         _refuse_declared_twice(env, module_node, short, devices)  # before its data is staged
-        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, (list, tuple)):
-            raise IreeBuildError("inputs must be a list (of .npy paths or values)")
         input_nodes = [data_files.materialize(env, v, f"{stem}.input{i}.npy") for i, v in enumerate(inputs)]
         expected_nodes = _expected_nodes(
             env, stem, expected if expected is not None else [], inputs, input_nodes, where
         )
-        param_nodes = list(info.parameters) + data_files.parameter_nodes(env, parameters, stem)
-        if info.parameters and parameter_scope == "model":
-            parameter_scope = info.parameter_scope
+        param_nodes, parameter_scope = data_files.module_parameters(
+            env, info, parameters, parameter_scope, stem
+        )
         for what, tol in (("rtol", rtol), ("atol", atol)):
             if isinstance(tol, tuple) and len(tol) != len(expected_nodes):
                 raise IreeBuildError(
                     f"{what} has {len(tol)} entries for {len(expected_nodes)} expected "
                     "output(s); give one per output, or one number for all"
                 )
-        _check_reasons(devices, xfail, skip)
-        if timeout is not None and not 0 < float(timeout) < float("inf"):
-            raise IreeBuildError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        test_tags = check_tags(tags)
+        _check_reasons(devices, xfail, skip)  # the devices may come from the module: not the schema's
         bdir = build_dir(env, module_node)
         for node in [module_node, *input_nodes, *expected_nodes, *param_nodes]:
             if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
@@ -544,7 +530,7 @@ def declare_call_test(
             parameter_scope,
             info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
             timeout=float(timeout or 0.0),
-            tags=test_tags,
+            tags=tuple(tags),
             xfail=_for_device(xfail, device),
             skip=_for_device(skip, device),
             compare=compare,
@@ -603,6 +589,7 @@ def register(env, test: DeclaredTest, sources: list):
         test.device,
         test.tags,
         (test.folder, env.Dir(".").get_internal_path().replace(os.sep, "/")),
+        test.arch,
     )
     result = test.result
     reg.tests.append(test)
@@ -677,44 +664,11 @@ def _will_run(result) -> bool:
     return bool(options.option("iree-retest")) or not os.path.exists(result.get_abspath())
 
 
-@checked("iree_test")
-def iree_test(
-    name: str,
-    module,
-    function: str | None = None,
-    inputs: Sequence = (),
-    expected: Sequence | Callable | None = None,
-    devices: Sequence[str] | None = None,
-    rtol: Tol = None,
-    atol: Tol = None,
-    parameters: Sequence = (),
-    parameter_scope: str = "model",
-    timeout: float | None = None,
-    tags: Sequence[str] = (),
-    flagfile: Any = None,
-    xfail: Reason = None,
-    skip: Reason = None,
-    env=None,
-) -> list:
-    """Declare a test of ``module``'s ``function``, one per device (``name[device]``)."""
-    return IreeTest(
-        env,
-        name,
-        module,
-        function,
-        inputs=inputs,
-        expected=expected,
-        devices=devices,
-        rtol=rtol,
-        atol=atol,
-        parameters=parameters,
-        parameter_scope=parameter_scope,
-        timeout=timeout,
-        tags=tags,
-        flagfile=flagfile,
-        xfail=xfail,
-        skip=skip,
-    )
+iree_test = env_last(
+    IreeTest,
+    "iree_test",
+    """Declare a test of ``module``'s ``function``, one per device (``name[device]``).""",
+)
 
 
 def _page(reg: Registry, results: list):

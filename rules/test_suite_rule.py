@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tags
 from iree_build.suites.folders import find_tests
 from iree_build.testing.device_names import file_part
 
 from . import module_rule
-from .arguments import checked
+from .arguments import checked, env_last
 from .test_rule import DeclaredTest, declare_call_test, register
 from .where import declared_at, fail
 
@@ -87,7 +86,7 @@ def IreeTestSuite(
         )
         run = cfg.run if cfg is not None else RunFlags()
         devices = list(devices or run.devices or env.get("IREE_TEST_DEVICES", ["local-task"]))
-        suite_tags = check_tags(tags)
+        suite_tags = tuple(tags)
     except IreeBuildError as e:
         fail(str(e) if e.where else e.message, where)
 
@@ -169,30 +168,9 @@ def _skipped(
     ]
 
 
-@checked("iree_test_suite")
-def iree_test_suite(
-    name: str,
-    root: str = ".",
-    config=None,
-    target_backends: Sequence[str] | None = None,
-    toolchain: str | None = None,
-    flags: Sequence[str] | None = None,
-    devices: Sequence[str] | None = None,
-    timeout: float | None = None,
-    tags: Sequence[str] = (),
-    env=None,
-) -> list:
+iree_test_suite = env_last(
+    IreeTestSuite,
+    "iree_test_suite",
     """A module and a test per generated test folder under ``root`` (IREE's layout), with
-    an IREE CI ``config`` file as it is."""
-    return IreeTestSuite(
-        env,
-        name,
-        root,
-        config=config,
-        target_backends=target_backends,
-        toolchain=toolchain,
-        flags=flags,
-        devices=devices,
-        timeout=timeout,
-        tags=tags,
-    )
+    an IREE CI ``config`` file as it is.""",
+)

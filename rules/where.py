@@ -6,12 +6,13 @@ this package; a user needs the SConscript line that made the bad declaration.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
+
+from .registry import current
 
 _HERE = Path(__file__).resolve().parent
 # Frames name files as imported: also through a link to this folder (the benchmarks' shim).
@@ -31,6 +32,19 @@ def _top() -> str:
         return os.getcwd()
 
 
+def _relative(name: str) -> str:
+    """A SConscript's path from the top folder (once per file and build: every declaration asks)."""
+    known = current().relative_names
+    found = known.get(name)
+    if found is None:
+        try:
+            found = os.path.relpath(name, _top())
+        except ValueError:
+            found = name
+        known[name] = found
+    return found
+
+
 def declared_at() -> str:
     """``file:line`` of the innermost user frame (SConstruct/SConscript) calling us."""
     frame: FrameType | None = sys._getframe(1)  # cheaper than traceback.extract_stack for every declaration
@@ -41,15 +55,6 @@ def declared_at() -> str:
             continue
         return f"{_relative(name)}:{frame.f_lineno}"
     return "SConstruct"
-
-
-@functools.lru_cache(maxsize=256)
-def _relative(name: str) -> str:
-    """A SConscript's path from the top folder (once per file: every declaration asks)."""
-    try:
-        return os.path.relpath(name, _top())
-    except ValueError:
-        return name
 
 
 def fail(message: str, where: str | None = None) -> NoReturn:

@@ -159,7 +159,7 @@ def worker_pids(root: Path) -> list[int]:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"iree_build.compile_worker" not in cmd:
+        if b"iree_build.compile.worker" not in cmd:
             continue
         try:
             if Path(os.readlink(entry / "cwd")) == root.resolve():

@@ -20,7 +20,7 @@ from iree_build.bench.compare import compare, comparison_line
 from iree_build.bench.record import BenchResult
 from iree_build.bench.stats import Stats, per_second, summarize
 from iree_build.errors import IreeBuildError
-from iree_build.selection import parse_tag_filter, tags_selected
+from iree_build.testing.selection import parse_tag_filter, tags_selected
 from rules.action_gate import ActionGate
 
 SCONSTRUCT = """\
@@ -318,7 +318,7 @@ def _named(stdout: str, words: tuple[str, ...]) -> list[str]:
 ])
 def test_one_filter_selects_alike_in_every_front_end(project: Project, pattern: str, want: list[str]) -> None:
     """``scons test``, ``scons bench``, ``python -m iree_build test`` and ``... bench`` read a
-    filter alike (iree_build.selection): a literal ``[device]`` matches, globs still work."""
+    filter alike (iree_build.testing.selection): a literal ``[device]`` matches, globs still work."""
     project.write("SConstruct", SCONSTRUCT)
     project.write("src/mm.mlir", matmul(8))
     project.write("src/SConscript", """\

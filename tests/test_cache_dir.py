@@ -15,7 +15,7 @@ from conftest import ADD_MLIR, Project
 
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import hardware_identity
-from iree_build.toolchains import list_toolchains
+from iree_build.targets.toolchains import list_toolchains
 
 # Two dispatches (a matmul, then a fused elementwise + reduction): with several
 # dispatches the compiler also embeds the source's base name.
@@ -171,7 +171,7 @@ def test_corrupt_truncated_and_unrecorded_entries_are_rebuilt_never_used(
 
 
 def test_a_module_for_one_cpu_is_never_served_to_another(tmp_path: Path) -> None:
-    from iree_build.host_cpu import resolve
+    from iree_build.targets.host_cpu import resolve
 
     resolved = resolve("host")  # the concrete CPU: name and the features the compiler knows
     name, features = resolved.cpu, resolved.features

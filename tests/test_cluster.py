@@ -228,6 +228,7 @@ def test_a_cluster_result_holds_for_its_workers_hardware(cluster: LocalCluster) 
     from iree_build.cluster.config import ClusterConfig
     from iree_build.cluster.device_tests import cluster_identity
     from iree_build.hardware import hardware_identity
+    from iree_build.testing.emulation import lane_hardware
 
     config = ClusterConfig.from_values(cluster.address)
     own = Cluster(config)
@@ -236,6 +237,10 @@ def test_a_cluster_result_holds_for_its_workers_hardware(cluster: LocalCluster) 
             assert cluster_identity(conn, "local-task") == \
                 f"cluster {cluster.address}: {hardware_identity('local-task')}"
             assert cluster_identity(conn, "cuda") == f"cluster {cluster.address}: no worker offers cuda"
+            # aarch64 code: the worker answers for the emulator it would run it under
+            qemu = ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
+            assert cluster_identity(conn, "local-task", "aarch64", qemu) == \
+                f"cluster {cluster.address}: {lane_hardware('local-task', 'aarch64', qemu)}"
     finally:
         own.close()
 

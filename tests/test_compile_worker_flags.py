@@ -8,9 +8,9 @@ from pathlib import Path
 from conftest import ADD_MLIR
 from test_dependencies import SPEC
 
-from iree_build.compile_pool import CompilePool
-from iree_build.compile_request import CompileRequest
-from iree_build.compiler_info import compiler_info
+from iree_build.compile.compiler_info import compiler_info
+from iree_build.compile.pool import CompilePool
+from iree_build.compile.request import CompileRequest
 
 CPU = ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
        "--iree-llvmcpu-target-cpu=generic")

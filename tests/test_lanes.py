@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 
 from iree_build.__main__ import main as cli_main
-from iree_build.selection import Selection
 from iree_build.testing import manifest, runner
 from iree_build.testing.device_names import parse_lane_counts
 from iree_build.testing.devices import device_status
 from iree_build.testing.results import read_result
 from iree_build.testing.run_pool import RunPool
+from iree_build.testing.selection import Selection
 
 PYTHON = sys.executable
 IREE_COMPILE = shutil.which("iree-compile", path=str(Path(PYTHON).parent)) or shutil.which("iree-compile")

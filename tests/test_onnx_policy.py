@@ -18,8 +18,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from iree_build.errors import IreeBuildError  # noqa: E402
-from iree_build.onnx_cases import find_case  # noqa: E402
-from iree_build.onnx_policy import KEEP_F64_FLAG, check_opset, decide  # noqa: E402
+from iree_build.onnx.cases import find_case  # noqa: E402
+from iree_build.onnx.policy import KEEP_F64_FLAG, decide  # noqa: E402
 
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 ZERO_PAD = DATA / "pytorch-converted" / "test_ZeroPad2d" / "model.onnx"  # opset 6, IR 3, Pad
@@ -83,9 +83,6 @@ def test_onnx_opset_overrides(tmp_path: Path) -> None:
     assert decide(str(MAX_POOL), "own").opset is None
     assert decide(str(MAX_POOL), 13).describe() == "13 (upgraded from 6): onnx_opset=13 declared"
     assert decide(str(ZERO_PAD), 13).ir_version == 4  # the IR fix applies to a declared opset too
-    for bad in (0, -1, True, "17", 1.5):
-        with pytest.raises(IreeBuildError, match="onnx_opset must be a positive opset number or 'own'"):
-            check_opset(bad)
     (tmp_path / "junk.onnx").write_text("not a model")
     with pytest.raises(IreeBuildError, match=r"cannot read .*junk.onnx as an ONNX model"):
         decide(str(tmp_path / "junk.onnx"))
@@ -200,7 +197,7 @@ def test_policy_is_explained_and_overridable(project: Project) -> None:
         """)
     run = project.scons("--iree-verbose")
     assert run.returncode == 0, run.output
-    assert ("python -m iree_build.onnx_prepare --ir-version 4 " + str(ZERO_PAD) +
+    assert ("python -m iree_build.onnx.prepare --ir-version 4 " + str(ZERO_PAD) +
             " -o pad.imported.mlir.ir4.model && iree-import-onnx pad.imported.mlir.ir4.model "
             "-o pad.imported.mlir --opset-version 17") in run.stdout
     assert not project.path("pad.imported.mlir.ir4.model").exists()
@@ -232,7 +229,7 @@ def test_suite_declaration_errors(project: Project) -> None:
 
 
 def test_policy_cache_reads_an_unchanged_model_once(tmp_path: Path) -> None:
-    from iree_build.onnx_policy_cache import PolicyCache
+    from iree_build.onnx.policy_cache import PolicyCache
 
     model = tmp_path / "pad.onnx"
     model.write_bytes(ZERO_PAD.read_bytes())

@@ -3,7 +3,7 @@
 ``pytorch-converted`` and ``pytorch-operator`` (117 cases with onnx 1.23) ship a
 ``model.onnx`` beside ``test_data_set_0/input_N.pb`` and ``output_N.pb``: the
 layout the suite rule reads. Two suite declarations, no per-model option: the
-opset policy (``iree_build.onnx_policy``) decides per model, from the model,
+opset policy (``iree_build.onnx.policy``) decides per model, from the model,
 whether to upgrade it, raise its ``ir_version`` first, and keep f64.
 
 ``tests/data/onnx_expected_failures.json`` lists the compiler's failures (case ->

@@ -68,6 +68,7 @@ def test_require_devices_turns_skips_into_failures(project: Project) -> None:
     assert run.returncode == 2
     assert run.stdout.splitlines()[-1] == "0 passed, 1 failed, 0 skipped"
     assert "could not run and --iree-require-devices is set: cuda: driver compiled in, no device present" in run.stderr
+    assert "FAIL files[cuda] (device required: cuda: driver compiled in, no device present" in run.stdout, run.output
 
 
 def test_results_are_cached_and_only_affected_tests_rerun(project: Project) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from iree_build import target_options
-from iree_build.compiler_info import compiler_info
+from iree_build.compile.compiler_info import compiler_info
 from iree_build.errors import IreeBuildError
-from iree_build.toolchains import ENV_VAR, find_toolchain, list_toolchains, shipped_dirs
+from iree_build.targets import options as target_options
+from iree_build.targets.toolchains import ENV_VAR, find_toolchain, list_toolchains, shipped_dirs
 
 ADD_MLIR = """\
 func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from iree_build.cpu_features import parse_llvm_help
+from iree_build.targets.cpu_features import parse_llvm_help
 
 TRIPLES = {"x86_64": "x86_64-unknown-linux-gnu", "aarch64": "aarch64-unknown-linux-gnu",
            "riscv64": "riscv64-unknown-linux-gnu"}

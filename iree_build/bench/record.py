@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iree_build.atomic import atomic_write_text
 from iree_build.bench.stats import Stats
 from iree_build.errors import IreeBuildError
+from iree_build.util.atomic import atomic_write_text
 
 RESULT_FORMAT = "iree_build.bench_result/1"
 RUN_FORMAT = "iree_build.bench_run/1"

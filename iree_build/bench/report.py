@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from iree_build.atomic import atomic_write_bytes, atomic_write_text
 from iree_build.bench.record import HISTORY_NAME, BenchResult, load_history
 from iree_build.bench.stats import Stats
+from iree_build.util.atomic import atomic_write_bytes, atomic_write_text
 
 REPORT_NAME = "iree_bench_report.html"
 PLOTS_DIR = "iree_bench_plots"

@@ -31,10 +31,10 @@ from iree_build.bench.record import (
 )
 from iree_build.bench.spec import MANIFEST_NAME, BenchSpec, load_benchmarks
 from iree_build.bench.stats import fmt_ms, per_second, summarize
-from iree_build.selection import Selection, check_devices
 from iree_build.testing.devices import default_pool, runtime_version
-from iree_build.testing.emulation import lane_for
+from iree_build.testing.emulation import emulators_here, lane_for
 from iree_build.testing.manifest import check_contained, resolve
+from iree_build.testing.selection import Selection, check_devices
 
 
 def _shown(path: str | os.PathLike[str]) -> str:
@@ -172,7 +172,7 @@ def select(
     specs: Sequence[BenchSpec], devices: Sequence[str] | None, pattern: str | None, tags: str | None
 ) -> list[BenchSpec]:
     """Benchmarks on one of ``devices``, whose name matches ``pattern``, with the tags asked
-    for: :class:`iree_build.selection.Selection`, as ``scons bench`` and the tests select."""
+    for: :class:`iree_build.testing.selection.Selection`, as ``scons bench`` and the tests select."""
     return Selection(devices=tuple(devices or ()), pattern=pattern or "", tags=tags or "").select(specs)
 
 
@@ -209,6 +209,8 @@ def run_manifest(
     chosen = select(specs, options.devices, options.pattern, options.tags)
     if specs and not chosen:
         print(f"note: no benchmarks selected from {manifest}", file=sys.stderr)
+    emulators = emulators_here()  # this machine's ($IREE_EMULATORS), over the manifest's
+    chosen = [replace(s, emulator=emulators[s.arch]) if s.arch in emulators else s for s in chosen]
     started = now()
     results = []
     for spec in chosen:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
-from iree_build.selection import check_tag
 from iree_build.testing.manifest import check_relative_path, manifest_error
+from iree_build.testing.selection import check_tag
+from iree_build.util.atomic import atomic_write_text
 
 FORMAT = "iree_build.benchmarks/1"
 MANIFEST_NAME = "iree_benchmarks.json"

@@ -43,7 +43,7 @@ from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
 
-from iree_build.interrupt import POLL, interrupted
+from iree_build.util.interrupt import POLL, interrupted
 
 from .client import Cluster, describe
 from .config import ClusterConfig, ClusterError
@@ -202,8 +202,15 @@ class AgentCluster:
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any:
         return self._call("run", fn, args, resource, label, doing=label)
 
-    def hardware(self, resource: str, device: str) -> str:
-        return self._call("hardware", resource, device, doing=f"asking the {device} workers' hardware")
+    def hardware(self, resource: str, device: str, arch: str = "", emulator: tuple[str, ...] = ()) -> str:
+        return self._call(
+            "hardware",
+            resource,
+            device,
+            arch,
+            tuple(emulator),
+            doing=f"asking the {device} workers' hardware",
+        )
 
     def close(self) -> None:
         """The agent stays for the next build."""

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from iree_build.interrupt import interrupted, wait_event
+from iree_build.util.interrupt import interrupted, wait_event
 
 from .config import ClusterConfig, ClusterError, bounded, probe, require_distributed
 
@@ -43,7 +43,7 @@ class Connection(Protocol):
 
     def run(self, fn: Callable[..., Any], *args: Any, resource: str, label: str) -> Any: ...
 
-    def hardware(self, resource: str, device: str) -> str: ...
+    def hardware(self, resource: str, device: str, arch: str = "", emulator: tuple[str, ...] = ()) -> str: ...
 
     def close(self) -> None: ...
 
@@ -77,7 +77,7 @@ class Cluster:
         self._offers: dict[str, float] = {}
         self._offers_at = 0.0
         self._workers: dict[str, dict[str, float]] = {}  # address -> its resources
-        self._hardware: dict[tuple[str, str], str] = {}  # (worker address, device) -> identity
+        self._hardware: dict[tuple, str] = {}  # (worker address, device, arch, emulator) -> identity
 
     def offers(self) -> dict[str, float]:
         """Resource name -> total units over the live workers (refreshed at most once a second)."""
@@ -96,22 +96,24 @@ class Cluster:
                 self._workers = {addr: dict(info.get("resources") or {}) for addr, info in workers.items()}
             return dict(self._offers)
 
-    def hardware(self, resource: str, device: str) -> str:
+    def hardware(self, resource: str, device: str, arch: str = "", emulator: tuple[str, ...] = ()) -> str:
         """The hardware identities (:mod:`iree_build.hardware`) of the workers offering
-        ``resource`` for a result on ``device``, distinct and sorted, ``" | "`` between
-        them: what a result obtained on this cluster holds for. Each worker is asked once."""
+        ``resource`` for a result on ``device`` of ``arch`` code (``emulator``: the client's,
+        which a worker's own replaces), distinct and sorted, ``" | "`` between them: what a
+        result obtained on this cluster holds for. Each worker is asked once a connection."""
         self.offers()
+        what = (device, arch, tuple(emulator))
         with self._lock:
             workers = sorted(a for a, res in self._workers.items() if res.get(resource))
-            unknown = [a for a in workers if (a, device) not in self._hardware]
+            unknown = [a for a in workers if (a, *what) not in self._hardware]
         if unknown:
-            got = self.client.run(worker_hardware, device, workers=unknown)
+            got = self.client.run(worker_hardware, *what, workers=unknown)
             with self._lock:
-                self._hardware.update({(a, device): str(v) for a, v in got.items()})
+                self._hardware.update({(a, *what): str(v) for a, v in got.items()})
         with self._lock:
             return (
                 " | ".join(
-                    sorted({self._hardware[(a, device)] for a in workers if (a, device) in self._hardware})
+                    sorted({self._hardware[(a, *what)] for a in workers if (a, *what) in self._hardware})
                 )
                 or "no worker"
             )
@@ -180,8 +182,11 @@ class Cluster:
             pass
 
 
-def worker_hardware(device: str) -> str:
-    """Runs on a worker: the hardware a result on ``device`` obtained there holds for."""
-    from iree_build.hardware import hardware_identity
+def worker_hardware(device: str, arch: str = "", emulator: tuple[str, ...] = ()) -> str:
+    """Runs on a worker: the hardware a result on ``device`` of ``arch`` code obtained there
+    holds for; emulated, by the worker's own emulator (``$IREE_EMULATORS`` there) and its
+    version, as the worker's test run uses it."""
+    from iree_build.testing.emulation import emulators_here, lane_hardware, normal_arch
 
-    return hardware_identity(device)
+    mine = emulators_here().get(normal_arch(arch), tuple(emulator)) if arch else ()
+    return lane_hardware(device, arch, mine)

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from iree_build.atomic import atomic_write_bytes
-from iree_build.compile_pool import CompileOutcome, CompilePool
-from iree_build.compile_request import CompileRequest
-from iree_build.onnx_import import ImportRequest
+from iree_build.compile.pool import CompileOutcome, CompilePool
+from iree_build.compile.request import CompileRequest
+from iree_build.onnx.importer import ImportRequest
+from iree_build.util.atomic import atomic_write_bytes
 
 from .client import COMPILER_RESOURCE, Connection
 from .config import ClusterError
@@ -59,7 +59,7 @@ def _worker_pool() -> CompilePool:
 
 def compile_task(request: Request, payload: Payload) -> dict:
     """Runs on a worker: compile in scratch, return the outputs and diagnostics."""
-    from iree_build.compiler_info import compiler_info
+    from iree_build.compile.compiler_info import compiler_info
 
     pool = _worker_pool()
     mine = compiler_info().identity

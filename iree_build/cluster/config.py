@@ -127,7 +127,7 @@ def probe(config: ClusterConfig) -> None:
     timeout), before the build starts, rather than a build that waits for ever."""
     import time
 
-    from iree_build.interrupt import interrupted
+    from iree_build.util.interrupt import interrupted
 
     host, port = config.host_port()
     deadline = time.monotonic() + config.connect_timeout
@@ -204,7 +204,7 @@ def bounded(fn, timeout: float, what: str):
     on Ctrl-C/SIGTERM (the call is left to finish in a daemon thread, its result dropped)."""
     import threading
 
-    from iree_build.interrupt import interrupted, wait_event
+    from iree_build.util.interrupt import interrupted, wait_event
 
     done = threading.Event()
     box: dict[str, object] = {}

@@ -44,16 +44,20 @@ def device_resources(device: str, arch: str = "") -> list[str]:
     return [*(f"{n}@{arch}" for n in names), *names] if arch else names
 
 
-def cluster_identity(cluster: Connection, device: str) -> str:
+def cluster_identity(cluster: Connection, device: str, arch: str = "", emulator: tuple[str, ...] = ()) -> str:
     """What stands for the hardware in the signature of a result obtained on the cluster:
-    its address and the hardware of the workers offering ``device`` (a worker with
-    another CPU or GPU joining means such results hold no more)."""
+    its address and the hardware of the workers that would run it (``device``, for
+    ``arch`` code the workers offering that lane first; an emulating worker answers with
+    its own emulator's version). A worker with another CPU, GPU or emulator joining means
+    such results hold no more."""
     try:
         offers = cluster.offers()
-        resource = next((r for r in device_resources(device) if r in offers), None)
+        resource = next((r for r in device_resources(device, arch) if r in offers), None)
         if resource is None:
             return f"cluster {cluster.config.address}: no worker offers {device}"
-        return f"cluster {cluster.config.address}: {cluster.hardware(resource, device)}"
+        return (
+            f"cluster {cluster.config.address}: {cluster.hardware(resource, device, arch, tuple(emulator))}"
+        )
     except ClusterError as e:
         return f"cluster {cluster.config.address}: {e.message}"
 
@@ -207,7 +211,7 @@ class ClusterTests:
         self.cluster = cluster
 
     def identity(self, spec: TestSpec) -> str:
-        return cluster_identity(self.cluster, spec.device)
+        return cluster_identity(self.cluster, spec.device, spec.arch, spec.emulator)
 
     def run(self, spec: TestSpec, base_dir: str | os.PathLike[str], signature: str) -> TestResult:
         return run_test_on(self.cluster, spec, base_dir, signature)

@@ -1,1 +1,2 @@
-"""What a module's compile is: its plan (:mod:`iree_build.compile.plan`)."""
+"""Compiling a module: its plan, the compile workers and their pool, the compiler's facts,
+the files a module depends on (scan) and readable diagnostics."""

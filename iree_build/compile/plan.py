@@ -19,11 +19,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from iree_build.compile.scan import read_flag_file, rewrite_flag_paths
+from iree_build.targets.backends import check_backends, device_flags, devices_for, uses_llvm_cpu
+from iree_build.targets.host_cpu import resolve as resolve_cpu
+from iree_build.targets.toolchains import find_toolchain
+
 from ..errors import IreeBuildError
-from ..host_cpu import resolve as resolve_cpu
-from ..scan import read_flag_file, rewrite_flag_paths
-from ..targets import check_backends, device_flags, devices_for, uses_llvm_cpu
-from ..toolchains import find_toolchain
 
 Resolve = Callable[[str, str], str]
 """``resolve(path, origin)``: a path as the user wrote it -> the path the compiler reads;

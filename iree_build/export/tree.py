@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from iree_build.atomic import atomic_write_bytes, atomic_write_text
+from iree_build.util.atomic import atomic_write_bytes, atomic_write_text
 
 INDEX_NAME = "iree_export.json"
 

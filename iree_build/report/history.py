@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iree_build.atomic import atomic_write_text
 from iree_build.testing.results import TestResult, flatten, margin_text
+from iree_build.util.atomic import atomic_write_text
 
 HISTORY_NAME = "iree_test_history.jsonl"
 KEPT = 10

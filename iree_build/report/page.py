@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iree_build.atomic import atomic_write_text
+from iree_build.util.atomic import atomic_write_text
 
 from .history import flaky
 

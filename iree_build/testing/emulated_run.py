@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from iree_build.child_process import death_reason
 from iree_build.testing.devices import canonical_device, runtime_error_text, vm_instance
 from iree_build.testing.emulation import Lane
 from iree_build.testing.manifest import TestSpec
 from iree_build.testing.vm import TestError, find_function, load_module, scalar_argument, typed_inputs
+from iree_build.util.child_process import death_reason
 from iree_build.values.arrays import c_order, load_npy
 from iree_build.values.element_types import BY_NAME, declared_types, is_ml_dtype, of_dtype
 

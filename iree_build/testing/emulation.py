@@ -5,39 +5,35 @@ emulator declared for its architecture (``qemu-aarch64 -L /usr/aarch64-linux-gnu
 as CMake's ``CMAKE_CROSSCOMPILING_EMULATOR``) its tests run that architecture's own
 ``iree-run-module`` (:mod:`runtime_tools`) under the emulator on ``local-task`` or
 ``local-sync``, and are judged here as native tests are. The lane shows in a test's
-label (``add[local-task@aarch64]``); its identity (the emulated architecture, the
-emulator's version and the tools') keys its results.
+label (``add[local-task@aarch64]``); its hardware (:mod:`iree_build.hardware`: the
+emulated architecture, the emulator's version, the tools) keys its results.
 
 Where the emulator is declared: a toolchain preset's ``emulator`` key, the
-``IREE_EMULATORS`` construction variable, ``scons --iree-emulator=ARCH:COMMAND``, or
-the standalone runner's ``--emulator=ARCH:COMMAND``; the test manifest carries it.
-Standard library only.
+``IREE_EMULATORS`` construction variable, ``scons --iree-emulator=ARCH:COMMAND``; the
+test manifest carries it. Where the tests run (the standalone runner, a cluster
+worker), ``$IREE_EMULATORS`` (``ARCH:COMMAND``, ``;`` between several) and then the
+runner's ``--emulator=ARCH:COMMAND`` replace it: the emulator of the machine that runs
+the code. Standard library only.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 import shutil
-import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import architecture
+from iree_build.hardware import architecture, emulated, hardware_identity
+from iree_build.hardware import normal_arch as normal_arch  # the owner of architecture names
 from iree_build.testing.runtime_tools import RUN_TOOL, find_tools, tools_version
 
-_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+ENV_EMULATORS = "IREE_EMULATORS"
 # Debian's names of an architecture (its cross C library: libc6-arm64-cross).
 _DEBIAN = {"aarch64": "arm64", "riscv64": "riscv64", "x86_64": "amd64", "arm": "armhf"}
 CPU_LANES = ("local-task", "local-sync")
-
-
-def normal_arch(arch: str) -> str:
-    """An architecture as LLVM triples spell it (``arm64`` -> ``aarch64``)."""
-    arch = arch.strip().lower()
-    return _ALIASES.get(arch, arch)
 
 
 host_arch = architecture  # this machine's CPU architecture (iree_build.hardware owns it)
@@ -84,13 +80,22 @@ def parse_emulators(texts: list[str] | tuple[str, ...], what: str) -> dict[str, 
     return out
 
 
+def emulators_here(given: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, tuple[str, ...]]:
+    """The emulators this machine declares for the tests it runs: ``$IREE_EMULATORS``, then
+    ``given`` (the runner's ``--emulator``) over it; they replace the manifest's."""
+    text = os.environ.get(ENV_EMULATORS, "")
+    here = parse_emulators([text], f"${ENV_EMULATORS}") if text.strip() else {}
+    return {**here, **(given or {})}
+
+
 def how_to_configure(arch: str) -> str:
     """The end of a skip line: where an emulator for ``arch`` is declared."""
     command = suggested(arch)
     return (
         f"declare an emulator to test it here: emulator = {list(shlex.split(command))!r} in its "
-        f"toolchain preset, IREE_EMULATORS={{'{arch}': '{command}'}} in the environment, or "
-        f"--iree-emulator='{arch}:{command}' (the standalone runner: --emulator=...)"
+        f"toolchain preset, IREE_EMULATORS={{'{arch}': '{command}'}} in the SCons Environment, or "
+        f"--iree-emulator='{arch}:{command}' (the standalone runner and cluster workers: "
+        f"--emulator='{arch}:...' or ${ENV_EMULATORS}='{arch}:...')"
     )
 
 
@@ -108,7 +113,11 @@ class Lane:
 
     @property
     def identity(self) -> str:
-        return identity(self.arch, self.emulator, self.tools)
+        """The hardware its results hold for (:func:`iree_build.hardware.hardware_identity`)."""
+        return hardware_identity("local-task", arch=self.arch, emulator=self.emulator, tools=self._tools())
+
+    def _tools(self) -> str:
+        return f"{RUN_TOOL} {tools_version(self.tools)}"
 
 
 def _missing_emulator(arch: str, emulator: tuple[str, ...]) -> str:
@@ -158,31 +167,12 @@ def lane_for(
     return Lane(arch, tuple(emulator), tools), ""
 
 
-@functools.cache
-def emulator_version(program: str) -> str:
-    """The first line of ``PROGRAM --version`` (``qemu-aarch64 version 7.2.22 (Debian ...)``)."""
-    try:
-        proc = subprocess.run(
-            [program, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{program}: no version ({type(exc).__name__})"
-    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    return lines[0] if lines else f"{program}: no version"
-
-
-@functools.cache
-def identity(arch: str, emulator: tuple[str, ...], tools: Path) -> str:
-    """What stands in a result's signature for the lane: a result under one emulator (or
-    one set of tools) is not taken for another's."""
-    return (
-        f"{arch} emulated by {shlex.join(emulator)} [{emulator_version(emulator[0])}], "
-        f"{RUN_TOOL} {tools_version(tools)}"
-    )
-
-
-def lane_identity(arch: str, device: str, emulator: tuple[str, ...] | list[str]) -> str:
-    """The identity of the emulated lane a test runs on ('' when it runs natively, or
-    cannot run here: such results are never kept)."""
-    lane, _ = lane_for("module", arch, device, emulator)
-    return lane.identity if lane is not None else ""
+def lane_hardware(device: str, arch: str, emulator: tuple[str, ...] | list[str]) -> str:
+    """The hardware a result on ``device`` of ``arch`` code obtained here holds for: this
+    machine's (:mod:`iree_build.hardware`), and where the code is emulated, the emulated
+    architecture, the emulator's version and the tools that run it."""
+    if not emulator or not emulated(arch, device):
+        return hardware_identity(device)
+    tools, _ = find_tools(normal_arch(arch))
+    found = f"{RUN_TOOL} {tools_version(tools)}" if tools is not None else f"no {RUN_TOOL}"
+    return hardware_identity(device, arch=arch, emulator=tuple(emulator), tools=found)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from iree_build import validation
-from iree_build.atomic import atomic_write_text
 from iree_build.errors import IreeBuildError
+from iree_build.util.atomic import atomic_write_text
 
 FORMAT = "iree_build.tests/1"
 MANIFEST_NAME = "iree_tests.json"
@@ -367,5 +367,5 @@ def save_manifest(path: str | os.PathLike[str], tests: list[TestSpec]) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` whole or not at all (see :mod:`iree_build.atomic`)."""
+    """Write ``text`` whole or not at all (see :mod:`iree_build.util.atomic`)."""
     atomic_write_text(path, text)

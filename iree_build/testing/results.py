@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from iree_build.atomic import rewrite_bytes
 from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.manifest import write_text_atomic
+from iree_build.util.atomic import rewrite_bytes
 
 RESULT_FORMAT = "iree_build.result/1"
 STATUSES = ("passed", "failed", "skipped", "error", "crashed", "timeout")

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iree_build.child_process import death_reason, worker_env
 from iree_build.testing.check_verdict import case_name, expect_failure, judge_cases
 from iree_build.testing.device_names import canonical_device, driver_name, is_cpu_device, lane_index, lane_uri
 from iree_build.testing.manifest import TestSpec
 from iree_build.testing.results import TestResult, result_from_json, write_result
+from iree_build.util.child_process import death_reason, worker_env
 
 DEFAULT_TIMEOUT_S = 300.0
 """How long one call (one check case) may take unless the test or the run says otherwise:

@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from iree_build.child_process import worker_setup
 from iree_build.testing.results import mark_device_fault
+from iree_build.util.child_process import worker_setup
 
 
 class _Retire(Exception):
@@ -70,11 +70,11 @@ def _send(out: TextIO, message: dict[str, Any]) -> None:
 
 
 def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
-    from iree_build.atomic import atomic_write_bytes
     from iree_build.testing import emulated_run
     from iree_build.testing.emulation import lane_for
     from iree_build.testing.execute import TestError, invoke, load_array
     from iree_build.testing.manifest import spec_from_json
+    from iree_build.util.atomic import atomic_write_bytes
     from iree_build.values.arrays import npy_bytes
 
     spec = spec_from_json(req["spec"])

@@ -25,8 +25,8 @@ import sys
 
 def _worker(req_r: int, rep_w: int, err_w: int) -> None:
     """The child's side of a fork: become a run worker on these pipes, never return."""
-    from iree_build.child_process import die_with_parent
     from iree_build.testing.run_worker import serve_loop
+    from iree_build.util.child_process import die_with_parent
 
     os.dup2(err_w, 2)
     os.dup2(err_w, 1)  # native code printing to stdout must not corrupt the protocol

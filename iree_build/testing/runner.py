@@ -19,13 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from iree_build import selection
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import hardware_identity
 from iree_build.report.publish import publish_tests
-from iree_build.selection import Selection
+from iree_build.testing import selection
 from iree_build.testing.device_names import canonical_device, is_cpu_device
-from iree_build.testing.emulation import lane_identity
+from iree_build.testing.emulation import emulators_here, lane_hardware
 from iree_build.testing.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -45,6 +43,7 @@ from iree_build.testing.results import (
     write_result,
 )
 from iree_build.testing.run_pool import RunPool, default_run_pool
+from iree_build.testing.selection import Selection
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.testing.summary import failure_lines
 
@@ -60,9 +59,7 @@ def device_identity(spec: TestSpec) -> str:
     ``scons test`` signs it): a result copied from another machine, or from a software
     Vulkan driver, says nothing about this one's CPU or GPU; an emulated lane adds the
     emulated architecture, the emulator and its tools."""
-    identity = hardware_identity(spec.device)
-    lane = lane_identity(spec.arch, spec.device, spec.emulator)  # another CPU's code, emulated
-    return f"{identity}; {lane}" if lane else identity
+    return lane_hardware(spec.device, spec.arch, spec.emulator)
 
 
 def up_to_date_result(
@@ -262,11 +259,9 @@ def run_manifest(
         ),
     )
     check_contained(manifest.path, tests)
-    if options.emulators:
-        tests = [
-            replace(t, emulator=options.emulators[t.arch]) if t.arch in options.emulators else t
-            for t in tests
-        ]
+    emulators = emulators_here(options.emulators)  # this machine's, over the manifest's
+    if emulators:
+        tests = [replace(t, emulator=emulators[t.arch]) if t.arch in emulators else t for t in tests]
     if manifest.tests and not tests:
         print(
             f"note: no tests selected from {manifest.path} "
@@ -339,7 +334,7 @@ def _each(lane: list[TestSpec]) -> Iterator[TestSpec]:
 def _lock_tree(folder: Path) -> None:
     """Share the build's lock: a runner started while ``scons`` builds or tests the tree
     refuses in one line, and holds the lock (shared with other runners) while it runs."""
-    from iree_build.build_lock import LOCK_NAME, acquire, tree_of
+    from iree_build.util.build_lock import LOCK_NAME, acquire, tree_of
 
     top = tree_of(folder)
     try:

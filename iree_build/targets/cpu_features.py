@@ -20,8 +20,8 @@ import sys
 from functools import cache, lru_cache
 from importlib import resources
 
-from .errors import IreeBuildError
-from .validation import did_you_mean
+from iree_build.errors import IreeBuildError
+from iree_build.validation import did_you_mean
 
 _PROBE = (
     "import sys, llvmlite.binding as l\n"
@@ -69,7 +69,7 @@ def known_features(triple: str) -> frozenset[str]:
 
 
 def _probed(arch: str, triple: str) -> list[str]:
-    from .compiler_info import cache_dir
+    from iree_build.compile.compiler_info import cache_dir
 
     try:
         import llvmlite
@@ -85,7 +85,7 @@ def _probed(arch: str, triple: str) -> list[str]:
     proc = subprocess.run([sys.executable, "-c", _PROBE, triple], capture_output=True, text=True, timeout=60)
     _, features = parse_llvm_help(proc.stderr + proc.stdout)
     if features:
-        from .atomic import atomic_write_text
+        from iree_build.util.atomic import atomic_write_text
 
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import IreeBuildError
-from .testing.device_names import CPU_DEVICES, KNOWN_DEVICES
+from iree_build.errors import IreeBuildError
+from iree_build.testing.device_names import CPU_DEVICES, KNOWN_DEVICES
 
 
 @dataclass(frozen=True)

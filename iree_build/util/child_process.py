@@ -43,7 +43,7 @@ def worker_setup() -> TextIO:
 def worker_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a worker: this package findable even from a source checkout."""
     env = dict(os.environ if env is None else env)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds iree_build
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
 

@@ -18,12 +18,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
-from .child_process import death_reason, worker_env
-from .compile_request import CompileRequest
-from .diagnostics import clean_diagnostics
-from .interrupt import interrupted, on_interrupt, which_signal
-from .onnx_import import ImportRequest
+from iree_build.compile.diagnostics import clean_diagnostics
+from iree_build.compile.request import CompileRequest
+from iree_build.onnx.importer import ImportRequest
+from iree_build.util.atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
+from iree_build.util.child_process import death_reason, worker_env
+from iree_build.util.interrupt import interrupted, on_interrupt, which_signal
 
 
 @dataclass
@@ -40,7 +40,7 @@ class CompileOutcome:
 class _Worker:
     def __init__(self, env: dict[str, str] | None, cwd: str | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "iree_build.compile_worker"],
+            [sys.executable, "-m", "iree_build.compile.worker"],
             cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -248,7 +248,7 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
     """What a worker's death really was when it was not the compiler crashing: the build
     interrupted, a full disk (LLVM exits 1 on an output stream it cannot write), or a
     signal sent from outside. '' for a crash."""
-    from .interrupt import STOP_SIGNALS
+    from iree_build.util.interrupt import STOP_SIGNALS
 
     if interrupted():
         return f"interrupted ({which_signal()}) while it ran"

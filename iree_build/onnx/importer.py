@@ -13,7 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from .onnx_policy import OnnxPolicy
+from iree_build.onnx.policy import OnnxPolicy
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class ImportRequest:
                     [
                         "python",
                         "-m",
-                        "iree_build.onnx_prepare",
+                        "iree_build.onnx.prepare",
                         "--ir-version",
                         str(self.ir_version),
                         self.source,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .errors import IreeBuildError
+from iree_build.errors import IreeBuildError
+from iree_build.util.atomic import atomic_write_text
 
 _PROBE = (
     "import json, iree.compiler as c, iree.compiler.version as v\n"

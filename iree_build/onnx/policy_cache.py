@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from .atomic import atomic_write_text
-from .onnx_policy import TARGET_OPSET, OnnxPolicy, decide
-from .testing.identity import package_version
+from iree_build.onnx.policy import TARGET_OPSET, OnnxPolicy, decide
+from iree_build.testing.identity import package_version
+from iree_build.util.atomic import atomic_write_text
 
 FORMAT = "iree_build.onnx_policy/1"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from .export.model import Declarations, Step
+from iree_build.export.model import Declarations, Step
 
 COMMANDS_NAME = "iree_compile_commands.json"
 

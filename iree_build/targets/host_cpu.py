@@ -17,12 +17,12 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .atomic import atomic_write_text
-from .compiler_info import cache_dir
-from .cpu_features import arch_of
-from .errors import IreeBuildError
-from .hardware import stable_cpuinfo
-from .validation import did_you_mean
+from iree_build.compile.compiler_info import cache_dir
+from iree_build.errors import IreeBuildError
+from iree_build.hardware import stable_cpuinfo
+from iree_build.targets.cpu_features import arch_of
+from iree_build.util.atomic import atomic_write_text
+from iree_build.validation import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _compiler_known(features: str, triple: str) -> str:
     """The host's features less those the compiler's LLVM does not know (llvmlite's LLVM
     can be newer): it would ignore them with a warning per executable, and a feature list
     spelled out by hand (which names only known features) must equal ``cpu="host"``'s."""
-    from .cpu_features import known_features
+    from iree_build.targets.cpu_features import known_features
 
     known = known_features(triple)
     if not known:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from iree_build.atomic import pid_alive
+from iree_build.util.atomic import pid_alive
 
 LOCK_NAME = ".iree_build.lock"
 

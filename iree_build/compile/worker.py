@@ -4,7 +4,7 @@ Protocol: one JSON request per line on stdin, one JSON reply per line on the
 original stdout. The compiler's diagnostics go to the file the request names
 (fd 2 is pointed at it for the compile), so the parent can show them even when
 this process dies mid-compile. A request may name a ``cwd`` to compile in (a cluster
-worker's scratch copy of the project). Run as ``python -m iree_build.compile_worker``.
+worker's scratch copy of the project). Run as ``python -m iree_build.compile.worker``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from iree_build.child_process import worker_setup
+from iree_build.util.child_process import worker_setup
 
 
 def _compile(api, req: dict) -> dict:
@@ -131,8 +131,8 @@ def _import_onnx(req: dict) -> dict:
                 "message": f"the ONNX importer needs the onnx package ({e}); "
                 "pip install 'iree-build-scons[onnx]'",
             }
-        if req.get("prepared_model"):  # ir_version raised first (see iree_build.onnx_prepare)
-            from .onnx_prepare import raise_ir_version
+        if req.get("prepared_model"):  # ir_version raised first (see iree_build.onnx.prepare)
+            from iree_build.onnx.prepare import raise_ir_version
 
             raise_ir_version(req["source"], req["prepared_model"], req["ir_version"])
         importer.main(importer.parse_arguments(req["argv"]))
@@ -143,7 +143,7 @@ def _import_onnx(req: dict) -> dict:
     except SystemExit as e:
         message = f"the ONNX importer stopped (exit {e.code})"
     except Exception as e:  # the importer reports model problems as exceptions
-        from .onnx_import import import_error_line
+        from iree_build.onnx.importer import import_error_line
 
         message = import_error_line(e)
     finally:

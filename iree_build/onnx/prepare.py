@@ -5,7 +5,7 @@ ONNX's version converter adds initializers that are not graph inputs (Pad's
 the upgrade; from IR 4 on it is allowed. External data stays where it is (the
 importer is given the original folder as ``--data-dir``).
 
-    python -m iree_build.onnx_prepare --ir-version 4 model.onnx -o prepared.onnx
+    python -m iree_build.onnx.prepare --ir-version 4 model.onnx -o prepared.onnx
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import IreeBuildError
+from iree_build.errors import IreeBuildError
 
 TARGET_OPSET = 17  # the opset the importer lowers well (iree-base-compiler 3.13)
 IR_WITHOUT_INITIALIZER_INPUTS = 4  # from IR 4 on, initializers need not be graph inputs
@@ -84,15 +84,6 @@ def require_onnx(what: str) -> None:
         import onnx  # noqa: F401
     except ImportError:
         raise IreeBuildError(f"{what} needs the onnx package: {ONNX_EXTRA}") from None
-
-
-def check_opset(value) -> int | Literal["own"] | None:
-    """``onnx_opset``: None (automatic), a positive opset number, or ``"own"``."""
-    if value is None or value == "own":
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise IreeBuildError(f"onnx_opset must be a positive opset number or 'own', not {value!r}")
-    return value
 
 
 def _load_header(path: str):

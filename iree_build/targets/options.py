@@ -57,11 +57,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from .cpu_features import arch_of as _arch
-from .cpu_features import check_features, check_triple
-from .errors import IreeBuildError
-from .host_cpu import CpuTarget, host, resolve
-from .validation import did_you_mean, wrong_type
+from iree_build.errors import IreeBuildError
+from iree_build.targets.cpu_features import arch_of as _arch
+from iree_build.targets.cpu_features import check_features, check_triple
+from iree_build.targets.host_cpu import CpuTarget, host, resolve
+from iree_build.validation import did_you_mean, wrong_type
 
 EXECUTABLE_FORMATS = ("embedded-elf", "system-library", "static-library")
 OUTPUT_FORMATS = ("vm-bytecode", "vm-c")

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IreeBuildError
+from iree_build.errors import IreeBuildError
 
 # The tolerances of ONNX's backend test runner (onnx.backend.test.loader), which a
 # folder's data.json may override.

@@ -1,7 +1,8 @@
 """Which declared tests and benchmarks a run takes: devices, a name glob, tags, folders.
 
 One definition for ``scons test``/``scons bench`` and the standalone runners, so all
-select alike. Tags: ``--iree-test-tags=gpu,-slow`` (``--tags`` for the runners), a comma
+select alike. A device names a lane: ``local-task`` is native code on it,
+``local-task@aarch64`` aarch64 code (emulated here, or native on an aarch64 host). Tags: ``--iree-test-tags=gpu,-slow`` (``--tags`` for the runners), a comma
 list; a leading ``-`` excludes. Standard library only.
 """
 
@@ -15,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-from iree_build.testing.device_names import KNOWN_DEVICES, canonical_device, driver_name, lane_index
+from iree_build.hardware import architecture, normal_arch
+from iree_build.testing.device_names import (
+    CPU_DEVICES,
+    KNOWN_DEVICES,
+    canonical_device,
+    driver_name,
+    lane_index,
+)
 from iree_build.validation import did_you_mean
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
@@ -84,6 +92,16 @@ def in_folders(folders: Iterable[str], wanted: Sequence[str]) -> bool:
     return False
 
 
+def lane(device: str, arch: str = "") -> tuple[str, str]:
+    """(device, architecture) that ``device`` with code for ``arch`` runs on: the
+    architecture is '' for this machine's own (``local-task@x86_64`` on x86-64 is
+    ``local-task``) and for code of no CPU (GPU, VM)."""
+    name, at, given = device.partition("@")
+    arch = normal_arch(given if at else arch)
+    name = canonical_device(name)
+    return name, ("" if arch == architecture() or driver_name(name) not in CPU_DEVICES else arch)
+
+
 @dataclass(frozen=True)
 class Selection:
     """What a command line asked for; empty fields select everything. A bad tag filter
@@ -98,8 +116,16 @@ class Selection:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tags", parse_tag_filter(self.tags))
 
-    def matches(self, name: str, device: str, tags: Iterable[str] = (), folders: Iterable[str] = ()) -> bool:
-        if self.devices and not device_selected(device, self.devices):
+    def matches(
+        self,
+        name: str,
+        device: str,
+        tags: Iterable[str] = (),
+        folders: Iterable[str] = (),
+        arch: str = "",
+    ) -> bool:
+        """``arch``: the CPU architecture of the entry's code ('' for none in particular)."""
+        if self.devices and not device_selected(device, self.devices, arch):
             return False
         return (
             name_matches(name, self.pattern)
@@ -109,17 +135,25 @@ class Selection:
 
     def select(self, entries: Iterable[Any]) -> list[Any]:
         """The tests or benchmarks (manifest entries: ``name``, ``device``, ``tags``,
-        ``base`` and, for tests, ``folder``) that this selection takes, in their order."""
-        return [e for e in entries if self.matches(e.name, e.device, e.tags, folders_of(e))]
+        ``base``, ``arch`` and, for tests, ``folder``) that this selection takes, in their order."""
+        return [
+            e
+            for e in entries
+            if self.matches(e.name, e.device, e.tags, folders_of(e), getattr(e, "arch", ""))
+        ]
 
 
-def device_selected(device: str, chosen: Iterable[str]) -> bool:
-    """Whether a test on ``device`` is one ``chosen`` asks for: the same device, or a lane
-    of its driver (``cuda://1`` takes the tests declared on ``cuda``, to run on GPU 1)."""
-    mine = canonical_device(device)
+def device_selected(device: str, chosen: Iterable[str], arch: str = "") -> bool:
+    """Whether a test on ``device`` (code for ``arch``) is one ``chosen`` asks for: the same
+    device and architecture, or a GPU of its driver (``cuda://1`` takes the tests declared
+    on ``cuda``, to run on GPU 1)."""
+    mine = lane(device, arch)
     for name in chosen:
-        name = canonical_device(name)
-        if mine == name or ("://" not in mine and lane_index(name) is not None and driver_name(name) == mine):
+        theirs = lane(name)
+        if mine == theirs:
+            return True
+        one_gpu = lane_index(theirs[0]) is not None and "://" not in mine[0]
+        if one_gpu and driver_name(theirs[0]) == mine[0]:
             return True
     return False
 
@@ -138,10 +172,16 @@ def check_devices(
     option: str = "--devices",
 ) -> None:
     """Refuse a typo among ``devices`` (it would silently select nothing): each must be a
-    known device or one that an entry (``named``) runs on."""
+    known device or one that an entry (``named``) runs on, and an ``@ARCH`` lane a CPU one."""
     known = {driver_name(d) for d in (*KNOWN_DEVICES, *named)}
     for name in devices:
-        if driver_name(name) not in known:
+        device, at, arch = name.partition("@")
+        if at and (device not in CPU_DEVICES or not _TAG.match(arch)):
+            raise usage(
+                f"{option}: {name!r} is not a lane: write a CPU device and an architecture, "
+                f"e.g. local-task@aarch64"
+            )
+        if driver_name(device) not in known:
             raise usage(
                 f"unknown device {name!r} in {option}{did_you_mean(name, KNOWN_DEVICES)} "
                 f"(known: {', '.join(KNOWN_DEVICES)})"

@@ -35,10 +35,11 @@ from types import MappingProxyType
 
 import toml
 
-from . import target_options, validation
-from .compiler_info import compiler_info
-from .errors import IreeBuildError
-from .targets import BACKENDS, HAL_DEVICES, check_backends, device_flags, devices_for
+from iree_build import validation
+from iree_build.compile.compiler_info import compiler_info
+from iree_build.errors import IreeBuildError
+from iree_build.targets import options as target_options
+from iree_build.targets.backends import BACKENDS, HAL_DEVICES, check_backends, device_flags, devices_for
 
 ENV_VAR = "IREE_TOOLCHAIN_PATH"
 KEYS = ("description", "extends", "target_backends", "options", "flags", "devices", "emulator")
@@ -46,7 +47,7 @@ KEYS = ("description", "extends", "target_backends", "options", "flags", "device
 
 def shipped_dirs() -> list[Path]:
     """Where the presets that come with iree_build lie (those that exist)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # iree_build
     # An installed copy has them as the package data iree_build/presets; a checkout at the root.
     candidates = [package / "presets", package.parent / "toolchains"]
     return [d for d in candidates if d.is_dir()]

@@ -1,0 +1,1 @@
+"""What a module is compiled for: backends and devices, CPUs and features, toolchain presets."""
