@@ -3,9 +3,9 @@
 Test results and benchmark files are targets SCons never visits on a plain
 ``scons -c`` (they are kept out of folder targets so that ``scons`` does not run
 tests); reports, plots and the ONNX policy cache are written beside the build
-by the actions themselves. ``iree_bench_history.jsonl`` is kept: it is the
-record of earlier runs that the report's plots are drawn from, which no build
-can make again.
+by the actions themselves. ``iree_bench_history.jsonl`` and
+``iree_test_history.jsonl`` are kept: they are the record of earlier runs that
+the reports and the page are drawn from, which no build can make again.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ BUILD_FILES = (
     "iree_benchmarks.json",
     "iree_bench_results.json",
     "iree_bench_report.html",
+    "iree_test_report.html",  # the page: drawn again from the histories by the next run
 )
 PLOTS = "iree_bench_plots"
 

@@ -21,6 +21,7 @@ from . import (
     onnx_suite_rule,
     options,
     run_rule,
+    sconsign_db,
     test_rule,
     test_suite_rule,
 )
@@ -32,6 +33,7 @@ def generate(env) -> None:
 
     options.register()
     watch()  # Ctrl-C/SIGTERM reach the actions that wait (compiles, tests, the cluster)
+    sconsign_db.install()  # a full disk at its end is one line
     _lock_tree(env)
     test_rule.declare_test_alias(env)
     env.SetDefault(

@@ -29,7 +29,7 @@ from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
 from iree_build.testing.selection import Selection
 from iree_build.util.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
-from iree_build.util.interrupt import STOP_SIGNALS, interrupted, which_signal
+from iree_build.util.interrupt import STOP_SIGNALS, interrupted, stop_noticed, which_signal
 
 from . import cluster_backend, data_files, help_summary, options
 from .action_text import set_strfunction
@@ -217,7 +217,8 @@ def _run(target, source, env):
         result = replace(result, status="failed", message=f"device required: {skipped}")
     with reg.ran_lock:
         reg.ran[test.name] = result
-    _say(reg, result_line(result))
+    if not (_stopped(result) and stop_noticed()):  # the stop's, not the test's: said once, at the end
+        _say(reg, result_line(result))
     path = Path(target[0].get_abspath())
     if result.status == "passed":
         try:
@@ -750,7 +751,8 @@ def _summary(reg: Registry) -> None:
     if not results:
         return
     cut: list = []
-    if interrupted():  # what the stop cut short or kept from running is no outcome: not counted
+    # What the stop cut short or kept from running is no outcome: not counted.
+    if interrupted() or (any(_stopped(r) for r in results) and stop_noticed()):
         cut = [r for r in results if _cut_short(r, reg)]
         results = [r for r in results if r not in cut]
     for r in results:
@@ -784,6 +786,14 @@ def _summary(reg: Registry) -> None:
     for line in failure_lines(results, reg.failed_steps):
         _say(reg, line)
     _say(reg, summary_line(results))
+
+
+def _stopped(result) -> bool:
+    """Its worker died of a stop signal (SIGINT, SIGTERM, SIGHUP): most likely sent to the
+    whole process group, this build included."""
+    return result.status in ("crashed", "error") and any(
+        sig in result.message for sig in ("SIGINT", "SIGTERM", "SIGHUP")
+    )
 
 
 def _cut_short(result, reg: Registry) -> bool:

@@ -138,6 +138,33 @@ def test_build_and_test_on_the_cluster_as_locally(cluster: LocalCluster, tmp_pat
     assert runner.stdout.splitlines()[-1] == f"{passed} passed, 1 failed, 0 skipped"
 
 
+def test_no_process_of_a_cluster_build_outlives_it(cluster: LocalCluster, project: Project) -> None:
+    """scons returns once every process it started has ended: the test fork server, which
+    it starts while reading the SConscripts, included (a `umount` right after failed: busy)."""
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_module(name="add", src="add.mlir")
+        iree_test(name="add_test", module="add", function="add", inputs=[[1.0, 2.0, 3.0, 4.0], [1.0] * 4],
+                  expected=[[2.0, 3.0, 4.0, 5.0]])
+        """)
+    project.write("add.mlir", ADD_MLIR)
+    for round_ in ("built", "up to date"):
+        proc = subprocess.Popen([sys.executable, "-m", "SCons", "-Q", "-C", str(project.root), "test",
+                                 f"--iree-cluster={cluster.address}"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                env={**os.environ, "IREE_CLUSTER_KEEPALIVE": "0"})
+        out, _ = proc.communicate(timeout=300)
+        left = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and os.getsid(int(entry.name)) == proc.pid:
+                    left.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+        assert proc.returncode == 0 and "1 passed, 0 failed" in out, out
+        assert left == [], (round_, left)
+
+
 def agents_of(cluster: LocalCluster) -> list[int]:
     """PIDs of the live cluster agents serving ``cluster`` (by their info files)."""
     from iree_build.cluster.agent import _is_agent, agent_dir

@@ -202,6 +202,7 @@ def run_manifest(
     options = options or BenchOptions()
     out = out if out is not None else sys.stdout
     manifest = find_benchmarks(path)
+    _lock_tree(manifest.parent)
     specs = load_benchmarks(manifest)
     check_contained(Path(manifest), specs, "benchmark")
     check_devices(options.devices or (), (s.device for s in specs))
@@ -224,3 +225,14 @@ def run_manifest(
         print(line, file=out, flush=True)
     bad = any(r.status == "failed" or is_regression(r) for r in results)
     return 1 if bad else 0
+
+
+def _lock_tree(folder: Path) -> None:
+    """The build's lock, alone: no build, test run or other benchmark run beside this one
+    (they would write the same files, and disturb what is measured). One line if taken."""
+    from iree_build.testing.runner import UsageError
+    from iree_build.util.build_lock import lock_tree
+
+    why = lock_tree(folder, "python -m iree_build bench")
+    if why:
+        raise UsageError(why)

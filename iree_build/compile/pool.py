@@ -22,8 +22,8 @@ from iree_build.compile.diagnostics import clean_diagnostics
 from iree_build.compile.request import CompileRequest
 from iree_build.onnx.importer import ImportRequest
 from iree_build.util.atomic import disk_full, pid_alive, remove_stale_temps, temp_path_for
-from iree_build.util.child_process import death_reason, worker_env
-from iree_build.util.interrupt import interrupted, on_interrupt, which_signal
+from iree_build.util.child_process import death_reason, start_worker, worker_env
+from iree_build.util.interrupt import interrupted, on_interrupt, stop_noticed, which_signal
 
 
 @dataclass
@@ -39,7 +39,7 @@ class CompileOutcome:
 
 class _Worker:
     def __init__(self, env: dict[str, str] | None, cwd: str | None = None) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = start_worker(
             [sys.executable, "-m", "iree_build.compile.worker"],
             cwd=cwd,
             stdin=subprocess.PIPE,
@@ -109,7 +109,7 @@ class CompilePool:
         self._closed = False
         self._cond = threading.Condition()
         self._busy: set[_Worker] = set()
-        on_interrupt(self._stop_busy)  # Ctrl-C/SIGTERM: a compile in flight ends now, not when done
+        on_interrupt(self._stop_all)  # Ctrl-C/SIGTERM: a compile in flight ends now, not when done
         # The compiler's messages go to a file per request (the worker may die mid-compile):
         # in the build tree, never in /tmp, and swept when their build is gone.
         self._diag_dir = Path(diag_dir) if diag_dir else Path(tempfile.gettempdir()) / "iree_build_diag"
@@ -221,10 +221,12 @@ class CompilePool:
             )
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
 
-    def _stop_busy(self) -> None:
+    def _stop_all(self) -> None:
+        """Busy workers, and idle ones that may still be starting (they would finish
+        importing the compiler before seeing their input end), are killed."""
         with self._cond:
-            busy = list(self._busy)
-        for worker in busy:
+            workers = [*self._busy, *self._idle]
+        for worker in workers:
             try:
                 worker.proc.kill()
             except OSError:
@@ -236,6 +238,8 @@ class CompilePool:
             idle, self._idle = self._idle, []
             self._cond.notify_all()
         for worker in idle:  # all end at once: N compiler teardowns take the time of one
+            if interrupted() and worker.proc.poll() is None:
+                worker.proc.kill()  # maybe still starting: nothing to finish
             worker.end_input()
         for worker in idle:
             worker.wait(timeout=5.0)
@@ -250,7 +254,7 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
     signal sent from outside. '' for a crash."""
     from iree_build.util.interrupt import STOP_SIGNALS
 
-    if interrupted():
+    if interrupted() or (crash in ("SIGINT", "SIGTERM", "SIGHUP") and stop_noticed()):
         return f"interrupted ({which_signal()}) while it ran"
     if "No space left on device" in diagnostics or disk_full(output.parent):
         return f"no space left on device (writing {output})"

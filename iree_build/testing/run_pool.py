@@ -39,7 +39,7 @@ from iree_build.testing.check_verdict import case_name, expect_failure, judge_ca
 from iree_build.testing.device_names import canonical_device, driver_name, is_cpu_device, lane_index, lane_uri
 from iree_build.testing.manifest import TestSpec
 from iree_build.testing.results import TestResult, result_from_json, write_result
-from iree_build.util.child_process import death_reason, worker_env
+from iree_build.util.child_process import death_reason, start_worker, worker_env
 
 DEFAULT_TIMEOUT_S = 300.0
 """How long one call (one check case) may take unless the test or the run says otherwise:
@@ -92,7 +92,7 @@ class _Zygote:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
         self._sock = ours
-        self.proc = subprocess.Popen(
+        self.proc = start_worker(
             [sys.executable, "-m", "iree_build.testing.run_zygote", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=worker_env(),
@@ -104,6 +104,7 @@ class _Zygote:
         self._live: dict[int, _Exit] = {}  # PID -> its exit, for the workers not yet reaped
         self._exited = threading.Lock()
         self._gone = False
+        self._ready = threading.Event()  # its imports are done: it reads the socket
         threading.Thread(target=self._read, daemon=True, name="iree-run-zygote").start()
 
     def _read(self) -> None:
@@ -134,7 +135,7 @@ class _Zygote:
                         gone.code = int(message["code"])
                         gone.done.set()
                 elif "ready" in message:
-                    pass
+                    self._ready.set()
         with self._exited:
             self._gone = True
             records, self._live = list(self._live.values()), {}
@@ -158,6 +159,23 @@ class _Zygote:
     @property
     def gone(self) -> bool:
         return self._gone
+
+    def close(self, timeout: float = 2.0) -> None:
+        """End the server and its workers, and wait for them: no process of the build
+        outlives it. One still importing is killed (it has nothing to finish)."""
+        if self.proc.poll() is None and self._ready.is_set():
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # its end of the socket: it kills and reaps its workers
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()  # its workers get SIGTERM (PR_SET_PDEATHSIG)
+            self.proc.wait()
+        self._sock.close()
 
 
 _ZYGOTE: _Zygote | None = None
@@ -812,10 +830,18 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def default_run_pool() -> RunPool:
-    """The process-wide pool (SCons' job threads and the runner share it); closed at exit."""
+    """The process-wide pool (SCons' job threads and the runner share it); closed at exit,
+    with the fork server."""
     global _DEFAULT
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
             _DEFAULT = RunPool()
-            atexit.register(_DEFAULT.close)
+            atexit.register(_close_all, _DEFAULT)
         return _DEFAULT
+
+
+def _close_all(pool: RunPool) -> None:
+    pool.close()
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE is not None:
+            _ZYGOTE.close()

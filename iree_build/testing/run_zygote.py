@@ -10,7 +10,9 @@ run pool. A request is the line ``fork``; the answer is ``{"pid": N}`` with thre
 file descriptors attached (the worker's requests, replies and stderr pipes). When
 a worker ends, ``{"exit": N, "code": C}`` (C as ``subprocess`` returncodes: a
 negative signal number) follows. The server ends when the socket closes, that is
-when the build process ends; each worker ends with the server (PR_SET_PDEATHSIG).
+when the build process ends, and takes its workers with it (killed and reaped first,
+so that none outlives a build that waits for the server; PR_SET_PDEATHSIG if it is
+killed itself).
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ def _worker(req_r: int, rep_w: int, err_w: int) -> None:
     os.close(err_w)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
-    die_with_parent()
+    die_with_parent()  # SIGINT: ignored already, as in the server
     code = 0
     try:
         serve_loop(os.fdopen(req_r, "r"), os.fdopen(rep_w, "w", buffering=1))
@@ -48,7 +49,7 @@ def _worker(req_r: int, rep_w: int, err_w: int) -> None:
         os._exit(code)
 
 
-def _fork(sock: socket.socket, keep: list[int]) -> None:
+def _fork(sock: socket.socket, keep: list[int], live: set[int]) -> None:
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -58,6 +59,7 @@ def _fork(sock: socket.socket, keep: list[int]) -> None:
             os.close(fd)
         sock.close()
         _worker(req_r, rep_w, err_w)
+    live.add(pid)
     for fd in (req_r, rep_w, err_w):
         os.close(fd)
     try:
@@ -67,7 +69,7 @@ def _fork(sock: socket.socket, keep: list[int]) -> None:
             os.close(fd)
 
 
-def _reap(sock: socket.socket) -> None:
+def _reap(sock: socket.socket, live: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -75,20 +77,41 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
+        live.discard(pid)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         sock.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
 
 
 def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the build's to handle
+    from iree_build.util.child_process import PARENT_ENV, ignore_interrupts
+
+    ignore_interrupts()  # Ctrl-C is the build's to handle
+    os.environ[PARENT_ENV] = str(os.getpid())  # the workers' parent is this server
     sock = socket.socket(fileno=int(argv[0]))
+    live: set[int] = set()
     try:
-        return _serve(sock)
+        return _serve(sock, live)
     except OSError:  # the build process went away (its end of the socket is closed)
         return 0
+    finally:
+        _end(live)
 
 
-def _serve(sock: socket.socket) -> int:
+def _end(live: set[int]) -> None:
+    """Workers still running when the build goes: killed, and reaped before this exits."""
+    for pid in live:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for pid in live:
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+
+
+def _serve(sock: socket.socket, live: set[int]) -> int:
     import iree_build.testing.worker_preload  # noqa: F401  (what every worker shares)
 
     wake_r, wake_w = os.pipe()
@@ -102,7 +125,7 @@ def _serve(sock: socket.socket) -> int:
         ready, _, _ = select.select(watched, [], [])
         if wake_r in ready:
             os.read(wake_r, 512)
-            _reap(sock)
+            _reap(sock, live)
         if sock in ready:
             data = sock.recv(4096)
             if not data:  # the build process is gone
@@ -111,7 +134,7 @@ def _serve(sock: socket.socket) -> int:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 if line.strip() == b"fork":
-                    _fork(sock, [wake_r, wake_w])
+                    _fork(sock, [wake_r, wake_w], live)
 
 
 if __name__ == "__main__":

@@ -107,8 +107,17 @@ def run_one(
         result = remote.run(spec, base_dir, signature or "")
     else:
         result = pool.run_test(spec, base_dir, signature or "", timeout)
-    write_result(result, resolve(base_dir, spec.result))
+    keep_if_passed(result, resolve(base_dir, spec.result))
     return result
+
+
+def keep_if_passed(result: TestResult, path: Path) -> None:
+    """A result file is there only for a pass, as ``scons test`` keeps them: SCons takes an
+    existing one for a pass, and no run (this one or the build) uses a stored failure."""
+    if result.status == "passed":
+        write_result(result, path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def find_manifest(path: str | os.PathLike[str], name: str = MANIFEST_NAME, what: str = "manifest") -> Path:
@@ -239,11 +248,11 @@ def run_manifest(
     """Run the selected tests of a manifest, print lines, write results + JUnit."""
     options = options or RunOptions()
     out = out if out is not None else sys.stdout
+    _lock_tree(Path(manifest_path).parent)  # the manifest's folder: refused, nothing started
     pool = pool if pool is not None else default_run_pool()
     pool.prestart()  # the fork server's imports overlap reading the manifest
     pool.configure_lanes(options.device_lanes, tuple(options.devices or ()))
     manifest = load_manifest(manifest_path)
-    _lock_tree(manifest.base_dir)
     if options.devices:
         check_devices(options.devices, manifest)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
@@ -284,15 +293,19 @@ def run_manifest(
 
     def run_lane(lane: list[TestSpec]) -> None:
         if options.remote is None and _batched(lane[0]):
-            for _, result, _ in pool.run_batch(
+            files = [resolve(manifest.base_dir, s.result) for s in lane]
+            for i, result, _ in pool.run_batch(
                 lane,
                 manifest.base_dir,
                 [device_identity(s) for s in lane],
-                [str(resolve(manifest.base_dir, s.result)) for s in lane],
+                [str(f) for f in files],
                 options.retest,
                 options.timeout,
                 run_id,
+                passed_only=True,
             ):
+                if result.status != "passed":
+                    files[i].unlink(missing_ok=True)
                 emit(result)
             return
         for spec in _each(lane):
@@ -334,15 +347,11 @@ def _each(lane: list[TestSpec]) -> Iterator[TestSpec]:
 def _lock_tree(folder: Path) -> None:
     """Share the build's lock: a runner started while ``scons`` builds or tests the tree
     refuses in one line, and holds the lock (shared with other runners) while it runs."""
-    from iree_build.util.build_lock import LOCK_NAME, acquire, tree_of
+    from iree_build.util.build_lock import lock_tree
 
-    top = tree_of(folder)
-    try:
-        why = acquire(top, "python -m iree_build test", shared=True)  # runners share it
-    except OSError:  # a read-only tree: nothing can be written there anyway
-        return
+    why = lock_tree(folder, "python -m iree_build test", shared=True)  # runners share it
     if why:
-        raise UsageError(f"{os.path.relpath(top / LOCK_NAME)}: {why}")
+        raise UsageError(why)
 
 
 def _run_all(lanes: list[list[TestSpec]], run_lane: Callable[[list[TestSpec]], None], jobs: int) -> None:

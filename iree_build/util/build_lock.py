@@ -47,10 +47,26 @@ def acquire(top: str | os.PathLike[str], who: str = "scons", shared: bool = Fals
             holder = "a test run (python -m iree_build test)"
         return f"{holder} is using this tree; wait for it to finish (nothing was touched)"
     if not shared:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {who}".encode())
+        try:  # the holder's name, for the message of another: on a full disk, none
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {who}".encode())
+        except OSError:
+            pass
     _held[top] = fd
     return None
+
+
+def lock_tree(folder: str | os.PathLike[str], who: str, shared: bool = False) -> str | None:
+    """For a front end that reads or writes a built tree (the test runner, the benchmark
+    runner): take the lock of the tree ``folder`` is in. None, or the one line saying
+    why not (another build or run holds it). A read-only tree is not locked: nothing can
+    be written there anyway."""
+    top = tree_of(folder)
+    try:
+        why = acquire(top, who, shared=shared)
+    except OSError:
+        return None
+    return f"{os.path.relpath(top / LOCK_NAME)}: {why}" if why else None
 
 
 def tree_of(folder: str | os.PathLike[str]) -> Path:

@@ -10,12 +10,48 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
-from typing import TextIO
+from typing import Any, TextIO
+
+PARENT_ENV = "IREE_BUILD_WORKER_PARENT"  # the PID of the process that started a worker
+
+
+def start_worker(args: list[str], **popen: Any) -> subprocess.Popen:
+    """``subprocess.Popen`` of a Python worker that no Ctrl-C can reach while it starts.
+
+    A terminal's Ctrl-C goes to the whole process group: a worker still importing its
+    libraries would die of it with a ``KeyboardInterrupt`` traceback. So SIGINT is
+    blocked in this thread while the child is created (a thread's signal mask is what
+    ``fork`` and ``exec`` pass on; nothing else of this process changes); the worker
+    holds it pending until :func:`ignore_interrupts`, which discards it. The build
+    stops its workers itself (its pipes close, or they are killed).
+    """
+    env = dict(popen.pop("env", None) or os.environ)
+    env[PARENT_ENV] = str(os.getpid())
+    held = hasattr(signal, "pthread_sigmask")
+    if held:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return subprocess.Popen(args, env=env, **popen)
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def ignore_interrupts() -> None:
+    """Ctrl-C is the parent's to handle: ignored from now on, and one that arrived while
+    this worker started (held by :func:`start_worker`) is dropped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def die_with_parent() -> None:
-    """Ask Linux to SIGTERM us when the thread that started us goes away: no orphans."""
+    """Ask Linux to SIGTERM us when the thread that started us goes away: no orphans.
+
+    A parent that died before the request (a ``kill -9`` of the build while this worker
+    started) is seen by our parent PID no longer being its: we leave at once."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -24,7 +60,10 @@ def die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit() and os.getppid() != int(parent):
+        os._exit(0)
 
 
 def worker_setup() -> TextIO:
@@ -33,7 +72,7 @@ def worker_setup() -> TextIO:
     Ctrl-C is the parent's to handle; stdout (fd 1) is pointed at stderr so
     that native code printing to it cannot corrupt the protocol.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     die_with_parent()
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)

@@ -103,6 +103,19 @@ def _read(fd: int) -> None:
                 set_interrupted(signum)
 
 
+def stop_noticed(grace: float = 1.0) -> bool:
+    """Whether the process is interrupted, given ``grace`` seconds to notice: called when a
+    worker died of a stop signal, which a terminal's Ctrl-C or a CI's SIGTERM sends to the
+    whole process group at once; the worker may be seen dead before the watcher thread
+    has read this process' own signal."""
+    import time
+
+    deadline = time.monotonic() + grace
+    while not interrupted() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return interrupted()
+
+
 def wait_event(event: threading.Event, timeout: float | None) -> bool:
     """``event.wait(timeout)`` that also returns (False) as soon as the process is interrupted."""
     import time
