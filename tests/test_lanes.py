@@ -196,7 +196,8 @@ def test_a_hung_lane_is_retired_alone_and_the_other_goes_on(tmp_path: Path, spin
         report, out = _run(path, pool, device_lanes={"vulkan": 2})
     finally:
         pool.close()
-    hang = read_result(tmp_path / "hang.result.json")
+    ran = {r.name: r for r in report.results}  # a failure's result file is not kept
+    hang = ran["hang[vulkan]"]
     assert hang is not None and hang.status == "timeout", out
     assert "no answer after 4 s" in hang.message and hang.lane in ("vulkan://0", "vulkan://1"), hang.message
     other = "vulkan://1" if hang.lane == "vulkan://0" else "vulkan://0"
@@ -238,7 +239,7 @@ def test_a_crashed_lane_is_replaced_alone(tmp_path: Path, spin: Path) -> None:
         done.set()
         killer.join()
         pool.close()
-    victim = read_result(tmp_path / "victim.result.json")
+    victim = {r.name: r for r in report.results}["victim[vulkan]"]  # a failure's file is not kept
     assert killed and victim is not None and victim.status == "crashed", out
     assert "SIGKILL" in victim.message and victim.lane in ("vulkan://0", "vulkan://1"), victim.message
     other = "vulkan://1" if victim.lane == "vulkan://0" else "vulkan://0"
