@@ -95,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         "(--emulator='aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu'); the ARCH "
         "tools come from $IREE_RUNTIME_TOOLS_<ARCH> or `runtime ARCH`",
     )
+    test.add_argument(
+        "--device-lanes",
+        metavar="DRIVER:N",
+        default=os.environ.get("IREE_DEVICE_LANES", ""),
+        help="run DRIVER's tests on N lanes (worker processes, each its own device instance) "
+        "instead of one per device listed by the driver, lane k on device k modulo their "
+        "count (--device-lanes=vulkan:2); default $IREE_DEVICE_LANES",
+    )
     test.add_argument("--tls-ca-file", metavar="PATH", help="CA certificate of a tls:// cluster")
     test.add_argument("--tls-cert", metavar="PATH", help="this client's certificate for a tls:// cluster")
     test.add_argument("--tls-key", metavar="PATH", help="this client's private key for a tls:// cluster")
@@ -170,6 +178,12 @@ def _run_tests(args: argparse.Namespace) -> int:
     _need_runtime(load=False)
     if args.timeout is not None and not 0 < args.timeout < float("inf"):
         raise _Usage("--timeout must be a positive number of seconds")
+    from iree_build.testing.device_names import parse_lane_counts
+
+    try:
+        lanes = parse_lane_counts(args.device_lanes, "--device-lanes")
+    except ValueError as e:
+        raise _Usage(str(e)) from None
     if not args.cluster and Path(args.build_dir).exists():
         from iree_build.testing.run_pool import default_run_pool
 
@@ -178,6 +192,7 @@ def _run_tests(args: argparse.Namespace) -> int:
     from iree_build.testing.runner import RunOptions, find_manifest, run_manifest
 
     options = RunOptions(
+        device_lanes=lanes or None,
         devices=_devices(args),
         pattern=args.filter,
         tags=args.tags,

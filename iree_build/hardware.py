@@ -144,8 +144,10 @@ def cpu_identity(root: str | None = None) -> str:
 
 @cache
 def accelerator_identity(root: str | None = None) -> str:
-    """``gpus 10de:2330; nvidia 560.35.03``: PCI ids of the GPUs/accelerators and the driver
-    version that JIT-compiles their code (PTX), or ``no gpus``."""
+    """``gpus 10de:2330; nvidia 560.35.03``: the models (PCI ids) of the GPUs/accelerators and
+    the driver version that JIT-compiles their code (PTX), or ``no gpus``. Each model once:
+    the same model on another index (or a host with more of them) is the same hardware,
+    so a test's result holds whichever of a host's GPU lanes ran it."""
     root = _root(root)
     base = os.path.join(root, "sys/bus/pci/devices")
     ids = []
@@ -159,7 +161,7 @@ def accelerator_identity(root: str | None = None) -> str:
             vendor = _read(os.path.join(dev, "vendor")).strip().removeprefix("0x")
             device = _read(os.path.join(dev, "device")).strip().removeprefix("0x")
             ids.append(f"{vendor}:{device}")
-    text = f"gpus {','.join(sorted(ids))}" if ids else "no gpus"
+    text = f"gpus {','.join(sorted(set(ids)))}" if ids else "no gpus"
     for driver in ("nvidia", "amdgpu"):
         version = _read(os.path.join(root, f"sys/module/{driver}/version")).strip()
         if version:
@@ -203,9 +205,10 @@ def hardware_identity(
     tools: str = "",
 ) -> str:
     """The hardware a result on ``device`` depends on: the CPU for host devices; the CPU
-    and the accelerators for the others (a software Vulkan driver runs on the CPU).
-    ``arch`` code that runs here under ``emulator`` (by ``tools``: that architecture's
-    runtime) adds the emulated architecture, the emulator and its version."""
+    and the accelerators for the others (a software Vulkan driver runs on the CPU). A GPU's
+    lane (``cuda://1``) is not part of it: its index is no hardware. ``arch`` code that
+    runs here under ``emulator`` (by ``tools``: that architecture's runtime) adds the
+    emulated architecture, the emulator and its version."""
     if device.split("://", 1)[0] in CPU_DEVICES:
         here = cpu_identity(root)
     else:

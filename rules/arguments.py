@@ -449,19 +449,32 @@ def _runnable(device: str, call: Call) -> str:
     from iree_build.targets.backends import check_device
 
     usable = _usable(call)
-    if usable is not None and device not in usable[1]:
-        check_device(device, *usable)  # says which devices can run it
+    base = device.split("://", 1)[0]
+    if usable is not None and base not in usable[1]:
+        check_device(base, *usable)  # says which devices can run it
     return device
 
 
+def _hal_device(value) -> str:
+    """A HAL device name, or one GPU of a driver by its index (``cuda://1``)."""
+    if isinstance(value, str) and "://" in value:
+        base, _, index = value.partition("://")
+        if base in HAL_DEVICES and base not in ("local-sync", "local-task") and index.isdigit():
+            return value
+        raise IreeBuildError(
+            f"HAL device {value!r}: a device URI names one GPU of a driver by its index, e.g. 'cuda://1'"
+        )
+    return v.one_of(value, list(HAL_DEVICES), "HAL device")
+
+
 def _check_device(value, call):
-    return _runnable(v.one_of(value, list(HAL_DEVICES), "HAL device"), call)
+    return _runnable(_hal_device(value), call)
 
 
 def _check_devices(value, call):
     known = list(HAL_DEVICES)
     items = v.strings(value, f"give a list of HAL devices, e.g. ['local-task']; known: {v.listing(known)}")
-    return [_runnable(v.one_of(item, known, "HAL device"), call) for item in items]
+    return [_runnable(_hal_device(item), call) for item in items]
 
 
 def _target(value, call):

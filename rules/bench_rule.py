@@ -4,8 +4,8 @@ Each (benchmark, device) is a target, ``NAME.DEVICE.bench.json``, that is
 always rebuilt and never taken from a cache (a measurement is not a cached
 fact) and never built by a plain ``scons``. It runs alone: its action passes
 the build's action gate exclusively (:mod:`.action_gate`: no compile, test or
-other benchmark of this build runs meanwhile, on any device) and shares the
-per-device ``SideEffect`` lock that serializes GPU tests. The measuring is
+other benchmark of this build runs meanwhile, on any device) and shares a
+per-device ``SideEffect`` lock with the device's other benchmarks. The measuring is
 :mod:`iree_build.bench`, the code ``python -m iree_build bench BUILD_DIR``
 runs on machines without SCons; the declarations go into
 ``iree_benchmarks.json`` beside the test manifest for that.
@@ -32,6 +32,7 @@ from iree_build.bench.spec import (
     min_time_text,
 )
 from iree_build.errors import IreeBuildError
+from iree_build.testing.device_names import file_part
 from iree_build.testing.emulation import lane_label
 from iree_build.util.atomic import atomic_write_text
 
@@ -176,7 +177,7 @@ def IreeBenchmark(
     nodes = []
     rel = reg.rel
     for device in devices:
-        result = env.File(f"{name}.{device}.bench.json")
+        result = env.File(f"{name}.{file_part(device)}.bench.json")
         folder = reg.label_folder(env.Dir("."))
         base = f"{folder}:{name}" if folder else name
         arch = info.cpu_arch or "" if device in ("local-sync", "local-task") else ""
@@ -243,7 +244,7 @@ def _register(env, bench: DeclaredBenchmark, sources: list):
     env.Command(result, data_files.sources_for(env, [result], sources), BENCH_ACTION)
     env.AlwaysBuild(result)
     env.NoCache(result)
-    lock = env.File(f"#.iree_device_{bench.spec.device}.lock")  # the lock GPU tests take
+    lock = env.File(f"#.iree_device_{file_part(bench.spec.device)}.lock")
     env.SideEffect(lock, result)
     env.Ignore(env.Dir("#"), lock)
     d = result.dir

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from iree_build.errors import IreeBuildError
 from iree_build.targets.backends import BACKENDS, check_device
+from iree_build.testing.device_names import file_part
 
 from . import module_rule
 from .arguments import checked, env_last
@@ -214,7 +215,7 @@ def IreeCheckTestSuite(
                 rtol=0.0,
                 atol=0.0,
                 declared_at=where,
-                result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{device}.result.json"),
+                result=env.File(f"{name}_{flat}_{t.key.replace(':', '_')}.{file_part(device)}.result.json"),
                 parameters=[],
                 parameter_scope="model",
                 arch=info.cpu_arch or "" if device in ("local-sync", "local-task") else "",

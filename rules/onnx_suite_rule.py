@@ -20,6 +20,7 @@ from pathlib import Path
 from iree_build.errors import IreeBuildError
 from iree_build.onnx.cases import ONNX_ATOL, ONNX_RTOL, OnnxCase, find_case
 from iree_build.targets.backends import BACKENDS, check_device
+from iree_build.testing.device_names import file_part
 from iree_build.testing.manifest import FAILED_BUILD_SUFFIX
 
 from . import data_files, module_rule
@@ -181,7 +182,7 @@ def IreeOnnxTestSuite(
                     rtol=test_rtol,
                     atol=test_atol,
                     declared_at=where,
-                    result=env.File(f"{prefix}.{device}.result.json"),
+                    result=env.File(f"{prefix}.{file_part(device)}.result.json"),
                     parameters=list(info.parameters),
                     parameter_scope=info.parameter_scope,
                     arch=info.cpu_arch or "" if device in _LOCAL else "",

@@ -19,6 +19,15 @@ OPTIONS: list[tuple[str, dict]] = [
         ),
     ),
     (
+        "--iree-device-lanes",
+        dict(
+            metavar="DRIVER:N",
+            default="",
+            help="run DRIVER's tests on N lanes (each a worker with its own device instance) "
+            "instead of one per device, e.g. --iree-device-lanes=vulkan:2 (default $IREE_DEVICE_LANES)",
+        ),
+    ),
+    (
         "--iree-test-filter",
         dict(metavar="GLOB", default="", help="run only tests whose name matches GLOB, e.g. 'mm_*'"),
     ),

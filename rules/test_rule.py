@@ -3,7 +3,8 @@
 Each (test, device) is a build target: a result file that depends on the module,
 the input and expected data, and the test's parameters. SCons' own up-to-date
 check is the test cache (an unchanged test is not rerun), ``-j`` runs CPU tests
-in parallel, and tests on one GPU are serialized with a ``SideEffect``. The test
+in parallel, and GPU tests take a free lane of the run pool (one per GPU, one test at a
+time each). The test
 itself runs through ``iree_build.testing``, the same code the standalone runner
 (``python -m iree_build test BUILD_DIR``) uses on machines without SCons.
 """
@@ -23,6 +24,7 @@ import SCons.Script
 
 from iree_build.errors import IreeBuildError
 from iree_build.targets.backends import check_device
+from iree_build.testing.device_names import file_part
 from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
 from iree_build.testing.selection import Selection
@@ -146,6 +148,22 @@ def _test_of(env, target) -> tuple[DeclaredTest, Registry]:
     return reg.by_result[target[0].get_abspath()], reg
 
 
+def command_line_devices() -> tuple[str, ...]:
+    """``--iree-devices`` as a list (``cuda://1``: that GPU's lane only)."""
+    return tuple(d.strip() for d in (options.option("iree-devices") or "").split(",") if d.strip())
+
+
+def device_lanes() -> dict[str, int]:
+    """``--iree-device-lanes`` (else ``$IREE_DEVICE_LANES``): lanes per GPU driver."""
+    from iree_build.testing.device_names import parse_lane_counts
+
+    text = options.option("iree-device-lanes") or os.environ.get("IREE_DEVICE_LANES", "")
+    try:
+        return parse_lane_counts(text, "--iree-device-lanes")
+    except ValueError as e:
+        raise IreeBuildError(str(e)) from None
+
+
 def _signature(target, source, env) -> str:
     t, _ = _test_of(env, target)
     return "\n".join(
@@ -236,6 +254,9 @@ def _run_locally(test: DeclaredTest, reg: Registry):
     spec = spec_of(test, reg)
     base = reg.build_dir.get_abspath()
     pool = default_run_pool()
+    with reg.ran_lock:
+        if reg.once("lanes"):  # before this build's first test takes a GPU lane
+            pool.configure_lanes(device_lanes(), command_line_devices())
     hardware = device_identity(spec)
     if spec.kind == "call":
         return pool.run_test(
@@ -348,7 +369,7 @@ def command_line_selection(env) -> Selection:
     reg = registry(env)
     if reg.selection is None:
         top = env.Dir("#").get_abspath()
-        devices = tuple(d.strip() for d in (options.option("iree-devices") or "").split(",") if d.strip())
+        devices = command_line_devices()
         folders = tuple(
             os.path.normpath(t).replace(os.sep, "/")
             for t in SCons.Script.COMMAND_LINE_TARGETS
@@ -363,6 +384,10 @@ def command_line_selection(env) -> Selection:
             )
         except IreeBuildError as e:
             fail(f"--iree-test-tags: {e.message}", "command line")
+        try:
+            device_lanes()  # a bad value is one line now, not at the first GPU test
+        except IreeBuildError as e:
+            fail(e.message, "command line")
     return reg.selection
 
 
@@ -503,7 +528,7 @@ def declare_call_test(
             rtol,
             atol,
             where,
-            env.File(f"{stem}.{device}.result.json"),
+            env.File(f"{stem}.{file_part(device)}.result.json"),
             param_nodes,
             parameter_scope,
             info.cpu_arch or "" if device in ("local-sync", "local-task") else "",
@@ -574,10 +599,8 @@ def register(env, test: DeclaredTest, sources: list):
     reg.by_result[result.get_abspath()] = test
     env.Command(result, data_files.sources_for(env, [result], sources), TEST_ACTION)
     result.set_precious()  # not deleted before its test runs: the new result reuses its inode
-    if test.device not in ("local-sync", "local-task"):  # one test at a time on a GPU
-        lock = env.File(f"#.iree_device_{test.device}.lock")
-        env.SideEffect(lock, result)
-        env.Ignore(env.Dir("#"), lock)  # else a plain `scons` would build it, and so run the test
+    # GPU tests are not serialized here: the run pool gives each a free lane (one per GPU,
+    # one test at a time each), so a host's GPUs run side by side.
     # Keep tests out of a plain `scons` (directories build their contents). The node calls
     # are what env.Ignore/env.Alias do, less their argument conversion: declaring hundreds
     # of tests is on every no-op build's path.

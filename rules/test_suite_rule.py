@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from iree_build.errors import IreeBuildError
 from iree_build.suites.folders import find_tests
+from iree_build.testing.device_names import file_part
 
 from . import module_rule
 from .arguments import checked, env_last
@@ -154,7 +155,7 @@ def _skipped(
                 rtol=None,
                 atol=None,
                 declared_at=where,
-                result=env.File(f"{stem}.{device}.result.json"),
+                result=env.File(f"{stem}.{file_part(device)}.result.json"),
                 parameters=[],
                 parameter_scope="model",
                 arch="",

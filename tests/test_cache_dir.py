@@ -268,3 +268,17 @@ def test_a_result_from_another_cpu_is_rerun_by_scons_and_the_runner(project: Pro
     assert "0 test" in scons() and "1 up to date" in scons()
     assert "0 tests run, 1 up to date" in runner()  # SCons' result holds for the runner too
     assert "1 tests run, 0 up to date" in runner(other)
+
+
+def test_a_gpu_result_names_the_model_not_its_index(tmp_path: Path) -> None:
+    """Four H100s and one H100 are the same hardware for a result, on any lane; an A100
+    beside them is not."""
+    h100 = ("0x030200", "0x10de", "0x2330")
+    one = _machine(tmp_path / "one", "AMD EPYC 9454", "fpu avx2", [h100])
+    four = _machine(tmp_path / "four", "AMD EPYC 9454", "fpu avx2", [h100] * 4)
+    mixed = _machine(tmp_path / "mixed", "AMD EPYC 9454", "fpu avx2", [h100, ("0x030200", "0x10de", "0x20b0")])
+    assert hardware_identity("cuda", four).endswith("; gpus 10de:2330")
+    assert hardware_identity("cuda", four) == hardware_identity("cuda", one)
+    lanes = {hardware_identity(f"cuda://{k}", four) for k in range(4)}
+    assert lanes == {hardware_identity("cuda", four)}
+    assert hardware_identity("cuda://1", mixed).endswith("; gpus 10de:20b0,10de:2330")

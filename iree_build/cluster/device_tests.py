@@ -5,14 +5,21 @@ The module and its data travel with the task. On the worker the test runs in a
 child process (``run_isolated``, the one place a test is executed here), so a
 runtime crash fails that test and leaves the Dask worker alive. A device that no
 worker offers is a skip with that reason, as an absent local device is.
+
+A worker offering ``cuda=4`` runs up to four GPU tests at once (with ``--nthreads``
+at least 4): each holds one of its lanes, ``cuda://0`` to ``cuda://3``, for its test,
+so each GPU runs one test at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from iree_build.testing.manifest import MANIFEST_NAME, TestSpec, manifest_json
@@ -55,8 +62,47 @@ def cluster_identity(cluster: Connection, device: str, arch: str = "", emulator:
         return f"cluster {cluster.config.address}: {e.message}"
 
 
-def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
-    """Run one test of a one-test manifest in ``folder`` in a child process.
+class _Lanes:
+    """The GPU lanes this worker process' concurrent tasks hold, per resource: the Dask
+    scheduler starts at most as many tasks as the worker offers units, and each task
+    takes a lane no other holds (the lowest free one)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held: dict[str, set[int]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, resource: str, count: int) -> Iterator[int]:
+        with self._cond:
+            held = self._held.setdefault(resource, set())
+            while len(held) >= count:
+                self._cond.wait()
+            lane = min(set(range(count)) - held)
+            held.add(lane)
+        try:
+            yield lane
+        finally:
+            with self._cond:
+                held.discard(lane)
+                self._cond.notify_all()
+
+
+_LANES = _Lanes()
+
+
+def _offered(resource: str) -> int:
+    """How many units of ``resource`` this Dask worker offers (1 outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.total_resources.get(resource, 1))
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def run_isolated(spec: TestSpec, folder: Path, lane: str = "") -> TestResult:
+    """Run one test of a one-test manifest in ``folder`` in a child process (on GPU
+    ``lane``, ``cuda://1``, if given).
 
     The standalone runner does the work, so results match a local run; a crash
     of the runtime is that test's error, with the signal named.
@@ -76,6 +122,7 @@ def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
             "1",
             "--junit",
             str(folder / "junit.xml"),
+            *(["--devices", lane] if lane else []),
         ],
         cwd=folder,
         env=env,
@@ -103,11 +150,18 @@ def run_isolated(spec: TestSpec, folder: Path) -> TestResult:
     )
 
 
-def device_test_task(spec: TestSpec, payload: Payload) -> tuple[TestResult, str]:
-    """Runs on a worker: unpack the module and data, run the test; (result, worker)."""
+def device_test_task(spec: TestSpec, payload: Payload, resource: str = "") -> tuple[TestResult, str]:
+    """Runs on a worker: unpack the module and data, run the test; (result, worker). A
+    worker offering several units of a GPU device runs it on a lane of its own."""
+    from iree_build.testing.device_names import is_cpu_device, lane_uri
+
+    count = _offered(resource) if resource else 1
     with scratch("iree-test-") as folder:
         unpack(folder, payload)
-        return run_isolated(spec, folder), worker_name()
+        if count <= 1 or is_cpu_device(spec.device) or "://" in spec.device or "@" in resource:
+            return run_isolated(spec, folder), worker_name()
+        with _LANES.hold(resource, count) as lane:
+            return run_isolated(spec, folder, lane_uri(spec.device, lane)), worker_name()
 
 
 def spec_files(spec: TestSpec) -> list[str]:
@@ -140,7 +194,7 @@ def run_test_on(
             )
         payload = pack(base_dir, spec_files(spec))
         got, worker = cluster.run(
-            device_test_task, spec, payload, resource=resource, label=f"testing {spec.name}"
+            device_test_task, spec, payload, resource, resource=resource, label=f"testing {spec.name}"
         )
     except ClusterError as e:
         return result("error", f"{spec.name}: {e.message}")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from iree_build.errors import IreeBuildError
-from iree_build.testing.device_names import KNOWN_DEVICES
+from iree_build.testing.device_names import CPU_DEVICES, KNOWN_DEVICES
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,13 @@ def check_device(device: str, backends: Sequence[str], devices: Sequence[str] | 
     ``devices`` narrows the table's answer when a toolchain knows better (a
     bare-metal module runs on ``local-sync`` only).
     """
+    base, sep, index = device.partition("://")
+    if sep:  # one GPU of a driver: cuda://1
+        if not index.isdigit() or base in CPU_DEVICES or base not in HAL_DEVICES:
+            raise IreeBuildError(
+                f"device '{device}': a device URI names one GPU of a driver by its index, e.g. 'cuda://1'"
+            )
+        device = base
     if device not in HAL_DEVICES:
         raise IreeBuildError(f"unknown HAL device '{device}'; known devices: {', '.join(HAL_DEVICES)}")
     usable = list(devices) if devices else devices_for(backends)

@@ -32,6 +32,7 @@ from iree_build.testing.device_names import (  # noqa: F401  (re-exported)
     canonical_device,
     driver_name,
     is_cpu_device,
+    lane_index,
 )
 
 T = TypeVar("T")
@@ -103,10 +104,12 @@ def _compiled_in() -> frozenset[str]:
         return frozenset()
 
 
-def probe_device(device: str) -> DeviceStatus:
+def probe_device(device: str, lanes: int = 0) -> DeviceStatus:
     """Ask the runtime (uncached) whether ``device`` has a usable device.
 
-    Never raises: a failing driver query becomes the reason.
+    A lane URI ``driver://k`` is present when the driver has a k-th device, or when
+    ``lanes`` (the lanes the run gives that driver) exceeds k: lane k then uses device
+    ``k`` modulo the count. Never raises: a failing driver query becomes the reason.
     """
     drv_name = driver_name(device)
     label = device if drv_name == device else f"{device} ({drv_name})"
@@ -136,7 +139,24 @@ def probe_device(device: str) -> DeviceStatus:
     if not found:
         return DeviceStatus(False, f"{label}: driver compiled in, no device present")
     names = ", ".join(str(d.get("name") or d.get("path") or "?") for d in found)
+    index = lane_index(device)
+    if index is not None and index >= max(lanes, len(found)):
+        return DeviceStatus(
+            False, f"{device}: no lane {index}: {drv_name} has {len(found)} device(s) here: {names}"
+        )
     return DeviceStatus(True, f"{label}: {len(found)} device(s): {names}")
+
+
+def device_infos(driver: str) -> list[dict[str, Any]]:
+    """The driver's devices as the runtime lists them (``device_id``, ``path``, ``name``);
+    empty where the driver is absent or cannot start. Never raises."""
+    drv_name = driver_name(driver)
+    if drv_name not in _compiled_in():
+        return []
+    try:
+        return [dict(d) for d in ireert.get_driver(drv_name).query_available_devices()]
+    except Exception:
+        return []
 
 
 class DevicePool:
@@ -164,6 +184,31 @@ class DevicePool:
         self._devices: dict[str, ireert.HalDevice | DeviceUnavailable] = {}
         self._threads: dict[str, ThreadPoolExecutor] = {}
         self._local = threading.local()  # .device_key on a device's own thread
+        self._pinned: dict[str, str] = {}  # driver -> the lane URI this process runs it on
+        self._lanes: dict[str, int] = {}  # driver -> lanes the run gives it (0: one per device)
+
+    def pin(self, lane: str, lanes: int = 0) -> None:
+        """Run this process' work for ``lane``'s driver on that lane (``vulkan://1``): a run
+        worker belongs to one lane, and a test declared on ``vulkan`` runs there."""
+        drv = driver_name(lane)
+        with self._setup_lock:
+            if self._pinned.get(drv, lane) != lane:
+                raise DeviceUnavailable(f"{lane}: this worker runs {self._pinned[drv]}")
+            self._pinned[drv] = lane
+            self._lanes[drv] = lanes
+
+    def actual(self, device: str) -> str:
+        """The device work on ``device`` goes to here: its lane if this process has one."""
+        if "://" in device:
+            return device
+        return self._pinned.get(driver_name(device), device)
+
+    def model(self, device: str) -> str:
+        """The name the driver gives the device that ``device`` runs on (its model)."""
+        device = self.actual(device)
+        infos = device_infos(device)
+        index = lane_index(device) or 0
+        return str(infos[index % len(infos)].get("name") or "") if infos else ""
 
     @property
     def instance(self) -> ireert.VmInstance:
@@ -174,10 +219,11 @@ class DevicePool:
 
         Keyed by the name as written, so an alias keeps its own wording.
         """
+        device = self.actual(device)
         with self._setup_lock:
             cached = self._status.get(device)
             if cached is None:
-                cached = self._status[device] = probe_device(device)
+                cached = self._status[device] = probe_device(device, self._lanes.get(driver_name(device), 0))
             return cached
 
     def run_on(self, device: str, fn: Callable[..., T], *args: Any) -> T:
@@ -188,7 +234,7 @@ class DevicePool:
         """
         if is_cpu_device(device):
             return fn(*args)
-        key = canonical_device(device)
+        key = canonical_device(self.actual(device))
         if getattr(self._local, "device_key", None) == key:
             return fn(*args)  # already on the device's thread
         with self._lock:
@@ -216,6 +262,7 @@ class DevicePool:
         return made
 
     def _get_or_create(self, device: str) -> ireert.HalDevice | DeviceUnavailable:
+        device = self.actual(device)
         key = canonical_device(device)
         with self._setup_lock:
             made = self._devices.get(key)
@@ -229,6 +276,10 @@ class DevicePool:
             return DeviceUnavailable(status.reason)
         try:
             driver = ireert.get_driver(driver_name(device))
+            index = lane_index(device)
+            if index is not None:  # lane k: the driver's k-th device (modulo their count)
+                infos = driver.query_available_devices()
+                return driver.create_device(infos[index % len(infos)])
             if "://" in device:
                 return driver.create_device_by_uri(canonical_device(device))
             return driver.create_default_device()

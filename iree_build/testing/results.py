@@ -55,6 +55,12 @@ class TestResult:
     # A pass's closeness per output (iree_build.testing.compare.margins): errors and the
     # largest fraction of the tolerance used.
     margins: list[dict[str, Any]] = field(default_factory=list)
+    # The GPU lane it ran on (``vulkan://1``), that device's model as its driver names it,
+    # and when the lane was held (seconds since the epoch): tests of one lane never overlap.
+    lane: str = ""
+    model: str = ""
+    started: float = 0.0
+    ended: float = 0.0
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -80,6 +86,11 @@ class TestResult:
             "cases": [c.to_json() for c in self.cases],
             **({"details": self.details} if self.details else {}),
             **({"margins": self.margins} if self.margins else {}),
+            **(
+                {"lane": self.lane, "model": self.model, "started": self.started, "ended": self.ended}
+                if self.lane
+                else {}
+            ),
         }
 
 
@@ -130,6 +141,10 @@ def result_from_json(data: dict[str, Any]) -> TestResult:
         details=str(data.get("details", "")),
         cases=[result_from_json(c) for c in data.get("cases", [])],
         margins=[m for m in data.get("margins", []) if isinstance(m, dict)],
+        lane=str(data.get("lane", "")),
+        model=str(data.get("model", "")),
+        started=float(data.get("started", 0.0)),
+        ended=float(data.get("ended", 0.0)),
     )
 
 
@@ -151,6 +166,10 @@ def flatten(results: Iterable[TestResult]) -> list[TestResult]:
                     expected_failure=c.expected_failure,
                     details=c.details,
                     margins=c.margins,
+                    lane=c.lane or r.lane,
+                    model=c.model or r.model,
+                    started=c.started or r.started,
+                    ended=c.ended or r.ended,
                 )
                 for c in r.cases
             )
@@ -187,16 +206,19 @@ def result_line(result: TestResult) -> str:
     ``FAIL name (why)``, ``XFAIL name (why)``, ``CRASH name (SIGSEGV ...)``, ``TIMEOUT name (...)``."""
     if result.cases:
         return "\n".join(result_line(c) for c in flatten([result]))
+    # Where a GPU test ran (its lane: "on cuda://1"), unless it was skipped or taken from
+    # the cache.
+    where = f" on {result.lane}" if result.lane and result.status != "skipped" and not result.cached else ""
     if result.status == "passed" and result.expected_failure:
-        return f"XFAIL {result.name} ({'cached' if result.cached else result.message})"
+        return f"XFAIL {result.name} ({'cached' if result.cached else result.message}){where}"
     if result.status == "passed":
         detail = "cached" if result.cached else _fmt_ms(result.time_ms)
-        return f"PASS {result.name} ({detail})"
+        return f"PASS {result.name} ({detail}){where}"
     word = _WORDS.get(result.status, "FAIL")
     message = result.message
     if message.startswith(result.name + ": "):  # the name is already on the line
         message = message[len(result.name) + 2 :]
-    return f"{word} {result.name} ({message})"
+    return f"{word} {result.name} ({message}){where}"
 
 
 def margin_text(m: dict[str, Any]) -> str:

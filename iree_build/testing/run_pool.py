@@ -7,9 +7,12 @@ the worker's last output) or ``timeout``, the worker is replaced, and the rest
 of a check file goes on in the new worker.
 
 Workers are started once and reused: CPU tests share "cpu" workers (one per
-concurrent caller), and each GPU device has one lane, one worker at a time,
-that keeps its device for many tests. One spare worker is kept started (its
-imports done), so recovering from a crash costs no interpreter start-up.
+concurrent caller), and each GPU has one lane (``cuda://0``, ``cuda://1``, ...), one
+worker at a time, that keeps its device for many tests: a test declared on ``cuda``
+takes whichever lane of its driver is free, so a host's GPUs run tests side by side,
+each one test at a time. A lost worker is replaced on its own lane only. One spare
+worker is kept started (its imports done), so recovering from a crash costs no
+interpreter start-up.
 This side imports neither ``iree.runtime`` nor numpy.
 """
 
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from iree_build.testing.check_verdict import case_name, expect_failure, judge_cases
-from iree_build.testing.device_names import canonical_device, is_cpu_device
+from iree_build.testing.device_names import canonical_device, driver_name, is_cpu_device, lane_index, lane_uri
 from iree_build.testing.manifest import TestSpec
 from iree_build.testing.results import TestResult, result_from_json, write_result
 from iree_build.util.child_process import death_reason, start_worker, worker_env
@@ -59,8 +62,8 @@ class _Died(Exception):
     """The worker ended before answering."""
 
 
-def _lane(device: str) -> str:
-    return "cpu" if is_cpu_device(device) else canonical_device(device)
+_PROBE = "probe"
+"""The idle workers that answered device questions (they hold no device)."""
 
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
@@ -308,12 +311,20 @@ class RunPool:
         self._lock = threading.Lock()
         self._idle: dict[str, list[_Worker]] = {}
         self._spare: _Worker | None = None
-        self._lanes: dict[str, threading.Lock] = {}
+        self._lane_counts: dict[str, int] = {}  # driver -> lanes asked for (--device-lanes)
+        self._only: dict[str, set[int]] = {}  # driver -> the lanes a run is limited to (cuda://1)
+        self._infos: dict[str, list[dict[str, Any]]] = {}  # driver -> its devices, as listed
+        self._lane_sets: dict[str, list[str]] = {}  # device -> its lanes
+        self._busy: set[str] = set()  # lanes running a test now
+        self._free = threading.Condition(self._lock)  # a lane was given back
         self._status: dict[str, DeviceStatus] = {}
         self._probing: dict[str, threading.Lock] = {}  # device -> held while it is probed
         self._refilling = False  # a thread is forking the next spare
         self._closed = False
         self._crashed_at: dict[str, float] = {}  # lane -> when its last worker was lost
+        self.workers_of: dict[str, list[int]] = {}
+        """Per lane, the PIDs of the workers it was given, in order: a lane whose worker was
+        lost has one more; the other lanes keep theirs."""
         self.recoveries_ms: list[float] = []
         """Per lost worker: ms from noticing the loss to the next test's request being in a
         ready worker (what ``benchmarks/test_runner.py`` reports as crash recovery)."""
@@ -329,10 +340,12 @@ class RunPool:
                 raise RuntimeError("the run pool is closed")
             idle = self._idle.setdefault(lane, [])
             worker = None
+            reused = False
             while idle and worker is None:
                 candidate = idle.pop()
                 if candidate.alive:
                     worker = candidate
+                    reused = True
                 else:
                     dead.append(candidate)
             if worker is None:
@@ -349,7 +362,12 @@ class RunPool:
             gone.close()
         if refill:  # the next spare, forked beside this caller's test
             threading.Thread(target=self._refill, daemon=True, name="iree-run-spare").start()
-        return worker or _Worker()
+        if worker is None:
+            worker = _Worker()
+        if not reused:  # new to this lane
+            with self._lock:
+                self.workers_of.setdefault(lane, []).append(worker.pid)
+        return worker
 
     def _refill(self) -> None:
         try:
@@ -378,12 +396,105 @@ class RunPool:
                 return
         worker.close()
 
-    def _lane_lock(self, lane: str) -> threading.Lock | None:
-        """GPU lanes run one test at a time (the device is thread- and process-bound)."""
-        if lane == "cpu":
-            return None
+    # -- lanes ---------------------------------------------------------------------------
+    def configure_lanes(self, counts: dict[str, int] | None = None, only: Sequence[str] = ()) -> None:
+        """How GPU tests spread: ``counts`` gives a driver that many lanes instead of one per
+        device (lane k uses device k modulo their count: ``vulkan:2`` on a host of one
+        GPU runs two device instances); ``only`` (lane URIs such as ``cuda://1``) limits a
+        driver's tests to those lanes. Call before the run's first test."""
         with self._lock:
-            return self._lanes.setdefault(lane, threading.Lock())
+            self._lane_counts = dict(counts or {})
+            self._only = {}
+            for device in only:
+                index = lane_index(device)
+                if index is not None:
+                    self._only.setdefault(driver_name(device), set()).add(index)
+            self._lane_sets = {}
+
+    def lanes(self, device: str) -> list[str]:
+        """The lanes tests declared on ``device`` run on: ``["cpu"]`` for host devices, the
+        URI itself for one GPU named by URI, else ``driver://k`` for each of the driver's
+        devices (as listed by a worker; ``--device-lanes`` and ``--devices driver://k``
+        choose otherwise), or the device name alone where the driver lists none."""
+        if is_cpu_device(device):
+            return ["cpu"]
+        key = canonical_device(device)
+        with self._lock:
+            known = self._lane_sets.get(key)
+        if known is not None:
+            return known
+        if "://" in key:
+            lanes = [key]
+        else:
+            drv = driver_name(key)
+            infos = self.device_infos(drv)
+            with self._lock:
+                only = self._only.get(drv)
+                count = self._lane_counts.get(drv) or len(infos)
+            indices = sorted(only) if only else list(range(count))
+            lanes = [lane_uri(drv, k) for k in indices] if infos or only else [key]
+        with self._lock:
+            return self._lane_sets.setdefault(key, lanes)
+
+    def lane_model(self, lane: str) -> str:
+        """The model of the device lane ``driver://k`` runs on, as its driver names it."""
+        index = lane_index(lane)
+        infos = self._infos.get(driver_name(lane)) or []
+        if index is None or not infos:
+            return ""
+        return str(infos[index % len(infos)].get("name") or "")
+
+    def device_infos(self, driver: str) -> list[dict[str, Any]]:
+        """A GPU driver's devices as the runtime lists them (asked of a worker once; a
+        driver that crashes or hangs the query lists none)."""
+        drv = driver_name(driver)
+        with self._lock:
+            probing = self._probing.setdefault("devices:" + drv, threading.Lock())
+        with probing:
+            known = self._infos.get(drv)
+            if known is not None:
+                return known
+            worker = self._take(_PROBE)
+            try:
+                worker.send({"op": "devices", "driver": drv})
+                infos = [
+                    d for d in worker.receive(DEFAULT_TIMEOUT_S).get("devices", []) if isinstance(d, dict)
+                ]
+                self._give(_PROBE, worker)
+            except (_Died, TimeoutError):
+                worker.kill()
+                infos = []
+            self._infos[drv] = infos
+            return infos
+
+    def _hold(self, device: str) -> str:
+        """A free lane of ``device`` (waiting for one), held until :meth:`_release`; CPU
+        devices share the one "cpu" lane, never held."""
+        lanes = self.lanes(device)
+        if lanes == ["cpu"]:
+            return "cpu"
+        with self._free:
+            while True:
+                for lane in lanes:
+                    if lane not in self._busy:
+                        self._busy.add(lane)
+                        return lane
+                self._free.wait()
+
+    def _release(self, lane: str) -> None:
+        if lane == "cpu":
+            return
+        with self._free:
+            self._busy.discard(lane)
+            self._free.notify_all()
+
+    def _lane_request(self, lane: str) -> dict[str, Any]:
+        """What a test request adds for a GPU lane: the worker runs its device there."""
+        if "://" not in lane:
+            return {}
+        with self._lock:
+            lanes = self._lane_counts.get(driver_name(lane), 0)
+        return {"lane": lane, "lanes": lanes, "model": self.lane_model(lane)}
 
     # -- device presence -----------------------------------------------------------------
     def status(self, device: str) -> DeviceStatus:
@@ -397,10 +508,12 @@ class RunPool:
             known = self._status.get(device)
             if known is not None:
                 return known
-            lane = _lane(device)
+            lane = "cpu" if is_cpu_device(device) else _PROBE
             worker = self._take(lane)
             try:
-                worker.send({"op": "status", "device": device})
+                with self._lock:
+                    lanes = self._lane_counts.get(driver_name(device), 0)
+                worker.send({"op": "status", "device": device, "lanes": lanes})
                 reply = worker.receive(DEFAULT_TIMEOUT_S)
                 known = DeviceStatus(bool(reply["present"]), str(reply["reason"]))
                 self._give(lane, worker)
@@ -436,22 +549,24 @@ class RunPool:
         interpreter lock SCons' own bookkeeping needs.
         """
         limit = timeout or spec.timeout or DEFAULT_TIMEOUT_S
-        lane = _lane(spec.device)
-        guard = self._lane_lock(lane)
-        if guard is not None:
-            guard.acquire()
+        lane = self._hold(spec.device)
+        started = time.time()
         try:
             if spec.kind == "check":
-                return self._run_check(spec, str(base_dir), signature, limit, lane)
-            extra = {
-                k: v
-                for k, v in (("hardware", hardware), ("result_file", result_file), ("replaces", replaces))
-                if v is not None
-            }
-            return self._run_call(spec, str(base_dir), signature, limit, lane, extra)
+                result = self._run_check(spec, str(base_dir), signature, limit, lane)
+            else:
+                extra: dict[str, Any] = {
+                    k: v
+                    for k, v in (("hardware", hardware), ("result_file", result_file), ("replaces", replaces))
+                    if v is not None
+                }
+                result = self._run_call(spec, str(base_dir), signature, limit, lane, extra)
         finally:
-            if guard is not None:
-                guard.release()
+            self._release(lane)
+        if "://" in lane and not result.lane:  # judged here (a check file), or lost
+            result.lane, result.model = lane, self.lane_model(lane)
+            result.started, result.ended = started, time.time()
+        return result
 
     def _send(self, lane: str, worker: _Worker, message: dict[str, Any]) -> None:
         worker.send(message)
@@ -474,11 +589,15 @@ class RunPool:
         }
 
     def _run_call(
-        self, spec: TestSpec, base_dir: str, signature: str, limit: float, lane: str, extra: dict[str, str]
+        self, spec: TestSpec, base_dir: str, signature: str, limit: float, lane: str, extra: dict[str, Any]
     ) -> TestResult:
         worker = self._take(lane)
         try:
-            self._send(lane, worker, {**self._request(spec, base_dir, signature), **extra})
+            self._send(
+                lane,
+                worker,
+                {**self._request(spec, base_dir, signature), **extra, **self._lane_request(lane)},
+            )
             reply = worker.receive(limit)
         except (_Died, TimeoutError) as exc:
             self._lost_worker(lane)
@@ -504,7 +623,11 @@ class RunPool:
             worker = self._take(lane)
             current: str | None = None
             try:
-                self._send(lane, worker, self._request(spec, base_dir, signature, remaining))
+                self._send(
+                    lane,
+                    worker,
+                    {**self._request(spec, base_dir, signature, remaining), **self._lane_request(lane)},
+                )
                 while True:
                     reply = worker.receive(limit)
                     event = reply.get("event")
@@ -639,10 +762,7 @@ class RunPool:
     ) -> dict[str, Any]:
         """Call a function and write its outputs as ``.npy`` (in a worker); returns
         ``{"ok", "message", "count"}``, a crash or hang being a message."""
-        lane = _lane(spec.device)
-        guard = self._lane_lock(lane)
-        if guard is not None:
-            guard.acquire()
+        lane = self._hold(spec.device)
         try:
             worker = self._take(lane)
             limit = timeout or DEFAULT_TIMEOUT_S
@@ -655,6 +775,7 @@ class RunPool:
                         "inputs": list(inputs),
                         "outputs": list(outputs),
                         "params_dir": params_dir,
+                        **self._lane_request(lane),
                     }
                 )
                 reply = worker.receive(limit)
@@ -672,8 +793,7 @@ class RunPool:
             self._give(lane, worker)
             return reply
         finally:
-            if guard is not None:
-                guard.release()
+            self._release(lane)
 
     def close(self) -> None:
         """Stop every worker (idle ones and the spare); busy ones end with their callers."""

@@ -3,7 +3,8 @@
 Run as ``python -m iree_build.testing.run_worker``. Protocol: one JSON request
 per line on stdin; JSON lines back on the original stdout. A request is
 
-- ``{"op": "status", "device": D}`` -> ``{"present": bool, "reason": str}``
+- ``{"op": "status", "device": D, "lanes": N}`` -> ``{"present": bool, "reason": str}``
+- ``{"op": "devices", "driver": D}`` -> ``{"devices": [{"device_id", "path", "name"}, ..]}``
 - ``{"op": "test", "spec": ENTRY, "base_dir": DIR, "signature": S, "functions": [..]|null}``
   -> for a check file ``{"event": "found", "functions": [..]}``, then per case
   ``{"event": "started", "function": F}`` and ``{"event": "finished", "result": R}``;
@@ -11,7 +12,9 @@ per line on stdin; JSON lines back on the original stdout. A request is
   ``"hardware": H`` (this worker computes the signature, since it reads the module and
   the data anyway) and ``"result_file": PATH`` (a passed result is written there, for
   the parent to rename into place: ``written``; ``"replaces": FINAL``: the file there
-  now is moved to PATH and rewritten, its inode reused).
+  now is moved to PATH and rewritten, its inode reused). ``"lane": URI, "lanes": N, "model": M``:
+  this worker runs its driver's tests on that lane (GPU ``URI``, one worker per lane), and
+  the result names the lane, the model and when it ran.
 - ``{"op": "tests", "base_dir": DIR, "run": ID, "retest": bool, "passed_only": bool, "items": [{"i": N, "spec": ENTRY,
   "hardware": H, "result_file": PATH, "replaces": FINAL}, ..]}`` -> per item, in order, ``{"event": "result",
   "i": N, "result": R, "cached": bool, "written": bool}``: function calls run back to back
@@ -32,6 +35,7 @@ import faulthandler
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -76,6 +80,7 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     from iree_build.values.arrays import npy_bytes
 
     spec = spec_from_json(req["spec"])
+    _pin(pool, req)
     status = pool.status(spec.device)
     if not status.present:
         return {
@@ -171,6 +176,18 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
     }
 
 
+def _pin(pool: Any, req: dict[str, Any]) -> None:
+    if "lane" in req:
+        pool.pin(req["lane"], int(req.get("lanes") or 0))
+
+
+def _mark_lane(result: Any, req: dict[str, Any], started: float) -> None:
+    """Name the lane, its model and when the test held it (a result's record of where it ran)."""
+    if "lane" in req:
+        result.lane, result.model = req["lane"], req.get("model", "")
+        result.started, result.ended = started, time.time()
+
+
 def main() -> int:
     """``python -m iree_build.testing.run_worker``: the same loop on stdin/stdout."""
     serve_loop(sys.stdin, worker_setup())
@@ -196,10 +213,18 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
         req = json.loads(line)
         op = req.get("op")
         if op == "status":
-            status = pool.status(req["device"])
+            from iree_build.testing.devices import probe_device
+
+            status = probe_device(req["device"], int(req.get("lanes") or 0))
             _send(replies, {"present": status.present, "reason": status.reason})
+        elif op == "devices":
+            from iree_build.testing.devices import device_infos
+
+            _send(replies, {"devices": device_infos(req["driver"])})
         elif op == "test":
             spec = spec_from_json(req["spec"])
+            started = time.time()
+            _pin(pool, req)
             signature = req.get("signature") or ""
             if "hardware" in req:
                 signature = test_signature(spec, req["base_dir"], hasher, req["hardware"]) or ""
@@ -211,6 +236,7 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
                 _send(replies, {"event": "retire", "reason": str(exc)})
                 return
             faulted = mark_device_fault(result)
+            _mark_lane(result, req, started)
             written = bool(req.get("result_file")) and result.status == "passed"
             if written:
                 written = _write(Path(req["result_file"]), result_json(result), req.get("replaces"))

@@ -2,7 +2,7 @@
 
 Runs a built tree's tests with ``iree.runtime`` alone (no SCons, no compiler):
 selects tests, skips those whose stored result still holds (same signature,
-passed), runs the rest (CPU tests in parallel, each GPU one test at a time),
+passed), runs the rest (CPU tests in parallel, each GPU lane one test at a time),
 writes result files and a JUnit report, and prints one line per test plus a
 closing summary.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +155,7 @@ class RunOptions:
     timeout: float | None = None  # seconds per call (check case), overriding the tests' own
     remote: RemoteTests | None = None  # run on a cluster instead of this machine's devices
     emulators: dict[str, tuple[str, ...]] | None = None  # arch -> emulator argv, over the manifest's
+    device_lanes: dict[str, int] | None = None  # GPU driver -> lanes, over one per device
 
 
 @dataclass
@@ -186,13 +187,32 @@ BATCH_MAX = 64
 """The most CPU function calls sent to a run worker in one request."""
 
 
-def _lanes(tests: Sequence[TestSpec], remote: bool = False, jobs: int = 1) -> list[list[TestSpec]]:
+class _Shared(list):  # type: ignore[type-arg]
+    """A GPU device's tests, taken one by one by as many work units as it has lanes."""
+
+    def __init__(self, lanes: int) -> None:
+        super().__init__()
+        self.lanes = lanes
+        self.lock = threading.Lock()
+
+    def next(self) -> TestSpec | None:
+        with self.lock:
+            return self.pop(0) if self else None
+
+
+def _lanes(
+    tests: Sequence[TestSpec],
+    remote: bool = False,
+    jobs: int = 1,
+    lanes_of: Callable[[str], int] = lambda device: 1,
+) -> list[list[TestSpec]]:
     """Work units: CPU function calls in batches (one request to a worker each; about four
     per job, so that the jobs end together), each other CPU test (a check file) alone,
-    all tests of one GPU device in one lane (on a cluster each test alone: the workers'
-    resources serialize GPU tests). In the tests' order."""
+    the tests of one GPU device shared by one unit per lane (``lanes_of``: the run pool's
+    lanes of that device), each taking the next test (on a cluster each test alone: the
+    workers' resources serialize GPU tests). In the tests' order."""
     lanes: list[list[TestSpec]] = []
-    gpu: dict[str, list[TestSpec]] = {}
+    gpu: dict[str, _Shared] = {}
     calls = sum(1 for t in tests if not remote and _batched(t))
     size = max(1, min(BATCH_MAX, -(-calls // (4 * jobs))))
     batch: list[TestSpec] | None = None
@@ -205,11 +225,12 @@ def _lanes(tests: Sequence[TestSpec], remote: bool = False, jobs: int = 1) -> li
         elif remote or is_cpu_device(spec.device):
             lanes.append([spec])
         else:
-            lane = gpu.get(canonical_device(spec.device))
-            if lane is None:
-                lane = gpu[canonical_device(spec.device)] = []
-                lanes.append(lane)
-            lane.append(spec)
+            shared = gpu.get(canonical_device(spec.device))
+            if shared is None:
+                shared = gpu[canonical_device(spec.device)] = _Shared(max(1, lanes_of(spec.device)))
+            shared.append(spec)
+    for shared in gpu.values():
+        lanes.extend([shared] * min(shared.lanes, len(shared)))
     return lanes
 
 
@@ -230,6 +251,7 @@ def run_manifest(
     _lock_tree(Path(manifest_path).parent)  # the manifest's folder: refused, nothing started
     pool = pool if pool is not None else default_run_pool()
     pool.prestart()  # the fork server's imports overlap reading the manifest
+    pool.configure_lanes(options.device_lanes, tuple(options.devices or ()))
     manifest = load_manifest(manifest_path)
     if options.devices:
         check_devices(options.devices, manifest)
@@ -286,14 +308,15 @@ def run_manifest(
                     files[i].unlink(missing_ok=True)
                 emit(result)
             return
-        for spec in lane:
+        for spec in _each(lane):
             emit(
                 run_one(
                     spec, manifest.base_dir, pool, hasher, options.retest, options.timeout, options.remote
                 )
             )
 
-    _run_all(_lanes(tests, options.remote is not None, jobs), run_lane, jobs)
+    lanes_of = (lambda device: 1) if options.remote else (lambda device: len(pool.lanes(device)))
+    _run_all(_lanes(tests, options.remote is not None, jobs, lanes_of), run_lane, jobs)
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)
@@ -310,6 +333,15 @@ def run_manifest(
     print(summary_line(results), file=out, flush=True)
     failed = any(r.status in FAILING for r in results)
     return RunReport(results, len(cases) - cached, cached, 1 if failed else 0)
+
+
+def _each(lane: list[TestSpec]) -> Iterator[TestSpec]:
+    """A unit's tests: its own, or the next of a GPU device's shared ones until none is left."""
+    if not isinstance(lane, _Shared):
+        yield from lane
+        return
+    while (spec := lane.next()) is not None:
+        yield spec
 
 
 def _lock_tree(folder: Path) -> None:

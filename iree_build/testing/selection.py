@@ -17,7 +17,13 @@ from typing import Any
 
 from iree_build.errors import IreeBuildError
 from iree_build.hardware import architecture, normal_arch
-from iree_build.testing.device_names import CPU_DEVICES, KNOWN_DEVICES, canonical_device, driver_name
+from iree_build.testing.device_names import (
+    CPU_DEVICES,
+    KNOWN_DEVICES,
+    canonical_device,
+    driver_name,
+    lane_index,
+)
 from iree_build.validation import did_you_mean
 
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
@@ -119,7 +125,7 @@ class Selection:
         arch: str = "",
     ) -> bool:
         """``arch``: the CPU architecture of the entry's code ('' for none in particular)."""
-        if self.devices and lane(device, arch) not in {lane(d) for d in self.devices}:
+        if self.devices and not device_selected(device, self.devices, arch):
             return False
         return (
             name_matches(name, self.pattern)
@@ -135,6 +141,21 @@ class Selection:
             for e in entries
             if self.matches(e.name, e.device, e.tags, folders_of(e), getattr(e, "arch", ""))
         ]
+
+
+def device_selected(device: str, chosen: Iterable[str], arch: str = "") -> bool:
+    """Whether a test on ``device`` (code for ``arch``) is one ``chosen`` asks for: the same
+    device and architecture, or a GPU of its driver (``cuda://1`` takes the tests declared
+    on ``cuda``, to run on GPU 1)."""
+    mine = lane(device, arch)
+    for name in chosen:
+        theirs = lane(name)
+        if mine == theirs:
+            return True
+        one_gpu = lane_index(theirs[0]) is not None and "://" not in mine[0]
+        if one_gpu and driver_name(theirs[0]) == mine[0]:
+            return True
+    return False
 
 
 def folders_of(entry: Any) -> tuple[str, ...]:
