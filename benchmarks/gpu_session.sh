@@ -6,6 +6,9 @@
 #   3. examples/bench_gpu  a 4096^3 f32 matmul benchmarked on cuda and local-task (issue 13)
 #   4. benchmarks/test_runner.py --jobs 16 (the native iree-run-module loop as the baseline),
 #      where the compiler came along (the site archive below)
+#   5. lanes: --devices cuda (every GPU of the driver), one GPU by URI (cuda://0; cuda://1 absent
+#      here is one line), two lanes on the one GPU (--device-lanes=cuda:2,vulkan:2) and the faults
+#      on two lanes; benchmarks/lanes_report.py says where each test ran (0 overlaps per lane)
 #
 # Here (compiler installed, repo root):
 #   (cd examples/gpu && scons -Q) && (cd examples/faults && scons -Q) && (cd examples/bench_gpu && scons -Q)
@@ -59,6 +62,26 @@ log="$OUT/gpu_session.log"
     cp examples/faults/build/iree_test_results.xml "$OUT/faults_junit.xml"
     echo "== 3. benchmarks/gpu_bench_matmul.sh run"
     WHEELS=.whl/bench bash benchmarks/gpu_bench_matmul.sh run
+    echo "exit $?"
+    echo "== 5. lanes"
+    python3 -c "import iree.runtime as r; [print(d, r.get_driver(d).query_available_devices()) for d in ('cuda', 'vulkan')]"
+    python3 -m iree_build test examples/gpu/build --require-devices --retest --devices cuda,vulkan
+    echo "exit $?"
+    python3 benchmarks/lanes_report.py examples/gpu/build
+    echo "exit $?"
+    python3 -m iree_build test examples/gpu/build --require-devices --retest --devices cuda://0 | tail -3
+    echo "exit ${PIPESTATUS[0]}"
+    python3 -m iree_build test examples/gpu/build --require-devices --retest --devices cuda://1 | tail -4
+    echo "exit ${PIPESTATUS[0]}"
+    python3 -m iree_build test examples/gpu/build --require-devices --retest -j4 --device-lanes=cuda:2,vulkan:2
+    echo "exit $?"
+    python3 benchmarks/lanes_report.py examples/gpu/build
+    echo "exit $?"
+    python3 -m iree_build test examples/gpu/build --require-devices --device-lanes=cuda:2,vulkan:2 | tail -2
+    echo "exit ${PIPESTATUS[0]}"
+    time python3 -m iree_build test examples/faults/build --retest -j4 --device-lanes=cuda:2
+    echo "exit $?"
+    python3 benchmarks/lanes_report.py examples/faults/build
     echo "exit $?"
     if python3 -c "import iree.compiler" 2>/dev/null; then
         echo "== 4. benchmarks/test_runner.py --jobs 16 ($(nproc) cores)"
