@@ -93,6 +93,21 @@ def stable_cpuinfo(root: str | None = None) -> list[str]:
 
 
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+# CPU architectures as LLVM triples spell them, that a lane (``local-task@ARCH``) may name.
+KNOWN_ARCHES = (
+    "x86_64",
+    "aarch64",
+    "arm",
+    "riscv64",
+    "riscv32",
+    "i686",
+    "wasm32",
+    "wasm64",
+    "ppc64le",
+    "s390x",
+    "loongarch64",
+    "mips64",
+)
 
 
 def normal_arch(arch: str) -> str:

@@ -27,7 +27,7 @@ from iree_build.targets.backends import check_device
 from iree_build.testing.device_names import file_part
 from iree_build.testing.emulation import lane_hardware, lane_label
 from iree_build.testing.identity import runtime_version
-from iree_build.testing.selection import Selection
+from iree_build.testing.selection import Selection, check_devices
 from iree_build.util.atomic import atomic_write_text, os_error_text, remove_dead_temps, temp_path_for
 from iree_build.util.interrupt import STOP_SIGNALS, interrupted, stop_noticed, which_signal
 
@@ -385,6 +385,8 @@ def command_line_selection(env) -> Selection:
         except IreeBuildError as e:
             fail(f"--iree-test-tags: {e.message}", "command line")
         try:
+            named = (x.device for x in reg.tests)  # those declared so far; the known ones always
+            check_devices(devices, named, IreeBuildError, "--iree-devices")
             device_lanes()  # a bad value is one line now, not at the first GPU test
         except IreeBuildError as e:
             fail(e.message, "command line")

@@ -99,6 +99,29 @@ def test_standalone_runner_selects_the_same_way(tree: Project) -> None:
     assert _names(by_label.stdout) == {"vmvx/mlp:smoke[local-task]", "vmvx/mlp/deep:smoke[local-task]"}
 
 
+@pytest.mark.parametrize(
+    ("devices", "says"),
+    [
+        ("cudaa", "unknown device 'cudaa' in {opt} (did you mean 'cuda'?)"),
+        ("local-task@sparc", "{opt}: unknown architecture 'sparc' in 'local-task@sparc'"),
+        ("cuda://x", "{opt}: 'cuda://x' is not one GPU: write DRIVER://N"),
+        ("local-task://1", "{opt}: 'local-task://1' is not one GPU"),
+        ("vulkan@aarch64", "{opt}: 'vulkan@aarch64' is not a lane"),
+    ],
+)
+def test_a_device_filter_that_would_select_nothing_by_a_typo_is_one_line_everywhere(
+    tree: Project, devices: str, says: str
+) -> None:
+    scons = tree.scons("test", f"--iree-devices={devices}")
+    assert scons.returncode == 2 and scons.stderr.strip().startswith(
+        "scons: *** command line: " + says.format(opt="--iree-devices")), scons.output
+    assert "Traceback" not in scons.output
+    proc = subprocess.run([sys.executable, "-m", "iree_build", "test", str(tree.path("build")),
+                           f"--devices={devices}"], capture_output=True, text=True)
+    assert proc.returncode == 2 and says.format(opt="--devices") in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 def test_help_is_a_summary_and_the_list_on_request(tree: Project) -> None:
     short = tree.scons("-h")
     assert short.returncode == 0, short.output

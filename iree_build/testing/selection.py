@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-from iree_build.hardware import architecture, normal_arch
+from iree_build.hardware import KNOWN_ARCHES, architecture, normal_arch
 from iree_build.testing.device_names import (
     CPU_DEVICES,
     KNOWN_DEVICES,
@@ -176,13 +176,24 @@ def check_devices(
     known = {driver_name(d) for d in (*KNOWN_DEVICES, *named)}
     for name in devices:
         device, at, arch = name.partition("@")
+        driver, uri, index = device.partition("://")
         if at and (device not in CPU_DEVICES or not _TAG.match(arch)):
             raise usage(
                 f"{option}: {name!r} is not a lane: write a CPU device and an architecture, "
                 f"e.g. local-task@aarch64"
             )
+        if at and normal_arch(arch) not in (*KNOWN_ARCHES, architecture()):
+            raise usage(
+                f"{option}: unknown architecture {arch!r} in {name!r}"
+                f"{did_you_mean(arch, KNOWN_ARCHES)} (known: {', '.join(KNOWN_ARCHES)})"
+            )
         if driver_name(device) not in known:
             raise usage(
                 f"unknown device {name!r} in {option}{did_you_mean(name, KNOWN_DEVICES)} "
                 f"(known: {', '.join(KNOWN_DEVICES)})"
+            )
+        if uri and (driver in CPU_DEVICES or not index.isdigit()):
+            raise usage(
+                f"{option}: {name!r} is not one GPU: write DRIVER://N, N the GPU's index "
+                f"among its driver's devices, e.g. cuda://1"
             )
