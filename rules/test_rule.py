@@ -15,7 +15,7 @@ import atexit
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,7 +195,7 @@ def _say(reg: Registry, line: str) -> None:
 
 
 def _run(target, source, env):
-    from iree_build.testing.results import result_line, write_result
+    from iree_build.testing.results import device_required, result_line, write_result
 
     test, reg = _test_of(env, target)
     if reg.once("sweep results"):
@@ -211,10 +211,8 @@ def _run(target, source, env):
             return outcome if outcome is not None else _run_locally(test, reg)  # None: no cluster
 
         result = ahead.local(test, run) if ahead is not None else run()
-    skipped = result.message
-    required = result.status == "skipped" and bool(options.option("iree-require-devices"))
-    if required:  # a failure, said as the standalone runner says it
-        result = replace(result, status="failed", message=f"device required: {skipped}")
+    if options.option("iree-require-devices"):  # a failure, said as the standalone runner says it
+        result = device_required(result)
     with reg.ran_lock:
         reg.ran[test.name] = result
     if not (_stopped(result) and stop_noticed()):  # the stop's, not the test's: said once, at the end
@@ -227,8 +225,9 @@ def _run(target, source, env):
             write_result(result, path)
         return 0
     path.unlink(missing_ok=True)  # never recorded as up to date: rerun next time
-    if required:
-        return f"test {test.name} could not run and --iree-require-devices is set: {skipped}"
+    if result.message.startswith("device required: "):
+        reason = result.message[len("device required: ") :]
+        return f"test {test.name} could not run and --iree-require-devices is set: {reason}"
     if result.status == "skipped":
         return 0
     return f"test {test.name} {_FAILED_WORDS.get(result.status, 'failed')}"

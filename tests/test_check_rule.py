@@ -126,6 +126,19 @@ def test_check_suite_on_vulkan_and_through_the_standalone_runner(project: Projec
     assert hidden.returncode == 0, hidden.stdout + hidden.stderr
     assert hidden.stdout.splitlines()[-1] == "2 passed, 0 failed, 2 skipped"
     assert "SKIP gpu/add.mlir::test_add_f32[vulkan] (vulkan: driver compiled in, no device present" in hidden.stdout
+    # Required, the missing device fails each case with the reason, in both front ends.
+    no_vulkan = {**os.environ, "VK_DRIVER_FILES": "/nonexistent.json", "VK_ICD_FILENAMES": "/nonexistent.json"}
+    required = subprocess.run([sys.executable, "-m", "iree_build", "test", str(project.root), "--retest",
+                               "--require-devices", "--devices=vulkan"],
+                              capture_output=True, text=True, env=no_vulkan)
+    scons = project.scons("test", "--iree-require-devices", "--iree-devices=vulkan", "--iree-retest", env=no_vulkan)
+    for run in (required, scons):
+        assert run.returncode != 0
+        out = run.stdout.splitlines()
+        assert out[-1] == "0 passed, 2 failed, 0 skipped", run.stdout
+        assert ("FAIL gpu/add.mlir::test_add_i32[vulkan] (device required: vulkan: driver compiled in, "
+                "no device present") in run.stdout, run.stdout
+        assert "  device missing (2): " in run.stdout
 
 
 def test_a_plain_test_of_a_check_function_is_judged_too(project: Project) -> None:

@@ -11,7 +11,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iree_build.testing.device_names import is_cpu_device
@@ -103,6 +103,18 @@ def mark_device_fault(result: TestResult) -> bool:
         result.message += "; the device context is lost: the next test runs in a fresh worker"
         return True
     return False
+
+
+def device_required(result: TestResult) -> TestResult:
+    """Under ``--require-devices`` a test skipped for want of its device is a failure, said
+    with the skip's reason (a check file's cases each, the file's reason from its first)."""
+    if result.status != "skipped":
+        return result
+    cases = [device_required(c) for c in result.cases]
+    reason = result.message or next((c.message for c in result.cases if c.message), "")
+    if reason.startswith("device required: "):
+        reason = reason[len("device required: ") :]
+    return replace(result, status="failed", message=f"device required: {reason}", cases=cases)
 
 
 def result_json(result: TestResult) -> str:

@@ -35,6 +35,7 @@ from iree_build.testing.manifest import (
 from iree_build.testing.results import (
     FAILING,
     TestResult,
+    device_required,
     flatten,
     read_result,
     result_line,
@@ -168,21 +169,6 @@ class RunReport:
     exit_code: int
 
 
-def _require(result: TestResult) -> TestResult:
-    """Under --require-devices an absent device is a failure, not a skip."""
-    if result.status != "skipped":
-        return result
-    return TestResult(
-        name=result.name,
-        status="failed",
-        message=f"device required: {result.message}",
-        time_ms=result.time_ms,
-        device=result.device,
-        signature=result.signature,
-        base=result.base,
-    )
-
-
 BATCH_MAX = 64
 """The most CPU function calls sent to a run worker in one request."""
 
@@ -286,7 +272,7 @@ def run_manifest(
 
     def emit(result: TestResult) -> None:
         if options.require_devices:
-            result = _require(result)
+            result = device_required(result)
         with print_lock:
             by_name[result.name] = result
             print(result_line(result), file=out, flush=True)

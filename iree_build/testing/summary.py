@@ -15,6 +15,7 @@ from iree_build.testing.results import FAILING, TestResult, flatten
 # Causes in the order they are listed; the first that matches a failure names it.
 CAUSES = (
     "module not built",
+    "device missing",
     "crash",
     "timeout",
     "shape/dtype mismatch",
@@ -30,6 +31,8 @@ def cause(result: TestResult) -> str:
     message = result.message
     if "did not build" in message or "failed to build" in message or "(build it first)" in message:
         return "module not built"
+    if message.startswith("device required: "):
+        return "device missing"
     if result.status == "crashed":
         return "crash"
     if result.status == "timeout":
