@@ -14,7 +14,7 @@
 #   (cd examples/gpu && scons -Q) && (cd examples/faults && scons -Q) && (cd examples/bench_gpu && scons -Q)
 #   Vulkan loaders into .gl (see the device tool's README), and either
 #   - .whl/bench: the runtime wheel and matplotlib's (benchmarks/gpu_bench_matmul.sh prepare), or
-#   - .dev/site.tar.xz: the cp312 iree-base-compiler (less iree-opt and iree-link), iree-base-runtime
+#   - .dev/site.tar.xz (benchmarks/gpu_site_archive.sh): the cp312 iree-base-compiler (less iree-opt and iree-link), iree-base-runtime
 #     (less its tracy build), scons and toml unpacked into one folder and archived with xz
 #     (about 56 MiB: the compiler fits beside the tree), for step 4 and the lane proof.
 # There: bash benchmarks/gpu_session.sh, carrying examples/{gpu,faults,bench_gpu}/build, .gl and
