@@ -29,6 +29,7 @@ import SCons.Util
 
 from iree_build import validation
 from iree_build.errors import IreeBuildError
+from iree_build.onnx.tensor_proto import read_tensor_proto
 from iree_build.util.atomic import atomic_write_bytes, atomic_write_text, remove_dead_temps, temp_path_for
 
 from .action_text import set_strfunction
@@ -165,39 +166,11 @@ def _from_tensor_proto(target, source, env):
     from iree_build.values.arrays import npy_bytes
 
     try:
-        array = tensor_proto_array(str(source[0]))
+        array = read_tensor_proto(str(source[0]))
     except IreeBuildError as e:
         return e.message
     atomic_write_bytes(str(target[0]), npy_bytes(array))
     return 0
-
-
-def tensor_proto_array(path: str) -> np.ndarray:
-    """An ONNX ``TensorProto`` file (``input_0.pb``, as shipped beside ONNX models)."""
-
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        raise IreeBuildError(
-            f"reading {os.path.relpath(path)} needs the onnx package: pip install 'iree-build-scons[onnx]'"
-        ) from None
-    tensor = onnx.TensorProto()
-    try:
-        with open(path, "rb") as f:
-            tensor.ParseFromString(f.read())
-        from iree_build.values.arrays import c_order
-
-        return c_order(numpy_helper.to_array(tensor))  # a 0-d tensor stays 0-d
-    except OSError as e:
-        raise IreeBuildError(f"cannot read {os.path.relpath(path)}: {e.strerror}") from None
-    except MemoryError:
-        raise IreeBuildError(
-            f"{os.path.relpath(path)}: the tensor it describes does not fit in memory"
-        ) from None
-    except Exception as e:  # protobuf's DecodeError, a shape its data does not fill, ...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise IreeBuildError(f"{os.path.relpath(path)} is not an ONNX TensorProto file ({first})") from None
 
 
 set_strfunction(_from_tensor_proto, None)
@@ -385,7 +358,7 @@ def load_now(env, node) -> np.ndarray:
         return read_iree_value(converted, node.sources[0].srcnode())
     if entry is None and node.has_builder():
         if node.get_executor().get_action_list()[0] is TENSOR_PROTO_ACTION:
-            return tensor_proto_array(node.sources[0].get_abspath())
+            return read_tensor_proto(node.sources[0].get_abspath())
         raise IreeBuildError(
             f"{node} is built by another rule; a reference function needs inputs that "
             "exist when the SConscript is read (give expected outputs as files instead)"
