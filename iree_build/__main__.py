@@ -244,8 +244,22 @@ def _agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fork_server_first(argv: Sequence[str]) -> None:
+    """``test`` on this machine's devices: fork the run workers' server before anything
+    else, so that its imports (the runtime, numpy) run while this process parses its
+    arguments and reads the manifest. Any other command, or help, starts nothing."""
+    if not argv or argv[0] != "test" or os.environ.get("IREE_CLUSTER"):
+        return
+    if any(a in ("-h", "--help") or a.startswith("--cluster") for a in argv):
+        return
+    from iree_build.testing.run_zygote import fork_server
+
+    fork_server()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 test failures, 2 usage/manifest)."""
+    _fork_server_first(sys.argv[1:] if argv is None else argv)
     from iree_build.errors import IreeBuildError
 
     try:

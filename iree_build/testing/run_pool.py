@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from iree_build.testing import run_zygote
 from iree_build.testing.check_verdict import case_name, expect_failure, judge_cases
 from iree_build.testing.device_names import canonical_device, driver_name, is_cpu_device, lane_index, lane_uri
 from iree_build.testing.manifest import TestSpec
@@ -81,6 +82,37 @@ class _Exit:
         self.done = threading.Event()
 
 
+class _Forked:
+    """A fork server this process forked itself: what the pool asks of a ``Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: gone all the same
+                self.returncode = 0
+                return 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.001)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class _Zygote:
     """The fork server (:mod:`run_zygote`) of this process: started on first use.
 
@@ -90,15 +122,21 @@ class _Zygote:
     """
 
     def __init__(self) -> None:
-        ours, theirs = socket.socketpair()
-        self._sock = ours
-        self.proc = start_worker(
-            [sys.executable, "-m", "iree_build.testing.run_zygote", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            env=worker_env(),
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
+        early, run_zygote.EARLY = run_zygote.EARLY, None
+        self.proc: subprocess.Popen | _Forked
+        if early is not None:  # forked by this command at its start (run_zygote.fork_server)
+            self._sock, pid = early
+            self.proc = _Forked(pid)
+        else:
+            ours, theirs = socket.socketpair()
+            self._sock = ours
+            self.proc = start_worker(
+                [sys.executable, "-m", "iree_build.testing.run_zygote", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env=worker_env(),
+                stdin=subprocess.DEVNULL,
+            )
+            theirs.close()
         self._lock = threading.Lock()  # one fork request at a time
         self._forks: queue.SimpleQueue[tuple[dict[str, Any], list[int], _Exit] | None] = queue.SimpleQueue()
         self._live: dict[int, _Exit] = {}  # PID -> its exit, for the workers not yet reaped
@@ -287,6 +325,11 @@ class _Worker:
                 pass
         self.exit_code(timeout=10)
         self._close_pipes()
+
+    def end_input(self) -> None:
+        """Tell a ready worker to finish (its loop ends with its input); see :meth:`close`."""
+        if self._ready:
+            self._close_pipes()
 
     def _close_pipes(self) -> None:
         try:
@@ -796,13 +839,16 @@ class RunPool:
             self._release(lane)
 
     def close(self) -> None:
-        """Stop every worker (idle ones and the spare); busy ones end with their callers."""
+        """Stop every worker (idle ones and the spare); busy ones end with their callers.
+        All are told at once (their input ends), then waited for."""
         with self._lock:
             self._closed = True
             workers = [w for ws in self._idle.values() for w in ws]
             if self._spare is not None:
                 workers.append(self._spare)
             self._idle, self._spare = {}, None
+        for worker in workers:
+            worker.end_input()
         for worker in workers:
             worker.close()
 

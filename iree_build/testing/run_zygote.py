@@ -13,10 +13,15 @@ negative signal number) follows. The server ends when the socket closes, that is
 when the build process ends, and takes its workers with it (killed and reaped first,
 so that none outlives a build that waits for the server; PR_SET_PDEATHSIG if it is
 killed itself).
+
+A command that starts it before anything else (``python -m iree_build test``) may fork
+it instead (:func:`fork_server`): no second interpreter start, and its imports begin
+while the command parses its arguments.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -80,6 +85,66 @@ def _reap(sock: socket.socket, live: set[int]) -> None:
         live.discard(pid)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         sock.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
+
+
+EARLY: tuple[socket.socket, int] | None = None
+"""The server :func:`fork_server` forked (our socket end, its PID), until the run pool
+takes it."""
+
+
+def fork_server() -> None:
+    """Fork the fork server from this process (:data:`EARLY`), where that is safe: no
+    other thread (a fork keeps only the calling one, and any lock another held), and
+    every descriptor but the standard three closed in the child. Otherwise nothing: the
+    run pool starts it as a program when it needs it."""
+    global EARLY
+    threading = sys.modules.get("threading")
+    if (
+        EARLY is not None
+        or not os.path.isdir("/proc/self/fd")
+        or (threading and threading.active_count() > 1)
+    ):
+        return
+    ours, theirs = socket.socketpair()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # as start_worker does
+    try:
+        pid = os.fork()
+        if pid == 0:  # the server: never returns into the command's code
+            code = 1
+            try:
+                fd = theirs.fileno()
+                for name in os.listdir("/proc/self/fd"):  # the command's own files stay its own
+                    if int(name) > 2 and int(name) != fd:
+                        try:
+                            os.close(int(name))
+                        except OSError:
+                            pass
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+                code = main([str(fd)])
+            except BaseException:  # noqa: BLE001 - e.g. no iree.runtime: the pool starts one that says so
+                pass
+            os._exit(code)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    theirs.close()
+    EARLY = (ours, pid)
+    atexit.register(_drop_early)
+
+
+def _drop_early() -> None:
+    """At exit, a server forked but never taken (the command stopped first, say at a bad
+    argument) is killed and reaped: it does not outlive the command."""
+    global EARLY
+    early, EARLY = EARLY, None
+    if early is not None:
+        try:
+            os.kill(early[1], signal.SIGKILL)
+            os.waitpid(early[1], 0)
+        except OSError:
+            pass
+        early[0].close()
 
 
 def main(argv: list[str]) -> int:
