@@ -41,6 +41,7 @@ class Registry:
     stages: dict[str, Any] = field(default_factory=dict)  # folder abspath -> data_files.Stage
     converted: dict[str, Any] = field(default_factory=dict)  # build-tree .npy -> IreeValue it is read from
     read_ahead: Any = None  # rules.read_ahead.ReadAhead, False when not wanted, None: not yet decided
+    publication: Any = None  # the page, begun when the first test is to run (report.publish)
     progress: Any = None  # rules.progress.Progress, False when off, None: not yet started
     failed_steps: list[tuple[str, str, str]] = field(default_factory=list)  # (output, why, where)
     lock_wanted: list[str] = field(default_factory=list)  # top folders to lock at the first declaration

@@ -629,9 +629,11 @@ def register(env, test: DeclaredTest, sources: list):
         if reg.once("summary"):
             atexit.register(_summary, reg)
         if test.selected and _will_run(result) and reg.once("prestart"):
+            from iree_build.report.publish import Publication
             from iree_build.testing.run_pool import default_run_pool
 
             default_run_pool().prestart()  # its imports overlap reading the SConscripts
+            reg.publication = Publication(reg.build_dir.get_abspath())  # reads the history meanwhile
     return result
 
 
@@ -690,6 +692,8 @@ def _page(reg: Registry, results: list):
             if stored is not None:
                 r.margins, r.expected_failure = stored.margins, stored.expected_failure
         shown.append(r)
+    if reg.publication is not None:
+        return reg.publication.publish(shown)
     return publish_tests(reg.build_dir.get_abspath(), shown)
 
 

@@ -49,10 +49,10 @@ def entry(result: TestResult) -> dict[str, Any]:
 
 def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The kept runs, oldest first; unreadable lines are dropped (it is only history)."""
-    return [run for _, run in _load_lines(path)]
+    return [run for _, run in kept_lines(path)]
 
 
-def _load_lines(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
+def kept_lines(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
     """The kept runs with their lines as stored (rewritten as they are, not encoded again)."""
     runs = []
     try:
@@ -69,16 +69,22 @@ def _load_lines(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]
     return runs
 
 
-def record_run(base_dir: str | os.PathLike[str], results: Sequence[TestResult]) -> list[dict[str, Any]]:
-    """Add this run to the folder's history; returns the kept runs, this one last."""
+def record_run(
+    base_dir: str | os.PathLike[str],
+    results: Sequence[TestResult],
+    kept: list[tuple[str, dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """Add this run to the folder's history (``kept``: its runs as :func:`kept_lines` read
+    them, if read already); returns the kept runs, this one last."""
     path = Path(base_dir) / HISTORY_NAME
     this = {
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "tests": {r.name: entry(r) for r in flatten(results)},
     }
-    kept = [*_load_lines(path), (json.dumps(this, separators=(",", ":")), this)][-KEPT:]
-    atomic_write_text(path, "".join(line + "\n" for line, _ in kept))
-    return [run for _, run in kept]
+    before = kept_lines(path) if kept is None else kept
+    runs = [*before, (json.dumps(this, separators=(",", ":")), this)][-KEPT:]
+    atomic_write_text(path, "".join(line + "\n" for line, _ in runs))
+    return [run for _, run in runs]
 
 
 def flaky(runs: Sequence[dict[str, Any]]) -> set[str]:

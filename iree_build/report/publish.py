@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from iree_build.testing.results import TestResult
 
-from .history import HISTORY_NAME, load, record_run
+from .history import HISTORY_NAME, kept_lines, load, record_run
 from .page import write_page
 
 
@@ -29,6 +30,27 @@ def publish_tests(base_dir: str | os.PathLike[str], results: Sequence[TestResult
     base = Path(base_dir)
     runs = record_run(base, results)
     return write_page(base, runs, _bench_run(base))
+
+
+class Publication:
+    """A test run's page, begun before its tests run: the kept history (megabytes for
+    thousands of tests) is read meanwhile, so that after the last test only this run is
+    added and the page written."""
+
+    def __init__(self, base_dir: str | os.PathLike[str]) -> None:
+        self._base = Path(base_dir)
+        self._kept: list[tuple[str, dict[str, Any]]] | None = None
+        self._reading = threading.Thread(target=self._read, daemon=True, name="iree-history")
+        self._reading.start()
+
+    def _read(self) -> None:
+        self._kept = kept_lines(self._base / HISTORY_NAME)
+
+    def publish(self, results: Sequence[TestResult]) -> Path:
+        """This run into the history, then the page (as :func:`publish_tests`)."""
+        self._reading.join()
+        runs = record_run(self._base, results, self._kept)
+        return write_page(self._base, runs, _bench_run(self._base))
 
 
 def publish_benchmarks(base_dir: str | os.PathLike[str]) -> Path:

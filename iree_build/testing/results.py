@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
 
 from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.manifest import write_text_atomic
@@ -253,44 +254,50 @@ def _xml_safe(text: str) -> str:
 
 
 def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
-    """JUnit XML text: one ``<testsuite>``, one ``<testcase>`` per result (or case)."""
+    """JUnit XML text: one ``<testsuite>``, one ``<testcase>`` per result (or case).
+
+    Written as text, not through ``ElementTree``: a suite of thousands of cases is
+    written after every run, and building the tree cost more than the tests."""
     results = flatten(results)
     _, _, skipped = counts(results)
     failures = sum(1 for r in results if r.status == "failed")
     errors = sum(1 for r in results if r.status in FAILING and r.status != "failed")
     total_s = sum(r.time_ms for r in results) / 1000.0
-    attrs = {
-        "name": suite,
-        "tests": str(len(results)),
-        "failures": str(failures),
-        "errors": str(errors),
-        "skipped": str(skipped),
-        "time": f"{total_s:.3f}",
-    }
-    root = ET.Element("testsuites", attrs)
-    suite_el = ET.SubElement(root, "testsuite", attrs)
+    attrs = (
+        f'name={_attr(suite)} tests="{len(results)}" failures="{failures}" '
+        f'errors="{errors}" skipped="{skipped}" time="{total_s:.3f}"'
+    )
+    out = ['<?xml version="1.0" encoding="utf-8"?>', f"<testsuites {attrs}>", f"  <testsuite {attrs}>"]
     for r in results:
-        case = ET.SubElement(
-            suite_el,
-            "testcase",
-            {"classname": r.base, "name": r.name, "time": f"{r.time_ms / 1000.0:.6f}"},
-        )
-        message = _xml_safe(r.message)
+        head = f'    <testcase classname={_attr(r.base)} name={_attr(r.name)} time="{r.time_ms / 1000.0:.6f}"'
+        inner: list[str] = []
         if r.margins:
-            props = ET.SubElement(case, "properties")
+            inner.append("      <properties>")
             for m in r.margins:
-                ET.SubElement(
-                    props, "property", {"name": f"output {m.get('output')} margin", "value": margin_text(m)}
-                )
+                name = _attr(f"output {m.get('output')} margin")
+                inner.append(f"        <property name={name} value={_attr(margin_text(m))} />")
+            inner.append("      </properties>")
+        message = _xml_safe(r.message)
         if r.status in FAILING:
             tag = "failure" if r.status == "failed" else "error"
-            ET.SubElement(case, tag, {"message": message, "type": r.status}).text = message
+            inner.append(
+                f"      <{tag} message={_attr(message)} type={_attr(r.status)}>{xml_escape(message)}</{tag}>"
+            )
             if r.details:
-                ET.SubElement(case, "system-err").text = _xml_safe(r.details)
+                inner.append(f"      <system-err>{xml_escape(_xml_safe(r.details))}</system-err>")
         elif r.status == "skipped":
-            ET.SubElement(case, "skipped", {"message": message})
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+            inner.append(f"      <skipped message={_attr(message)} />")
+        if inner:
+            out.extend([head + ">", *inner, "    </testcase>"])
+        else:
+            out.append(head + " />")
+    out.extend(["  </testsuite>", "</testsuites>", ""])
+    return "\n".join(out)
+
+
+def _attr(text: str) -> str:
+    """A quoted XML attribute value (line breaks kept as character references)."""
+    return quoteattr(_xml_safe(text), {"\n": "&#10;", "\r": "&#13;", "\t": "&#09;"})
 
 
 def write_junit(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from iree_build.errors import IreeBuildError
-from iree_build.report.publish import publish_tests
+from iree_build.report.publish import Publication
 from iree_build.testing import selection
 from iree_build.testing.device_names import canonical_device, is_cpu_device
 from iree_build.testing.emulation import emulators_here, lane_hardware
@@ -265,6 +265,7 @@ def run_manifest(
             f"folders {','.join(options.folders) or 'all'})",
             file=sys.stderr,
         )
+    publication = Publication(manifest.base_dir) if tests else None  # reads the history meanwhile
     hasher = FileHasher()
     run_id = uuid.uuid4().hex  # run workers hash each file once per run
     print_lock = threading.Lock()
@@ -306,7 +307,7 @@ def run_manifest(
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)
-    page = publish_tests(manifest.base_dir, results) if results else None
+    page = publication.publish(results) if publication is not None else None
     cases = flatten(results)
     cached = sum(1 for r in cases if r.cached)
     print(
