@@ -134,18 +134,23 @@ def _text(allowed: str, none_ok: bool = True) -> Arg:
     return Arg(check, none_ok)
 
 
+def _maybe_iree_syntax(value: Any) -> bool:
+    """Could be a value in IREE's syntax (``TYPE=...`` or ``@file``): only then is its parser
+    (and numpy) imported; a plain path never is one."""
+    return isinstance(value, str) and (value.startswith("@") or "=" in value)
+
+
 def _data_value(value: Any, call: Call, what: str) -> Any:
     """One input or expected value: a .npy/.pb file (or node), a numeric literal, or a
     value in IREE's syntax (``"2x3xf32=1 2 3 4 5 6"``, ``"4xi8=@x.bin"``, ``"@x.npy"``)."""
-    import numpy as np
+    if _maybe_iree_syntax(value):
+        from iree_build.values.iree_syntax import is_iree_value, parse
 
-    from iree_build.values.iree_syntax import is_iree_value, parse
-
-    if is_iree_value(value):
-        parsed = parse(value)
-        if parsed.file:
-            _file_node(parsed.file, call, "data file")
-        return parsed
+        if is_iree_value(value):
+            parsed = parse(value)
+            if parsed.file:
+                _file_node(parsed.file, call, "data file")
+            return parsed
     if isinstance(value, str) and value.endswith(".bin"):
         raise IreeBuildError(
             f"{value!r} is a raw file: give its shape and element type in IREE's "
@@ -157,6 +162,8 @@ def _data_value(value: Any, call: Call, what: str) -> Any:
         or (is_list(value) and len(value) == 1 and is_node(value[0]))
     ):
         return _file_node(value, call, "data file", (".npy", ".pb"))
+    import numpy as np  # a value, not a path: numbers or an array
+
     if isinstance(value, (bool, int, float, complex, np.generic, np.ndarray, list, tuple)):
         from iree_build.values.arrays import to_array
 
@@ -187,9 +194,11 @@ def _data(allow_function: bool) -> Arg:
         if not single and not is_list(value):
             raise v.wrong_type(value, "a list", allowed)
         items = [value] if single else list(value)
+        checked = [_data_value(item, call, f"value {i}") for i, item in enumerate(items)]
+        if not any(_maybe_iree_syntax(item) for item in items):
+            return checked  # paths and arrays: numpy is not imported for them
         from iree_build.values.iree_syntax import IreeValue, number_files
 
-        checked = [_data_value(item, call, f"value {i}") for i, item in enumerate(items)]
         values = number_files([c for c in checked if isinstance(c, IreeValue)])
         numbered = iter(values)
         return [next(numbered) if isinstance(c, IreeValue) else c for c in checked]

@@ -263,12 +263,13 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
     staged to its twin there, once, whichever tests read it. Consumers declare their
     targets with :func:`sources_for`, which maps staged files to what they come from.
     """
-    from iree_build.values.iree_syntax import IreeValue, is_iree_value, parse
+    if not is_file_reference(value) or (isinstance(value, str) and ("=" in value or value.startswith("@"))):
+        from iree_build.values.iree_syntax import IreeValue, is_iree_value, parse  # imports numpy
 
-    if is_iree_value(value):
-        value = parse(value)
-    if isinstance(value, IreeValue):
-        return _iree_value(env, value, target_name)
+        if is_iree_value(value):
+            value = parse(value)
+        if isinstance(value, IreeValue):
+            return _iree_value(env, value, target_name)
     if is_file_reference(value):
         node = _single_node(value) or value
         if isinstance(node, (str, Path)):
