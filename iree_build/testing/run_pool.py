@@ -143,7 +143,8 @@ class _Zygote:
         self._exited = threading.Lock()
         self._gone = False
         self._ready = threading.Event()  # its imports are done: it reads the socket
-        threading.Thread(target=self._read, daemon=True, name="iree-run-zygote").start()
+        self._reader = threading.Thread(target=self._read, daemon=True, name="iree-run-zygote")
+        self._reader.start()
 
     def _read(self) -> None:
         pending = b""
@@ -206,6 +207,7 @@ class _Zygote:
                 self._sock.shutdown(socket.SHUT_RDWR)  # its end of the socket: it kills and reaps its workers
             except OSError:
                 pass
+            self._reader.join(timeout)  # the socket ends when the server does (no polling for it)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -838,6 +840,12 @@ class RunPool:
         finally:
             self._release(lane)
 
+    def shut(self) -> None:
+        """Take no more tests and forget the workers (the fork server ends them)."""
+        with self._lock:
+            self._closed = True
+            self._idle, self._spare = {}, None
+
     def close(self) -> None:
         """Stop every worker (idle ones and the spare); busy ones end with their callers.
         All are told at once (their input ends), then waited for."""
@@ -894,7 +902,9 @@ def default_run_pool() -> RunPool:
 
 
 def _close_all(pool: RunPool) -> None:
-    pool.close()
+    """At exit: the fork server ends every worker it forked (killed and reaped: at exit no
+    test is wanted any more) and then itself; one round trip, not one per worker."""
+    pool.shut()
     with _ZYGOTE_LOCK:
         if _ZYGOTE is not None:
             _ZYGOTE.close()

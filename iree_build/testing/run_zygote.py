@@ -203,4 +203,7 @@ def _serve(sock: socket.socket, live: set[int]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    _code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_code)  # no interpreter teardown of numpy and the runtime: the build waits for this exit
