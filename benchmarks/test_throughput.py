@@ -5,13 +5,12 @@ What is measured
 For each size (``--sizes``, default 100 and 1000) a temporary project of three tiny
 CPU modules (``add``, ``mul``, ``relu``; ``llvm-cpu``, ``cpu=generic``) and that many
 ``iree_test`` targets over them on ``local-task``, each with its own random inputs
-and numpy's expected outputs in ``.npy`` files under ``data/``, as a real suite keeps
-them (written by this script; the SConstruct imports no numpy, which would cost a
-third of the native loop at 100 tests). Built once, not timed. Then, interleaved in
-rounds (``--rounds``, default 3), medians of the wall time of:
+and numpy's expected outputs (literal arrays in the SConstruct). Built once, not
+timed. Then, interleaved in rounds (``--rounds``, default 3), medians of the wall
+time of:
 
 ``native x2``    the native ``iree-run-module`` binary of the runtime wheel, one
-                 process per test on the same ``.npy`` files, two at a time
+                 process per test on the build's own ``.npy`` files, two at a time
 ``runner -j2``   ``python -m iree_build test DIR --retest -j 2`` (every test runs)
 ``runner -j1``   the same with ``-j 1``
 ``scons -j2``    ``python -m SCons -Q test -j2`` after deleting every result file
@@ -22,7 +21,7 @@ rounds (``--rounds``, default 3), medians of the wall time of:
 
 Every variant is checked to pass all tests (exit codes, ``N passed, 0 failed, 0
 skipped`` and ``N tests run``); before timing, each is checked to fail one wrong
-expected value (``BENCH_WRONG=1`` gives the first test an expectation shifted by 1).
+expected value (``BENCH_WRONG=1`` shifts the first test's expectation by 1).
 
 Output, per size N::
 
@@ -61,10 +60,11 @@ import re
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from _common import workdir
@@ -73,39 +73,39 @@ from test_runner import find_native_run_module, find_run_module
 
 MODULES = {k: ALL_MODULES[k] for k in ("add", "mul", "relu")}
 
+DATA_CODE = textwrap.dedent("""\
+    import os
+    import numpy as np
+
+    def make_tests(n):
+        rng = np.random.default_rng(20261205)
+        kinds = [
+            ("add", [(16,), (16,)], lambda a, b: a + b),
+            ("mul", [(4, 8), (4, 8)], lambda a, b: a * b),
+            ("relu", [(32,)], lambda a: np.maximum(a, np.float32(0))),
+        ]
+        tests = []
+        for i in range(n):
+            module, shapes, ref = kinds[i % len(kinds)]
+            inputs = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+            expected = np.asarray(ref(*inputs), dtype=np.float32)
+            if i == 0 and os.environ.get("BENCH_WRONG"):
+                expected = expected + np.float32(1)
+            tests.append((f"t{i:04d}_{module}", module, inputs, expected))
+        return tests
+""")
+
 SCONSTRUCT = """\
-import os
 from iree_rules import *
 
-TESTS = {tests!r}
+{data_code}
 for name in {modules!r}:
     iree_module(name=name, src=name + ".mlir", target_backends=["llvm-cpu"], cpu="generic")
 
-wrong = bool(os.environ.get("BENCH_WRONG"))
-for i, (name, module, k) in enumerate(TESTS):
-    expected = f"data/{{name}}.wrong0.npy" if i == 0 and wrong else f"data/{{name}}.expected0.npy"
-    iree_test(name=name, module=module, function=module,
-              inputs=[f"data/{{name}}.input{{j}}.npy" for j in range(k)], expected=[expected],
+for name, module, inputs, expected in make_tests({n}):
+    iree_test(name=name, module=module, function=module, inputs=inputs, expected=[expected],
               devices=["local-task"], rtol=1e-5, atol=1e-6)
 """
-
-
-def make_tests(n: int) -> list[tuple[str, str, list[np.ndarray], np.ndarray]]:
-    """``n`` tests over the three modules, with random inputs and numpy's expected outputs."""
-    rng = np.random.default_rng(20261205)
-    kinds = [
-        ("add", [(16,), (16,)], lambda a, b: a + b),
-        ("mul", [(4, 8), (4, 8)], lambda a, b: a * b),
-        ("relu", [(32,)], lambda a: np.maximum(a, np.float32(0))),
-    ]
-    tests = []
-    for i in range(n):
-        module, shapes, ref = kinds[i % len(kinds)]
-        inputs = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
-        expected = np.asarray(ref(*inputs), dtype=np.float32)
-        tests.append((f"t{i:04d}_{module}", module, inputs, expected))
-    return tests
-
 
 PLAIN = """\
 import json
@@ -134,6 +134,12 @@ RAN = re.compile(r"^(\d+) tests? run, (\d+) up to date", re.M)
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.M)
 
 
+def make_tests(n: int) -> list[tuple[str, str, list[np.ndarray], np.ndarray]]:
+    namespace: dict = {}
+    exec(DATA_CODE, namespace)
+    return namespace["make_tests"](n)
+
+
 class Project:
     def __init__(self, tmp: Path, n: int, native: str) -> None:
         self.n, self.native = n, native
@@ -144,26 +150,14 @@ class Project:
         self.root.mkdir(parents=True)
         for name, text in MODULES.items():
             (self.root / f"{name}.mlir").write_text(text)
-        data = self.root / "data"
-        data.mkdir()
-        self.tests = []
-        for i, (name, module, inputs, expected) in enumerate(make_tests(n)):
-            for j, array in enumerate(inputs):
-                np.save(data / f"{name}.input{j}.npy", array)
-            np.save(data / f"{name}.expected0.npy", expected)
-            if i == 0:
-                np.save(data / f"{name}.wrong0.npy", expected + np.float32(1))
-            self.tests.append((name, module, len(inputs)))
-        (self.root / "SConstruct").write_text(SCONSTRUCT.format(tests=self.tests, modules=list(MODULES)))
-
-    def native_argv(self, wrong: bool = False) -> list[list[str]]:
-        """Per test, the native ``iree-run-module`` command on the same files."""
-        return [[self.native, "--device=local-task", f"--module={self.root / module}.vmfb",
-                 f"--function={module}",
-                 *[f"--input=@{self.root / 'data' / name}.input{i}.npy" for i in range(k)],
-                 f"--expected_output=@{self.root / 'data' / name}.{'wrong' if wrong and t == 0 else 'expected'}0.npy",
-                 "--expected_rtol=1e-05", "--expected_f32_threshold=1e-06"]
-                for t, (name, module, k) in enumerate(self.tests)]
+        (self.root / "SConstruct").write_text(SCONSTRUCT.format(data_code=DATA_CODE, modules=list(MODULES), n=n))
+        self.tests = [(name, module, len(inputs)) for name, module, inputs, _ in make_tests(n)]
+        self.argv = [[native, "--device=local-task", f"--module={self.root / module}.vmfb",
+                      f"--function={module}",
+                      *[f"--input=@{self.root / name}.input{i}.npy" for i in range(k)],
+                      f"--expected_output=@{self.root / name}.expected0.npy",
+                      "--expected_rtol=1e-05", "--expected_f32_threshold=1e-06"]
+                     for name, module, k in self.tests]
 
     def _run(self, argv: list[str], cwd: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
         t = time.perf_counter()
@@ -180,7 +174,7 @@ class Project:
         self.plain.mkdir()
         for name in MODULES:
             (self.plain / f"{name}.mlir").write_text(MODULES[name])
-        for f in (self.root / "data").glob("*.npy"):
+        for f in self.root.glob("*.npy"):
             (self.plain / f.name).write_bytes(f.read_bytes())
         (self.plain / "SConstruct").write_text(PLAIN.format(modules=list(MODULES), tests=self.tests))
         proc, _ = self._run([sys.executable, "-m", "SCons", "-Q", "-j2", "test"], self.plain)
@@ -201,10 +195,9 @@ class Project:
 
     # -- the variants --------------------------------------------------------------------
     def native_x2(self, expect_failed: int = 0) -> float:
-        argv = self.native_argv(wrong=expect_failed > 0)
         t = time.perf_counter()
         with ThreadPoolExecutor(max_workers=2) as pool:
-            codes = list(pool.map(lambda a: subprocess.run(a, capture_output=True).returncode, argv))
+            codes = list(pool.map(lambda a: subprocess.run(a, capture_output=True).returncode, self.argv))
         elapsed = time.perf_counter() - t
         failed = sum(1 for c in codes if c != 0)
         if failed != expect_failed:
@@ -302,9 +295,6 @@ class CheckProject(Project):
                       f"--function={function}"] for stem, function in self.cases]
         print(f"checks ({self.files} files, {self.n} cases): built in {time.perf_counter() - t:.1f} s "
               "(not timed)", flush=True)
-
-    def native_argv(self, wrong: bool = False) -> list[list[str]]:
-        return self.argv
 
     def runner(self, jobs: int, expect_failed: int = 0) -> float:
         proc, elapsed = self._run([sys.executable, "-m", "iree_build", "test", str(self.build_dir), "--retest",
