@@ -119,6 +119,9 @@ def fork_server() -> None:
                             os.close(int(name))
                         except OSError:
                             pass
+                for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)  # the command's own handlers are not the server's
+                signal.set_wakeup_fd(-1)
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
                 os.close(null)
