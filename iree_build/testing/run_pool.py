@@ -24,6 +24,7 @@ import json
 import os
 import queue
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -237,21 +238,15 @@ class _Worker:
         self._zygote = _zygote()
         self.pid, (req_w, rep_r, err_r), self._exit = self._zygote.fork()
         self._inbox = os.fdopen(req_w, "w", buffering=1)
-        self._outbox = os.fdopen(rep_r, "r")
+        self._replies_fd = rep_r  # read by the caller itself (no thread to hand each reply over)
+        self._poll = select.poll()
+        self._poll.register(rep_r, select.POLLIN)
+        self._pending = b""
+        self._ended = False  # its reply pipe reached its end
         self._errors = os.fdopen(err_r, "r", errors="replace")
-        self._replies: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._tail: collections.deque[str] = collections.deque(maxlen=80)
         self._ready = False
-        threading.Thread(target=self._read_replies, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    def _read_replies(self) -> None:
-        for line in self._outbox:
-            try:
-                self._replies.put(json.loads(line))
-            except ValueError:
-                self._tail.append(line.rstrip())
-        self._replies.put(None)
 
     def _read_stderr(self) -> None:
         for line in self._errors:
@@ -288,15 +283,39 @@ class _Worker:
             raise _Died from None
 
     def receive(self, timeout: float) -> dict[str, Any]:
-        """The next reply; raises TimeoutError after ``timeout`` s, _Died if the worker ended."""
-        try:
-            reply = self._replies.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-        if reply is None:
-            self._replies.put(None)  # stays ended for any later read
-            raise _Died
-        return reply
+        """The next reply; raises TimeoutError after ``timeout`` s, _Died if the worker ended.
+
+        Read by the one thread that holds this worker: a batch's replies come in a few
+        reads, and none waits for another thread to be scheduled."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                try:
+                    reply = json.loads(line)
+                except ValueError:
+                    reply = None
+                if isinstance(reply, dict):
+                    return reply
+                self._tail.append(line.decode("utf-8", "replace").rstrip())  # not the protocol's
+            if self._ended:
+                raise _Died
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._poll.poll(min(left, 1e6) * 1000.0):
+                raise TimeoutError
+            try:
+                chunk = os.read(self._replies_fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._ended = True
+                self._close_replies()
+            self._pending += chunk
+
+    def _close_replies(self) -> None:
+        if self._replies_fd >= 0:
+            os.close(self._replies_fd)
+            self._replies_fd = -1
 
     def death(self) -> str:
         code = self.exit_code(timeout=10)
@@ -338,6 +357,9 @@ class _Worker:
             self._inbox.close()
         except OSError:
             pass
+        if self._exit.done.is_set():  # gone: nothing more to read (a live one may still answer)
+            self._ended = True
+            self._close_replies()
 
     def close(self, timeout: float = 2.0) -> None:
         if not self._ready:  # never used: nothing to finish, don't wait for its imports
@@ -346,6 +368,7 @@ class _Worker:
         self._close_pipes()  # end of its input: the worker's loop ends and it exits
         if self.exit_code(timeout) is None:
             self.kill()
+        self._close_replies()
 
 
 class RunPool:
