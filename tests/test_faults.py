@@ -441,3 +441,19 @@ def test_the_standalone_runners_take_the_build_lock_and_scons_c_removes_what_the
     assert sorted(p.name for p in build.iterdir()) == ["iree_bench_history.jsonl", "iree_test_history.jsonl"]
     assert sorted(p.name for p in project.root.iterdir()) == [".iree_build.lock", ".sconsign.dblite", "SConstruct",
                                                              "build", "src"]
+
+
+def test_the_runner_leaves_no_process_however_it_ends(built: Path, project: Project) -> None:
+    """`python -m iree_build test` forks its run workers' server first thing: whether it runs
+    the tests, refuses a device typo or finds no build folder, nothing of it is left once
+    it has exited (checked by its session, at once)."""
+    copy_of(built, project)
+    build = str(project.path("build"))
+    for argv, code, said in ((["test", build, "--retest"], 0, "2 passed, 0 failed, 0 skipped"),
+                             (["test", build, "--devices", "local-tsk"], 2, "did you mean"),
+                             (["test", str(project.path("nowhere"))], 2, "no such build directory")):
+        proc = subprocess.Popen([sys.executable, "-m", "iree_build", *argv], cwd=project.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == code and said in out + err, (argv, out, err)
+        assert our_processes(project.root, proc.pid) == [], argv
