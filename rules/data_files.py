@@ -49,7 +49,7 @@ class Staged:
     stage: Any = None  # the index node of the stage that writes it
 
     def what(self, top: str) -> str:
-        return self.digest if self.source == "" else "copy of " + os.path.relpath(self.source, top)
+        return self.digest if self.source == "" else "copy of " + _below(self.source, top)
 
     def bring_up_to_date(self, path: str) -> None:
         """Write the file unless it already holds these bytes (a no-op when nothing changed)."""
@@ -90,6 +90,7 @@ class Stage:
     node: Any  # the folder's index file (``.iree_data.json``)
     files: dict[str, Staged]  # abspath -> what goes there
     always: bool = False  # a file is missing: run it this build (it rewrites only what differs)
+    signature: str | None = None  # made once a build, when SCons first asks (all declared by then)
 
 
 def _stage_of(env, target) -> Stage:
@@ -97,9 +98,21 @@ def _stage_of(env, target) -> Stage:
 
 
 def _stage_signature(target, source, env) -> str:
-    top = env.Dir("#").get_abspath()
+    """Every staged file and what it holds. SCons asks for it twice a build (the action's
+    text and its signature) and thousands of files make it slow: it is made once, when the
+    build first asks, which is after every SConscript was read."""
     stage = _stage_of(env, target)
-    return "\n".join(f"{os.path.relpath(p, top)} <- {e.what(top)}" for p, e in sorted(stage.files.items()))
+    if stage.signature is None:
+        top = env.Dir("#").get_abspath()
+        stage.signature = "\n".join(
+            f"{_below(p, top)} <- {e.what(top)}" for p, e in sorted(stage.files.items())
+        )
+    return stage.signature
+
+
+def _below(path: str, top: str) -> str:
+    """``path`` relative to ``top`` (``os.path.relpath``, without its cost for a path inside)."""
+    return path[len(top) + 1 :] if path.startswith(top + os.sep) else os.path.relpath(path, top)
 
 
 def _write_stage(target, source, env):

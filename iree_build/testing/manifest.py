@@ -359,12 +359,10 @@ def manifest_json(tests: list[TestSpec]) -> str:
     """The manifest text for ``tests`` (stable formatting, so rewrites are no-ops): one test
     a line, each encoded by the C encoder (an indented document goes through the pure-Python
     one, three times slower, and SCons computes this text in every ``scons test``)."""
-    lines = ",\n".join("  " + json.dumps(t.to_json()) for t in tests)
-    return (
-        f'{{"format": {json.dumps(FORMAT)}, "tests": [\n{lines}\n]}}\n'
-        if tests
-        else json.dumps({"format": FORMAT, "tests": []}) + "\n"
-    )
+    if not tests:
+        return json.dumps({"format": FORMAT, "tests": []}, indent=2) + "\n"
+    lines = ",\n".join("    " + json.dumps(t.to_json()) for t in tests)
+    return f'{{\n  "format": {json.dumps(FORMAT)},\n  "tests": [\n{lines}\n  ]\n}}\n'
 
 
 def save_manifest(path: str | os.PathLike[str], tests: list[TestSpec]) -> None:
