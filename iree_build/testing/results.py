@@ -119,7 +119,56 @@ def device_required(result: TestResult) -> TestResult:
 
 def result_json(result: TestResult) -> str:
     """The text of a result file."""
-    return json.dumps(result.to_json(), indent=2) + "\n"
+    return indented_json(result.to_json()) + "\n"
+
+
+def indented_json(value: Any, level: str = "") -> str:
+    """``json.dumps(value, indent=2)``, character for character, for what results hold
+    (dicts with string keys, lists, strings, numbers, booleans, None): the standard
+    library's indenting encoder is pure Python, and encoding a small result with it cost
+    more than running the test."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = level + "  "
+        return (
+            "{\n"
+            + ",\n".join(
+                f"{inner}{_scalar_json(k if isinstance(k, str) else str(k))}: {indented_json(v, inner)}"
+                for k, v in value.items()
+            )
+            + f"\n{level}}}"
+        )
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        inner = level + "  "
+        return "[\n" + ",\n".join(inner + indented_json(v, inner) for v in value) + f"\n{level}]"
+    return _scalar_json(value)
+
+
+def _scalar_json(value: Any) -> str:
+    if isinstance(value, str):
+        return _encode_string(value)
+    if value is None or value is True or value is False:
+        return "null" if value is None else "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (_INF, -_INF):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    return json.dumps(value)
+
+
+_INF = float("inf")
+
+
+_encode_string: Any = (
+    getattr(json.encoder, "c_encode_basestring_ascii", None) or json.encoder.encode_basestring_ascii
+)
 
 
 def write_result(result: TestResult, path: str | os.PathLike[str]) -> None:

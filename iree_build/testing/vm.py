@@ -30,13 +30,17 @@ class TestError(Exception):
 
 
 def load_module(
-    module_path: str | os.PathLike[str], instance: ireert.VmInstance, what: str | None = None
+    module_path: str | os.PathLike[str],
+    instance: ireert.VmInstance,
+    what: str | None = None,
+    data: bytes | None = None,
 ) -> ireert.VmModule:
-    """Read the ``.vmfb`` into writable memory; raises TestError with a one-line reason."""
-    path = Path(module_path)
-    what = what or path.name
+    """Read the ``.vmfb`` into writable memory (``data``: its bytes, already read; each
+    module still gets a copy of its own); raises TestError with a one-line reason."""
+    what = what or os.path.basename(module_path)
     try:
-        data = path.read_bytes()
+        if data is None:
+            data = Path(module_path).read_bytes()
     except FileNotFoundError:
         raise TestError(f"module {what!r} not found (build it first)") from None
     except OSError as exc:
