@@ -23,7 +23,7 @@ from iree_build.testing import emulated_run
 from iree_build.testing.check_module import CheckLog, CheckModules, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
-from iree_build.testing.compare import compare_outputs, margins
+from iree_build.testing.compare import judge_outputs
 from iree_build.testing.devices import (
     DevicePool,
     DeviceUnavailable,
@@ -295,10 +295,10 @@ def _run_test(
                 files.retained(module) if files is not None else None,
                 checks,
             )
-        mismatch = (
-            compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol, spec.compare)
+        mismatch, closeness = (
+            judge_outputs(spec.name, outputs, expected, spec.rtol, spec.atol, spec.compare)
             if spec.expected
-            else None
+            else (None, [])
         )
     except TestError as exc:
         return result("error", f"{spec.name}: {exc}")
@@ -320,5 +320,5 @@ def _run_test(
         return result("failed", mismatch, time_ms)
     passed = result("passed", time_ms=time_ms)
     if spec.expected:
-        passed.margins = margins(outputs, expected, spec.rtol, spec.atol, spec.compare)
+        passed.margins = closeness
     return passed

@@ -167,7 +167,7 @@ def contained(base_dir: str | os.PathLike[str], rel: str, plain: set[str] | None
     """
     norm = check_relative_path(rel)
     if not _links_below(base_dir, norm, plain):  # lies under base_dir, wherever that leads
-        return Path(base_dir) / norm
+        return Path(os.path.join(os.fspath(base_dir), norm))
     base = os.path.realpath(base_dir)
     real = os.path.realpath(os.path.join(base, norm))
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
@@ -284,6 +284,9 @@ def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
     values: dict[str, Any] = {}
     for key, default in _CHECKED.items():
         value = raw.get(key, default)
+        if value is default or (type(value) is type(default) and value == default):
+            values[key] = {} if key == "compare" else default  # a default needs no check
+            continue
         try:
             values[key] = (
                 _CHECKS[key](value)

@@ -131,20 +131,27 @@ def indented_json(value: Any, level: str = "") -> str:
         if not value:
             return "{}"
         inner = level + "  "
-        return (
-            "{\n"
-            + ",\n".join(
-                f"{inner}{_scalar_json(k if isinstance(k, str) else str(k))}: {indented_json(v, inner)}"
-                for k, v in value.items()
-            )
-            + f"\n{level}}}"
-        )
+        items = [
+            f"{inner}{_encode_string(k if isinstance(k, str) else _key(k))}: "
+            + (indented_json(v, inner) if isinstance(v, (dict, list, tuple)) else _scalar_json(v))
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + f"\n{level}}}"
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
         inner = level + "  "
-        return "[\n" + ",\n".join(inner + indented_json(v, inner) for v in value) + f"\n{level}]"
+        items = [
+            inner + (indented_json(v, inner) if isinstance(v, (dict, list, tuple)) else _scalar_json(v))
+            for v in value
+        ]
+        return "[\n" + ",\n".join(items) + f"\n{level}]"
     return _scalar_json(value)
+
+
+def _key(key: Any) -> str:
+    """A dict key that is no string, as ``json.dumps`` writes it."""
+    return str(json.loads(json.dumps({key: 0})).popitem()[0])
 
 
 def _scalar_json(value: Any) -> str:

@@ -115,7 +115,7 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "count": len(outputs), "message": ""}
 
 
-def _write(path: Path, text: str, replaces: str | None = None) -> bool:
+def _write(path: str, text: str, replaces: str | None = None) -> bool:
     """Write a passed result for the parent to rename onto ``replaces``; False (the parent
     writes it) if this fails. The result it replaces, if any, is moved to ``path`` first
     and rewritten there: creating a file costs more than a small test, rewriting one does
@@ -127,17 +127,24 @@ def _write(path: Path, text: str, replaces: str | None = None) -> bool:
                 os.rename(replaces, path)
             except FileNotFoundError:
                 pass
-        try:
-            with open(path, "r+b") as f:  # no truncation to nothing first: that costs a new block
-                f.write(data)
-                f.truncate()
+        try:  # no truncation to nothing first: that costs a new block
+            fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
         return True
     except OSError:
-        path.unlink(missing_ok=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         return False
 
 
@@ -176,7 +183,7 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
         )
     text = indented_json(doc) + "\n"
     if req.get("passed_only"):  # a temporary name, for the build to rename into place
-        written = _write(Path(path), text, item.get("replaces"))
+        written = _write(path, text, item.get("replaces"))
     else:
         try:
             rewrite_bytes(path, text.encode("utf-8"))
@@ -260,7 +267,7 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             _mark_lane(result, req, started)
             written = bool(req.get("result_file")) and result.status == "passed"
             if written:
-                written = _write(Path(req["result_file"]), result_json(result), req.get("replaces"))
+                written = _write(req["result_file"], result_json(result), req.get("replaces"))
             _send(replies, {"event": "result", "result": result.to_json(), "written": written})
             if faulted:
                 return  # the parent sees the result, then this worker end

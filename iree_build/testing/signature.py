@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iree_build.testing.identity import runtime_version
-from iree_build.testing.manifest import TestSpec, check_relative_path, contained
+from iree_build.testing.manifest import TestSpec, contained
 
 SIGNATURE_VERSION = "iree_build.signature/2"  # 2: IREE's own comparison by default
 
@@ -52,8 +53,8 @@ class FileHasher:
         key = (os.fspath(base_dir), rel)
         path = self._paths.get(key)
         if path is None:
-            path = contained(base_dir, rel, self._plain)
-            if os.path.join(key[0], check_relative_path(rel)) in self._plain:
+            path = contained(base_dir, rel, self._plain)  # rel is checked: normpath is its form
+            if os.path.join(key[0], posixpath.normpath(rel)) in self._plain:
                 self._paths[key] = path
         return path
 

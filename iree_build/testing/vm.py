@@ -90,9 +90,12 @@ class CallingConvention:
         return not any(c in "CD" for c in self.args + self.results)
 
 
+_CCONV = re.compile(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)")
+
+
 def calling_convention(function: ireert.VmFunction) -> CallingConvention | None:
     """Parse the cconv from the function's repr (the binding exposes it nowhere else)."""
-    match = re.match(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)", repr(function))
+    match = _CCONV.match(repr(function))
     if not match:
         return None
     args, results = match.group(2), match.group(3)
