@@ -50,18 +50,18 @@ from iree_build.values.element_types import hal_element_type, storage_view
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
 
 
-def load_array(path: Path, what: str, data: bytes | None = None) -> np.ndarray:
+def load_array(path: str | os.PathLike[str], what: str, data: bytes | None = None) -> np.ndarray:
     """Load a ``.npy`` without pickle, in native byte order (``data``: its bytes, already read)."""
     try:
         arr = load_npy(path, data)
     except FileNotFoundError:
-        raise TestError(f"{what} {path.name!r} not found (build it first)") from None
+        raise TestError(f"{what} {os.path.basename(path)!r} not found (build it first)") from None
     except (OSError, ValueError) as exc:
-        raise TestError(f"cannot read {what} {path.name!r}: {exc}") from None
+        raise TestError(f"cannot read {what} {os.path.basename(path)!r}: {exc}") from None
     if not isinstance(arr, np.ndarray):
         if hasattr(arr, "close"):
             arr.close()
-        raise TestError(f"{what} {path.name!r} is not a single .npy array")
+        raise TestError(f"{what} {os.path.basename(path)!r} is not a single .npy array")
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
@@ -130,7 +130,7 @@ def load_parameters(base_dir: Path, spec: TestSpec) -> ireert.ParameterIndex:
 def invoke(
     pool: DevicePool,
     spec: TestSpec,
-    module_path: Path,
+    module_path: str | os.PathLike[str],
     inputs: list[np.ndarray],
     read_outputs: bool = True,
     params_dir: Path | None = None,
@@ -247,11 +247,11 @@ def _run_test(
     checks: CheckModules | None,
 ) -> TestResult:
     pool = pool if pool is not None else default_pool()
-    where = files.resolve if files is not None else resolve
+    where = files.where if files is not None else resolve
 
     def load(rel: str, what: str) -> np.ndarray:
         path = where(base_dir, rel)
-        return load_array(path, what, data.get(str(path)))
+        return load_array(path, what, data.get(os.fspath(path)))
 
     def result(status: str, message: str = "", time_ms: float = 0.0) -> TestResult:
         return TestResult(
@@ -280,7 +280,7 @@ def _run_test(
         lane, _ = lane_for(spec.module, spec.arch, spec.device, spec.emulator, spec.kind)
         if lane is not None:  # another architecture's code, under its emulator
             outputs, time_ms = emulated_run.call(
-                lane, spec, module, inputs, bool(spec.expected), Path(base_dir)
+                lane, spec, Path(module), inputs, bool(spec.expected), Path(base_dir)
             )
         else:
             outputs, time_ms = pool.run_on(
@@ -291,7 +291,7 @@ def _run_test(
                 module,
                 inputs,
                 bool(spec.expected),
-                Path(base_dir),
+                Path(base_dir) if spec.parameters else None,  # only parameters are read there
                 files.retained(module) if files is not None else None,
                 checks,
             )

@@ -165,9 +165,15 @@ def contained(base_dir: str | os.PathLike[str], rel: str, plain: set[str] | None
     or a linked folder would lead the runner out of the build folder. ``plain``: paths
     already seen to exist and be no link (a run's files do not change), each added as seen.
     """
+    return Path(contained_path(base_dir, rel, plain))
+
+
+def contained_path(base_dir: str | os.PathLike[str], rel: str, plain: set[str] | None = None) -> str:
+    """:func:`contained` as a string: ``base_dir`` and the normalized ``rel`` joined."""
     norm = check_relative_path(rel)
+    joined = os.path.join(os.fspath(base_dir), norm)
     if not _links_below(base_dir, norm, plain):  # lies under base_dir, wherever that leads
-        return Path(os.path.join(os.fspath(base_dir), norm))
+        return joined
     base = os.path.realpath(base_dir)
     real = os.path.realpath(os.path.join(base, norm))
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
@@ -175,7 +181,7 @@ def contained(base_dir: str | os.PathLike[str], rel: str, plain: set[str] | None
             f"{rel!r} leads outside {base} through a link (to {real}); refusing to read or write it",
             where=None,
         )
-    return Path(base_dir) / norm
+    return joined
 
 
 def _links_below(base_dir: str | os.PathLike[str], norm: str, plain: set[str] | None = None) -> bool:

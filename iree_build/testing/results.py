@@ -155,19 +155,20 @@ def _key(key: Any) -> str:
 
 
 def _scalar_json(value: Any) -> str:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return _encode_string(value)
-    if value is None or value is True or value is False:
-        return "null" if value is None else "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
+    if kind is float:
         if value != value:
             return "NaN"
         if value in (_INF, -_INF):
             return "Infinity" if value > 0 else "-Infinity"
         return float.__repr__(value)
-    return json.dumps(value)
+    if kind is bool or value is None:
+        return "null" if value is None else "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value)  # a subclass (a numpy float, an enum): as json writes it
 
 
 _INF = float("inf")

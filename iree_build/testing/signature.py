@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iree_build.testing.identity import runtime_version
-from iree_build.testing.manifest import TestSpec, contained
+from iree_build.testing.manifest import TestSpec, contained_path
 
 SIGNATURE_VERSION = "iree_build.signature/2"  # 2: IREE's own comparison by default
 
@@ -40,7 +39,7 @@ class FileHasher:
     def __init__(self, retain: int = 0) -> None:
         self._lock = threading.Lock()
         self._digests: dict[str, _Digest] = {}
-        self._paths: dict[tuple[str, str], Path] = {}
+        self._paths: dict[tuple[str, str], str] = {}
         self._plain: set[str] = set()  # paths seen to exist and be no link
         # Up to ``retain`` bytes of the files :meth:`digest` reads are kept, for the run's
         # tests to load modules without reading them each time (a run worker's hasher).
@@ -50,11 +49,16 @@ class FileHasher:
     def resolve(self, base_dir: str | os.PathLike[str], rel: str) -> Path:
         """:func:`~iree_build.testing.manifest.resolve`, remembered once the whole path
         is seen to exist without a link (one not there yet is checked again next time)."""
+        return Path(self.where(base_dir, rel))
+
+    def where(self, base_dir: str | os.PathLike[str], rel: str) -> str:
+        """:meth:`resolve` as a string (no ``Path`` made: the worker asks for several
+        per test)."""
         key = (os.fspath(base_dir), rel)
         path = self._paths.get(key)
         if path is None:
-            path = contained(base_dir, rel, self._plain)  # rel is checked: normpath is its form
-            if os.path.join(key[0], posixpath.normpath(rel)) in self._plain:
+            path = contained_path(key[0], rel, self._plain)
+            if path in self._plain:  # the whole path exists, no link on the way
                 self._paths[key] = path
         return path
 
@@ -91,7 +95,7 @@ class FileHasher:
         return self._retained.get(self._entry(path)[0]) if self._retained else None
 
     def digest_keeping(self, path: str | os.PathLike[str], keep: dict[str, bytes]) -> str:
-        """:meth:`digest`, and a small file's bytes kept in ``keep`` (by ``str(path)``)
+        """:meth:`digest`, and a small file's bytes kept in ``keep`` (by its path's string)
         for the test to load: each file read once. Raises OSError if unreadable."""
         key, entry = self._entry(path)
         with entry.lock:
@@ -113,7 +117,7 @@ class FileHasher:
                 os.close(fd)
             if entry.value is None:
                 entry.value = hashlib.sha256(data).hexdigest()
-            keep[str(path)] = data
+            keep[os.fspath(path)] = data
             return entry.value
 
 
@@ -132,7 +136,7 @@ def test_signature(
     the test to load without reading them again.
     """
     hasher = hasher if hasher is not None else FileHasher()
-    where = hasher.resolve
+    where = hasher.where
 
     def data(rel: str) -> str:
         path = where(base_dir, rel)
