@@ -191,7 +191,7 @@ def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any
         except OSError:
             written = False  # the parent writes it, or says why it cannot
     return (
-        f'{{"event": "result", "i": {int(item["i"])}, "result": {text.replace(chr(10), "")}, '
+        f'{{"event": "result", "i": {json.dumps(item["i"])}, "result": {text.replace(chr(10), "")}, '
         f'"cached": false, "written": {"true" if written else "false"}}}'
     )
 
