@@ -214,8 +214,15 @@ def test_data_read_once_hashes_and_loads_as_read_twice(tmp_path: Path) -> None:
     assert hasher.retained(big) is None
     module = tmp_path / "m.bin"
     module.write_bytes(b"module bytes")
-    assert hasher.digest(module) == hashlib.sha256(b"module bytes").hexdigest()
+    assert hasher.digest(module, retain=True) == hashlib.sha256(b"module bytes").hexdigest()
     assert hasher.retained(module) == b"module bytes"
+    params = tmp_path / "p.irpa"
+    params.write_bytes(b"weights")
+    assert hasher.digest(params) == hashlib.sha256(b"weights").hexdigest()
+    assert hasher.retained(params) is None  # only what is asked to be kept
+    small = signature.FileHasher(retain=4)  # beyond its allowance: hashed, not kept
+    assert small.digest(module, retain=True) == hashlib.sha256(b"module bytes").hexdigest()
+    assert small.retained(module) is None
     # bad files say what is wrong with them from their bytes as from their path
     for name, data in (("trunc.npy", npy_bytes(np.arange(100, dtype=np.float32))[:-8]), ("pickle.npy", b"")):
         if name == "pickle.npy":

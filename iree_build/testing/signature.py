@@ -41,8 +41,8 @@ class FileHasher:
         self._digests: dict[str, _Digest] = {}
         self._paths: dict[tuple[str, str], str] = {}
         self._plain: set[str] = set()  # paths seen to exist and be no link
-        # Up to ``retain`` bytes of the files :meth:`digest` reads are kept, for the run's
-        # tests to load modules without reading them each time (a run worker's hasher).
+        # Up to ``retain`` bytes of the modules :meth:`digest` reads are kept, for the run's
+        # tests to load them without reading them each time (a run worker's hasher).
         self._retain = retain
         self._retained: dict[str, bytes] = {}
 
@@ -62,24 +62,26 @@ class FileHasher:
                 self._paths[key] = path
         return path
 
-    def _entry(self, path: str | os.PathLike[str]) -> tuple[str, _Digest]:
+    def _key(self, path: str | os.PathLike[str]) -> str:
         key = os.fspath(path)
-        if not os.path.isabs(key):
-            key = os.path.abspath(key)
+        return key if os.path.isabs(key) else os.path.abspath(key)
+
+    def _entry(self, path: str | os.PathLike[str]) -> tuple[str, _Digest]:
+        key = self._key(path)
         entry = self._digests.get(key)
         if entry is None:
             with self._lock:
                 entry = self._digests.setdefault(key, _Digest())
         return key, entry
 
-    def digest(self, path: str | os.PathLike[str]) -> str:
-        """Hex digest of the file's bytes; raises OSError if unreadable."""
+    def digest(self, path: str | os.PathLike[str], retain: bool = False) -> str:
+        """Hex digest of the file's bytes; raises OSError if unreadable. ``retain``: its
+        bytes are kept for :meth:`retained`, while the hasher's allowance lasts."""
         key, entry = self._entry(path)
         with entry.lock:
             if entry.value is None:
                 with open(key, "rb") as fh:
-                    size = os.fstat(fh.fileno()).st_size
-                    if size > self._retain:
+                    if not retain or os.fstat(fh.fileno()).st_size > self._retain:
                         entry.value = hashlib.file_digest(fh, "sha256").hexdigest()
                     else:
                         data = fh.read()
@@ -92,7 +94,7 @@ class FileHasher:
 
     def retained(self, path: str | os.PathLike[str]) -> bytes | None:
         """The bytes :meth:`digest` read and kept of this file, or None."""
-        return self._retained.get(self._entry(path)[0]) if self._retained else None
+        return self._retained.get(self._key(path)) if self._retained else None
 
     def digest_keeping(self, path: str | os.PathLike[str], keep: dict[str, bytes]) -> str:
         """:meth:`digest`, and a small file's bytes kept in ``keep`` (by its path's string)
@@ -146,7 +148,7 @@ def test_signature(
         doc = {
             "v": SIGNATURE_VERSION,
             "runtime": runtime_version(),
-            "module": hasher.digest(where(base_dir, spec.module)),
+            "module": hasher.digest(where(base_dir, spec.module), retain=True),
             "inputs": [data(p) for p in spec.inputs],
             "expected": [data(p) for p in spec.expected],
             "parameters": [hasher.digest(where(base_dir, p)) for p in spec.parameters],
