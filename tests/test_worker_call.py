@@ -286,6 +286,12 @@ def test_results_are_encoded_as_json_indents_them() -> None:
     )
     for result in (whole, case, TestResult("e", "error")):
         assert result_json(result) == json.dumps(result.to_json(), indent=2) + "\n"
-    assert indented_json(
-        {"a": [], "b": {}, "c": [1, [2, {}]], "d": None, "e": True, "f": 10**20}
-    ) == json.dumps({"a": [], "b": {}, "c": [1, [2, {}]], "d": None, "e": True, "f": 10**20}, indent=2)
+    odd = [
+        {"a": [], "b": {}, "c": [1, [2, {}]], "d": None, "e": True, "f": 10**20, "g": -0.0},
+        {1: "a", 2.5: "b", None: "c", "x": [[]], "y": ""},
+        [[], {}, [[]], [1, 2.5, "\u00e9", None, float("-inf")]],
+        {"x": {"y": {"z": [1.0, {"q": "r"}, []]}}},
+        np.float64(2.0),
+    ]
+    for value in odd:
+        assert indented_json(value) == json.dumps(value, indent=2)

@@ -271,7 +271,7 @@ def _run_test(
     if reason is not None:
         return result("skipped", reason)
     module = where(base_dir, spec.module)
-    not_built = failed_build_note(module)
+    not_built = "" if files is not None and files.seen(module) else failed_build_note(module)
     if not_built:
         return result("error", f"{spec.name}: the module did not build: {not_built}")
     try:

@@ -262,7 +262,7 @@ def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
     missing = [k for k in _KEYS if k not in raw]
     if missing:
         raise _fail(path, f"test {label!r} is missing key(s): {', '.join(missing)}")
-    for key in raw:
+    for key in raw if not raw.keys() <= _KNOWN else ():
         if key not in _KNOWN:
             known = [f.name for f in fields(TestSpec)]
             raise _fail(
@@ -280,11 +280,11 @@ def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
         for key in _PATH_LIST_KEYS:
             if not isinstance(raw[key], list):
                 raise ValueError(f"{key!r} must be a list of paths")
-            paths[key] = tuple(_checked(f"{key}[{i}]", item) for i, item in enumerate(raw[key]))
+            paths[key] = tuple(_checked(key, item, i) for i, item in enumerate(raw[key]))
         params = raw.get("parameters", [])
         if not isinstance(params, list):
             raise ValueError("'parameters' must be a list of paths")
-        paths["parameters"] = tuple(_checked(f"parameters[{i}]", item) for i, item in enumerate(params))
+        paths["parameters"] = tuple(_checked("parameters", item, i) for i, item in enumerate(params))
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
     values: dict[str, Any] = {}
@@ -332,11 +332,12 @@ def spec_from_json(raw: Any, where: str = "<request>") -> TestSpec:
     return _parse_test(where, 0, raw)
 
 
-def _checked(key: str, value: Any) -> str:
+def _checked(key: str, value: Any, index: int | None = None) -> str:
     try:
         return check_relative_path(value)
     except ValueError as exc:
-        raise ValueError(f"path {key}={value!r} {exc}") from None
+        where = key if index is None else f"{key}[{index}]"
+        raise ValueError(f"path {where}={value!r} {exc}") from None
 
 
 def parse_manifest(path: Path, data: Any) -> Manifest:

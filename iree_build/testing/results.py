@@ -6,11 +6,12 @@ result passed with the same input signature.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -124,29 +125,45 @@ def result_json(result: TestResult) -> str:
 
 def indented_json(value: Any, level: str = "") -> str:
     """``json.dumps(value, indent=2)``, character for character, for what results hold
-    (dicts with string keys, lists, strings, numbers, booleans, None): the standard
-    library's indenting encoder is pure Python, and encoding a small result with it cost
-    more than running the test."""
+    (dicts, lists, strings, numbers, booleans, None): the standard library's indenting
+    encoder is pure Python, and encoding a small result with it cost more than running
+    the test. Runs of plain values (empty containers included: ``[]``, ``{}`` either way)
+    go to the C encoder, its item separator carrying the line break and indentation."""
     if isinstance(value, dict):
         if not value:
             return "{}"
         inner = level + "  "
-        items = [
-            f"{inner}{_encode_string(k if isinstance(k, str) else _key(k))}: "
-            + (indented_json(v, inner) if isinstance(v, (dict, list, tuple)) else _scalar_json(v))
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + f"\n{level}}}"
+        encode = _encoder(inner)
+        parts: list[str] = []
+        plain: dict[Any, Any] = {}
+        for k, v in value.items():
+            if v and isinstance(v, (dict, list, tuple)):
+                if plain:
+                    parts.append(inner + encode(plain)[1:-1])
+                    plain = {}
+                parts.append(
+                    f"{inner}{_encode_string(k if isinstance(k, str) else _key(k))}: {indented_json(v, inner)}"
+                )
+            else:
+                plain[k] = v
+        if plain:
+            parts.append(inner + encode(plain)[1:-1])
+        return "{\n" + ",\n".join(parts) + f"\n{level}}}"
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
         inner = level + "  "
-        items = [
-            inner + (indented_json(v, inner) if isinstance(v, (dict, list, tuple)) else _scalar_json(v))
-            for v in value
-        ]
+        if not any(v and isinstance(v, (dict, list, tuple)) for v in value):
+            return "[\n" + inner + _encoder(inner)(value)[1:-1] + f"\n{level}]"
+        items = [inner + indented_json(v, inner) for v in value]
         return "[\n" + ",\n".join(items) + f"\n{level}]"
     return _scalar_json(value)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder(inner: str) -> Callable[[Any], str]:
+    """The C encoder writing a run of plain values at indentation ``inner``."""
+    return json.JSONEncoder(separators=(",\n" + inner, ": ")).encode
 
 
 def _key(key: Any) -> str:

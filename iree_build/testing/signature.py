@@ -62,6 +62,10 @@ class FileHasher:
                 self._paths[key] = path
         return path
 
+    def seen(self, path: str) -> bool:
+        """Whether :meth:`where` found this path there, with no link on the way."""
+        return path in self._plain
+
     def _key(self, path: str | os.PathLike[str]) -> str:
         key = os.fspath(path)
         return key if os.path.isabs(key) else os.path.abspath(key)
