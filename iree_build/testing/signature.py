@@ -62,9 +62,9 @@ class FileHasher:
                 self._paths[key] = path
         return path
 
-    def seen(self, path: str) -> bool:
+    def seen(self, path: str | os.PathLike[str]) -> bool:
         """Whether :meth:`where` found this path there, with no link on the way."""
-        return path in self._plain
+        return os.fspath(path) in self._plain
 
     def _key(self, path: str | os.PathLike[str]) -> str:
         key = os.fspath(path)
