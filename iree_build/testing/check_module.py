@@ -25,9 +25,10 @@ status does.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import iree.runtime as ireert
 import numpy as np
@@ -262,7 +263,9 @@ def _read(device: ireert.HalDevice, ref: ireert.VmRef) -> np.ndarray:
 class _CheckState:
     """Per-context state: the device to read operands with, the log to write to."""
 
-    def __init__(self, device: ireert.HalDevice, log: CheckLog) -> None:
+    def __init__(self, device: ireert.HalDevice, log: CheckLog | None) -> None:
+        if log is None:  # a shared module's context made outside CheckModules.context
+            raise CheckError("the check module's context was made without a log")
         self.device = device
         self.log = log
 
@@ -290,7 +293,7 @@ def _export(name: str) -> Callable[..., None]:
 
     @functools.wraps(method)
     def call(state: _CheckState, *args: Any) -> None:
-        log = state.log
+        log = cast(CheckLog, state.log)
         log.checks += 1
         try:
             message = method(state, *args)
@@ -318,3 +321,39 @@ def create_check_module(device: ireert.HalDevice, log: CheckLog) -> ireert.VmMod
     for name, cconv in CHECK_IMPORTS.items():
         iface.export(name, cconv, _export(name))
     return iface.create()
+
+
+class CheckModules:
+    """One ``check`` module per device, registered in every context made on it: making
+    one costs more than a small test's call. Each context still has a state of its own,
+    made with the context, recording into the log given for that context."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # id(device) -> (the device, kept so the id is not reused; its module; the log
+        # the next context's state records into)
+        self._made: dict[int, tuple[ireert.HalDevice, ireert.VmModule, list[CheckLog | None]]] = {}
+
+    def context(
+        self,
+        instance: ireert.VmInstance,
+        device: ireert.HalDevice,
+        log: CheckLog,
+        before: list[ireert.VmModule],
+        after: list[ireert.VmModule],
+    ) -> ireert.VmContext:
+        """``VmContext(instance, [*before, check, *after])``, its checks going to ``log``."""
+        with self._lock:
+            made = self._made.get(id(device))
+            if made is None:
+                current: list[CheckLog | None] = [None]
+                iface = ireert.PyModuleInterface("check", lambda _iface: _CheckState(device, current[0]))
+                for name, cconv in CHECK_IMPORTS.items():
+                    iface.export(name, cconv, _export(name))
+                made = self._made[id(device)] = (device, iface.create(), current)
+            _, module, current = made
+            current[0] = log
+            try:
+                return ireert.VmContext(instance, [*before, module, *after])
+            finally:
+                current[0] = None

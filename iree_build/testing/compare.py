@@ -68,10 +68,9 @@ def _compute_type(dtype: np.dtype) -> type:
     return np.float64 if dtype.itemsize > 4 else np.float32
 
 
-def _approximate(actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> np.ndarray:
-    wide = _compute_type(expected.dtype)
-    a: np.ndarray = actual.astype(wide)
-    e: np.ndarray = expected.astype(wide)
+def _approximate(a: np.ndarray, e: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Which elements are close; ``a`` and ``e`` already in :func:`_compute_type`."""
+    wide = a.dtype.type
     real = np.float64 if wide in (np.float64, np.complex128) else np.float32
     atol, rtol = real(tol.atol), real(tol.rtol)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -128,6 +127,20 @@ def compare_output(
     compare: Mapping[str, float] | None = None,
 ) -> str | None:
     """None if ``actual`` matches ``expected``, else the one-line message."""
+    return _judge(test, index, actual, expected, rtol, atol, compare)[0]
+
+
+def _judge(
+    test: str,
+    index: int,
+    actual: np.ndarray,
+    expected: np.ndarray,
+    rtol: float | None,
+    atol: float | None,
+    compare: Mapping[str, float] | None,
+) -> tuple[str | None, dict[str, float | int | str] | None]:
+    """:func:`compare_output`'s verdict, and a match's :func:`margins` entry (None: none),
+    from one pass over the arrays."""
     actual = _native(np.asarray(actual))
     expected = resolve_opaque(_native(np.asarray(expected)), actual.dtype)
     bad_shape = actual.shape != expected.shape
@@ -136,15 +149,35 @@ def compare_output(
         return (
             f"{test}: output {index} shape and dtype mismatch: expected "
             f"{expected.shape} {expected.dtype}, got {actual.shape} {actual.dtype}"
-        )
+        ), None
     if bad_shape:
-        return f"{test}: output {index} shape mismatch: expected {expected.shape}, got {actual.shape}"
+        return f"{test}: output {index} shape mismatch: expected {expected.shape}, got {actual.shape}", None
     if bad_dtype:
-        return f"{test}: output {index} dtype mismatch: expected {expected.dtype}, got {actual.dtype}"
+        return f"{test}: output {index} dtype mismatch: expected {expected.dtype}, got {actual.dtype}", None
     tol = tolerance_for(expected.dtype, rtol, atol, compare)
-    ok = _approximate(actual, expected, tol) if tol.mode == "approximate" else _exact(actual, expected)
+    if tol.mode == "approximate":
+        wide = _compute_type(expected.dtype)
+        a: np.ndarray = actual.astype(wide)
+        e: np.ndarray = expected.astype(wide)
+        if expected.size and bool((a == e).all()):  # equal (so equal widened too): no error at all
+            return None, {
+                "output": index,
+                "mode": tol.mode,
+                "max_abs": 0.0,
+                "max_rel": 0.0,
+                "atol": tol.atol,
+                "rtol": tol.rtol,
+                "used": 0.0,
+            }
+        ok = _approximate(a, e, tol)
+    else:
+        ok = _exact(actual, expected)
     if bool(ok.all()):
-        return None
+        if expected.size == 0:
+            return None, None
+        if tol.mode != "approximate":
+            return None, {"output": index, "mode": tol.mode}
+        return None, _approximate_margin(index, actual, expected, a, e, tol)
     bad = np.argwhere(~ok)
     first = tuple(int(i) for i in bad[0])
     count = int(bad.shape[0])
@@ -160,7 +193,7 @@ def compare_output(
         f"{test}: output {index} mismatch: {errs}({tol.describe()}); first at {_fmt_index(first)}: "
         f"expected {expected[first]}, got {actual[first]}; "
         f"{count} of {expected.size} elements differ"
-    )
+    ), None
 
 
 def pick(tol: Tol, index: int) -> float | None:
@@ -205,23 +238,52 @@ def margins(
         if a.shape != e.shape or a.dtype != e.dtype or e.size == 0:
             continue
         tol = tolerance_for(e.dtype, pick(rtol, i), pick(atol, i), compare)
-        entry: dict[str, float | int | str] = {"output": i, "mode": tol.mode}
         if tol.mode == "approximate":
             wide = _compute_type(e.dtype)
-            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-                aa: np.ndarray = a.astype(wide)
-                ee: np.ndarray = e.astype(wide)
-                same = (aa == ee) | (np.isnan(aa) & np.isnan(ee))
-                diff = np.where(same, 0.0, np.abs(aa - ee)).astype(np.float64)
-                allowed = (tol.atol + tol.rtol * np.abs(ee)).astype(np.float64)
-                used = np.where(diff == 0, 0.0, diff / np.where(allowed == 0, np.inf, allowed))
-            max_abs, max_rel = _errors(a, e)
-            entry.update(
-                max_abs=max_abs,
-                max_rel=max_rel,
-                atol=tol.atol,
-                rtol=tol.rtol,
-                used=float(np.max(used)) if used.size else 0.0,
-            )
-        out.append(entry)
+            out.append(_approximate_margin(i, a, e, a.astype(wide), e.astype(wide), tol))
+        else:
+            out.append({"output": i, "mode": tol.mode})
     return out
+
+
+def _approximate_margin(
+    index: int, a: np.ndarray, e: np.ndarray, aa: np.ndarray, ee: np.ndarray, tol: Tolerance
+) -> dict[str, float | int | str]:
+    """An output's margin; ``aa`` and ``ee`` are ``a`` and ``e`` in :func:`_compute_type`."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        same = (aa == ee) | (np.isnan(aa) & np.isnan(ee))
+        diff = np.where(same, 0.0, np.abs(aa - ee)).astype(np.float64)
+        allowed = (tol.atol + tol.rtol * np.abs(ee)).astype(np.float64)
+        used = np.where(diff == 0, 0.0, diff / np.where(allowed == 0, np.inf, allowed))
+    max_abs, max_rel = _errors(a, e)
+    return {
+        "output": index,
+        "mode": tol.mode,
+        "max_abs": max_abs,
+        "max_rel": max_rel,
+        "atol": tol.atol,
+        "rtol": tol.rtol,
+        "used": float(np.max(used)) if used.size else 0.0,
+    }
+
+
+def judge_outputs(
+    test: str,
+    actual: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray],
+    rtol: Tol,
+    atol: Tol,
+    compare: Mapping[str, float] | None = None,
+) -> tuple[str | None, list[dict[str, float | int | str]]]:
+    """:func:`compare_outputs` and, when every output matches, :func:`margins`, the same
+    values from one pass (a small test's comparison cost more than its call)."""
+    if len(actual) != len(expected):
+        return f"{test}: function returned {len(actual)} output(s), expected {len(expected)}", []
+    out: list[dict[str, float | int | str]] = []
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        message, margin = _judge(test, i, a, e, pick(rtol, i), pick(atol, i), compare)
+        if message is not None:
+            return message, []
+        if margin is not None:
+            out.append(margin)
+    return None, out

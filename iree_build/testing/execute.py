@@ -20,10 +20,10 @@ import numpy as np
 
 from iree_build.errors import IreeBuildError
 from iree_build.testing import emulated_run
-from iree_build.testing.check_module import CheckLog, create_check_module
+from iree_build.testing.check_module import CheckLog, CheckModules, create_check_module
 from iree_build.testing.check_runner import CaseProgress, check_cases
 from iree_build.testing.check_verdict import expect_failure, judge_cases
-from iree_build.testing.compare import compare_outputs, margins
+from iree_build.testing.compare import judge_outputs
 from iree_build.testing.devices import (
     DevicePool,
     DeviceUnavailable,
@@ -34,6 +34,7 @@ from iree_build.testing.emulation import lane_for
 from iree_build.testing.host_arrays import to_host
 from iree_build.testing.manifest import TestSpec, failed_build_note, resolve
 from iree_build.testing.results import TestResult
+from iree_build.testing.signature import FileHasher
 from iree_build.testing.vm import (
     TestError,
     context_error,
@@ -49,18 +50,18 @@ from iree_build.values.element_types import hal_element_type, storage_view
 _SCALAR_DTYPES = {"i": np.int32, "I": np.int64, "f": np.float32, "F": np.float64}
 
 
-def load_array(path: Path, what: str) -> np.ndarray:
-    """Load a ``.npy`` without pickle, in native byte order."""
+def load_array(path: str | os.PathLike[str], what: str, data: bytes | None = None) -> np.ndarray:
+    """Load a ``.npy`` without pickle, in native byte order (``data``: its bytes, already read)."""
     try:
-        arr = load_npy(path)
+        arr = load_npy(path, data)
     except FileNotFoundError:
-        raise TestError(f"{what} {path.name!r} not found (build it first)") from None
+        raise TestError(f"{what} {os.path.basename(path)!r} not found (build it first)") from None
     except (OSError, ValueError) as exc:
-        raise TestError(f"cannot read {what} {path.name!r}: {exc}") from None
+        raise TestError(f"cannot read {what} {os.path.basename(path)!r}: {exc}") from None
     if not isinstance(arr, np.ndarray):
         if hasattr(arr, "close"):
             arr.close()
-        raise TestError(f"{what} {path.name!r} is not a single .npy array")
+        raise TestError(f"{what} {os.path.basename(path)!r} is not a single .npy array")
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
@@ -129,14 +130,18 @@ def load_parameters(base_dir: Path, spec: TestSpec) -> ireert.ParameterIndex:
 def invoke(
     pool: DevicePool,
     spec: TestSpec,
-    module_path: Path,
+    module_path: str | os.PathLike[str],
     inputs: list[np.ndarray],
     read_outputs: bool = True,
     params_dir: Path | None = None,
+    module_data: bytes | None = None,
+    checks: CheckModules | None = None,
 ) -> tuple[list[np.ndarray], float]:
     """Call ``spec.function`` on ``spec.device``; returns (outputs, call time in ms).
 
     Must run inside ``pool.run_on(spec.device, ...)`` (GPU thread affinity).
+    ``module_data``: the module file's bytes, already read; ``checks``: the run's
+    ``check`` modules (else one is made for this call).
 
     Everything that holds device memory stays local to this function and is
     dropped before it returns (the device must outlive its buffers).
@@ -146,7 +151,7 @@ def invoke(
     except DeviceUnavailable as exc:
         raise TestError(str(exc)) from None
     instance = pool.instance
-    module = load_module(module_path, instance, spec.module)
+    module = load_module(module_path, instance, spec.module, module_data)
     callee = find_function(module, spec, len(inputs))
     name, function, cconv = callee.name, callee.function, callee.cconv
     codes = cconv.args if cconv is not None and cconv.is_exact else None
@@ -160,7 +165,7 @@ def invoke(
         # A module that imports `check` is never run without it: the runtime would
         # treat the imports as optional and a failing check would pass silently.
         log = CheckLog(name)
-        modules = [hal, create_check_module(device, log)]
+        modules = [] if checks is not None else [create_check_module(device, log)]
         if params_dir is not None and spec.parameters:
             index = load_parameters(params_dir, spec)
             modules.append(
@@ -169,7 +174,10 @@ def invoke(
                 )
             )
         try:
-            context = ireert.VmContext(instance, [*modules, module])
+            if checks is not None:
+                context = checks.context(instance, device, log, [hal], [*modules, module])
+            else:
+                context = ireert.VmContext(instance, [hal, *modules, module])
         except Exception as exc:
             raise TestError(context_error(exc, spec.module, spec.device)) from None
         n_results = len(cconv.results) if cconv is not None and cconv.is_exact else 8
@@ -208,6 +216,9 @@ def run_test(
     signature: str = "",
     functions: Sequence[str] | None = None,
     progress: CaseProgress | None = None,
+    files: FileHasher | None = None,
+    data: dict[str, bytes] | None = None,
+    checks: CheckModules | None = None,
 ) -> TestResult:
     """Run one test in this process and return its result; never raises for test problems.
 
@@ -215,9 +226,13 @@ def run_test(
     mismatch, ``error`` if the module/function/inputs are unusable. A check
     file runs ``functions`` (default: all its cases), telling ``progress``.
     A crash here takes the process with it: the build runs this inside a run
-    worker (:mod:`iree_build.testing.run_pool`).
+    worker (:mod:`iree_build.testing.run_pool`). ``files``: the run's paths, already
+    checked (:meth:`FileHasher.resolve`); ``data``: files' bytes its signature read;
+    ``checks``: the run's ``check`` modules, one per device.
     """
-    return expect_failure(spec, _run_test(spec, base_dir, pool, signature, functions, progress))
+    return expect_failure(
+        spec, _run_test(spec, base_dir, pool, signature, functions, progress, files, data or {}, checks)
+    )
 
 
 def _run_test(
@@ -227,8 +242,16 @@ def _run_test(
     signature: str,
     functions: Sequence[str] | None,
     progress: CaseProgress | None,
+    files: FileHasher | None,
+    data: dict[str, bytes],
+    checks: CheckModules | None,
 ) -> TestResult:
     pool = pool if pool is not None else default_pool()
+    where = files.where if files is not None else resolve
+
+    def load(rel: str, what: str) -> np.ndarray:
+        path = where(base_dir, rel)
+        return load_array(path, what, data.get(os.fspath(path)))
 
     def result(status: str, message: str = "", time_ms: float = 0.0) -> TestResult:
         return TestResult(
@@ -247,19 +270,17 @@ def _run_test(
         return judge_cases(spec, cases, signature)
     if reason is not None:
         return result("skipped", reason)
-    module = resolve(base_dir, spec.module)
-    not_built = failed_build_note(module)
+    module = where(base_dir, spec.module)
+    not_built = "" if files is not None and files.seen(module) else failed_build_note(module)
     if not_built:
         return result("error", f"{spec.name}: the module did not build: {not_built}")
     try:
-        inputs = [load_array(resolve(base_dir, p), f"input {i}") for i, p in enumerate(spec.inputs)]
-        expected = [
-            load_array(resolve(base_dir, p), f"expected output {i}") for i, p in enumerate(spec.expected)
-        ]
+        inputs = [load(p, f"input {i}") for i, p in enumerate(spec.inputs)]
+        expected = [load(p, f"expected output {i}") for i, p in enumerate(spec.expected)]
         lane, _ = lane_for(spec.module, spec.arch, spec.device, spec.emulator, spec.kind)
         if lane is not None:  # another architecture's code, under its emulator
             outputs, time_ms = emulated_run.call(
-                lane, spec, module, inputs, bool(spec.expected), Path(base_dir)
+                lane, spec, Path(module), inputs, bool(spec.expected), Path(base_dir)
             )
         else:
             outputs, time_ms = pool.run_on(
@@ -270,12 +291,14 @@ def _run_test(
                 module,
                 inputs,
                 bool(spec.expected),
-                Path(base_dir),
+                Path(base_dir) if spec.parameters else None,  # only parameters are read there
+                files.retained(module) if files is not None else None,
+                checks,
             )
-        mismatch = (
-            compare_outputs(spec.name, outputs, expected, spec.rtol, spec.atol, spec.compare)
+        mismatch, closeness = (
+            judge_outputs(spec.name, outputs, expected, spec.rtol, spec.atol, spec.compare)
             if spec.expected
-            else None
+            else (None, [])
         )
     except TestError as exc:
         return result("error", f"{spec.name}: {exc}")
@@ -297,5 +320,5 @@ def _run_test(
         return result("failed", mismatch, time_ms)
     passed = result("passed", time_ms=time_ms)
     if spec.expected:
-        passed.margins = margins(outputs, expected, spec.rtol, spec.atol, spec.compare)
+        passed.margins = closeness
     return passed

@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,10 @@ class Manifest:
 def failed_build_note(module: str | os.PathLike[str]) -> str:
     """Why a module is missing when its build failed (the step wrote ``MODULE.failed``:
     the compiler's first error line), or ''."""
+    if os.path.exists(module):
+        return ""
     note = Path(f"{module}{FAILED_BUILD_SUFFIX}")
-    if Path(module).exists() or not note.is_file():
+    if not note.is_file():
         return ""
     try:
         data = json.loads(note.read_text())
@@ -154,16 +157,23 @@ class PathEscapeError(ManifestError, ValueError):
     """A manifest path that is spelled inside its folder but leads out of it through a link."""
 
 
-def contained(base_dir: str | os.PathLike[str], rel: str) -> Path:
+def contained(base_dir: str | os.PathLike[str], rel: str, plain: set[str] | None = None) -> Path:
     """The real path ``rel`` names under ``base_dir``; links are followed and the result
     must still lie inside ``base_dir`` (itself resolved), else PathEscapeError.
 
     Spelling (``check_relative_path``) is not enough: ``build/evil.npy -> /elsewhere``
-    or a linked folder would lead the runner out of the build folder.
+    or a linked folder would lead the runner out of the build folder. ``plain``: paths
+    already seen to exist and be no link (a run's files do not change), each added as seen.
     """
+    return Path(contained_path(base_dir, rel, plain))
+
+
+def contained_path(base_dir: str | os.PathLike[str], rel: str, plain: set[str] | None = None) -> str:
+    """:func:`contained` as a string: ``base_dir`` and the normalized ``rel`` joined."""
     norm = check_relative_path(rel)
-    if not _links_below(base_dir, norm):  # lies under base_dir, wherever that leads
-        return Path(base_dir) / norm
+    joined = os.path.join(os.fspath(base_dir), norm)
+    if not _links_below(base_dir, norm, plain):  # lies under base_dir, wherever that leads
+        return joined
     base = os.path.realpath(base_dir)
     real = os.path.realpath(os.path.join(base, norm))
     if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
@@ -171,21 +181,26 @@ def contained(base_dir: str | os.PathLike[str], rel: str) -> Path:
             f"{rel!r} leads outside {base} through a link (to {real}); refusing to read or write it",
             where=None,
         )
-    return Path(base_dir) / norm
+    return joined
 
 
-def _links_below(base_dir: str | os.PathLike[str], norm: str) -> bool:
+def _links_below(base_dir: str | os.PathLike[str], norm: str, plain: set[str] | None = None) -> bool:
     """Whether a folder or file on the way from ``base_dir`` down to ``norm`` is a link
     (one ``lstat`` per step, where :func:`os.path.realpath` of the whole path takes one
-    per folder from the root, twice): only then can the path lead out of ``base_dir``."""
+    per folder from the root, twice): only then can the path lead out of ``base_dir``.
+    A step in ``plain`` needs no ``lstat``; each step found to be no link joins it."""
     path = os.fspath(base_dir)
     for part in norm.split("/"):
         path = os.path.join(path, part)
+        if plain is not None and path in plain:
+            continue
         try:
             if stat.S_ISLNK(os.lstat(path).st_mode):
                 return True
         except OSError:
             return False  # nothing is there from here on: no link to follow
+        if plain is not None:
+            plain.add(path)
     return False
 
 
@@ -215,7 +230,7 @@ def check_contained(manifest_path: Path, specs: Any, what: str = "test") -> None
                 raise _fail(manifest_path, f"{what} {spec.name!r} {key}: {exc.message}") from None
 
 
-def manifest_error(path: Path, message: str) -> ManifestError:
+def manifest_error(path: Path | str, message: str) -> ManifestError:
     """A problem in a manifest (tests' or benchmarks'), naming the file."""
     return ManifestError(message, where=str(path))
 
@@ -223,16 +238,33 @@ def manifest_error(path: Path, message: str) -> ManifestError:
 _fail = manifest_error
 
 
-def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
+_KNOWN = frozenset(f.name for f in fields(TestSpec))
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "rtol": validation.tolerances,
+    "atol": validation.tolerances,
+    "compare": validation.compare_overrides,
+    "kind": lambda value: validation.one_of(value, ("call", "check"), "test kind"),
+    "timeout": lambda value: validation.number(
+        value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0
+    ),
+    "tags": lambda value: validation.strings(value, "give a list of tag names", single=False, empty=True),
+    "emulator": lambda value: validation.strings(
+        value, "give the emulator's command as a list of words", single=False, empty=True
+    ),
+}
+"""How each checked field is checked (the others are strings)."""
+
+
+def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
     if not isinstance(raw, dict):
         raise _fail(path, f"tests[{index}] is not an object")
     label = raw.get("name") if isinstance(raw.get("name"), str) else f"tests[{index}]"
     missing = [k for k in _KEYS if k not in raw]
     if missing:
         raise _fail(path, f"test {label!r} is missing key(s): {', '.join(missing)}")
-    known = [f.name for f in fields(TestSpec)]
-    for key in raw:
-        if key not in known:
+    for key in raw if not raw.keys() <= _KNOWN else ():
+        if key not in _KNOWN:
+            known = [f.name for f in fields(TestSpec)]
             raise _fail(
                 path,
                 f"test {label!r} {key}: unknown key{validation.did_you_mean(key, known)}; "
@@ -248,32 +280,24 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
         for key in _PATH_LIST_KEYS:
             if not isinstance(raw[key], list):
                 raise ValueError(f"{key!r} must be a list of paths")
-            paths[key] = tuple(_checked(f"{key}[{i}]", item) for i, item in enumerate(raw[key]))
+            paths[key] = tuple(_checked(key, item, i) for i, item in enumerate(raw[key]))
         params = raw.get("parameters", [])
         if not isinstance(params, list):
             raise ValueError("'parameters' must be a list of paths")
-        paths["parameters"] = tuple(_checked(f"parameters[{i}]", item) for i, item in enumerate(params))
+        paths["parameters"] = tuple(_checked("parameters", item, i) for i, item in enumerate(params))
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
-    checks = {
-        "rtol": validation.tolerances,
-        "atol": validation.tolerances,
-        "compare": validation.compare_overrides,
-        "kind": lambda value: validation.one_of(value, ("call", "check"), "test kind"),
-        "timeout": lambda value: validation.number(
-            value, "give seconds as a finite number >= 0 (0: the runner's default)", minimum=0
-        ),
-        "tags": lambda value: validation.strings(value, "give a list of tag names", single=False, empty=True),
-        "emulator": lambda value: validation.strings(
-            value, "give the emulator's command as a list of words", single=False, empty=True
-        ),
-    }
     values: dict[str, Any] = {}
     for key, default in _CHECKED.items():
         value = raw.get(key, default)
+        if value is default or (type(value) is type(default) and value == default):
+            values[key] = {} if key == "compare" else default  # a default needs no check
+            continue
         try:
             values[key] = (
-                checks[key](value) if key in checks else validation.string(value, "give a string", empty=True)
+                _CHECKS[key](value)
+                if key in _CHECKS
+                else validation.string(value, "give a string", empty=True)
             )
         except IreeBuildError as exc:
             raise _fail(path, f"test {label!r} {key}: {exc.message}") from None
@@ -305,14 +329,15 @@ def _parse_test(path: Path, index: int, raw: Any) -> TestSpec:
 
 def spec_from_json(raw: Any, where: str = "<request>") -> TestSpec:
     """One manifest entry, checked as the manifest checks it (run workers receive these)."""
-    return _parse_test(Path(where), 0, raw)
+    return _parse_test(where, 0, raw)
 
 
-def _checked(key: str, value: Any) -> str:
+def _checked(key: str, value: Any, index: int | None = None) -> str:
     try:
         return check_relative_path(value)
     except ValueError as exc:
-        raise ValueError(f"path {key}={value!r} {exc}") from None
+        where = key if index is None else f"{key}[{index}]"
+        raise ValueError(f"path {where}={value!r} {exc}") from None
 
 
 def parse_manifest(path: Path, data: Any) -> Manifest:

@@ -6,10 +6,11 @@ result passed with the same input signature.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
@@ -120,7 +121,80 @@ def device_required(result: TestResult) -> TestResult:
 
 def result_json(result: TestResult) -> str:
     """The text of a result file."""
-    return json.dumps(result.to_json(), indent=2) + "\n"
+    return indented_json(result.to_json()) + "\n"
+
+
+def indented_json(value: Any, level: str = "") -> str:
+    """``json.dumps(value, indent=2)``, character for character, for what results hold
+    (dicts, lists, strings, numbers, booleans, None): the standard library's indenting
+    encoder is pure Python, and encoding a small result with it cost more than running
+    the test. Runs of plain values (empty containers included: ``[]``, ``{}`` either way)
+    go to the C encoder, its item separator carrying the line break and indentation."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = level + "  "
+        encode = _encoder(inner)
+        parts: list[str] = []
+        plain: dict[Any, Any] = {}
+        for k, v in value.items():
+            if v and isinstance(v, (dict, list, tuple)):
+                if plain:
+                    parts.append(inner + encode(plain)[1:-1])
+                    plain = {}
+                parts.append(
+                    f"{inner}{_encode_string(k if isinstance(k, str) else _key(k))}: {indented_json(v, inner)}"
+                )
+            else:
+                plain[k] = v
+        if plain:
+            parts.append(inner + encode(plain)[1:-1])
+        return "{\n" + ",\n".join(parts) + f"\n{level}}}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        inner = level + "  "
+        if not any(v and isinstance(v, (dict, list, tuple)) for v in value):
+            return "[\n" + inner + _encoder(inner)(value)[1:-1] + f"\n{level}]"
+        items = [inner + indented_json(v, inner) for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{level}]"
+    return _scalar_json(value)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder(inner: str) -> Callable[[Any], str]:
+    """The C encoder writing a run of plain values at indentation ``inner``."""
+    return json.JSONEncoder(separators=(",\n" + inner, ": ")).encode
+
+
+def _key(key: Any) -> str:
+    """A dict key that is no string, as ``json.dumps`` writes it."""
+    return str(json.loads(json.dumps({key: 0})).popitem()[0])
+
+
+def _scalar_json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (_INF, -_INF):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    if kind is bool or value is None:
+        return "null" if value is None else "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value)  # a subclass (a numpy float, an enum): as json writes it
+
+
+_INF = float("inf")
+
+
+_encode_string: Any = (
+    getattr(json.encoder, "c_encode_basestring_ascii", None) or json.encoder.encode_basestring_ascii
+)
 
 
 def write_result(result: TestResult, path: str | os.PathLike[str]) -> None:

@@ -42,6 +42,10 @@ from typing import Any, TextIO
 from iree_build.testing.results import mark_device_fault
 from iree_build.util.child_process import worker_setup
 
+RETAIN_BYTES = 64 << 20
+"""A run's module files, up to this much, are kept in memory once hashed (each test's
+module is a fresh copy of them)."""
+
 
 class _Retire(Exception):
     """The device faulted: answer, then end this worker (the pool starts a fresh one)."""
@@ -111,7 +115,7 @@ def _invoke(pool: Any, req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "count": len(outputs), "message": ""}
 
 
-def _write(path: Path, text: str, replaces: str | None = None) -> bool:
+def _write(path: str, text: str, replaces: str | None = None) -> bool:
     """Write a passed result for the parent to rename onto ``replaces``; False (the parent
     writes it) if this fails. The result it replaces, if any, is moved to ``path`` first
     and rewritten there: creating a file costs more than a small test, rewriting one does
@@ -123,57 +127,73 @@ def _write(path: Path, text: str, replaces: str | None = None) -> bool:
                 os.rename(replaces, path)
             except FileNotFoundError:
                 pass
-        try:
-            with open(path, "r+b") as f:  # no truncation to nothing first: that costs a new block
-                f.write(data)
-                f.truncate()
+        try:  # no truncation to nothing first: that costs a new block
+            fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
         return True
     except OSError:
-        path.unlink(missing_ok=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         return False
 
 
-def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+def _batch_item(pool: Any, hasher: Any, req: dict[str, Any], item: dict[str, Any], checks: Any = None) -> str:
     """One function call of a batch: its stored result if that still holds, else run it and
-    write its result file (whole or not at all)."""
+    write its result file (whole or not at all). Returns the reply's line, the result
+    encoded once for both (the file's indented text, its line breaks dropped, is the same
+    JSON on one line)."""
     from iree_build.testing.execute import run_test
     from iree_build.testing.manifest import spec_from_json
-    from iree_build.testing.results import read_result, result_json, write_result
+    from iree_build.testing.results import indented_json, read_result
     from iree_build.testing.signature import test_signature
+    from iree_build.util.atomic import rewrite_bytes
 
     spec = spec_from_json(item["spec"])
     path = item["result_file"]
-    signature = test_signature(spec, req["base_dir"], hasher, item["hardware"]) or ""
+    data: dict[str, bytes] = {}  # its small data files, read once: hashed, then loaded
+    signature = test_signature(spec, req["base_dir"], hasher, item["hardware"], data) or ""
     if signature and not req.get("retest"):
         stored = read_result(path)
         if stored is not None and stored.status == "passed" and stored.signature == signature:
-            return {
-                "event": "result",
-                "i": item["i"],
-                "result": stored.to_json(),
-                "cached": True,
-                "written": True,
-            }
-    result = run_test(spec, req["base_dir"], pool, signature)
+            return json.dumps(
+                {
+                    "event": "result",
+                    "i": item["i"],
+                    "result": stored.to_json(),
+                    "cached": True,
+                    "written": True,
+                }
+            )
+    result = run_test(spec, req["base_dir"], pool, signature, files=hasher, data=data, checks=checks)
+    doc = result.to_json()
+    if req.get("passed_only") and result.status != "passed":  # nothing written: the build says why
+        return json.dumps(
+            {"event": "result", "i": item["i"], "result": doc, "cached": False, "written": False}
+        )
+    text = indented_json(doc) + "\n"
     if req.get("passed_only"):  # a temporary name, for the build to rename into place
-        written = result.status == "passed" and _write(Path(path), result_json(result), item.get("replaces"))
+        written = _write(path, text, item.get("replaces"))
     else:
         try:
-            write_result(result, path)
+            rewrite_bytes(path, text.encode("utf-8"))
             written = True
         except OSError:
             written = False  # the parent writes it, or says why it cannot
-    return {
-        "event": "result",
-        "i": item["i"],
-        "result": result.to_json(),
-        "cached": False,
-        "written": written,
-    }
+    return (
+        f'{{"event": "result", "i": {json.dumps(item["i"])}, "result": {text.replace(chr(10), "")}, '
+        f'"cached": false, "written": {"true" if written else "false"}}}'
+    )
 
 
 def _pin(pool: Any, req: dict[str, Any]) -> None:
@@ -197,6 +217,7 @@ def main() -> int:
 def serve_loop(inbox: TextIO, replies: TextIO) -> None:
     """Answer requests until ``inbox`` ends (run_zygote forks workers straight into this)."""
     faulthandler.enable()  # a crash prints the Python stack: the parent's "last output"
+    from iree_build.testing.check_module import CheckModules
     from iree_build.testing.devices import DevicePool
     from iree_build.testing.execute import run_test
     from iree_build.testing.manifest import spec_from_json
@@ -204,6 +225,7 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
     from iree_build.testing.signature import FileHasher, test_signature
 
     pool = DevicePool()
+    checks = CheckModules()  # one `check` module per device, in every test's context
     hasher = FileHasher()  # a build's files do not change while its tests run
     run: list[Any] = [None, None]  # a runner's run (its files are as fixed) and its hasher
     _send(replies, {"event": "ready"})
@@ -230,7 +252,13 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
                 signature = test_signature(spec, req["base_dir"], hasher, req["hardware"]) or ""
             try:
                 result = run_test(
-                    spec, req["base_dir"], pool, signature, req.get("functions"), _Progress(replies)
+                    spec,
+                    req["base_dir"],
+                    pool,
+                    signature,
+                    req.get("functions"),
+                    _Progress(replies),
+                    checks=checks,
                 )
             except _Retire as exc:
                 _send(replies, {"event": "retire", "reason": str(exc)})
@@ -239,15 +267,16 @@ def serve_loop(inbox: TextIO, replies: TextIO) -> None:
             _mark_lane(result, req, started)
             written = bool(req.get("result_file")) and result.status == "passed"
             if written:
-                written = _write(Path(req["result_file"]), result_json(result), req.get("replaces"))
+                written = _write(req["result_file"], result_json(result), req.get("replaces"))
             _send(replies, {"event": "result", "result": result.to_json(), "written": written})
             if faulted:
                 return  # the parent sees the result, then this worker end
         elif op == "tests":
             if req.get("run") != run[0]:  # files may have changed since another run's batch
-                run[:] = [req.get("run"), FileHasher()]
+                run[:] = [req.get("run"), FileHasher(retain=RETAIN_BYTES)]
             for item in req["items"]:
-                _send(replies, _batch_item(pool, run[1], req, item))
+                replies.write(_batch_item(pool, run[1], req, item, checks) + "\n")
+                replies.flush()
         elif op == "invoke":
             _send(replies, _invoke(pool, req))
         else:

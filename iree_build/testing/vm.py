@@ -30,13 +30,17 @@ class TestError(Exception):
 
 
 def load_module(
-    module_path: str | os.PathLike[str], instance: ireert.VmInstance, what: str | None = None
+    module_path: str | os.PathLike[str],
+    instance: ireert.VmInstance,
+    what: str | None = None,
+    data: bytes | None = None,
 ) -> ireert.VmModule:
-    """Read the ``.vmfb`` into writable memory; raises TestError with a one-line reason."""
-    path = Path(module_path)
-    what = what or path.name
+    """Read the ``.vmfb`` into writable memory (``data``: its bytes, already read; each
+    module still gets a copy of its own); raises TestError with a one-line reason."""
+    what = what or os.path.basename(module_path)
     try:
-        data = path.read_bytes()
+        if data is None:
+            data = Path(module_path).read_bytes()
     except FileNotFoundError:
         raise TestError(f"module {what!r} not found (build it first)") from None
     except OSError as exc:
@@ -86,9 +90,12 @@ class CallingConvention:
         return not any(c in "CD" for c in self.args + self.results)
 
 
+_CCONV = re.compile(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)")
+
+
 def calling_convention(function: ireert.VmFunction) -> CallingConvention | None:
     """Parse the cconv from the function's repr (the binding exposes it nowhere else)."""
-    match = re.match(r"<VmFunction .*?\((\d)([^_)]*)_?([^)]*)\)", repr(function))
+    match = _CCONV.match(repr(function))
     if not match:
         return None
     args, results = match.group(2), match.group(3)

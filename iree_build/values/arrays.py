@@ -82,9 +82,10 @@ def describe(array: np.ndarray) -> str:
     return f"{kind} {tuple(array.shape)} sha256:{digest}"
 
 
-def _check_size(f: Any, path: Any) -> None:
-    """Refuse a header that claims more data than the file holds (an allocation bomb
-    would otherwise be a MemoryError, or minutes of swapping, before numpy notices)."""
+def _check_size(f: Any, size: int) -> None:
+    """Refuse a header that claims more data than the file (of ``size`` bytes) holds (an
+    allocation bomb would otherwise be a MemoryError, or minutes of swapping, before numpy
+    notices)."""
     try:
         version = npy_format.read_magic(f)
         if version == (1, 0):
@@ -97,7 +98,7 @@ def _check_size(f: Any, path: Any) -> None:
     for n in shape:
         count *= int(n)
     need = count * dtype.itemsize
-    have = os.fstat(f.fileno()).st_size - f.tell()
+    have = size - f.tell()
     if need > have:
         raise ValueError(
             f"its header says {tuple(shape)} {dtype} ({need} bytes) but the file "
@@ -138,18 +139,19 @@ def _plain_npy(data: bytes) -> np.ndarray | None:
     return array.reshape(shape, order="F" if m.group(2) == b"True" else "C")
 
 
-def load_npy(path: Any) -> Any:
+def load_npy(path: Any, data: bytes | None = None) -> Any:
     """``np.load`` without pickle, saying plainly what is wrong with a file that is not a
     numeric ``.npy`` (numpy's own message for both suggests ``allow_pickle``, which is
-    never the answer for test data). Raises OSError or ValueError.
+    never the answer for test data). Raises OSError or ValueError. ``data``: the file's
+    bytes, already read (then ``path`` is not opened).
 
     An anonymous 2-byte void (what ``np.save`` writes for bf16) is read as bf16: no
     other type numpy cannot name is 2 bytes wide.
     """
     import ml_dtypes  # registers "bfloat16", "float8_e4m3fn", ... for headers that name them
 
-    with open(path, "rb") as f:
-        array = _plain_npy(f.read(_SMALL_NPY))
+    with open(path, "rb") if data is None else io.BytesIO(data) as f:
+        array = _plain_npy(f.read(_SMALL_NPY) if data is None else data)
         if array is not None:
             return array.view(ml_dtypes.bfloat16) if array.dtype == np.dtype("V2") else array
         f.seek(0)
@@ -157,7 +159,7 @@ def load_npy(path: Any) -> Any:
         if head != NPY_MAGIC:
             raise ValueError("not a .npy file (it has no NumPy header)")
         f.seek(0)
-        _check_size(f, path)
+        _check_size(f, os.fstat(f.fileno()).st_size if data is None else len(data))
         f.seek(0)
         try:
             array = np.load(f, allow_pickle=False)
