@@ -290,4 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _code = main()
+    import gc
+
+    gc.disable()  # no final collection of every cycle at exit (this process holds no runtime
+    gc.freeze()  # object to finalize; the system takes the memory back): ~10 ms of a run
+    sys.exit(_code)

@@ -13,8 +13,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
-from xml.sax.saxutils import quoteattr
 
 from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.manifest import write_text_atomic
@@ -369,9 +367,15 @@ def junit_xml(results: Sequence[TestResult], suite: str = "iree_build") -> str:
     return "\n".join(out)
 
 
+def xml_escape(text: str) -> str:
+    """XML character data (``xml.sax.saxutils`` imports ``urllib``: 18 ms for three replaces)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _attr(text: str) -> str:
-    """A quoted XML attribute value (line breaks kept as character references)."""
-    return quoteattr(_xml_safe(text), {"\n": "&#10;", "\r": "&#13;", "\t": "&#09;"})
+    """A double-quoted XML attribute value, line breaks kept as character references."""
+    escaped = xml_escape(_xml_safe(text)).replace('"', "&quot;")
+    return '"' + escaped.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;") + '"'
 
 
 def write_junit(
