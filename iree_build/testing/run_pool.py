@@ -200,15 +200,22 @@ class _Zygote:
     def gone(self) -> bool:
         return self._gone
 
+    def begin_close(self) -> bool:
+        """Tell a ready server to end its workers and itself (the end of its input), without
+        waiting: the caller writes its reports meanwhile. False: it was not ready."""
+        if not self._ready.is_set() or self.proc.poll() is not None:
+            return False
+        try:
+            self._sock.shutdown(socket.SHUT_WR)  # it kills and reaps its workers, then leaves
+        except OSError:
+            pass
+        return True
+
     def close(self, timeout: float = 2.0) -> None:
         """End the server and its workers, and wait for them: no process of the build
         outlives it. One still importing is killed (it has nothing to finish)."""
-        if self.proc.poll() is None and self._ready.is_set():
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)  # its end of the socket: it kills and reaps its workers
-            except OSError:
-                pass
-            self._reader.join(timeout)  # the socket ends when the server does (no polling for it)
+        if self.begin_close():
+            self._reader.join(timeout)  # its end of the socket closes as it exits: no polling
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -221,6 +228,7 @@ class _Zygote:
 
 _ZYGOTE: _Zygote | None = None
 _ZYGOTE_LOCK = threading.Lock()
+_CLOSING: list[_Zygote] = []  # servers told to end (release_workers), waited for at exit
 
 
 def _zygote() -> _Zygote:
@@ -924,10 +932,27 @@ def default_run_pool() -> RunPool:
         return _DEFAULT
 
 
+def release_workers() -> None:
+    """The process-wide pool's tests are done: its fork server ends its workers and itself
+    now, while the caller writes its reports; the exit waits for it (:func:`_close_all`).
+    A later test of this process gets a new pool and server."""
+    global _DEFAULT, _ZYGOTE
+    with _DEFAULT_LOCK:
+        pool, _DEFAULT = _DEFAULT, None
+    if pool is not None:
+        pool.shut()
+    with _ZYGOTE_LOCK:
+        if _ZYGOTE is not None and _ZYGOTE.begin_close():
+            _CLOSING.append(_ZYGOTE)
+            _ZYGOTE = None
+
+
 def _close_all(pool: RunPool) -> None:
     """At exit: the fork server ends every worker it forked (killed and reaped: at exit no
     test is wanted any more) and then itself; one round trip, not one per worker."""
     pool.shut()
     with _ZYGOTE_LOCK:
-        if _ZYGOTE is not None:
-            _ZYGOTE.close()
+        servers = [*_CLOSING, *([_ZYGOTE] if _ZYGOTE is not None else [])]
+        _CLOSING.clear()
+    for server in servers:
+        server.close()

@@ -43,7 +43,7 @@ from iree_build.testing.results import (
     write_junit,
     write_result,
 )
-from iree_build.testing.run_pool import RunPool, default_run_pool
+from iree_build.testing.run_pool import RunPool, default_run_pool, release_workers
 from iree_build.testing.selection import Selection
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.testing.summary import failure_lines
@@ -235,6 +235,7 @@ def run_manifest(
     options = options or RunOptions()
     out = out if out is not None else sys.stdout
     _lock_tree(Path(manifest_path).parent)  # the manifest's folder: refused, nothing started
+    own_pool = pool is None  # the process-wide one: ended with this run's tests
     pool = pool if pool is not None else default_run_pool()
     pool.prestart()  # the fork server's imports overlap reading the manifest
     pool.configure_lanes(options.device_lanes, tuple(options.devices or ()))
@@ -304,6 +305,8 @@ def run_manifest(
 
     lanes_of = (lambda device: 1) if options.remote else (lambda device: len(pool.lanes(device)))
     _run_all(_lanes(tests, options.remote is not None, jobs, lanes_of), run_lane, jobs)
+    if own_pool:
+        release_workers()  # they end while the reports are written
     results = [by_name[t.name] for t in tests]
     junit = Path(options.junit) if options.junit else manifest.base_dir / JUNIT_NAME
     write_junit(results, junit)
