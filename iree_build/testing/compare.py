@@ -212,38 +212,7 @@ def compare_outputs(
     compare: Mapping[str, float] | None = None,
 ) -> str | None:
     """None if every output matches, else the message for the first mismatch."""
-    if len(actual) != len(expected):
-        return f"{test}: function returned {len(actual)} output(s), expected {len(expected)}"
-    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-        message = compare_output(test, i, a, e, pick(rtol, i), pick(atol, i), compare)
-        if message is not None:
-            return message
-    return None
-
-
-def margins(
-    actual: Sequence[np.ndarray],
-    expected: Sequence[np.ndarray],
-    rtol: Tol,
-    atol: Tol,
-    compare: Mapping[str, float] | None = None,
-) -> list[dict[str, float | int | str]]:
-    """How close each output of a passing test came to failing: the largest error, and
-    ``used``, the largest fraction of its allowance an element took (0: exact, 1: at the
-    edge), so a test drifting toward its tolerance shows before it fails."""
-    out: list[dict[str, float | int | str]] = []
-    for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
-        a = _native(np.asarray(a))
-        e = resolve_opaque(_native(np.asarray(e)), a.dtype)
-        if a.shape != e.shape or a.dtype != e.dtype or e.size == 0:
-            continue
-        tol = tolerance_for(e.dtype, pick(rtol, i), pick(atol, i), compare)
-        if tol.mode == "approximate":
-            wide = _compute_type(e.dtype)
-            out.append(_approximate_margin(i, a, e, a.astype(wide), e.astype(wide), tol))
-        else:
-            out.append({"output": i, "mode": tol.mode})
-    return out
+    return judge_outputs(test, actual, expected, rtol, atol, compare)[0]
 
 
 def _approximate_margin(
