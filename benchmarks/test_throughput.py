@@ -48,8 +48,11 @@ checked to fail a wrong check (a file added by ``BENCH_WRONG=1``)::
     BENCH checksC_runner_j2_vs_j1 X
     BENCH checksC_scons_j2_vs_native X
 
+``--jobs N`` (default 2) measures N at a time instead of 2 (the native loop, the runner's
+``-j`` and ``scons -j``), for a machine of more cores; the names say N (``runner_jN``).
+
 Run: ``python benchmarks/test_throughput.py [--rounds N] [--sizes 100,1000]
-[--check-files F] [--keep]``.
+[--check-files F] [--jobs N] [--keep]``.
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ for name, module, n_inputs in {tests!r}:
     env.Ignore(top, r)
 """
 
+JOBS = 2
+"""``--jobs``: how many at a time (the native loop, the runner's -j and scons' -j)."""
+
 RAN = re.compile(r"^(\d+) tests? run, (\d+) up to date", re.M)
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$", re.M)
 
@@ -169,7 +175,7 @@ class Project:
 
     def build(self) -> None:
         t = time.perf_counter()
-        proc, _ = self.scons("-j2", "test")
+        proc, _ = self.scons(f"-j{JOBS}", "test")
         self._expect(proc, "first build", self.n, 0)
         self.plain.mkdir()
         for name in MODULES:
@@ -177,7 +183,7 @@ class Project:
         for f in self.root.glob("*.npy"):
             (self.plain / f.name).write_bytes(f.read_bytes())
         (self.plain / "SConstruct").write_text(PLAIN.format(modules=list(MODULES), tests=self.tests))
-        proc, _ = self._run([sys.executable, "-m", "SCons", "-Q", "-j2", "test"], self.plain)
+        proc, _ = self._run([sys.executable, "-m", "SCons", "-Q", f"-j{JOBS}", "test"], self.plain)
         if proc.returncode != 0:
             raise SystemExit(f"error: plain build failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         print(f"n={self.n}: built in {time.perf_counter() - t:.1f} s (not timed)", flush=True)
@@ -196,7 +202,7 @@ class Project:
     # -- the variants --------------------------------------------------------------------
     def native_x2(self, expect_failed: int = 0) -> float:
         t = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=JOBS) as pool:
             codes = list(pool.map(lambda a: subprocess.run(a, capture_output=True).returncode, self.argv))
         elapsed = time.perf_counter() - t
         failed = sum(1 for c in codes if c != 0)
@@ -210,7 +216,8 @@ class Project:
         self._expect(proc, f"runner -j{jobs}", self.n - expect_failed, expect_failed, self.n)
         return elapsed
 
-    def scons_full(self, jobs: int = 2) -> float:
+    def scons_full(self, jobs: int = 0) -> float:
+        jobs = jobs or JOBS
         for p in self.root.glob("*.result.json"):
             p.unlink()
         proc, elapsed = self.scons("test", f"-j{jobs}")
@@ -231,9 +238,9 @@ class Project:
     def check_fails_wrong(self) -> None:
         """Each variant fails a wrong expected value (then the right one is rebuilt)."""
         wrong = dict(self.env, BENCH_WRONG="1")
-        proc, _ = self.scons("test", "-j2", env=wrong)
+        proc, _ = self.scons("test", f"-j{JOBS}", env=wrong)
         self._expect(proc, "scons with one wrong expectation", self.n - 1, 1, 1)
-        self.runner(2, expect_failed=1)
+        self.runner(JOBS, expect_failed=1)
         self.native_x2(expect_failed=1)
         self.scons_full()  # the runner wrote a failed result where SCons keeps its own
 
@@ -283,7 +290,7 @@ class CheckProject(Project):
         import json
 
         t = time.perf_counter()
-        proc, _ = self.scons("-j2", "test")
+        proc, _ = self.scons(f"-j{JOBS}", "test")
         self._expect(proc, "first build", self.n, 0)
         manifests = [p for p in self.root.rglob("iree_tests.json")]
         if len(manifests) != 1:
@@ -302,7 +309,8 @@ class CheckProject(Project):
         self._expect(proc, f"runner -j{jobs}", self.n, expect_failed, self.n + expect_failed)
         return elapsed
 
-    def scons_full(self, jobs: int = 2) -> float:
+    def scons_full(self, jobs: int = 0) -> float:
+        jobs = jobs or JOBS
         for p in self.build_dir.rglob("*.result.json"):
             p.unlink()
         proc, elapsed = self.scons("test", f"-j{jobs}")
@@ -313,10 +321,10 @@ class CheckProject(Project):
         """SCons and the runner fail a wrong check (a file added to the suite), then the
         suite is rebuilt without it. The native loop cannot: it judges no check."""
         wrong = dict(self.env, BENCH_WRONG="1")
-        proc, _ = self.scons("test", "-j2", env=wrong)
+        proc, _ = self.scons("test", f"-j{JOBS}", env=wrong)
         self._expect(proc, "scons with a wrong check", self.n, 1, 1)
-        self.runner(2, expect_failed=1)
-        proc, _ = self.scons("test", "-j2")
+        self.runner(JOBS, expect_failed=1)
+        proc, _ = self.scons("test", f"-j{JOBS}")
         self._expect(proc, "scons after the wrong check", self.n, 0)
 
 
@@ -326,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,1000")
     ap.add_argument("--check-files", type=int, default=40, help="check files of the check suite (0: none)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="N: the native loop N at a time, the runner and scons at -jN")
     args = ap.parse_args(argv)
+    global JOBS
+    JOBS = args.jobs
     native = find_native_run_module(find_run_module())
     if not native:
         raise SystemExit("error: the native iree-run-module binary was not found")
@@ -341,14 +352,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"each variant fails a wrong expectation; cores {os.cpu_count()}, "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
         variants: dict[str, Callable[[Project], float]] = {
-            "native_x2": lambda p: p.native_x2(),
-            "runner_j2": lambda p: p.runner(2),
+            f"native_x{JOBS}": lambda p: p.native_x2(),
+            f"runner_j{JOBS}": lambda p: p.runner(JOBS),
             "runner_j1": lambda p: p.runner(1),
-            "scons_j2": lambda p: p.scons_full(),
+            f"scons_j{JOBS}": lambda p: p.scons_full(),
             "scons_cached": lambda p: p.scons_cached(),
             "plain_noop": lambda p: p.plain_noop(),
         }
-        check_variants = ("native_x2", "runner_j2", "runner_j1", "scons_j2", "scons_cached")
+        check_variants = (f"native_x{JOBS}", f"runner_j{JOBS}", "runner_j1", f"scons_j{JOBS}", "scons_cached")
 
         def label(p: Project) -> str:
             return f"checks{p.n}" if isinstance(p, CheckProject) else f"n{p.n}"
@@ -372,13 +383,14 @@ def main(argv: list[str] | None = None) -> int:
             m = {k: statistics.median(times[n, k]) for k in kinds(p)}
             for k in kinds(p):
                 print(f"BENCH {n}_{k}_s {m[k]:.3f}")
-            print(f"BENCH {n}_runner_j2_vs_native {m['native_x2'] / m['runner_j2']:.2f}")
-            print(f"BENCH {n}_runner_j2_vs_j1 {m['runner_j1'] / m['runner_j2']:.2f}")
-            print(f"BENCH {n}_scons_j2_vs_native {m['native_x2'] / m['scons_j2']:.2f}")
+            native, runner, scons = m[f"native_x{JOBS}"], m[f"runner_j{JOBS}"], m[f"scons_j{JOBS}"]
+            print(f"BENCH {n}_runner_j{JOBS}_vs_native {native / runner:.2f}")
+            print(f"BENCH {n}_runner_j{JOBS}_vs_j1 {m['runner_j1'] / runner:.2f}")
+            print(f"BENCH {n}_scons_j{JOBS}_vs_native {native / scons:.2f}")
             if isinstance(p, CheckProject):
                 continue
             print(f"BENCH {n}_scons_ms_per_test_beyond_cached "
-                  f"{(m['scons_j2'] - m['scons_cached']) / p.n * 1000:.2f}")
+                  f"{(scons - m['scons_cached']) / p.n * 1000:.2f}")
             print(f"BENCH {n}_cached_vs_plain_noop {m['scons_cached'] / m['plain_noop']:.2f}")
     return 0
 
