@@ -295,5 +295,5 @@ if __name__ == "__main__":
         import gc
 
         gc.disable()  # no final collection of every cycle at exit: the system takes the
-        gc.freeze()  # memory back (~10 ms of a test run)
+        gc.freeze()  # memory back
     sys.exit(_code)

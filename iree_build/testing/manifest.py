@@ -410,7 +410,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
 def manifest_json(tests: list[TestSpec]) -> str:
     """The manifest text for ``tests`` (stable formatting, so rewrites are no-ops): one test
     a line, each encoded by the C encoder (an indented document goes through the pure-Python
-    one, three times slower, and SCons computes this text in every ``scons test``)."""
+    one, several times slower, and SCons computes this text in every ``scons test``)."""
     if not tests:
         return json.dumps({"format": FORMAT, "tests": []}, indent=2) + "\n"
     lines = ",\n".join("    " + json.dumps(t.to_json()) for t in tests)
