@@ -291,9 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     _code = main()
-    if not any(m.startswith("iree._runtime") for m in sys.modules):  # its bindings count leaks
-        import gc
+    from iree_build.util.quick_exit import skip_final_collection
 
-        gc.disable()  # no final collection of every cycle at exit: the system takes the
-        gc.freeze()  # memory back
+    skip_final_collection()
     sys.exit(_code)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import atexit
 import os
 
+from iree_build.util.quick_exit import skip_final_collection
+
 from .default_env import default_environment as default_environment
 from .free_functions import (
     iree_benchmark,
@@ -83,21 +85,6 @@ def _declare_test_target() -> None:
 _declare_test_target()
 
 
-def _no_final_collection() -> None:
-    """The last exit hook: skip the interpreter's cyclic garbage collection of everything.
-
-    At exit CPython collects every cycle it still tracks: SCons' node graph, and the
-    module state of ``distributed`` when a cluster was used (measured: 0.24 s of a
-    process' exit just for having imported it). Every file is closed and every other
-    exit hook has run by then; the operating system takes back the memory.
-    """
-    import gc
-    import sys
-
-    if any(m.startswith("iree._runtime") for m in sys.modules):
-        return  # its bindings report objects still alive at exit as leaks: collect as usual
-    gc.disable()
-    gc.freeze()
-
-
-atexit.register(_no_final_collection)  # registered first among ours, so it runs last
+atexit.register(
+    skip_final_collection
+)  # registered first among ours, so it runs last: SCons' node graph is not collected

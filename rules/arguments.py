@@ -36,6 +36,7 @@ from iree_build.targets.backends import BACKENDS, HAL_DEVICES
 from iree_build.testing.selection import check_tag
 
 from . import build_lock
+from .data_files import may_be_iree_value
 from .where import declared_at, fail
 
 
@@ -134,16 +135,10 @@ def _text(allowed: str, none_ok: bool = True) -> Arg:
     return Arg(check, none_ok)
 
 
-def _maybe_iree_syntax(value: Any) -> bool:
-    """Could be a value in IREE's syntax (``TYPE=...`` or ``@file``): only then is its parser
-    (and numpy) imported; a plain path never is one."""
-    return isinstance(value, str) and (value.startswith("@") or "=" in value)
-
-
 def _data_value(value: Any, call: Call, what: str) -> Any:
     """One input or expected value: a .npy/.pb file (or node), a numeric literal, or a
     value in IREE's syntax (``"2x3xf32=1 2 3 4 5 6"``, ``"4xi8=@x.bin"``, ``"@x.npy"``)."""
-    if _maybe_iree_syntax(value):
+    if may_be_iree_value(value):
         from iree_build.values.iree_syntax import is_iree_value, parse
 
         if is_iree_value(value):
@@ -195,7 +190,7 @@ def _data(allow_function: bool) -> Arg:
             raise v.wrong_type(value, "a list", allowed)
         items = [value] if single else list(value)
         checked = [_data_value(item, call, f"value {i}") for i, item in enumerate(items)]
-        if not any(_maybe_iree_syntax(item) for item in items):
+        if not any(may_be_iree_value(item) for item in items):
             return checked  # paths and arrays: numpy is not imported for them
         from iree_build.values.iree_syntax import IreeValue, number_files
 

@@ -263,6 +263,12 @@ def _single_node(value: Any):
     return None
 
 
+def may_be_iree_value(value: Any) -> bool:
+    """Could be a value in IREE's syntax (``TYPE=...`` or ``@file``): only then is its parser
+    (and numpy with it) imported; a plain path never is one."""
+    return isinstance(value, str) and (value.startswith("@") or "=" in value)
+
+
 def is_file_reference(value: Any) -> bool:
     return isinstance(value, (str, Path)) or _single_node(value) is not None
 
@@ -276,7 +282,7 @@ def materialize(env, value: Any, target_name: str, suffixes: tuple[str, ...] = (
     staged to its twin there, once, whichever tests read it. Consumers declare their
     targets with :func:`sources_for`, which maps staged files to what they come from.
     """
-    if not is_file_reference(value) or (isinstance(value, str) and ("=" in value or value.startswith("@"))):
+    if not is_file_reference(value) or may_be_iree_value(value):
         from iree_build.values.iree_syntax import IreeValue, is_iree_value, parse  # imports numpy
 
         if is_iree_value(value):

@@ -317,7 +317,12 @@ def create_check_module(device: ireert.HalDevice, log: CheckLog) -> ireert.VmMod
     only on the device's thread (``DevicePool.run_on``): checks read device
     memory.
     """
-    iface = ireert.PyModuleInterface("check", lambda _iface: _CheckState(device, log))
+    return _check_module(lambda: _CheckState(device, log))
+
+
+def _check_module(state: Callable[[], _CheckState]) -> ireert.VmModule:
+    """The ``check`` module whose contexts each get the state ``state()`` makes."""
+    iface = ireert.PyModuleInterface("check", lambda _iface: state())
     for name, cconv in CHECK_IMPORTS.items():
         iface.export(name, cconv, _export(name))
     return iface.create()
@@ -347,10 +352,8 @@ class CheckModules:
             made = self._made.get(id(device))
             if made is None:
                 current: list[CheckLog | None] = [None]
-                iface = ireert.PyModuleInterface("check", lambda _iface: _CheckState(device, current[0]))
-                for name, cconv in CHECK_IMPORTS.items():
-                    iface.export(name, cconv, _export(name))
-                made = self._made[id(device)] = (device, iface.create(), current)
+                module = _check_module(lambda: _CheckState(device, current[0]))
+                made = self._made[id(device)] = (device, module, current)
             _, module, current = made
             current[0] = log
             try:
