@@ -29,6 +29,7 @@ def test_flags_in_one_order_and_the_files_they_read() -> None:
     assert plan.output == "sub/m.vmfb" and plan.backends == ("llvm-cpu", "cuda")
     assert plan.args == (
         "--iree-hal-target-device=local,cuda", "--iree-hal-local-target-device-backends=llvm-cpu",
+        "--iree-hal-link-executables=false",
         "--iree-llvmcpu-target-triple=x86_64-unknown-linux-gnu", "--iree-llvmcpu-target-cpu=generic",
         "@sub/env.flags", "--iree-input-demote-f64-to-f32=false",
         "--iree-codegen-tuning-spec-path=sub/spec.mlir", "--iree-cuda-target=sm_80")

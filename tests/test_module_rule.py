@@ -340,3 +340,19 @@ def test_loading_the_tool_neither_exits_nor_connects(project: Project) -> None:
         finally:
             os.close(lock)
         no_connection()
+
+
+def test_a_module_for_two_devices_runs_each_dispatch_on_either(project: Project) -> None:
+    """Built for ``llvm-cpu`` and ``cuda`` (a device select), a module of two dispatches
+    loads and passes on ``local-task``: the compiler's executable linking would keep only
+    one device's variants (IREE 3.13 then says `does not support any variant of
+    executable`), so a select of several devices is compiled unlinked."""
+    project.write("SConstruct", "from iree_rules import *\n"
+                  "iree_module(name='two', src='two.mlir', target_backends=['llvm-cpu', 'cuda'], cpu='generic')\n"
+                  "for f, want in (('add', 'f32=2 4 6 8'), ('mul', 'f32=1 4 9 16')):\n"
+                  "    iree_test(name=f, module='two', function=f, inputs=['4xf32=1 2 3 4', '4xf32=1 2 3 4'],\n"
+                  "              expected=['4x' + want], devices=['local-task'])\n")
+    project.write("two.mlir", ADD_MLIR + MUL_MLIR)
+    run = project.scons("test")
+    assert run.returncode == 0, run.output
+    assert run.stdout.splitlines()[-1] == "2 passed, 0 failed, 0 skipped", run.output

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from iree_build.compile.scan import read_flag_file, rewrite_flag_paths
 from iree_build.targets.backends import check_backends, device_flags, devices_for, uses_llvm_cpu
 from iree_build.targets.host_cpu import resolve as resolve_cpu
+from iree_build.targets.options import needs_cli
 from iree_build.targets.toolchains import find_toolchain
 
 from ..errors import IreeBuildError
@@ -108,13 +109,14 @@ def _target(
         tc = find_toolchain(str(toolchain), extra_dirs=toolchain_dirs, check_registered=False)
         tc.check_registered(registered)
         output = output_for(tc.output_suffix)
+        target_flags = tc.flags(output)
         return dict(
             output=output,
             backends=tuple(tc.target_backends),
             devices=tuple(tc.devices),
-            target_flags=tuple(tc.flags(output)),
+            target_flags=tuple(target_flags),
             side_outputs=tuple(tc.side_outputs(output)),
-            cli=tc.needs_cli,
+            cli=tc.needs_cli or needs_cli({}, target_flags),
             summary=tc.summary(),
             toolchain=str(toolchain),
             emulator=tuple(tc.emulator),
@@ -138,6 +140,7 @@ def _target(
         devices=tuple(devices_for(backends)),
         target_flags=tuple(flags),
         summary=summary,
+        cli=needs_cli({}, flags),  # a select of several devices needs a flag only the tool takes
     )
 
 

@@ -109,6 +109,12 @@ def device_flags(backends: Sequence[str]) -> list[str]:
     declare several devices that must all exist at run time). CPU-side backends
     share the ``local`` device, each named by its own
     ``--iree-hal-local-target-device-backends`` flag.
+
+    A select of several devices also turns executable linking off: the compiler
+    (3.13) links each target's executables into one, and the linked executable keeps
+    the variants of only one device of the select, so a module with two dispatches
+    built for ``llvm-cpu`` and ``cuda`` would not load on ``local-task`` (nor one
+    built for ``llvm-cpu`` and ``vulkan-spirv`` on ``vulkan``).
     """
     devices: list[str] = []
     for name in backends:
@@ -117,6 +123,8 @@ def device_flags(backends: Sequence[str]) -> list[str]:
             devices.append(device)
     flags = [f"--iree-hal-target-device={','.join(devices)}"]
     flags += [f"--iree-hal-local-target-device-backends={b}" for b in backends if BACKENDS[b].is_local]
+    if len(devices) > 1:
+        flags.append("--iree-hal-link-executables=false")
     return flags
 
 

@@ -116,7 +116,11 @@ FLAG_OWNERS: dict[str, str] = {
 }
 
 # Options of the iree-compile tool that iree.compiler.api sessions reject.
-CLI_ONLY_FLAGS: tuple[str, ...] = ("--output-format", "--iree-stream-partitioning-favor")
+CLI_ONLY_FLAGS: tuple[str, ...] = (
+    "--output-format",
+    "--iree-stream-partitioning-favor",
+    "--iree-hal-link-executables",  # a module for several devices (backends.device_flags)
+)
 
 _GPU_KIND = {"cuda_target": "CUDA", "rocm_target": "ROCm", "vulkan_target": "Vulkan"}
 
