@@ -140,7 +140,9 @@ def built(aarch64_tools: Path, tmp_path_factory: pytest.TempPathFactory):
         ("check", CHECK_MLIR),
     ):
         project.write(f"{name}.mlir", text)
-    run = project.scons("-k", "-j2", "test", "sum.npy")
+    scratch = tmp_path_factory.mktemp("tmpdir")  # the build's TMPDIR: what the workers leave
+    run = project.scons("-k", "-j2", "test", "sum.npy", env={"TMPDIR": str(scratch)})
+    run.left_in_tmpdir = sorted(p.name for p in scratch.iterdir())
     return project, run
 
 
@@ -172,7 +174,9 @@ def test_aarch64_modules_pass_fail_crash_and_time_out_under_qemu(built) -> None:
     assert "(SIGSEGV while calling gather on local-task@aarch64 under qemu-aarch64" in crash, crash
     hang = _line(run, "TIMEOUT endless[local-task@aarch64] ")
     assert "no answer after 3 s while calling hang on local-task" in hang, hang
-    # The stopped worker took its emulator with it: no qemu runs the endless module any more.
+    # The stopped worker took its emulator with it: no qemu runs the endless module any more,
+    # and its fork server removed the scratch folder the worker had no time to remove.
+    assert run.left_in_tmpdir == [], run.left_in_tmpdir
     module = str(project.path("hang.vmfb"))
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:

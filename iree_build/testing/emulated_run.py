@@ -22,7 +22,6 @@ import resource
 import shlex
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from iree_build.testing.emulation import Lane
 from iree_build.testing.manifest import TestSpec
 from iree_build.testing.vm import TestError, find_function, load_module, scalar_argument, typed_inputs
 from iree_build.util.child_process import death_reason
+from iree_build.util.scratch import worker_scratch
 from iree_build.values.arrays import c_order, load_npy
 from iree_build.values.element_types import BY_NAME, declared_types, is_ml_dtype, of_dtype
 
@@ -194,7 +194,7 @@ def call(
     inputs = typed_inputs(inputs, callee.declaration)
     device = canonical_device(spec.device)
     doing = f"calling {callee.name} on {device}@{lane.arch}"
-    with tempfile.TemporaryDirectory(prefix="iree-emulated-") as tmp:
+    with worker_scratch() as tmp:  # a worker killed at its time limit: its fork server removes it
         folder = Path(tmp)
         argv = [*lane.command(), f"--device={device}", f"--module={module_path}", f"--function={callee.name}"]
         argv += [

@@ -29,6 +29,8 @@ import signal
 import socket
 import sys
 
+from iree_build.util.scratch import remove_scratch_of
+
 
 def _worker(req_r: int, rep_w: int, err_w: int) -> None:
     """The child's side of a fork: become a run worker on these pipes, never return."""
@@ -84,6 +86,8 @@ def _reap(sock: socket.socket, live: set[int]) -> None:
             return
         live.discard(pid)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        if code < 0:  # killed (at its time limit, say): its scratch folders did not go with it
+            remove_scratch_of(pid)
         sock.sendall(json.dumps({"exit": pid, "code": code}).encode() + b"\n")
 
 
@@ -177,6 +181,7 @@ def _end(live: set[int]) -> None:
             os.waitpid(pid, 0)
         except OSError:
             pass
+        remove_scratch_of(pid)
 
 
 def _serve(sock: socket.socket, live: set[int]) -> int:
