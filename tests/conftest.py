@@ -129,19 +129,18 @@ def write_onnx_matmul(path: Path, n: int = 16, weights: str = "mm.weights") -> N
                     location=weights, size_threshold=0)
 
 
-# Cluster agents (iree_build/cluster/agent.py) that builds under test start live in a
-# folder of this session, and are stopped by PID when it ends.
-AGENT_DIR = tempfile.mkdtemp(prefix="iree_agents_")
-os.environ["IREE_CLUSTER_AGENT_DIR"] = AGENT_DIR
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _stop_cluster_agents():
+    """Cluster agents (iree_build/cluster/agent.py) that builds under test start live in a
+    folder of this session (made when its first test starts: a session that runs none, or
+    only collects, leaves none), and are stopped by PID when it ends."""
+    folder = tempfile.mkdtemp(prefix="iree_agents_")
+    os.environ["IREE_CLUSTER_AGENT_DIR"] = folder
     yield
     from iree_build.cluster.agent import stop_agents
 
     stop_agents()
-    shutil.rmtree(AGENT_DIR, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
