@@ -86,10 +86,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from _common import children_cpu, workdir
@@ -355,7 +355,7 @@ class Bench:
         if proc.returncode != 0 or not closing or closing.groups() != (str(want), "0", "0"):
             raise SystemExit(f"error: scons test -j{JOBS} did not pass all {want} cases "
                              f"(exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        ran = next((RAN.match(l) for l in lines if RAN.match(l)), None)
+        ran = next((RAN.match(ln) for ln in lines if RAN.match(ln)), None)
         if not ran or ran.group(1) != str(want):
             raise SystemExit(f"error: expected '{want} tests run' (one per case):\n{proc.stdout}")
         passes = PASS_TIME.findall(proc.stdout)
@@ -397,7 +397,7 @@ class Bench:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 parts = list(pool.map(lambda n: self._one_file(out, n), self.files))
         except RuntimeError as e:
-            raise SystemExit(f"error: cli x{workers}: {e}")
+            raise SystemExit(f"error: cli x{workers}: {e}") from None
         elapsed = time.perf_counter() - t
         detail = self.cli_detail.setdefault(f"cli x{workers}", CliTimes())
         detail.compile_s.append(sum(c for c, _ in parts))

@@ -73,9 +73,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from _common import children_cpu, user_tool, wall, workdir
 
@@ -127,12 +127,12 @@ func.func @matvec(%a: tensor<{m}x{k}xf32>, %x: tensor<{k}xf32>) -> tensor<{m}xf3
 def _mlp(batch: int, widths: list[int]) -> str:
     """``len(widths) - 1`` dense layers: matmul + bias add + relu (the last has no relu)."""
     args = [f"%x: tensor<{batch}x{widths[0]}xf32>"]
-    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+    for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)):
         args += [f"%w{i}: tensor<{a}x{b}xf32>", f"%b{i}: tensor<{b}xf32>"]
     body = ["  %zero = arith.constant 0.0 : f32"]
     cur = "%x"
     layers = len(widths) - 1
-    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+    for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)):
         t = f"tensor<{batch}x{b}xf32>"
         body += [
             f"  %e{i} = tensor.empty() : {t}",
@@ -411,7 +411,7 @@ class Bench:
     def cli(self) -> float:
         out = self.clean_dir("cli")
         t = time.perf_counter()
-        for name, src in zip(self.names, self.sources):
+        for name, src in zip(self.names, self.sources, strict=False):
             proc = subprocess.run(
                 [self.iree_compile, *self.flags, str(src), "-o", str(out / f"{name}.vmfb")],
                 env=self.env, capture_output=True, text=True,
@@ -426,7 +426,7 @@ class Bench:
         out = self.clean_dir("floor")
         job = {
             "flags": self.flags,
-            "modules": [[str(s), str(out / f"{n}.vmfb")] for n, s in zip(self.names, self.sources)],
+            "modules": [[str(s), str(out / f"{n}.vmfb")] for n, s in zip(self.names, self.sources, strict=False)],
         }
         t = time.perf_counter()
         proc = subprocess.run(
@@ -459,7 +459,7 @@ def check_modules(bench: Bench) -> None:
     """Every module must compile with the flags (also warms the page cache)."""
     out = bench.clean_dir("check")
     bad = []
-    for name, src in zip(bench.names, bench.sources):
+    for name, src in zip(bench.names, bench.sources, strict=False):
         proc = subprocess.run(
             [bench.iree_compile, *bench.flags, str(src), "-o", str(out / f"{name}.vmfb")],
             env=bench.env, capture_output=True, text=True,
@@ -510,7 +510,7 @@ def diagnose(bench: Bench) -> None:
         times = d["times"]
         print(f"  floor: import {d['import_s']:.3f} s, compiles {sum(times):.3f} s "
               f"(min {min(times):.3f}, median {statistics.median(times):.3f}, max {max(times):.3f})")
-        slow = sorted(zip(times, bench.names), reverse=True)[:3]
+        slow = sorted(zip(times, bench.names, strict=False), reverse=True)[:3]
         print("  slowest modules: " + ", ".join(f"{n} {t:.3f} s" for t, n in slow))
 
 

@@ -91,7 +91,7 @@ def result(target, source, env):
 
 def manifest(target, source, env):
     with open(str(target[0]), "w") as out:
-        json.dump({"tests": %d}, out)
+        json.dump({"tests": N_TESTS}, out)
 
 env = Environment(tools=[])
 top = env.Dir("#")
@@ -110,7 +110,7 @@ Export("env", "copy")
 SConscript("src/SConscript", variant_dir="build", duplicate=False)
 m = env.Command("build/iree_tests.json", [], manifest)
 env.Alias("test", m)
-""" % N
+""".replace("N_TESTS", str(N))
 
 TOP_SCONSCRIPT = """\
 SConscript(dirs=[{dirs}])

@@ -92,10 +92,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from _common import user_tool, wall, workdir
@@ -301,7 +302,7 @@ class Bench:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 procs = list(pool.map(lambda x: self.cli_one(x, native), self.cli_tests))
         elapsed = time.perf_counter() - t
-        bad = [(x.name, p) for x, p in zip(self.cli_tests, procs) if p.returncode != 0]
+        bad = [(x.name, p) for x, p in zip(self.cli_tests, procs, strict=False) if p.returncode != 0]
         if len(procs) != N_TESTS:
             raise SystemExit(f"error: {len(procs)} CLI processes ran, expected {N_TESTS}")
         if bad:
@@ -370,7 +371,7 @@ def setup(tmp: Path) -> Bench:
         seen.add(key)
         in_paths = [cli_dir / f"{name}.in{i}.npy" for i in range(len(inputs))]
         exp_paths = [cli_dir / f"{name}.exp{i}.npy" for i in range(len(expected))]
-        for p, a in zip(in_paths + exp_paths, inputs + expected):
+        for p, a in zip(in_paths + exp_paths, inputs + expected, strict=False):
             np.save(p, a, allow_pickle=False)
         bench.cli_tests.append(CliTest(name, cli_argv(
             bench.run_module, root / f"{module}.vmfb", function, in_paths, exp_paths, rtol, atol)))

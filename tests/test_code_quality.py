@@ -19,7 +19,7 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_clean():
-    run = _run("ruff", "check", "iree_build", "rules", "tests")
+    run = _run("ruff", "check", "iree_build", "rules", "tests", "benchmarks", "examples", "toolchains")
     assert run.returncode == 0, run.stdout + run.stderr
 
 
