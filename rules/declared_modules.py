@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from iree_build.errors import IreeBuildError
+from iree_build.validation import did_you_mean
 
 from .registry import registry
 
@@ -45,10 +46,14 @@ def find_module(env, module) -> tuple[object, ModuleInfo]:
         node = env.File(module if module.endswith(".vmfb") else module + ".vmfb")
     else:
         node = module
-    info = registry(env).modules.get(node.get_abspath())
+    modules = registry(env).modules
+    info = modules.get(node.get_abspath())
     if info is None:
+        folder = os.path.dirname(node.get_abspath())
+        here = [os.path.basename(p)[: -len(".vmfb")] for p in modules if os.path.dirname(p) == folder]
+        hint = did_you_mean(module, here) if isinstance(module, str) else ""
         raise IreeBuildError(
-            f"module '{module}' is not declared here; declare it with "
+            f"module '{module}' is not declared here{hint}; declare it with "
             f"iree_module(name='{getattr(module, 'name', module)}', ...) before its runs and tests"
         )
     return node, info

@@ -138,6 +138,8 @@ CASES: list[tuple[str, str | None]] = [
     # Arguments that contradict each other.
     ('iree_test(name="t", module="nope", function="add")',
      "iree_test module: module 'nope' is not declared here; declare it with iree_module(name='nope', ...)"),
+    ('iree_test(name="t", module="mm", function="add")',
+     "iree_test module: module 'mm' is not declared here (did you mean 'm'?); declare it with"),
     (f'iree_test({T}, devices=["local-task", "cuda"])',
      "iree_test devices: device 'cuda' cannot run a module built for llvm-cpu; its code runs on: local-sync,"),
     (f'iree_check_test_suite({S}, target_backends=["vmvx"], devices="vulkan")',
