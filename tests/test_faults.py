@@ -332,6 +332,37 @@ def _unshare_works() -> bool:
 
 
 @pytest.mark.skipif(not _unshare_works(), reason="needs `unshare -rm` (user and mount namespaces) for a tmpfs")
+def test_a_full_disk_for_the_compilers_temporaries_is_named(project: Project, tmp_path_factory) -> None:
+    """The compile workers' temporary folder on a full tmpfs: with a little room left the
+    linker fails (or its worker dies of LLVM's output error, or of SIGBUS on a mapped file,
+    depending on how little): always one line naming that folder's full disk, no failure
+    kept for the module, and a whole build once there is room."""
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n')
+    project.write("add.mlir", ADD_MLIR)
+    logs = tmp_path_factory.mktemp("logs")
+    tmp = project.path(".iree_build_tmp")
+    tmp.mkdir()
+    scons = f"{sys.executable} -m SCons -Q -C {project.root}"
+    steps = [f"mount -t tmpfs -o size=64k tmpfs {tmp}"]
+    for free_kb in (8, 30, 36):
+        steps += [f"dd if=/dev/zero of={tmp}/filler bs=1k count={64 - free_kb} 2>/dev/null",
+                  f"{scons} >{logs}/{free_kb}.out 2>{logs}/{free_kb}.err; echo $? >{logs}/{free_kb}.rc",
+                  f"ls -A {project.root} >{logs}/{free_kb}.left", f"rm {tmp}/filler"]
+    steps += [f"{scons} >{logs}/room.out 2>&1; echo $? >{logs}/room.rc"]
+    subprocess.run(["unshare", "-rm", "sh", "-c", " && ".join(steps)], check=True, timeout=180)
+    for free_kb in (8, 30, 36):
+        err = (logs / f"{free_kb}.err").read_text()
+        assert (logs / f"{free_kb}.rc").read_text().strip() == "2", (free_kb, err)
+        assert err.splitlines() == [
+            "scons: *** [add.vmfb] IREE compile failed: no space left on device "
+            "(writing the compiler's temporary files in .iree_build_tmp)"
+        ], (free_kb, err)
+        assert "add.vmfb.failed" not in (logs / f"{free_kb}.left").read_text()  # not the module's failure
+    assert (logs / "room.rc").read_text().strip() == "0", (logs / "room.out").read_text()
+    assert project.path("add.vmfb").exists()
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs `unshare -rm` (user and mount namespaces) for a tmpfs")
 def test_a_full_disk_is_named_not_a_compiler_crash(project: Project, tmp_path_factory) -> None:
     """The project is on a tmpfs in a private mount namespace, filled up before the build: a
     real ENOSPC for the lock's text, the compiler, the manifests, the report and SCons' own

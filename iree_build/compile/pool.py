@@ -205,10 +205,11 @@ class CompilePool:
         if crash:
             for path in (temp, Path(f"{temp}.params.irpa"), *(base / p for p in request.side_outputs)):
                 path.unlink(missing_ok=True)
-            cause = named_death(crash, text, output)
-            if cause:
+            cause = named_death(crash, text, output, self._tmp_dir)
+            if cause:  # the stop's or the disk's: the compiler's words about it add nothing
+                quiet = interrupted() or cause.startswith("no space left on device")
                 return CompileOutcome(
-                    False, "" if interrupted() else clean_diagnostics(text), message=cause, transient=True
+                    False, "" if quiet else clean_diagnostics(text), message=cause, transient=True
                 )
             return CompileOutcome(False, clean_diagnostics(text), crash=crash)
         assert reply is not None  # no reply is a crash, answered above
@@ -219,6 +220,10 @@ class CompilePool:
                 message=f"interrupted ({which_signal()}) while it ran",  # stops
                 transient=True,
             )
+        wrote = any(words in text for words in _WRITE_FAILURES)  # it failed writing
+        full = _full_disk(output, self._tmp_dir) if not reply["ok"] and wrote else ""
+        if full:  # not the module's failure, and not to be told as the linker's
+            return CompileOutcome(False, "", message=full, transient=True)
         return CompileOutcome(bool(reply["ok"]), clean_diagnostics(text), message=reply.get("message", ""))
 
     def _stop_all(self) -> None:
@@ -248,7 +253,7 @@ class CompilePool:
             _sweep_tmp(self._tmp_dir.parent, mine=True)
 
 
-def named_death(crash: str, diagnostics: str, output: Path) -> str:
+def named_death(crash: str, diagnostics: str, output: Path, tmp_dir: Path | None = None) -> str:
     """What a worker's death really was when it was not the compiler crashing: the build
     interrupted, a full disk (LLVM exits 1 on an output stream it cannot write), or a
     signal sent from outside. '' for a crash."""
@@ -256,10 +261,27 @@ def named_death(crash: str, diagnostics: str, output: Path) -> str:
 
     if interrupted() or (crash in ("SIGINT", "SIGTERM", "SIGHUP") and stop_noticed()):
         return f"interrupted ({which_signal()}) while it ran"
-    if "No space left on device" in diagnostics or disk_full(output.parent):
-        return f"no space left on device (writing {output})"
+    full = _full_disk(output, tmp_dir)
+    if full or "No space left on device" in diagnostics:
+        return full or f"no space left on device (writing {output})"
     if crash in STOP_SIGNALS:
         return f"its compile worker was stopped by {crash} from outside the build (not a compiler crash)"
+    return ""
+
+
+_WRITE_FAILURES = ("No space left on device", "Linking failed", "Bus error")
+"""What a compile says when it could not write: LLVM's own words for ENOSPC, and iree-lld's
+failure (on a full tmpfs its mapped output file dies of SIGBUS instead of ENOSPC)."""
+
+
+def _full_disk(output: Path, tmp_dir: Path | None) -> str:
+    """'no space left on device (writing ...)' naming what a compile could not write, the
+    output or its temporaries, when the disk that holds it is full; else ''."""
+    if disk_full(output.parent):
+        return f"no space left on device (writing {output})"
+    if tmp_dir is not None and disk_full(tmp_dir):
+        where = os.path.relpath(tmp_dir.parent)
+        return f"no space left on device (writing the compiler's temporary files in {where})"
     return ""
 
 
