@@ -769,6 +769,9 @@ def _summary(reg: Registry) -> None:
         elif r.status == "skipped" and r.name not in reg.ran:
             _say(reg, f"SKIP {r.name} ({r.message})")
     report = reg.build_dir.File(REPORT_NAME).get_abspath()
+    # What a build killed while it wrote these reports left (every other temporary is swept
+    # where it is rebuilt; a build that runs nothing rebuilds no manifest and no result).
+    remove_dead_temps(os.path.dirname(report), "")
     where = f"; JUnit report: {os.path.relpath(report)}"
     try:
         Path(report).parent.mkdir(parents=True, exist_ok=True)

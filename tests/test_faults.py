@@ -160,6 +160,26 @@ def _fault_round(project: Project, sig: int, pause: float, baseline: dict[str, b
     assert not strays(project.root), (what, strays(project.root))
 
 
+def test_reports_a_killed_build_left_half_written_are_swept_by_the_next(built: Path, project: Project) -> None:
+    """Killed while it wrote its JUnit file and page (after SCons recorded the build): the
+    next build runs nothing, rebuilds nothing, and still removes those temporaries; so does
+    the standalone runner."""
+    copy_of(built, project)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a PID whose process has ended, as a killed build's
+    for name in ("iree_test_results.xml", "iree_test_report.html"):
+        project.path(f"build/.{name}.tmp-{gone.pid}").write_bytes(b"")
+    run = project.scons(*BUILD)
+    assert run.returncode == 0 and "0 tests run, 2 up to date" in run.stdout, run.output
+    assert not strays(project.root), strays(project.root)
+    # The standalone runner the same, and a result a killed run left beside its place.
+    for name in ("iree_test_report.html", "add_test.local-task.result.json"):
+        project.path(f"build/.{name}.tmp-{gone.pid}").write_bytes(b"")
+    ran = runner(str(project.path("build")))
+    assert ran.returncode == 0 and "0 tests run, 2 up to date" in ran.stdout, ran.stdout + ran.stderr
+    assert not strays(project.root), strays(project.root)
+
+
 def test_killed_interrupted_and_stopped_builds_leave_nothing_and_the_next_is_whole(
         built: Path, project: Project, tmp_path_factory) -> None:
     """kill -9, SIGINT and SIGTERM of `scons -j2 . test` at seeded random moments: no process

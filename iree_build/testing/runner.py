@@ -47,6 +47,7 @@ from iree_build.testing.run_pool import RunPool, default_run_pool, release_worke
 from iree_build.testing.selection import Selection
 from iree_build.testing.signature import FileHasher, test_signature
 from iree_build.testing.summary import failure_lines
+from iree_build.util.atomic import remove_dead_temps
 
 JUNIT_NAME = "iree_test_results.xml"
 
@@ -255,6 +256,8 @@ def run_manifest(
         ),
     )
     check_contained(manifest.path, tests)
+    for folder in {manifest.base_dir, *(resolve(manifest.base_dir, t.result).parent for t in tests)}:
+        remove_dead_temps(folder, "")  # what a killed run or build left half-written there
     emulators = emulators_here(options.emulators)  # this machine's, over the manifest's
     if emulators:
         tests = [replace(t, emulator=emulators[t.arch]) if t.arch in emulators else t for t in tests]
