@@ -386,11 +386,12 @@ def test_a_full_disk_for_the_compilers_temporaries_is_named(project: Project, tm
 def test_a_full_disk_is_named_not_a_compiler_crash(project: Project, tmp_path_factory) -> None:
     """The project is on a tmpfs in a private mount namespace, filled up before the build: a
     real ENOSPC for the lock's text, the compiler, the manifests, the report and SCons' own
-    database. Then space is freed, and the next build is whole."""
+    database. Then space is freed, and the next build is whole (1 MB: two compiles at once
+    link their temporaries there too; 128 KB was too little for them on a busy machine)."""
     small_build(project)
     disk, logs = tmp_path_factory.mktemp("disk"), tmp_path_factory.mktemp("logs")
     scons = f"{sys.executable} -m SCons -Q -k -j2 -C {disk} test"
-    script = (f"mount -t tmpfs -o size=128k tmpfs {disk} && cp -r {project.root}/. {disk} && "
+    script = (f"mount -t tmpfs -o size=1m tmpfs {disk} && cp -r {project.root}/. {disk} && "
               f"(dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null; true) && "
               f"{scons} >{logs}/full.out 2>{logs}/full.err; echo $? >{logs}/full.rc; "
               f"rm {disk}/filler && {scons} >{logs}/again.out 2>&1; echo $? >{logs}/again.rc; "
