@@ -25,10 +25,15 @@ def _bench_run(base: Path) -> dict[str, Any] | None:
         return None
 
 
-def publish_tests(base_dir: str | os.PathLike[str], results: Sequence[TestResult]) -> Path:
-    """This run's tests into the history, then the page (with the latest benchmark run)."""
+def publish_tests(
+    base_dir: str | os.PathLike[str],
+    results: Sequence[TestResult],
+    kept: list[tuple[str, dict[str, Any]]] | None = None,
+) -> Path:
+    """This run's tests into the history, then the page (with the latest benchmark run);
+    ``kept``: the history's runs, if read already (:class:`Publication`)."""
     base = Path(base_dir)
-    runs = record_run(base, results)
+    runs = record_run(base, results, kept)
     return write_page(base, runs, _bench_run(base))
 
 
@@ -49,8 +54,7 @@ class Publication:
     def publish(self, results: Sequence[TestResult]) -> Path:
         """This run into the history, then the page (as :func:`publish_tests`)."""
         self._reading.join()
-        runs = record_run(self._base, results, self._kept)
-        return write_page(self._base, runs, _bench_run(self._base))
+        return publish_tests(self._base, results, self._kept)
 
 
 def publish_benchmarks(base_dir: str | os.PathLike[str]) -> Path:
