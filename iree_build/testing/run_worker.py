@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from iree_build.testing.results import mark_device_fault
+from iree_build.util.atomic import write_in_place
 from iree_build.util.child_process import worker_setup
 
 RETAIN_BYTES = 64 << 20
@@ -127,18 +128,11 @@ def _write(path: str, text: str, replaces: str | None = None) -> bool:
                 os.rename(replaces, path)
             except FileNotFoundError:
                 pass
-        try:  # no truncation to nothing first: that costs a new block
-            fd = os.open(path, os.O_RDWR)
+        try:
+            write_in_place(path, data)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            done = 0
-            while done < len(data):
-                done += os.write(fd, data[done:])
-            os.ftruncate(fd, len(data))
-        finally:
-            os.close(fd)
+            write_in_place(path, data, create=True)
         return True
     except OSError:
         try:

@@ -73,12 +73,23 @@ def rewrite_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         return
     try:
         os.rename(path, tmp)
-        with open(tmp, "r+b") as f:
-            f.write(data)
-            f.truncate()
+        write_in_place(tmp, data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_in_place(path: str | os.PathLike[str], data: bytes, create: bool = False) -> None:
+    """Write ``data`` over the file's bytes, then cut it to their length (truncating it to
+    nothing first would cost a new block). ``create``: make the file if it is missing."""
+    fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
