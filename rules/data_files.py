@@ -264,9 +264,12 @@ def _single_node(value: Any):
 
 
 def may_be_iree_value(value: Any) -> bool:
-    """Could be a value in IREE's syntax (``TYPE=...`` or ``@file``): only then is its parser
-    (and numpy with it) imported; a plain path never is one."""
-    return isinstance(value, str) and (value.startswith("@") or "=" in value)
+    """Could be a value in IREE's syntax (``TYPE=...``, ``@file`` or ``4xf32``): only then is
+    its parser (and numpy with it) imported; a plain path never is one, unless it starts
+    with a digit and holds an ``x`` (the parser then says it is none)."""
+    return isinstance(value, str) and (
+        value.startswith("@") or "=" in value or (value[:1].isdigit() and "x" in value)
+    )
 
 
 def is_file_reference(value: Any) -> bool:

@@ -176,3 +176,19 @@ def test_verdicts_match_iree_run_module(module: Path, tmp_path: Path, case) -> N
     ours = _product_verdict(module, fn, value_type, shape, folder)
     assert ours == iree, (f"{fn}: iree-run-module says {'pass' if iree else 'fail'}, the product "
                           f"{'pass' if ours else 'fail'}; values {values!r}, expected {expected!r}")
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if s])  # IREE needs a dimension here
+def test_values_without_data_are_iree_run_modules_zeros(module: Path, tmp_path: Path, shape) -> None:
+    """``4xf32`` (no ``=``): what ``iree-run-module --input=`` makes of it, every type."""
+    for mlir_type, value_type, dtype in TYPES:
+        text = "".join(f"{d}x" for d in shape) + value_type
+        out = tmp_path / f"{_fn(mlir_type, shape)}.bin"  # raw bytes: .npy has no bf16 or f8
+        run = subprocess.run(
+            [_native_tool("iree-run-module"), f"--module={module}", "--device=local-sync",
+             f"--function={_fn(mlir_type, shape)}", f"--input={text}", f"--output=@{out}"],
+            capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, (text, run.stdout + run.stderr)
+        ours = parse(text).array
+        assert ours is not None and ours.shape == shape and ours.dtype == dtype, text
+        assert ours.tobytes() == out.read_bytes(), text

@@ -70,6 +70,9 @@ def test_a_header_claiming_more_data_than_the_file_holds_is_refused(tmp_path: Pa
     ("4xf32=1", (4,), np.float32, [1, 1, 1, 1]),
     ("2x0xf32=", (2, 0), np.float32, np.zeros((2, 0))),
     ("3xf32=", (3,), np.float32, [0, 0, 0]),
+    ("3xf32", (3,), np.float32, [0, 0, 0]),  # no "=": zeros, as iree-run-module takes it
+    ("0xf32", (0,), np.float32, np.zeros((0,))),
+    ("2xi1", (2,), np.bool_, [False, False]),
     ("2x2xi8=[1 -2][0x7f 3]", (2, 2), np.int8, [[1, -2], [127, 3]]),
     ("2xbf16=1.5,nan", (2,), ml_dtypes.bfloat16, [1.5, np.nan]),
     ("2xf8e4m3fn=1 -0", (2,), ml_dtypes.float8_e4m3fn, [1, -0.0]),

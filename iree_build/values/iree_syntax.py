@@ -1,7 +1,8 @@
 """Values in IREE's own tool syntax, as ``iree-run-module --input=`` takes them.
 
 ``"2x3xf32=1 2 3 4 5 6"``, ``"f32=5"`` (0-d), ``"4xf32=1"`` (a splat),
-``"2x0xf32="`` (empty), ``"4xi8=@x.bin"`` (raw little-endian bytes),
+``"2x0xf32="`` (empty), ``"4xf32"`` (no data: zeros, as IREE's tools take it; at
+least one dimension), ``"4xi8=@x.bin"`` (raw little-endian bytes),
 ``"@x.npy"`` (the next array of a ``.npy`` file). A literal becomes an array
 while the SConscript is read; a file is read when the build converts it into
 the build tree, so that a generated file works too.
@@ -23,6 +24,7 @@ from .element_types import ElementType, by_name, is_ml_dtype
 
 # SHAPE x TYPE = DATA, or @FILE. The type is what follows the last dimension.
 _TYPED = re.compile(r"((?:(?:\d+)x)*)([a-zA-Z][\w<>]*)=(.*)", re.DOTALL)
+_SHAPE_ONLY = re.compile(r"(?:\d+x)+[a-zA-Z][\w<>]*")  # "4xf32": no "=", no data
 _SEPARATORS = re.compile(r"[\s,\[\]]+")
 
 
@@ -52,7 +54,11 @@ class IreeValue:
 
 def is_iree_value(value: object) -> bool:
     """A string in IREE's syntax (``TYPE=...`` or ``@file``), not a plain path."""
-    return isinstance(value, str) and (value.startswith("@") or _TYPED.fullmatch(value) is not None)
+    return isinstance(value, str) and (
+        value.startswith("@")
+        or _TYPED.fullmatch(value) is not None
+        or _SHAPE_ONLY.fullmatch(value) is not None
+    )
 
 
 def parse(text: str) -> IreeValue:
@@ -67,7 +73,7 @@ def parse(text: str) -> IreeValue:
                 f"their shape and type, e.g. '2x3xf32=@{path}'"
             )
         return IreeValue(text, file=path)
-    m = _TYPED.fullmatch(text)
+    m = _TYPED.fullmatch(text + "=" if _SHAPE_ONLY.fullmatch(text) else text)
     if m is None:
         raise IreeBuildError(
             f"{text!r} is not in IREE's value syntax (e.g. '2x3xf32=1 2 3 4 5 6', "
