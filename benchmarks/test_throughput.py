@@ -18,6 +18,12 @@ time of:
 ``plain noop``   a no-op ``scons -Q test`` of a plain-SCons project of the same
                  graph: per module a ``Command`` copying the source, per test a
                  ``Command`` from the module and its ``.npy`` files, under ``test``
+``plain -j2``    the plain project's ``scons -Q test -j2`` after deleting its result
+                 files: each test's action only writes a small JSON file. No test
+                 runs: SCons' own cost for this graph with one node per test
+``runner one``   ``python -m iree_build test DIR --retest -j 2`` with a ``--filter``
+                 that selects the first test only: what a run costs apart from its
+                 tests (start-up, the runtime's import, the manifest, the reports)
 
 Every variant is checked to pass all tests (exit codes, ``N passed, 0 failed, 0
 skipped`` and ``N tests run``); before timing, each is checked to fail one wrong
@@ -31,6 +37,11 @@ Output, per size N::
     BENCH nN_scons_j2_vs_native X              native x2 / scons -j2   (>= 2 at 1000, 1 at 100)
     BENCH nN_scons_ms_per_test_beyond_cached X (scons -j2 - cached) / N in ms (<= 0.7)
     BENCH nN_cached_vs_plain_noop X            scons cached / plain noop (<= 1.2)
+    BENCH nN_plain_j2_vs_native X              native x2 / plain -j2: plain SCons, one node per
+                                               test, running no test at all
+    BENCH nN_plain_ms_per_test_beyond_noop X   (plain -j2 - plain noop) / N in ms
+    BENCH nN_runner_one_vs_native X            native x2 / runner one: the most the runner can reach
+                                               at this size, were its tests free
 
 Check suites (``--check-files F``, default 40; 0 leaves them out): one
 ``iree_check_test_suite`` over ``F`` small check files of
@@ -235,6 +246,21 @@ class Project:
             raise SystemExit(f"error: plain no-op did something:\n{proc.stdout[-2000:]}")
         return elapsed
 
+    def plain_full(self) -> float:
+        for p in self.plain.glob("*.result.json"):
+            p.unlink()
+        proc, elapsed = self._run([sys.executable, "-m", "SCons", "-Q", "test", f"-j{JOBS}"], self.plain)
+        if proc.returncode != 0 or proc.stdout.count("result(") != self.n:
+            raise SystemExit(f"error: plain full build did not run {self.n} actions:\n{proc.stdout[-2000:]}")
+        return elapsed
+
+    def runner_one(self) -> float:
+        first = self.tests[0][0]
+        proc, elapsed = self._run([sys.executable, "-m", "iree_build", "test", str(self.root), "--retest",
+                                   "-j", str(JOBS), "--filter", f"{first}*"], self.root)
+        self._expect(proc, "runner, one test", 1, 0, 1)
+        return elapsed
+
     def check_fails_wrong(self) -> None:
         """Each variant fails a wrong expected value (then the right one is rebuilt)."""
         wrong = dict(self.env, BENCH_WRONG="1")
@@ -358,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             f"scons_j{JOBS}": lambda p: p.scons_full(),
             "scons_cached": lambda p: p.scons_cached(),
             "plain_noop": lambda p: p.plain_noop(),
+            f"plain_j{JOBS}": lambda p: p.plain_full(),
+            "runner_one": lambda p: p.runner_one(),
         }
         check_variants = (f"native_x{JOBS}", f"runner_j{JOBS}", "runner_j1", f"scons_j{JOBS}", "scons_cached")
 
@@ -392,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"BENCH {n}_scons_ms_per_test_beyond_cached "
                   f"{(scons - m['scons_cached']) / p.n * 1000:.2f}")
             print(f"BENCH {n}_cached_vs_plain_noop {m['scons_cached'] / m['plain_noop']:.2f}")
+            plain = m[f"plain_j{JOBS}"]
+            print(f"BENCH {n}_plain_j{JOBS}_vs_native {native / plain:.2f}")
+            print(f"BENCH {n}_plain_ms_per_test_beyond_noop {(plain - m['plain_noop']) / p.n * 1000:.2f}")
+            print(f"BENCH {n}_runner_one_vs_native {native / m['runner_one']:.2f}")
     return 0
 
 
