@@ -178,6 +178,8 @@ def _run_tests(args: argparse.Namespace) -> int:
     _need_runtime(load=False)
     if args.timeout is not None and not 0 < args.timeout < float("inf"):
         raise _Usage("--timeout must be a positive number of seconds")
+    if args.junit is not None and (Path(args.junit).name in ("", "..") or Path(args.junit).is_dir()):
+        raise _Usage(f"--junit {args.junit}: a folder; give the report's file (report.xml)")
     from iree_build.testing.device_names import parse_lane_counts
 
     try:

@@ -7,6 +7,7 @@ standalone test runner. What is still to lock or to say is the build's (its Regi
 from __future__ import annotations
 
 from iree_build.compile.pool import sweep_dead_workers
+from iree_build.util.atomic import os_error_text
 from iree_build.util.build_lock import LOCK_NAME, acquire
 
 from .registry import current, registry
@@ -36,7 +37,10 @@ def before_declaration() -> None:
     if reg.deferred:
         fail(*reg.deferred[0])
     while reg.lock_wanted:
-        why = acquire(reg.lock_wanted[0])
+        try:
+            why = acquire(reg.lock_wanted[0])
+        except OSError as e:  # a read-only tree: nothing could be built there anyway
+            why = f"cannot take the build's lock: {os_error_text(e)} (a build writes into this tree)"
         if why:
             fail(why, LOCK_NAME)  # not a declaration's mistake: no SConscript line
         sweep_dead_workers(reg.lock_wanted.pop(0))  # ours alone now: what killed builds' workers left

@@ -509,3 +509,78 @@ def test_the_runner_leaves_no_process_however_it_ends(built: Path, project: Proj
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == code and said in out + err, (argv, out, err)
         assert our_processes(project.root, proc.pid) == [], argv
+
+
+def test_hand_edited_names_results_and_reports_are_one_line(built: Path, project: Project) -> None:
+    """A manifest name that would print as two lines or is no UTF-8 text, a result pointed at
+    a module (a failing test's result is deleted), a JUnit report aimed at a folder or at the
+    manifest: each is refused in one line, and nothing is run or removed."""
+    copy_of(built, project)
+    build = project.path("build")
+    manifest = json.loads((build / "iree_tests.json").read_text())
+    for key, value, said in (
+        ("name", "add_test\nPASS forged[local-task]", "'name' holds a control character"),
+        ("name", "add_test\ud800[local-task]", "'name' holds a control character"),
+        ("result", "add.vmfb", "result 'add.vmfb' is not a .result.json file"),
+    ):
+        doc = json.loads(json.dumps(manifest))
+        next(t for t in doc["tests"] if t["base"] == "add_test")[key] = value
+        (build / "evil.json").write_text(json.dumps(doc))
+        run = runner(str(build / "evil.json"), "--retest")
+        assert run.returncode == 2 and run.stdout == "", run
+        lines = run.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"python -m iree_build: error: {build / 'evil.json'}: test "
+        ), lines
+        assert said in lines[0], lines
+    assert (build / "add.vmfb").is_file()
+    for junit, said in ((str(build), "a folder"), (str(build / "iree_tests.json"), "is the test manifest")):
+        run = runner(str(build), "--junit", junit)
+        assert run.returncode == 2 and run.stdout == "" and len(run.stderr.splitlines()) == 1, run
+        assert said in run.stderr, run
+    assert json.loads((build / "iree_tests.json").read_text()) == manifest
+
+
+def test_odd_folder_names_reasons_and_a_lock_that_cannot_be_taken_are_one_line(project: Project) -> None:
+    """A reason holding a newline or an escape sequence prints as one escaped line; a folder
+    whose name is not UTF-8 (part of every test name) and a lock file that cannot be opened
+    (a read-only tree; here a folder in its place) are one line each, no traceback."""
+    project.write(
+        "SConstruct",
+        "from iree_rules import *\nimport os\n"
+        'SConscript(os.fsdecode(b"odd\\xffdir/SConscript"))\n'
+        'iree_module(name="add", src="add.mlir")\n'
+        'iree_test(name="t", module="add", function="add", inputs=["4xf32=1", "4xf32=2"],\n'
+        '          skip="one\\nPASS forged[local-task]\\x1b[2J")\n',
+    )
+    project.write("add.mlir", ADD_MLIR)
+    odd = project.root / os.fsdecode(b"odd\xffdir")
+    odd.mkdir()
+    (odd / "add.mlir").write_text(ADD_MLIR)
+    (odd / "SConscript").write_text(
+        'iree_module(name="add", src="add.mlir")\n'
+        'iree_test(name="t", module="add", function="add", inputs=["4xf32=1", "4xf32=2"])\n'
+    )
+    run = project.scons("test")
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output
+    assert run.stderr.splitlines() == [
+        "scons: *** odd\\udcffdir/SConscript:2: the folder 'odd\\udcffdir' has a name that is not UTF-8 text or "
+        "holds a control character; rename it: it is part of every test name, printed and written to the "
+        "reports"
+    ], run.stderr
+    shutil.rmtree(odd)
+    project.write(
+        "SConstruct",
+        project.path("SConstruct")
+        .read_text()
+        .replace('SConscript(os.fsdecode(b"odd\\xffdir/SConscript"))\n', ""),
+    )
+    run = project.scons("test")
+    assert run.returncode == 0, run.output
+    assert "SKIP t[local-task] (one\\nPASS forged[local-task]\\x1b[2J)" in run.stdout.splitlines(), run.stdout
+    (project.root / ".iree_build.lock").unlink()
+    (project.root / ".iree_build.lock").mkdir()
+    run = project.scons("test")
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "scons: *** .iree_build.lock: cannot take the build's lock: Is a directory (a build writes into this tree)"
+    ], run.output

@@ -158,6 +158,32 @@ def test_flaky_tests_are_those_that_passed_and_failed(tmp_path: Path) -> None:
     assert "FAIL" not in render(runs, "t") and "pass~" in render(runs, "t")
 
 
+def test_a_hand_edited_history_loses_its_bad_lines_only(tmp_path: Path) -> None:
+    """Garbage, wrong types and a lone surrogate in the history: those lines are dropped, the
+    good runs kept (bytes that are not UTF-8 spoil their line only), and the page is written."""
+    from iree_build.report.publish import publish_tests
+
+    record_run(tmp_path, [TestResult("a[local-task]", "passed")])
+    history = tmp_path / "iree_test_history.jsonl"
+    bad = [
+        b"garbage",
+        b"[1, 2]",
+        b'{"tests": 5}',
+        b'{"tests": {"a[local-task]": 5}}',
+        b'{"tests": {"a[local-task]": {"o": [], "m": 7, "t": "x"}}}',
+        b'{"tests": {"a[local-task]": {"o": "bogus"}}}',
+        b'{"tests": {"a[local-task]": {"o": "fail", "m": "\\ud800"}}}',
+        b'{"tests": {"a[local-task]": {"o": "fail", "m": "\xff\xfe"}}}',
+    ]
+    history.write_bytes(history.read_bytes() + b"\n".join(bad) + b"\n")
+    page = publish_tests(tmp_path, [TestResult("a[local-task]", "failed", message="<script>x</script>")])
+    runs = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines()]
+    assert [r["tests"]["a[local-task]"]["o"] for r in runs] == ["pass", "fail", "fail"], runs
+    assert runs[1]["tests"]["a[local-task]"]["m"] == "\ufffd\ufffd"  # the bytes that were not UTF-8
+    text = page.read_text(encoding="utf-8")
+    assert "<script>x" not in text and "a[local-task]" in text
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 

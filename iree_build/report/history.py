@@ -56,17 +56,51 @@ def kept_lines(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]
     """The kept runs with their lines as stored (rewritten as they are, not encoded again)."""
     runs = []
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")  # a bad line, not all
+    except OSError:
         return []
     for line in text.splitlines()[-KEPT:]:
         try:
             run = json.loads(line)
         except (ValueError, RecursionError):
             continue
-        if isinstance(run, dict) and isinstance(run.get("tests"), dict):
+        if _well_formed(run):
             runs.append((line, run))
     return runs
+
+
+OUTCOMES = ("pass", "fail", "crash", "timeout", "skip", "xfail")
+_TEXT_KEYS = ("o", "d", "b", "m", "mg")
+
+
+def _well_formed(run: Any) -> bool:
+    """A run as :func:`record_run` writes it: the page reads each entry's fields as such, and
+    writes every name and message as UTF-8 (a hand-edited line may hold a lone surrogate)."""
+    if not isinstance(run, dict) or not isinstance(run.get("tests"), dict) or not _text(run.get("time", "")):
+        return False
+    for name, e in run["tests"].items():
+        if not _text(name) or not isinstance(e, dict) or e.get("o") not in OUTCOMES:
+            return False
+        if not all(_text(e[k]) for k in _TEXT_KEYS if k in e):
+            return False
+        if not all(
+            isinstance(e[k], (int, float)) and not isinstance(e[k], bool) for k in ("t", "u") if k in e
+        ):
+            return False
+    return True
+
+
+def _text(value: Any) -> bool:
+    """A string that can be written as UTF-8."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def record_run(

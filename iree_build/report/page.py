@@ -19,10 +19,9 @@ from typing import Any
 
 from iree_build.util.atomic import atomic_write_text
 
-from .history import flaky
+from .history import OUTCOMES, flaky
 
 PAGE_NAME = "iree_test_report.html"
-OUTCOMES = ("pass", "fail", "crash", "timeout", "skip", "xfail")
 _MARK = {
     "pass": "pass",
     "fail": "FAIL",
@@ -192,7 +191,9 @@ def render(runs: Sequence[dict[str, Any]], title: str, bench: dict[str, Any] | N
         if rows
         else "<p>No test results yet.</p>"
     )
-    data = json.dumps(details, separators=(",", ":")).replace("</", "<\\/")
+    # No '<' at all inside the script element: '</script>' would end it, and '<!--<script>' in
+    # a message would make the parser read on past its end, over the rest of the page.
+    data = json.dumps(details, separators=(",", ":")).replace("<", "\\u003c")
     return (
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style><h1>{html.escape(title)}</h1>"

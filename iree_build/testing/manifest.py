@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -26,6 +27,12 @@ FORMAT = "iree_build.tests/1"
 MANIFEST_NAME = "iree_tests.json"
 # Beside a module (or import) that failed as an expected failure: why it is missing.
 FAILED_BUILD_SUFFIX = ".failed"
+# A test's result file: the runner replaces it, and deletes it when the test does not pass,
+# so a manifest may not point it at a module, a data file or the manifest itself.
+RESULT_SUFFIX = ".result.json"
+# What a name may not hold: it is printed one a line (a newline would forge another
+# test's line, an escape sequence rewrite the terminal) and encoded as UTF-8 in the reports.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _KEYS = (
     "name",
@@ -300,6 +307,13 @@ def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
     for key in ("name", "base", "device", "function", "declared_at"):
         if not isinstance(raw[key], str) or (key not in ("declared_at", "function") and not raw[key]):
             raise _fail(path, f"test {label!r}: {key!r} must be a non-empty string")
+    for key in ("name", "base", "device"):
+        if _UNPRINTABLE.search(raw[key]):
+            raise _fail(
+                path,
+                f"test {label!r}: {key!r} holds a control character or an unpaired surrogate; "
+                "names are printed one a line and written to the reports",
+            )
     paths: dict[str, Any] = {}
     try:
         for key in _PATH_KEYS:
@@ -314,6 +328,12 @@ def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
         paths["parameters"] = tuple(_checked("parameters", item, i) for i, item in enumerate(params))
     except ValueError as exc:
         raise _fail(path, f"test {label!r}: {exc}") from None
+    if not paths["result"].endswith(RESULT_SUFFIX):
+        raise _fail(
+            path,
+            f"test {label!r}: result {paths['result']!r} is not a {RESULT_SUFFIX} file "
+            "(the runner replaces and deletes it)",
+        )
     values: dict[str, Any] = {}
     for key, default in _CHECKED.items():
         value = raw.get(key, default)

@@ -291,6 +291,19 @@ def result_line(result: TestResult) -> str:
     ``FAIL name (why)``, ``XFAIL name (why)``, ``CRASH name (SIGSEGV ...)``, ``TIMEOUT name (...)``."""
     if result.cases:
         return "\n".join(result_line(c) for c in flatten([result]))
+    return _one_line(_line(result))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _one_line(text: str) -> str:
+    """A test's line stays one line: a newline or an escape sequence in a declared reason or
+    a runtime message would print another test's verdict or rewrite the terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _line(result: TestResult) -> str:
     # Where a GPU test ran (its lane: "on cuda://1"), unless it was skipped or taken from
     # the cache.
     where = f" on {result.lane}" if result.lane and result.status != "skipped" and not result.cached else ""

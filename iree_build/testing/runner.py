@@ -241,6 +241,8 @@ def run_manifest(
     pool.prestart()  # the fork server's imports overlap reading the manifest
     pool.configure_lanes(options.device_lanes, tuple(options.devices or ()))
     manifest = load_manifest(manifest_path)
+    if options.junit and Path(options.junit).resolve() == manifest.path.resolve():
+        raise UsageError(f"--junit {options.junit} is the test manifest; give another file for the report")
     if options.devices:
         check_devices(options.devices, manifest)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
@@ -274,11 +276,14 @@ def run_manifest(
     run_id = uuid.uuid4().hex  # run workers hash each file once per run
     print_lock = threading.Lock()
     by_name: dict[str, TestResult] = {}
+    stopped = threading.Event()  # interrupted: what the lanes still finish is no verdict
 
     def emit(result: TestResult) -> None:
         if options.require_devices:
             result = device_required(result)
         with print_lock:
+            if stopped.is_set():
+                return
             by_name[result.name] = result
             print(result_line(result), file=out, flush=True)
 
@@ -295,6 +300,8 @@ def run_manifest(
                 run_id,
                 passed_only=True,
             ):
+                if stopped.is_set():
+                    return
                 if result.status != "passed":
                     files[i].unlink(missing_ok=True)
                 emit(result)
@@ -307,7 +314,7 @@ def run_manifest(
             )
 
     lanes_of = (lambda device: 1) if options.remote else (lambda device: len(pool.lanes(device)))
-    _run_all(_lanes(tests, options.remote is not None, jobs, lanes_of), run_lane, jobs)
+    _run_all(_lanes(tests, options.remote is not None, jobs, lanes_of), run_lane, jobs, stopped)
     if own_pool:
         release_workers()  # they end while the reports are written
     results = [by_name[t.name] for t in tests]
@@ -347,16 +354,29 @@ def _lock_tree(folder: Path) -> None:
         raise UsageError(why)
 
 
-def _run_all(lanes: list[list[TestSpec]], run_lane: Callable[[list[TestSpec]], None], jobs: int) -> None:
-    if jobs == 1 or len(lanes) <= 1:
-        for lane in lanes:
-            run_lane(lane)
-        return
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="iree-test") as ex:
-        futures = [ex.submit(run_lane, lane) for lane in lanes]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            ex.shutdown(wait=True, cancel_futures=True)
-            raise
+def _run_all(
+    lanes: list[list[TestSpec]],
+    run_lane: Callable[[list[TestSpec]], None],
+    jobs: int,
+    stopped: threading.Event,
+) -> None:
+    """Run the lanes, ``jobs`` at once. Interrupted (Ctrl-C), ``stopped`` is set before the
+    running lanes are waited for: their workers were signalled too, and the calls they cut
+    short would otherwise be printed as crashes after the run was stopped."""
+    try:
+        if jobs == 1 or len(lanes) <= 1:
+            for lane in lanes:
+                run_lane(lane)
+            return
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="iree-test") as ex:
+            futures = [ex.submit(run_lane, lane) for lane in lanes]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stopped.set()
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+    except BaseException:
+        stopped.set()
+        raise
