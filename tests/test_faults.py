@@ -289,7 +289,7 @@ def test_links_out_of_the_build_folder_and_deep_json_are_refused_in_one_line(bui
     manifest = json.loads((build / "iree_tests.json").read_text())
     for key, value, shown in (("inputs", ["evil.npy", "add_test.input1.npy"], "inputs[0]: 'evil.npy'"),
                               ("module", "linked/add.vmfb", "module: 'linked/add.vmfb'"),
-                              ("result", "linked/r.json", "result: 'linked/r.json'")):
+                              ("result", "linked/r.result.json", "result: 'linked/r.result.json'")):
         doc = json.loads(json.dumps(manifest))
         test = next(t for t in doc["tests"] if t["base"] == "add_test")
         test[key] = value
@@ -302,7 +302,7 @@ def test_links_out_of_the_build_folder_and_deep_json_are_refused_in_one_line(bui
             f"outside {build.resolve()} through a link (to {elsewhere.resolve()}/"), lines
         assert lines[0].endswith("refusing to read or write it"), lines
         assert run.stdout == ""
-    assert not (elsewhere / "r.json").exists()
+    assert not (elsewhere / "r.result.json").exists()
     (build / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     run = runner(str(build / "deep.json"))
     assert run.returncode == 2 and run.stderr.splitlines() == [
