@@ -9,16 +9,12 @@ in module globals.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from iree_build.errors import IreeBuildError
-
-# A folder name a test name may not carry (see iree_build.testing.manifest, which refuses
-# the same in a manifest): control characters, and the surrogates a non-UTF-8 name decodes to.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+from iree_build.util.printable import printable
 
 
 @dataclass
@@ -84,7 +80,7 @@ class Registry:
         """The folder part of a label: the declaring SConscript's (variant) folder, relative
         to the build folder ("" for the build folder itself)."""
         rel = self.rel(folder)
-        if _UNPRINTABLE.search(rel):
+        if not printable(rel):  # part of every test name here: the manifest would refuse it
             raise IreeBuildError(
                 f"the folder {rel!r} has a name that is not UTF-8 text or holds a control character; "
                 "rename it: it is part of every test name, printed and written to the reports"

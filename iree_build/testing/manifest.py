@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -22,6 +21,7 @@ from typing import Any
 from iree_build import validation
 from iree_build.errors import IreeBuildError
 from iree_build.util.atomic import atomic_write_text
+from iree_build.util.printable import printable
 
 FORMAT = "iree_build.tests/1"
 MANIFEST_NAME = "iree_tests.json"
@@ -30,9 +30,6 @@ FAILED_BUILD_SUFFIX = ".failed"
 # A test's result file: the runner replaces it, and deletes it when the test does not pass,
 # so a manifest may not point it at a module, a data file or the manifest itself.
 RESULT_SUFFIX = ".result.json"
-# What a name may not hold: it is printed one a line (a newline would forge another
-# test's line, an escape sequence rewrite the terminal) and encoded as UTF-8 in the reports.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _KEYS = (
     "name",
@@ -308,7 +305,7 @@ def _parse_test(path: Path | str, index: int, raw: Any) -> TestSpec:
         if not isinstance(raw[key], str) or (key not in ("declared_at", "function") and not raw[key]):
             raise _fail(path, f"test {label!r}: {key!r} must be a non-empty string")
     for key in ("name", "base", "device"):
-        if _UNPRINTABLE.search(raw[key]):
+        if not printable(raw[key]):
             raise _fail(
                 path,
                 f"test {label!r}: {key!r} holds a control character or an unpaired surrogate; "

@@ -17,6 +17,7 @@ from typing import Any
 from iree_build.testing.device_names import is_cpu_device
 from iree_build.testing.manifest import write_text_atomic
 from iree_build.util.atomic import rewrite_bytes
+from iree_build.util.printable import one_line
 
 RESULT_FORMAT = "iree_build.result/1"
 STATUSES = ("passed", "failed", "skipped", "error", "crashed", "timeout")
@@ -291,16 +292,7 @@ def result_line(result: TestResult) -> str:
     ``FAIL name (why)``, ``XFAIL name (why)``, ``CRASH name (SIGSEGV ...)``, ``TIMEOUT name (...)``."""
     if result.cases:
         return "\n".join(result_line(c) for c in flatten([result]))
-    return _one_line(_line(result))
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _one_line(text: str) -> str:
-    """A test's line stays one line: a newline or an escape sequence in a declared reason or
-    a runtime message would print another test's verdict or rewrite the terminal."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return one_line(_line(result))  # a reason's newline would print a forged verdict
 
 
 def _line(result: TestResult) -> str:
