@@ -74,10 +74,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if not isinstance(word, str):
         return ""
     choices = list(choices)
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    lower = {c.lower(): c for c in choices}  # the same name in other case first: 'F32' is f32
+    close = [lower[word.lower()]] if word.lower() in lower else []
     if not close:
-        lower = {c.lower(): c for c in choices}
-        close = [lower[word.lower()]] if word.lower() in lower else []
+        close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close and len(word) >= 3:  # a known name with something added or cut off
         close = [c for c in choices if len(c) >= 3 and (c.startswith(word) or word.startswith(c))][:1]
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -193,6 +193,11 @@ def compare_overrides(value: Any) -> dict[str, float]:
     }
 
 
+# Room left for what the build adds to a name in one file name (a leading '.', the
+# device, '.result.json', '.tmp-PID') under the 255 bytes most file systems take.
+MAX_NAME_BYTES = 160
+
+
 def plain_name(value: Any, example: str) -> str:
     """A name that becomes part of file and test names: no folders, brackets or spaces."""
     allowed = f"give a plain name like '{example}' (letters, digits, '_', '-', '.')"
@@ -204,6 +209,13 @@ def plain_name(value: Any, example: str) -> str:
     if bad or value.startswith((".", "-")):
         what = f"{bad[0]!r}" if bad else f"a leading {value[0]!r}"
         raise IreeBuildError(f"{value!r} has {what}; {allowed}")
+    size = len(value.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise IreeBuildError(
+            f"{value[:40]!r}... is {size} bytes long; file names are made of it "
+            f"(NAME.local-task.result.json, temporaries beside them) and a file system takes "
+            f"255 bytes a name: give at most {MAX_NAME_BYTES}"
+        )
     return value
 
 

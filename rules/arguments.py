@@ -25,6 +25,8 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
+import stat
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -118,7 +120,21 @@ def _file_node(value: Any, call: Call, what: str, suffixes: tuple[str, ...] = ()
             f"{what} {node.srcnode().get_internal_path()} not found{hint}; "
             "give a file that exists or that another rule builds"
         )
+    _regular(node.srcnode(), what)
     return value
+
+
+def _regular(node: Any, what: str) -> None:
+    """Refuse a FIFO, socket or device where a file is read: SCons would hash it while
+    deciding what to build and wait forever (a FIFO) or read without end (/dev/zero)."""
+    try:
+        mode = os.stat(node.get_abspath()).st_mode
+    except OSError:
+        return  # not there (yet): another rule builds it
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+        kind = kinds.get(stat.S_IFMT(mode), "a device")
+        raise IreeBuildError(f"{what} {node.get_internal_path()} is {kind}, not a regular file; give a file")
 
 
 def _name(example: str) -> Arg:
@@ -135,6 +151,10 @@ def _text(allowed: str, none_ok: bool = True) -> Arg:
     return Arg(check, none_ok)
 
 
+# What starts as a shape does ('-1x', '?x', '4x '): a value in IREE's syntax, written wrong.
+_DIMS_FIRST = re.compile(r"[-?\d]+x")
+
+
 def _data_value(value: Any, call: Call, what: str) -> Any:
     """One input or expected value: a .npy/.pb file (or node), a numeric literal, or a
     value in IREE's syntax (``"2x3xf32=1 2 3 4 5 6"``, ``"4xi8=@x.bin"``, ``"@x.npy"``)."""
@@ -146,6 +166,14 @@ def _data_value(value: Any, call: Call, what: str) -> Any:
             if parsed.file:
                 _file_node(parsed.file, call, "data file")
             return parsed
+    if (
+        isinstance(value, str)
+        and not value.endswith((".npy", ".pb"))
+        and ("=" in value or _DIMS_FIRST.match(value))
+    ):
+        from iree_build.values.iree_syntax import parse
+
+        parse(value)  # IREE's syntax gone wrong ('?xf32=1', '-1xf32'), not a file's name
     if isinstance(value, str) and value.endswith(".bin"):
         raise IreeBuildError(
             f"{value!r} is a raw file: give its shape and element type in IREE's "

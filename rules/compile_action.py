@@ -16,7 +16,7 @@ from pathlib import Path
 from SCons.Script import GetOption
 
 from iree_build.compile.compiler_info import compiler_info
-from iree_build.compile.diagnostics import first_error
+from iree_build.compile.diagnostics import first_error, first_located_error
 from iree_build.compile.plan import CompilePlan
 from iree_build.compile.pool import DIAG_DIR, TMP_DIR, CompilePool
 from iree_build.compile.request import CompileRequest, abridge
@@ -129,8 +129,12 @@ def _failure(request, outcome, show: bool) -> str:
             "check the target options (a bad --iree-vulkan-target or CPU name can crash it), "
             f"or run `{request.command_line()}` to reproduce"
         )
+    # The compiler's own located error says more than the library's exception after it
+    # ('ValueError: failed to generate bytecode' for an empty module); a full disk's or an
+    # interrupt's message (transient) says more than the errors they caused.
+    located = None if outcome.transient else first_located_error(outcome.diagnostics)
     why = f"IREE {request.verb} failed: " + (
-        outcome.message or first_error(outcome.diagnostics) or "no diagnostics"
+        located or outcome.message or first_error(outcome.diagnostics) or "no diagnostics"
     )
     return why
 

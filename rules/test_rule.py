@@ -418,6 +418,12 @@ def _expected_nodes(env, name, expected, inputs, input_nodes, where) -> list:
                 f"the reference function for {name} raised {type(e).__name__}: {e}"
             ) from None
         expected = list(values) if isinstance(values, (tuple, list)) else [values]
+        for i, value in enumerate(expected):  # a string would be taken for a file's name
+            if value is None or isinstance(value, (str, bytes, dict)):
+                raise IreeBuildError(
+                    f"the reference function for {name} returned {value!r:.60} as output {i}; "
+                    "return numpy arrays or numbers"
+                )
     return [data_files.materialize(env, v, f"{name}.expected{i}.npy") for i, v in enumerate(expected)]
 
 

@@ -160,6 +160,23 @@ CASES: list[tuple[str, str | None]] = [
      "IreeModule cpu: 3 is an int, not a string; give 'host', 'generic' or an LLVM CPU name"),
     ('env = IreeEnvironment()\nenv.iree_test("t", "m", "add", [], None, None, 1e-5, 1e-6, [], "model", 5, [], None, None, None, 7)',
      "iree_test: 16 positional arguments given, it takes at most 15"),
+    # Hostile values: each was a hang, a stack trace, a megabyte-long line or a wrong hint.
+    ('import os\nos.path.exists(Dir(".").abspath + "/p.npy") or os.mkfifo(Dir(".").abspath + "/p.npy")\n'
+     'iree_test(name="t", module="m", function="add", inputs=["p.npy"])',
+     "iree_test inputs: data file {dir}p.npy is a FIFO, not a regular file; give a file"),
+    ('iree_test(name="t", module="m", function="add", inputs=["999999999999x999999999xf32"])',
+     "iree_test inputs: '999999999999x999999999xf32': shape 999999999999x999999999 is "
+     "999999998999000000001 f32 elements (3999999995996000000004 bytes), more than this machine's memory"),
+    ('iree_test(name="t", module="m", function="add", inputs=["4xf32=" + " ".join(["1"] * 100000)])',
+     f"iree_test inputs: {'4xf32=' + '1 ' * 27!r}...{' 1' * 10!r} (200005 characters) gives 100000 values"),
+    ('iree_test(name="t", module="m", function="add", inputs=["-1xf32"])',
+     "iree_test inputs: '-1xf32' is not in IREE's value syntax (e.g. '2x3xf32=1 2 3 4 5 6'"),
+    ('iree_test(name="t", module="m", function="add", inputs=["4xF32=1"])',
+     "iree_test inputs: unknown element type 'F32' (did you mean 'f32'?)"),
+    ('iree_test(name="x" * 300, module="m", function="add")',
+     f"iree_test name: {'x' * 40!r}... is 300 bytes long; file names are made of it"),
+    (f'iree_test({T}, expected=lambda a, b: "y.npy")',
+     "the reference function for t returned 'y.npy' as output 0; return numpy arrays or numbers"),
     # What SCons users expect to be lenient stays lenient.
     ('iree_module(name="m2", src=File("add.mlir"), target_backends="llvm-cpu", flags="--iree-opt-level=O2")',
      None),

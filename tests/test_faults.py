@@ -345,6 +345,23 @@ def test_garbage_and_huge_data_files_are_one_line(project: Project) -> None:
     assert len(lines) == 1 and lines[0].startswith("scons: *** SConstruct:3: cannot read huge.npy"), lines
 
 
+def test_a_data_file_linked_out_of_the_tree_fails_its_test_in_one_line(project: Project, tmp_path_factory) -> None:
+    """Without a variant_dir the source folder is the build folder: a link there that leads out
+    of it fails the test that reads it (the run worker refused it, and died of it, before)."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    np.save(elsewhere / "secret.npy", np.ones(4, np.float32))
+    project.path("x.npy").symlink_to(elsewhere / "secret.npy")
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n'
+                                'iree_test(name="t", module="add", function="add", inputs=["x.npy", "4xf32=1"],\n'
+                                '          expected=["4xf32=2"])\n')
+    project.write("add.mlir", ADD_MLIR)
+    run = project.scons("test")
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output
+    assert f"FAIL t[local-task] ('x.npy' leads outside {project.root.resolve()} through a link (to " \
+        f"{elsewhere.resolve()}/secret.npy); refusing to read or write it)" in run.stdout.splitlines(), run.stdout
+    assert "CRASH" not in run.output and "PathEscapeError" not in run.output
+
+
 def _unshare_works() -> bool:
     if not shutil.which("unshare"):
         return False

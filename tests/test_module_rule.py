@@ -129,6 +129,16 @@ def test_bad_mlir_shows_diagnostics_and_leaves_no_output(project: Project) -> No
     assert [p.name for p in project.root.iterdir() if p.name.startswith(".add.vmfb")] == []
 
 
+def test_an_empty_source_fails_naming_the_file_not_a_python_exception(project: Project) -> None:
+    project.write("SConstruct", 'from iree_rules import *\niree_module(name="e", src="e.mlir")\n')
+    project.write("e.mlir", "")
+    run = project.scons()
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output
+    assert "scons: *** [e.vmfb] IREE compile failed: e.mlir:0:0: error: outer module does not contain a vm.module op" \
+        in run.stderr.splitlines(), run.stderr
+    assert "ValueError" not in run.output and not project.path("e.vmfb").exists()
+
+
 def test_compiler_crash_fails_only_that_target_with_k(project: Project) -> None:
     project.write("SConstruct", """\
         from iree_rules import *

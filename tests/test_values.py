@@ -64,6 +64,14 @@ def test_a_header_claiming_more_data_than_the_file_holds_is_refused(tmp_path: Pa
         load_npy(tmp_path / "bomb.npy")
 
 
+def test_a_header_too_long_to_read_safely_is_not_called_pickled(tmp_path: Path) -> None:
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }" + " " * 20000 + "\n"
+    (tmp_path / "long.npy").write_bytes(b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little")
+                                        + header.encode() + np.ones(4, np.float32).tobytes())
+    with pytest.raises(ValueError, match="^its header is longer than numpy reads safely"):
+        load_npy(tmp_path / "long.npy")
+
+
 @pytest.mark.parametrize("text, shape, dtype, values", [
     ("2x3xf32=1 2 3 4 5 6", (2, 3), np.float32, [[1, 2, 3], [4, 5, 6]]),
     ("f32=5", (), np.float32, 5),
@@ -128,6 +136,12 @@ def test_flagfile_lines_as_iree_run_module_reads_them(tmp_path: Path) -> None:
         read_flagfile(tmp_path / "bad.txt")
     assert str(e.value).startswith(f"{tmp_path / 'bad.txt'}:2: --expected_outptu is not an "
                                    "iree-run-module flag this build takes (did you mean 'expected_output'?)")
+
+
+def test_a_flagfile_saved_with_a_bom_reads_as_without(tmp_path: Path) -> None:
+    (tmp_path / "flags.txt").write_bytes("\ufeff--function=main\r\n--input=f32=3\r\n".encode())
+    flags = read_flagfile(tmp_path / "flags.txt")
+    assert flags.function == "main" and flags.inputs[0].array == 3
 
 
 def test_function_declarations_give_element_types() -> None:

@@ -15,12 +15,20 @@ def clean_diagnostics(text: str) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def first_error(text: str) -> str | None:
-    """The first ``file:line:col: error: message`` line, for a one-line failure summary."""
+def first_located_error(text: str) -> str | None:
+    """The first ``file:line:col: error: message`` line, or None."""
     for line in text.splitlines():
         m = _LOCATED.match(line)
         if m and m.group("kind") == "error":
             return line.strip()
+    return None
+
+
+def first_error(text: str) -> str | None:
+    """The first ``file:line:col: error: message`` line, for a one-line failure summary."""
+    located = first_located_error(text)
+    if located:
+        return located
     for line in text.splitlines():
         if "error" in line.lower():
             return line.strip()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iree_build.testing.identity import runtime_version
-from iree_build.testing.manifest import TestSpec, contained_path
+from iree_build.testing.manifest import PathEscapeError, TestSpec, contained_path
 
 SIGNATURE_VERSION = "iree_build.signature/2"  # 2: IREE's own comparison by default
 
@@ -134,7 +134,8 @@ def test_signature(
     device: str = "",
     keep: dict[str, bytes] | None = None,
 ) -> str | None:
-    """What the test's outcome depends on, hashed; None if a file is missing.
+    """What the test's outcome depends on, hashed; None if a file is missing or leads
+    out of the build folder through a link.
 
     Covers the module, input and expected file bytes, function, device, rtol,
     atol, and the runtime version (a runtime upgrade reruns everything).
@@ -168,7 +169,7 @@ def test_signature(
             "atol": spec.atol,
             "compare": spec.compare,
         }
-    except OSError:
+    except (OSError, PathEscapeError):  # the run says which file, in its one line
         return None
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 

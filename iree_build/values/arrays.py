@@ -164,6 +164,10 @@ def load_npy(path: Any, data: bytes | None = None) -> Any:
         try:
             array = np.load(f, allow_pickle=False)
         except ValueError as exc:
+            if "max_header_size" in str(exc):  # numpy's refusal also names allow_pickle
+                raise ValueError(
+                    "its header is longer than numpy reads safely (a .npy np.save wrote has a short one)"
+                ) from None
             if "pickle" in str(exc):
                 raise ValueError(
                     "it holds Python objects (pickled), which are never loaded: save a numeric array"

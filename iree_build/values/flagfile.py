@@ -121,7 +121,7 @@ def read_flagfile(path: str | os.PathLike[str]) -> RunFlags:
     """A flag file's flags; every problem one line naming ``FILE:LINE``."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is no part of a flag
     except (OSError, UnicodeDecodeError) as e:
         raise IreeBuildError(f"cannot read flag file {p}: {e}") from None
     lines = [(f"{p}:{n}", line.strip()) for n, line in enumerate(text.splitlines(), 1)]

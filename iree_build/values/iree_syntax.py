@@ -66,17 +66,17 @@ def parse(text: str) -> IreeValue:
     if text.startswith("@"):
         path = text[1:]
         if not path:
-            raise IreeBuildError(f"{text!r} names no file after '@'")
+            raise IreeBuildError(f"{_shown(text)} names no file after '@'")
         if not path.endswith(".npy"):
             raise IreeBuildError(
-                f"{text!r}: a file without a type must be a .npy; give raw files "
+                f"{_shown(text)}: a file without a type must be a .npy; give raw files "
                 f"their shape and type, e.g. '2x3xf32=@{path}'"
             )
         return IreeValue(text, file=path)
     m = _TYPED.fullmatch(text + "=" if _SHAPE_ONLY.fullmatch(text) else text)
     if m is None:
         raise IreeBuildError(
-            f"{text!r} is not in IREE's value syntax (e.g. '2x3xf32=1 2 3 4 5 6', "
+            f"{_shown(text)} is not in IREE's value syntax (e.g. '2x3xf32=1 2 3 4 5 6', "
             "'f32=5', '4xi8=@x.bin', '@x.npy')"
         )
     dims, type_name, data = m.groups()
@@ -84,17 +84,38 @@ def parse(text: str) -> IreeValue:
     shape = tuple(int(d) for d in dims.split("x") if d)
     if data.startswith("@"):
         if not data[1:]:
-            raise IreeBuildError(f"{text!r} names no file after '@'")
+            raise IreeBuildError(f"{_shown(text)} names no file after '@'")
         return IreeValue(text, element, shape, file=data[1:])
     return IreeValue(text, element, shape, array=_literal(text, element, shape, data))
 
 
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, its middle left out when long: a value of a million
+    numbers is one line, not a megabyte of them."""
+    if len(text) <= 120:
+        return repr(text)
+    return f"{text[:60]!r}...{text[-20:]!r} ({len(text)} characters)"
+
+
+def _memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not known here: no limit but numpy's own
+        return 1 << 62
+
+
 def _literal(text: str, element: ElementType, shape: tuple[int, ...], data: str) -> np.ndarray:
-    tokens = [t for t in _SEPARATORS.split(data) if t]
     count = math.prod(shape)
+    need = count * element.dtype.itemsize
+    if need > _memory():
+        raise IreeBuildError(
+            f"{_shown(text)}: shape {'x'.join(map(str, shape))} is {count} {element.name} "
+            f"elements ({need} bytes), more than this machine's memory"
+        )
+    tokens = [t for t in _SEPARATORS.split(data) if t]
     if len(tokens) > 1 and len(tokens) != count:
         raise IreeBuildError(
-            f"{text!r} gives {len(tokens)} values for shape "
+            f"{_shown(text)} gives {len(tokens)} values for shape "
             f"{'x'.join(map(str, shape)) or '()'} ({count} elements); give "
             f"{count}, or one to fill them all"
         )
@@ -135,7 +156,7 @@ def _element(token: str, element: ElementType, text: str) -> object:
             info = np.iinfo(element.dtype)
             if not info.min <= value <= info.max:
                 raise IreeBuildError(
-                    f"{text!r}: {token} does not fit in {element.name} ({info.min} to {info.max})"
+                    f"{_shown(text)}: {token} does not fit in {element.name} ({info.min} to {info.max})"
                 )
             return value
         if kind == "c":
@@ -145,7 +166,7 @@ def _element(token: str, element: ElementType, text: str) -> object:
         except ValueError:
             return float(int(token, 0))
     except ValueError:
-        raise IreeBuildError(f"{text!r}: {token!r} is not a {element.name} value") from None
+        raise IreeBuildError(f"{_shown(text)}: {token!r} is not a {element.name} value") from None
 
 
 def read_file_value(value: IreeValue, path: str | os.PathLike[str]) -> np.ndarray:
