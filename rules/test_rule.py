@@ -515,8 +515,10 @@ def declare_call_test(
         bdir = build_dir(env, module_node)
         for node in [module_node, *input_nodes, *expected_nodes, *param_nodes]:
             if not node.get_abspath().startswith(bdir.get_abspath() + os.sep):
+                folder = bdir.get_internal_path()
                 raise IreeBuildError(
-                    f"{node} lies outside the test folder {bdir.get_internal_path()}; "
+                    f"{node} lies outside the test folder "
+                    f"{'(the top folder, where the SConstruct is)' if folder == '.' else folder}; "
                     "keep tests in one variant dir or set IREE_BUILD_DIR"
                 )
     except IreeBuildError as e:
