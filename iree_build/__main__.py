@@ -259,6 +259,18 @@ def _fork_server_first(argv: Sequence[str]) -> None:
     fork_server()
 
 
+def _os_error_line(exc: OSError) -> str:
+    """``FILE: why``, and where the runner writes when it cannot (not Python's ``[Errno N]``)."""
+    import errno
+
+    from iree_build.util.atomic import os_error_text
+
+    line = f"{exc.filename}: {os_error_text(exc)}" if exc.filename else os_error_text(exc)
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        line += " (the runner writes each test's result and its reports in the build folder)"
+    return line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 test failures, 2 usage/manifest)."""
     _fork_server_first(sys.argv[1:] if argv is None else argv)
@@ -282,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. a read-only build folder
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0

@@ -322,6 +322,17 @@ def test_links_out_of_the_build_folder_and_deep_json_are_refused_in_one_line(bui
     assert again.returncode == 2 and "FAIL add_test[local-task]" in again.stdout, again.output
 
 
+def test_a_result_the_runner_cannot_write_is_one_line_naming_it(built: Path, project: Project) -> None:
+    copy_of(built, project)
+    build = project.path("build")
+    result = build / "add_test.local-task.result.json"
+    result.unlink()
+    result.mkdir()  # where the result goes, something it cannot replace (as a read-only tree)
+    run = runner(str(build), "--retest")
+    assert run.returncode == 2, run
+    assert run.stderr.splitlines() == [f"python -m iree_build: error: {result}: Is a directory"], run.stderr
+
+
 def test_garbage_and_huge_data_files_are_one_line(project: Project) -> None:
     pytest.importorskip("onnx")
     project.write("SConstruct", 'from iree_rules import *\niree_module(name="add", src="add.mlir")\n'
