@@ -485,6 +485,19 @@ def test_result_lines_summary_and_roundtrip(tmp_path: Path) -> None:
     assert back is not None and back.to_json() == ok.to_json()
     path.write_text("{garbage")
     assert results.read_result(path) is None
+    # A name or reason with a newline (a check case's quoted MLIR name, a declared reason)
+    # stays on its one line, in the test's line and in the closing summary alike.
+    odd = results.TestResult('c.mlir::"a\nPASS b"[local-task]', "failed", "x: check failed\n\x1b[2J")
+    assert results.result_line(odd) == 'FAIL c.mlir::"a\\nPASS b"[local-task] (x: check failed\\n\\x1b[2J)'
+    from iree_build.testing.summary import failure_lines
+
+    lines = failure_lines([odd], [("m", "m.mlir:1:1: error: bad\ncontinued", "SConstruct:2")])
+    assert lines == [
+        "Failed compiles (1):",
+        "  m: m.mlir:1:1: error: bad\\ncontinued (declared at SConstruct:2)",
+        "Failed tests by cause (1):",
+        '  value mismatch (1): c.mlir::"a\\nPASS b"[local-task]',
+    ]
 
 
 def test_junit_xml(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from iree_build.testing.results import FAILING, TestResult, flatten
+from iree_build.util.printable import one_line
 
 # Causes in the order they are listed; the first that matches a failure names it.
 CAUSES = (
@@ -66,7 +67,8 @@ def failure_lines(
     if failed_steps:
         lines.append(f"Failed compiles ({len(failed_steps)}):")
         for module, message, where in failed_steps[:20]:
-            lines.append(f"  {module}: {message}" + (f" (declared at {where})" if where else ""))
+            line = f"  {module}: {message}" + (f" (declared at {where})" if where else "")
+            lines.append(one_line(line))  # a compiler's message or a quoted MLIR name: one line
         if len(failed_steps) > 20:
             lines.append(f"  ... and {len(failed_steps) - 20} more")
     groups = grouped(results)
@@ -74,7 +76,7 @@ def failure_lines(
         total = sum(len(rs) for rs in groups.values())
         lines.append(f"Failed tests by cause ({total}):")
         for name, rs in groups.items():
-            names = ", ".join(r.name for r in rs[:SHOWN])
+            names = one_line(", ".join(r.name for r in rs[:SHOWN]))  # a check case's quoted MLIR name
             more = f", ... +{len(rs) - SHOWN}" if len(rs) > SHOWN else ""
             lines.append(f"  {name} ({len(rs)}): {names}{more}")
     return lines
