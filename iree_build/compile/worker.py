@@ -39,18 +39,18 @@ def _compile(api, req: dict) -> dict:
                 session.set_flags(*req["flags"])
             except ValueError as e:
                 return {"ok": False, "message": f"bad compiler flag: {e}"}
-            with (
-                api.Invocation(session) as inv,
-                api.Source.open_file(session, req["source"]) as source,
-                api.Output.open_file(temp_output) as output,
-            ):
+            with api.Invocation(session) as inv, api.Source.open_file(session, req["source"]) as source:
                 inv.enable_console_diagnostics()
                 if inv.parse_source(source) and inv.execute():
-                    inv.output_vm_bytecode(output)
-                    output.keep()
+                    # The file exists only while it is written, and is renamed as soon as it is
+                    # closed: once kept, LLVM's signal handlers no longer remove it, and the
+                    # invocation's and session's teardown (tens of ms for a large module) would
+                    # be a window for a killed build's SIGTERM to leave it behind.
+                    with api.Output.open_file(temp_output) as output:
+                        inv.output_vm_bytecode(output)
+                        output.keep()
+                    os.replace(temp_output, req["output"])
                     ok = True
-        if ok:
-            os.replace(temp_output, req["output"])
     except _Done:
         if ok:
             os.replace(temp_output, req["output"])
