@@ -808,10 +808,11 @@ def _summary(reg: Registry) -> None:
 
 
 def _stopped(result) -> bool:
-    """Its worker died of a stop signal (SIGINT, SIGTERM, SIGHUP): most likely sent to the
-    whole process group, this build included."""
-    return result.status in ("crashed", "error") and any(
-        sig in result.message for sig in ("SIGINT", "SIGTERM", "SIGHUP")
+    """Its worker died of a stop signal (SIGINT, SIGTERM, SIGHUP), in the test or in one of
+    a check file's cases: most likely sent to the whole process group, this build included."""
+    return any(
+        r.status in ("crashed", "error") and any(sig in r.message for sig in ("SIGINT", "SIGTERM", "SIGHUP"))
+        for r in (result, *result.cases)
     )
 
 
@@ -822,6 +823,8 @@ def _cut_short(result, reg: Registry) -> bool:
         return result.status != "passed" and (
             "did not build" not in result.message or "interrupted" in result.message
         )
-    return result.status in ("crashed", "error") and (
-        "interrupted" in result.message or any(sig in result.message for sig in STOP_SIGNALS)
+    return any(
+        r.status in ("crashed", "error")
+        and ("interrupted" in r.message or any(sig in r.message for sig in STOP_SIGNALS))
+        for r in (result, *result.cases)  # a check file whose case the stop cut short
     )

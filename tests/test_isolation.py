@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from conftest import ADD_MLIR, ENDLESS_LOOP, MATMUL_MLIR, Project
@@ -258,3 +259,53 @@ def test_a_killed_build_leaves_no_diagnostics_folder(project: Project, tmp_path_
     assert not list(tmp.iterdir())
     assert project.scons().returncode == 0
     assert not [p for p in project.root.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_stop_sent_to_the_group_while_a_call_runs_is_no_crash(project: Project) -> None:
+    """SIGTERM to the whole process group (a CI's cancel) while a worker is in a call: the
+    worker dies of it, and the build must learn so from its fork server (which must not die
+    of the same signal first), or it prints a CRASH for a test that only was stopped."""
+    project.write("SConstruct", """\
+        from iree_rules import *
+        iree_check_test_suite(name="e2e", srcs=["hang.mlir"], devices=["local-task"], timeout=60)
+        """)
+    project.write("hang.mlir", HANG_MLIR)
+    assert project.scons().returncode == 0  # the module, not yet its test
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        proc = subprocess.Popen([sys.executable, "-m", "SCons", "-Q", "-C", str(project.root), "test"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not _run_workers(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # in test_hang's endless loop
+            os.killpg(proc.pid, sig)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert not [ln for ln in out.splitlines() if ln.startswith(("CRASH", "FAIL"))], (sig, out, err)
+        assert "crash" not in out + err, (sig, out, err)
+        assert "INTERRUPTED" in out + err, (sig, out, err)
+
+
+def _run_workers(pid: int) -> list[int]:
+    """The PIDs of the run workers below process ``pid`` (the fork server's children)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            todo.append(child)
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if parent != pid and b"run_zygote" in cmd:  # a worker is a fork of the server
+                found.append(child)
+    return found

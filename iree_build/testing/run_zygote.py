@@ -40,7 +40,8 @@ def _worker(req_r: int, rep_w: int, err_w: int) -> None:
     os.dup2(err_w, 2)
     os.dup2(err_w, 1)  # native code printing to stdout must not corrupt the protocol
     os.close(err_w)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)  # a stop ends a worker, not its server
     signal.set_wakeup_fd(-1)
     die_with_parent()  # SIGINT: ignored already, as in the server
     code = 0
@@ -158,6 +159,11 @@ def main(argv: list[str]) -> int:
     from iree_build.util.child_process import PARENT_ENV, ignore_interrupts
 
     ignore_interrupts()  # Ctrl-C is the build's to handle
+    # So are SIGTERM and SIGHUP, sent to the whole process group: this server outlives its
+    # workers, dead of the stop, long enough to say what they died of (the build tells a stop
+    # from a crash by it), and ends when the build does (its socket closes), or is killed.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     os.environ[PARENT_ENV] = str(os.getpid())  # the workers' parent is this server
     sock = socket.socket(fileno=int(argv[0]))
     live: set[int] = set()
