@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import re
 import stat
 import threading
 from collections.abc import Callable, Mapping
@@ -38,7 +37,7 @@ from iree_build.targets.backends import BACKENDS, HAL_DEVICES
 from iree_build.testing.selection import check_tag
 
 from . import build_lock
-from .data_files import may_be_iree_value
+from .data_files import may_be_iree_value, meant_as_iree_value
 from .where import declared_at, fail
 
 
@@ -151,10 +150,6 @@ def _text(allowed: str, none_ok: bool = True) -> Arg:
     return Arg(check, none_ok)
 
 
-# What starts as a shape does ('-1x', '?x', '4x '): a value in IREE's syntax, written wrong.
-_DIMS_FIRST = re.compile(r"[-?\d]+x")
-
-
 def _data_value(value: Any, call: Call, what: str) -> Any:
     """One input or expected value: a .npy/.pb file (or node), a numeric literal, or a
     value in IREE's syntax (``"2x3xf32=1 2 3 4 5 6"``, ``"4xi8=@x.bin"``, ``"@x.npy"``)."""
@@ -166,11 +161,7 @@ def _data_value(value: Any, call: Call, what: str) -> Any:
             if parsed.file:
                 _file_node(parsed.file, call, "data file")
             return parsed
-    if (
-        isinstance(value, str)
-        and not value.endswith((".npy", ".pb"))
-        and ("=" in value or _DIMS_FIRST.match(value))
-    ):
+    if meant_as_iree_value(value):
         from iree_build.values.iree_syntax import parse
 
         parse(value)  # IREE's syntax gone wrong ('?xf32=1', '-1xf32'), not a file's name

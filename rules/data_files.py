@@ -18,6 +18,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,6 +271,19 @@ def may_be_iree_value(value: Any) -> bool:
     return isinstance(value, str) and (
         value.startswith("@") or "=" in value or (value[:1].isdigit() and "x" in value)
     )
+
+
+def meant_as_iree_value(value: Any) -> bool:
+    """Not a data file's name but IREE's syntax, maybe written wrong (``'?xf32=1'``,
+    ``'-1xf32'``): its parser is then the one to say what is wrong with it."""
+    return (
+        isinstance(value, str)
+        and not value.endswith((".npy", ".pb"))
+        and ("=" in value or _DIMS_FIRST.match(value) is not None)
+    )
+
+
+_DIMS_FIRST = re.compile(r"[-?\d]+x")  # what starts as a shape does ('-1x', '?x', '4x ')
 
 
 def is_file_reference(value: Any) -> bool:

@@ -810,10 +810,7 @@ def _summary(reg: Registry) -> None:
 def _stopped(result) -> bool:
     """Its worker died of a stop signal (SIGINT, SIGTERM, SIGHUP), in the test or in one of
     a check file's cases: most likely sent to the whole process group, this build included."""
-    return any(
-        r.status in ("crashed", "error") and any(sig in r.message for sig in ("SIGINT", "SIGTERM", "SIGHUP"))
-        for r in (result, *result.cases)
-    )
+    return _ended_by(result, ("SIGINT", "SIGTERM", "SIGHUP"))
 
 
 def _cut_short(result, reg: Registry) -> bool:
@@ -823,8 +820,13 @@ def _cut_short(result, reg: Registry) -> bool:
         return result.status != "passed" and (
             "did not build" not in result.message or "interrupted" in result.message
         )
+    return _ended_by(result, ("interrupted", *STOP_SIGNALS))
+
+
+def _ended_by(result, words: tuple[str, ...]) -> bool:
+    """The test, or one of a check file's cases, crashed or erred with one of ``words`` in
+    its message (a check file whose case the stop cut short is the stop's, too)."""
     return any(
-        r.status in ("crashed", "error")
-        and ("interrupted" in r.message or any(sig in r.message for sig in STOP_SIGNALS))
-        for r in (result, *result.cases)  # a check file whose case the stop cut short
+        r.status in ("crashed", "error") and any(word in r.message for word in words)
+        for r in (result, *result.cases)
     )
